@@ -1,0 +1,528 @@
+"""surjvae_np: a NumPy/autograd reference implementation of
+
+    J. Wolff, T. Klein, M. Nabi, R. G. Krishnan, S. Nakajima,
+    "Mixture-of-experts VAEs can disregard variation in surjective multimodal data".
+
+Read it beside the paper: every function that implements an equation opens its
+docstring with "Eq. (N)" and the formula in the paper's notation. Sections follow
+the paper: data, networks, distributions, posteriors, objectives, training,
+generation, metrics.
+
+Conventions
+- Modalities: x1 in R^2 (the pinwheel point) and x2 = one-hot label (the label
+  modality x_M of the paper, M = 2). Experts are stacked on axis 0: (M, N, D).
+- Log-densities and objectives are to be *maximised*; the only negation is the
+  loss handed to Adam in `train`.
+- Every random draw comes from an explicit numpy.random.Generator. Training
+  step t draws from a generator made from (seed, t) only (`step_rng`), so
+  logging and evaluation never change the result.
+"""
+import time
+
+import autograd.numpy as np
+import numpy.random as npr
+from autograd import value_and_grad
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
+
+LOG_2PI = np.log(2.0 * np.pi)
+MODELS = ("mvae", "mmvae", "mopoe")
+# Training defaults: each model shows the paper's Fig. 2 effect after these (about 2 s each).
+NUM_STEPS, STEP_SIZE, BATCH_SIZE = 800, 0.02, 128
+
+
+# ---------------------------------------------------------------- 0. input checks
+
+def check_rng(rng):
+    """Raise ValueError unless rng is a numpy.random.Generator (no hidden global state)."""
+    if not isinstance(rng, npr.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def check_positive_int(value, name):
+    """Raise ValueError unless value is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_model(model):
+    """Raise ValueError unless model is one of MODELS."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+
+
+def check_x1(x1, expected_dim=None):
+    """Raise ValueError unless x1 is a finite (N, D1) float array (D1 = expected_dim if given)."""
+    x1 = getval(x1)
+    if np.ndim(x1) != 2:
+        raise ValueError(f"x1 must have shape (N, D1), got shape {np.shape(x1)}")
+    if not np.all(np.isfinite(x1)):
+        raise ValueError("x1 contains NaN or infinite values")
+    if expected_dim is not None and np.shape(x1)[1] != expected_dim:
+        raise ValueError(f"x1 has {np.shape(x1)[1]} columns but the model expects {expected_dim}")
+
+
+def check_one_hot(x2, num_classes=None):
+    """Raise ValueError unless x2 is an (N, C) array whose rows are one-hot labels."""
+    x2 = getval(x2)
+    if np.ndim(x2) != 2:
+        raise ValueError(f"x2 must be one-hot labels of shape (N, C), got shape {np.shape(x2)}")
+    if not np.all(np.isfinite(x2)):
+        raise ValueError("x2 contains NaN or infinite values")
+    if not (np.all((x2 == 0) | (x2 == 1)) and np.all(np.sum(x2, axis=1) == 1)):
+        raise ValueError("x2 must be one-hot: every row needs exactly one 1 and zeros elsewhere")
+    if num_classes is not None and np.shape(x2)[1] != num_classes:
+        raise ValueError(f"x2 has {np.shape(x2)[1]} classes but the model expects {num_classes}")
+
+
+def check_modalities(params, x1, x2):
+    """Raise ValueError unless (x1, x2) are paired data that fit the model in params."""
+    check_x1(x1, np.shape(params["encoder_x1"][0]["W"])[0])
+    check_one_hot(x2, np.shape(params["encoder_x2"][0]["W"])[0])
+    if np.shape(x1)[0] != np.shape(x2)[0]:
+        raise ValueError(f"x1 has {np.shape(x1)[0]} rows but x2 has {np.shape(x2)[0]}")
+
+
+# ---------------------------------------------------------------- 1. data
+
+def make_pinwheel(num_classes=2, num_per_class=500, radial_std=0.3, tangential_std=0.05,
+                  rate=0.25, *, rng):
+    """Pinwheel data (Johnson et al. 2016), the paper's Sec. 3 data set, without the x10 scaling.
+
+    Point n of class c: radial r = 1 + radial_std * e_r, tangential t = tangential_std * e_t,
+    angle a = 2 pi c / C + rate * exp(r); x1 = R(a) (r, t) with R(a) the counter-clockwise
+    rotation. Returns x1 (N, 2) and integer labels (N,), classes in blocks of num_per_class.
+    """
+    check_positive_int(num_classes, "num_classes")
+    check_positive_int(num_per_class, "num_per_class")
+    check_rng(rng)
+    if not (radial_std >= 0 and tangential_std >= 0 and np.isfinite(rate)):
+        raise ValueError("radial_std and tangential_std must be >= 0 and rate finite")
+    labels = np.repeat(np.arange(num_classes), num_per_class)                     # (N,)
+    noise = rng.standard_normal((len(labels), 2)) * np.array([radial_std, tangential_std])
+    radial, tangential = 1.0 + noise[:, 0], noise[:, 1]                           # (N,)
+    angle = 2.0 * np.pi * labels / num_classes + rate * np.exp(radial)            # (N,)
+    x1 = np.stack([radial * np.cos(angle) - tangential * np.sin(angle),
+                   radial * np.sin(angle) + tangential * np.cos(angle)], axis=1)  # (N, 2)
+    return x1, labels
+
+
+def one_hot(labels, num_classes):
+    """The label modality x2: row n is the one-hot code of labels[n] in {0, ..., C-1}."""
+    check_positive_int(num_classes, "num_classes")
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} of shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+    return (labels[:, None] == np.arange(num_classes)).astype(float)             # (N, C)
+
+
+# ---------------------------------------------------------------- 2. networks
+
+def init_mlp(sizes, rng, output_scale=1.0):
+    """Layers [{"W": (d_in, d_out), "b": (d_out,)}, ...] for sizes [d_0, ..., d_L].
+
+    W ~ N(0, 1/d_in) (variance-preserving for tanh), b = 0; the last W is scaled by output_scale.
+    """
+    check_rng(rng)
+    if len(sizes) < 2:
+        raise ValueError(f"an MLP needs at least an input and an output size, got {list(sizes)}")
+    for size in sizes:
+        check_positive_int(size, "every layer size")
+    layers = [{"W": rng.standard_normal((d_in, d_out)) / np.sqrt(d_in), "b": np.zeros(d_out)}
+              for d_in, d_out in zip(sizes[:-1], sizes[1:])]
+    layers[-1]["W"] = output_scale * layers[-1]["W"]
+    return layers
+
+
+@primitive
+def tanh(x):
+    """np.tanh with the vjp g * (1 - tanh^2) from its output (autograd's divides by cosh^2: slower)."""
+    return np.tanh(x)
+
+
+defvjp(tanh, lambda ans, x: lambda g: g * (1.0 - ans * ans))
+
+
+def mlp(layers, inputs):
+    """tanh hidden layers, linear output; inputs (..., d_0) -> (..., d_L). No hidden layer = affine map."""
+    hidden = inputs
+    for layer in layers[:-1]:
+        hidden = tanh(hidden @ layer["W"] + layer["b"])
+    return hidden @ layers[-1]["W"] + layers[-1]["b"]
+
+
+# ---------------------------------------------------------------- 3. distributions
+
+def logsumexp(a, axis):
+    """log sum_i exp(a_i) along axis, computed stably."""
+    # getval: the shift cancels exactly in value and gradient, so it needs no gradient of its own.
+    shift = getval(np.max(a, axis=axis, keepdims=True))
+    return np.log(np.sum(np.exp(a - shift), axis=axis)) + np.squeeze(shift, axis=axis)
+
+
+def log_normal(x, mean, log_var):
+    """log N(x | mean, diag(exp(log_var))), summed over the last axis. Broadcasts; maximised in fits."""
+    residual = x - mean
+    return -0.5 * np.sum(LOG_2PI + log_var + residual * residual * np.exp(-log_var), axis=-1)
+
+
+def sample_normal(mean, log_var, rng, leading_shape=()):
+    """Reparameterised draws g = mean + exp(log_var / 2) * eps, eps ~ N(0, I) from rng.
+
+    leading_shape adds sample axes in front: (S,) with mean (N, D) gives g of shape (S, N, D).
+    """
+    eps = rng.standard_normal(tuple(leading_shape) + np.shape(mean))
+    return mean + np.exp(0.5 * log_var) * eps
+
+
+def kl_to_standard_normal(mean, log_var):
+    """KL(N(mean, diag exp(log_var)) || N(0, I)) in closed form, summed over the last axis."""
+    return 0.5 * np.sum(np.exp(log_var) + mean * mean - 1.0 - log_var, axis=-1)
+
+
+def log_categorical(x_one_hot, logits):
+    """log Cat(x | softmax(logits)) = sum_c x_c (logits_c - logsumexp(logits)). Broadcasts."""
+    log_probs = logits - logsumexp(logits, axis=-1)[..., None]
+    return np.sum(x_one_hot * log_probs, axis=-1)
+
+
+# ---------------------------------------------------------------- 4. posteriors
+
+def gaussian_expert(layers, x):
+    """q_phi(g|x_m) = r_m(g | kappa_m(x_m; phi)): the MLP's outputs split into (mean, log_var)."""
+    out = mlp(layers, x)                                                         # (N, 2D)
+    latent_dim = np.shape(out)[-1] // 2
+    return out[..., :latent_dim], out[..., latent_dim:]
+
+
+def unimodal_experts(params, x1, x2):
+    """The M = 2 experts r_1(g|x1), r_2(g|x2), stacked: means and log_vars of shape (M, N, D)."""
+    mean1, log_var1 = gaussian_expert(params["encoder_x1"], x1)
+    mean2, log_var2 = gaussian_expert(params["encoder_x2"], x2)
+    return np.stack([mean1, mean2]), np.stack([log_var1, log_var2])
+
+
+def nonempty_subsets(num_modalities):
+    """All non-empty subsets of {1..M} as 0/1 rows (2^M - 1, M), the full set first, singletons last.
+
+    For M = 2: [[1, 1], [1, 0], [0, 1]] -- the three ELBOs of Eq. (9), and MoPoE's components.
+    """
+    check_positive_int(num_modalities, "num_modalities")
+    codes = np.arange(2 ** num_modalities - 1, 0, -1)                             # full set first
+    bits = (codes[:, None] >> np.arange(num_modalities - 1, -1, -1)) & 1          # (2^M-1, M)
+    return bits[np.argsort(-bits.sum(axis=1), kind="stable")].astype(float)
+
+
+def product_of_experts(means, log_vars, subsets):
+    """Eq. (8): q_phi(g|{x_m}_{m in s}) proportional to p(g) prod_{m in s} r_m(g), one row s of subsets each.
+
+    Gaussian experts multiply in closed form: precisions add (the prior N(0, I) adds 1) and the
+    mean is the precision-weighted mean (the prior adds 0). means, log_vars (M, N, D) and
+    subsets (S, M) of 0/1 -> PoE means and log_vars of shape (S, N, D).
+    """
+    precisions = np.exp(-log_vars)                                                # (M, N, D)
+    total_precision = 1.0 + np.tensordot(subsets, precisions, axes=1)            # (S, N, D)
+    weighted_means = np.tensordot(subsets, precisions * means, axes=1)           # (S, N, D)
+    return weighted_means / total_precision, -np.log(total_precision)
+
+
+def mixture_log_density(g, means, log_vars):
+    """Sec. 2: log q_phi(g|{x_m}) = log (1/K) sum_k r_k(g | kappa_k), in log space.
+
+    g (..., N, D); components means, log_vars (K, N, D), component k of datapoint n at [k, n]
+    -> (..., N). For the MMVAE the K = M components are the unimodal experts.
+    """
+    component_log_densities = log_normal(g[..., None, :, :], means, log_vars)     # (..., K, N)
+    return logsumexp(component_log_densities, axis=-2) - np.log(np.shape(means)[0])
+
+
+def unimodal_posterior(params, x, modality, model):
+    """The posterior each model uses when only modality x_m (m = 1 or 2) is observed.
+
+    MMVAE: the expert r_m itself. MVAE and MoPoE: the PoE of Eq. (8) over {x_m}, i.e. with the
+    prior expert (for MoPoE, the mixture over the subsets of {x_m} has this one component).
+    Returns mean, log_var of shape (N, D).
+    """
+    check_model(model)
+    mean, log_var = gaussian_expert(params["encoder_x1" if modality == 1 else "encoder_x2"], x)
+    if model == "mmvae":
+        return mean, log_var
+    poe_mean, poe_log_var = product_of_experts(mean[None], log_var[None], np.ones((1, 1)))
+    return poe_mean[0], poe_log_var[0]
+
+
+# ---------------------------------------------------------------- 5. objectives
+
+def init_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,),
+                decoder_std=0.1):
+    """Every parameter of the model as one nested dict.
+
+    Encoders x1 -> (mean, log_var) of g and x2 -> (mean, log_var); decoders g -> mean of x1
+    (the x1 log-variance is one learned scalar, initialised at log decoder_std^2) and
+    g -> logits of x2. decoder_std well below the class spread (about 0.3) is needed to see the
+    paper's effect; see README, "Design choices".
+    """
+    check_rng(rng)
+    for name, value in (("num_classes", num_classes), ("latent_dim", latent_dim),
+                        ("data_dim", data_dim)):
+        check_positive_int(value, name)
+    if not (np.isfinite(decoder_std) and decoder_std > 0):
+        raise ValueError(f"decoder_std must be a positive number, got {decoder_std!r}")
+    hidden = list(hidden)
+    return {
+        "encoder_x1": init_mlp([data_dim] + hidden + [2 * latent_dim], rng, output_scale=0.1),
+        "encoder_x2": init_mlp([num_classes] + hidden + [2 * latent_dim], rng, output_scale=0.1),
+        "decoder_x1": init_mlp([latent_dim] + hidden + [data_dim], rng),
+        "decoder_x1_log_var": np.array(2.0 * np.log(decoder_std)),
+        "decoder_x2": init_mlp([latent_dim] + hidden + [num_classes], rng),
+    }
+
+
+def decoder_x1_log_likelihood(params, x1, g):
+    """Eq. (3): log p_theta(x1|g) = log f_1(x1 | tau_1(g; theta)), f_1 isotropic Gaussian.
+
+    tau_1(g) = (MLP mean of g, one learned log-variance). g (..., N, D), x1 (N, D1) -> (..., N).
+    """
+    return log_normal(x1, mlp(params["decoder_x1"], g), params["decoder_x1_log_var"])
+
+
+def log_likelihoods(params, g, x1, x2):
+    """Eq. (3) for both modalities at latent samples g (..., N, D): stacked (M, ..., N).
+
+    log p(x1|g): isotropic Gaussian; log p(x2|g): categorical with MLP logits.
+    """
+    log_p_x1 = decoder_x1_log_likelihood(params, x1, g)                          # (..., N)
+    log_p_x2 = log_categorical(x2, mlp(params["decoder_x2"], g))                 # (..., N)
+    return np.stack([log_p_x1, log_p_x2])                                        # (M, ..., N)
+
+
+def mvae_objective(params, x1, x2, rng):
+    """Eq. (9): L = ELBO(x1, x2) + ELBO(x1) + ELBO(x2), averaged over datapoints. Maximised.
+
+    Each ELBO is Eq. (10) with the PoE posterior of Eq. (8) over the modalities in its argument,
+    and it reconstructs only those modalities -- which is why the MVAE has no cross term
+    p(x1|x2) (App. A). E[log p(g)/q] = -KL(q || N(0, I)) in closed form; E[log p(x_m|g)] with
+    one reparameterised sample per ELBO and datapoint.
+    """
+    check_modalities(params, x1, x2)
+    check_rng(rng)
+    subsets = nonempty_subsets(2)                                                # (S, M)
+    poe_means, poe_log_vars = product_of_experts(*unimodal_experts(params, x1, x2), subsets)
+    g = sample_normal(poe_means, poe_log_vars, rng)                              # (S, N, D)
+    log_lik = log_likelihoods(params, g, x1, x2)                                 # (M, S, N)
+    reconstruction = np.sum(subsets.T[:, :, None] * log_lik, axis=0)             # (S, N)
+    kl = kl_to_standard_normal(poe_means, poe_log_vars)                          # (S, N)
+    return np.mean(np.sum(reconstruction - kl, axis=0))
+
+
+def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng):
+    """Eq. (5), stratified: (1/K) sum_k E_{q_k(g)}[log p(g, {x_m}) - log q(g|{x_m})]. Maximised.
+
+    q(g|{x_m}) = (1/K) sum_k q_k(g) is the mixture of the K components (means, log_vars of
+    shape (K, N, D)); one reparameterised g per component and datapoint; log p(g, {x_m}) =
+    log p(g) + sum_m log p(x_m|g) (Eq. 1); the mixture density is in the denominator and the
+    average over components outside the log. Returns the average over datapoints.
+    """
+    g = sample_normal(means, log_vars, rng)                                      # (K, N, D)
+    log_prior = log_normal(g, 0.0, 0.0)                                          # (K, N)
+    log_joint = log_prior + np.sum(log_likelihoods(params, g, x1, x2), axis=0)   # (K, N)
+    return np.mean(log_joint - mixture_log_density(g, means, log_vars))
+
+
+def mmvae_objective(params, x1, x2, rng):
+    """Eq. (5): (1/M) sum_m E_{q(g|x_m)}[log p(g, {x_m}) / q(g|{x_m})], q the MoE of Sec. 2. Maximised.
+
+    This is Shi et al.'s (2019) stratified mixture ELBO with one sample per expert (their
+    K = 1 "ELBO" objective, not the IWAE/DReG variants). Term (1) of Eq. (5) is inside it: the
+    stratum m = M draws g ~ r_M(g|x2) and scores log p(x1|g), which is L_1 of Eq. (4) per
+    datapoint, weighted 1/M.
+    """
+    check_modalities(params, x1, x2)
+    check_rng(rng)
+    return stratified_mixture_elbo(params, x1, x2, *unimodal_experts(params, x1, x2), rng)
+
+
+def mopoe_objective(params, x1, x2, rng):
+    """Eq. (5) with the MoPoE posterior (Sutter et al. 2021): q = (1/|P|) sum_{s in P} PoE_s. Maximised.
+
+    P = the non-empty subsets of the modalities, each PoE_s the Eq. (8) product over s (prior
+    expert included). Same stratified form as mmvae_objective: the component PoE({x2}) scores
+    log p(x1|g), so the cross term is there with weight 1/|P| = 1/3.
+    """
+    check_modalities(params, x1, x2)
+    check_rng(rng)
+    components = product_of_experts(*unimodal_experts(params, x1, x2), nonempty_subsets(2))
+    return stratified_mixture_elbo(params, x1, x2, *components, rng)
+
+
+OBJECTIVES = {"mvae": mvae_objective, "mmvae": mmvae_objective, "mopoe": mopoe_objective}
+
+
+def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
+    """Eq. (4): L_1 = sum_n int r_M(g | kappa_M(x_M^(n))) log f_1(x1^(n) | tau_1(g)) dg. Maximised.
+
+    Monte Carlo with num_samples reparameterised draws per datapoint; summed over datapoints.
+    r_M is the label expert for model="mmvae" (the paper's setting) and the label posterior each
+    other model generates from (see unimodal_posterior); Theorem 1 holds for any r_M.
+    """
+    check_modalities(params, x1, x2)
+    check_rng(rng)
+    check_positive_int(num_samples, "num_samples")
+    mean, log_var = unimodal_posterior(params, x2, 2, model)                     # (N, D)
+    g = sample_normal(mean, log_var, rng, (num_samples,))                       # (S, N, D)
+    return np.sum(np.mean(decoder_x1_log_likelihood(params, x1, g), axis=0))
+
+
+# ---------------------------------------------------------------- 6. training
+
+def init_rng(seed):
+    """The generator for a training run's initial parameters: a function of seed only."""
+    return npr.default_rng([seed, 0])
+
+
+def step_rng(seed, step):
+    """The generator for training step `step` (batch and noise): a function of (seed, step) only."""
+    return npr.default_rng([seed, 1, step])
+
+
+def tree_leaves(tree):
+    """The arrays of a nested dict/list, dict keys in sorted order."""
+    if isinstance(tree, dict):
+        return [leaf for key in sorted(tree) for leaf in tree_leaves(tree[key])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in tree_leaves(item)]
+    return [tree]
+
+
+def tree_rebuild(tree, leaves):
+    """A nested dict/list shaped like tree whose arrays are taken in order from the iterator leaves."""
+    if isinstance(tree, dict):
+        return {key: tree_rebuild(tree[key], leaves) for key in sorted(tree)}
+    if isinstance(tree, (list, tuple)):
+        return [tree_rebuild(item, leaves) for item in tree]
+    return next(leaves)
+
+
+def flatten_params(params):
+    """(vector, unflatten): all parameters in one 1-D array, and the map back to the nested dict.
+
+    Adam and autograd work on the vector: autograd's cost here is per traced operation, and a
+    nested dict of boxes costs more operations than slicing one vector.
+    """
+    shapes = [np.shape(leaf) for leaf in tree_leaves(params)]
+    ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
+    starts = ends - [int(np.prod(shape)) for shape in shapes]
+
+    def unflatten(vector):
+        pieces = (np.reshape(vector[a:b], shape) for a, b, shape in zip(starts, ends, shapes))
+        return tree_rebuild(params, pieces)
+    return np.concatenate([np.ravel(leaf) for leaf in tree_leaves(params)]), unflatten
+
+
+def adam_step(x, gradient, m, v, t, step_size, b1=0.9, b2=0.999, eps=1e-8):
+    """One step of Adam (Kingma & Ba 2015, Algorithm 1, default constants) minimising; t >= 1."""
+    m = b1 * m + (1.0 - b1) * gradient
+    v = b2 * v + (1.0 - b2) * gradient ** 2
+    m_hat, v_hat = m / (1.0 - b1 ** t), v / (1.0 - b2 ** t)
+    return x - step_size * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def minibatch(x1, x2, batch_size, rng):
+    """A batch of batch_size rows drawn without replacement (all rows, in order, if None)."""
+    if batch_size is None or batch_size >= np.shape(x1)[0]:
+        return x1, x2
+    rows = rng.choice(np.shape(x1)[0], size=batch_size, replace=False)
+    return x1[rows], x2[rows]
+
+
+def train(model, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=STEP_SIZE, batch_size=BATCH_SIZE,
+          params=None, log_every=200, print_fn=print):
+    """Maximise the model's objective with Adam; returns (params, objective per step).
+
+    Step t draws its batch and noise from step_rng(seed, t); initial parameters, unless given,
+    come from init_params(init_rng(seed)). Prints step, objective and
+    seconds every log_every steps (print_fn=None is silent). A non-finite objective stops
+    training with FloatingPointError naming the step.
+    """
+    check_model(model)
+    for name, value in (("num_steps", num_steps), ("log_every", log_every)):
+        check_positive_int(value, name)
+    if batch_size is not None:
+        check_positive_int(batch_size, "batch_size")
+    if not (np.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
+    check_x1(x1)
+    check_one_hot(x2)
+    if params is None:
+        params = init_params(init_rng(seed), num_classes=np.shape(x2)[1], data_dim=np.shape(x1)[1])
+    check_modalities(params, x1, x2)
+    flat, unflatten = flatten_params(params)
+    objective_and_gradient = value_and_grad(
+        lambda vector, *batch_and_rng: OBJECTIVES[model](unflatten(vector), *batch_and_rng))
+    m, v = np.zeros_like(flat), np.zeros_like(flat)
+    history, start = np.zeros(num_steps), time.perf_counter()
+    for t in range(num_steps):
+        rng = step_rng(seed, t)
+        value, gradient = objective_and_gradient(flat, *minibatch(x1, x2, batch_size, rng), rng)
+        if not np.isfinite(value):
+            raise FloatingPointError(f"{model} objective became {value} at step {t}; "
+                                     f"lower step_size (now {step_size}) or check the data")
+        history[t] = value
+        flat, m, v = adam_step(flat, -gradient, m, v, t + 1, step_size)  # loss = -objective
+        if print_fn is not None and (t % log_every == 0 or t == num_steps - 1):
+            print_fn(f"  {model:5s} step {t:5d}  objective {value:10.4f}  {time.perf_counter() - start:6.2f} s")
+    return unflatten(flat), history
+
+
+# ---------------------------------------------------------------- 7. generation and metrics
+
+def decode_mean_x1(params, g):
+    """The decoder mean of x1 at g, i.e. the mean part of tau_1(g; theta). g (..., D) -> (..., D1)."""
+    return mlp(params["decoder_x1"], g)
+
+
+def generate_from_prior(params, num_samples, rng):
+    """x1 decoder means at g ~ p(g) = N(0, I) (Fig. 2, left). -> (num_samples, D1)."""
+    check_positive_int(num_samples, "num_samples")
+    check_rng(rng)
+    latent_dim = np.shape(params["decoder_x1"][0]["W"])[0]
+    return decode_mean_x1(params, rng.standard_normal((num_samples, latent_dim)))
+
+
+def generate_from_labels(params, x2, rng, model):
+    """x1 decoder means at one g ~ q(g|x2) per row of x2 (Fig. 2, right): cross-generation."""
+    check_one_hot(x2, np.shape(params["encoder_x2"][0]["W"])[0])
+    check_rng(rng)
+    return decode_mean_x1(params, sample_normal(*unimodal_posterior(params, x2, 2, model), rng))
+
+
+def reconstruct_x1(params, x1, rng, model):
+    """x1 decoder means at one g ~ q(g|x1) per row of x1: self-reconstruction."""
+    check_x1(x1, np.shape(params["encoder_x1"][0]["W"])[0])
+    check_rng(rng)
+    return decode_mean_x1(params, sample_normal(*unimodal_posterior(params, x1, 1, model), rng))
+
+
+def total_variance(x):
+    """Trace of the (maximum-likelihood) covariance of the rows of x (N, D)."""
+    return np.sum(np.var(x, axis=0))
+
+
+def spread_ratio(generated, data):
+    """tr Cov(generated) / tr Cov(data): 1 keeps the data's variation, 0 disregards it."""
+    check_x1(generated)
+    check_x1(data, np.shape(generated)[1])
+    if np.shape(data)[0] < 2 or total_variance(data) == 0:
+        raise ValueError("spread_ratio needs data with at least two distinct rows")
+    return total_variance(generated) / total_variance(data)
+
+
+def class_spread_ratios(params, x1, labels, rng, model):
+    """spread_ratio of cross-generated x1 (g ~ q(g|x2 = c)) against class c's data, per class c."""
+    num_classes = np.shape(params["encoder_x2"][0]["W"])[0]
+    x2 = one_hot(labels, num_classes)
+    generated = generate_from_labels(params, x2, rng, model)                     # (N, D1)
+    return np.array([spread_ratio(generated[labels == c], x1[labels == c])
+                     for c in range(num_classes)])

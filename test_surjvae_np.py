@@ -1,0 +1,390 @@
+"""Tests for surjvae_np: math identities checked numerically, each able to fail."""
+import numpy as onp
+import pytest
+from autograd import grad
+from autograd.test_util import check_grads
+
+import surjvae_np as S
+
+
+def rng(seed=0):
+    return onp.random.default_rng(seed)
+
+
+def grid_2d(half_width=8.0, num=401):
+    """Points (num*num, 2) of a square grid and the area of one cell."""
+    axis = onp.linspace(-half_width, half_width, num)
+    xx, yy = onp.meshgrid(axis, axis, indexing="ij")
+    return onp.stack([xx.ravel(), yy.ravel()], axis=1), (axis[1] - axis[0]) ** 2
+
+
+# ---------------------------------------------------------------- data
+
+def test_pinwheel_shapes_balance_and_determinism():
+    x1, labels = S.make_pinwheel(num_classes=3, num_per_class=40, rng=rng(5))
+    assert x1.shape == (120, 2) and labels.shape == (120,)
+    assert onp.array_equal(onp.bincount(labels), [40, 40, 40])
+    x1_again, labels_again = S.make_pinwheel(num_classes=3, num_per_class=40, rng=rng(5))
+    assert onp.array_equal(x1, x1_again) and onp.array_equal(labels, labels_again)
+    assert not onp.array_equal(x1, S.make_pinwheel(num_classes=3, num_per_class=40, rng=rng(6))[0])
+
+
+def test_pinwheel_arms_follow_the_formula():
+    # Without noise every point of class c lies at radius 1 and angle 2 pi c / C + rate * e.
+    x1, labels = S.make_pinwheel(num_classes=4, num_per_class=3, radial_std=0.0,
+                                 tangential_std=0.0, rate=0.25, rng=rng())
+    angle = 2 * onp.pi * labels / 4 + 0.25 * onp.e
+    onp.testing.assert_allclose(x1, onp.stack([onp.cos(angle), onp.sin(angle)], axis=1), atol=1e-12)
+    # With noise the radius is 1 + radial_std * eps: its class mean and std match.
+    x1, labels = S.make_pinwheel(num_classes=2, num_per_class=4000, rng=rng(1))
+    radius = onp.linalg.norm(x1, axis=1)
+    assert abs(radius.mean() - 1.0) < 4 * 0.3 / onp.sqrt(8000)
+    assert abs(radius.std() - 0.3) < 0.02
+
+
+def test_one_hot():
+    onp.testing.assert_array_equal(S.one_hot(onp.array([1, 0, 2]), 3),
+                                   [[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+
+
+# ---------------------------------------------------------------- distributions
+
+def test_log_normal_matches_scalar_formula_and_integrates_to_one():
+    x, mean, log_var = onp.array([0.3, -1.2]), onp.array([0.1, 0.4]), onp.array([-0.5, 0.7])
+    scalar = sum(-0.5 * onp.log(2 * onp.pi * onp.exp(v)) - (xi - m) ** 2 / (2 * onp.exp(v))
+                 for xi, m, v in zip(x, mean, log_var))
+    assert abs(S.log_normal(x, mean, log_var) - scalar) < 1e-12
+    points, cell = grid_2d()
+    assert abs(onp.sum(onp.exp(S.log_normal(points, mean, log_var))) * cell - 1.0) < 1e-6
+
+
+def test_reparameterised_samples_have_the_right_moments():
+    mean, log_var = onp.array([1.0, -2.0]), onp.array([0.5, -1.0])
+    num = 200_000
+    g = S.sample_normal(onp.broadcast_to(mean, (num, 2)), log_var, rng(3))
+    std = onp.exp(0.5 * log_var)
+    assert onp.all(onp.abs(g.mean(axis=0) - mean) < 4 * std / onp.sqrt(num))
+    # Var of the sample variance of a Gaussian is 2 sigma^4 / n.
+    assert onp.all(onp.abs(g.var(axis=0) - std ** 2) < 4 * onp.sqrt(2 / num) * std ** 2)
+
+
+def test_kl_closed_form_matches_monte_carlo():
+    mean, log_var = onp.array([0.7, -0.3]), onp.array([-0.8, 0.4])
+    g = S.sample_normal(onp.broadcast_to(mean, (400_000, 2)), log_var, rng(4))
+    log_ratio = S.log_normal(g, mean, log_var) - S.log_normal(g, 0.0, 0.0)
+    standard_error = log_ratio.std() / onp.sqrt(len(log_ratio))
+    assert abs(S.kl_to_standard_normal(mean, log_var) - log_ratio.mean()) < 4 * standard_error
+
+
+def test_logsumexp_and_log_categorical():
+    a = onp.array([[1000.0, 1000.0], [-3.0, 2.0]])
+    onp.testing.assert_allclose(S.logsumexp(a, axis=1), [1000 + onp.log(2), onp.log(onp.exp(-3) + onp.exp(2))])
+    logits = onp.array([0.2, -1.0, 3.0])
+    probs = onp.exp(logits) / onp.exp(logits).sum()
+    onp.testing.assert_allclose(S.log_categorical(onp.eye(3), logits), onp.log(probs))
+
+
+# ---------------------------------------------------------------- posteriors
+
+def test_nonempty_subsets():
+    onp.testing.assert_array_equal(S.nonempty_subsets(2), [[1, 1], [1, 0], [0, 1]])
+    subsets = S.nonempty_subsets(3)
+    assert subsets.shape == (7, 3) and len({tuple(row) for row in subsets}) == 7
+
+
+def test_product_of_experts_is_the_normalised_product_on_a_grid():
+    means = onp.array([[[0.5, -1.0]], [[-0.4, 0.8]]])                  # (M=2, N=1, D=2)
+    log_vars = onp.array([[[-0.3, 0.2]], [[0.6, -0.9]]])
+    points, cell = grid_2d()
+    for subset in ([1, 1], [1, 0], [0, 1]):
+        poe_mean, poe_log_var = S.product_of_experts(means, log_vars, onp.array([subset], float))
+        log_product = S.log_normal(points, 0.0, 0.0) + sum(
+            w * S.log_normal(points, means[m, 0], log_vars[m, 0]) for m, w in enumerate(subset))
+        product = onp.exp(log_product)
+        normalised = product / (product.sum() * cell)
+        poe_density = onp.exp(S.log_normal(points, poe_mean[0, 0], poe_log_var[0, 0]))
+        assert onp.max(onp.abs(normalised - poe_density)) < 1e-6
+
+
+def test_mixture_density_is_the_mean_of_its_components_and_integrates_to_one():
+    means = onp.array([[[0.5, -1.0]], [[-0.4, 0.8]], [[2.0, 0.0]]])    # (K=3, N=1, D=2)
+    log_vars = onp.array([[[-0.3, 0.2]], [[0.6, -0.9]], [[0.0, 0.0]]])
+    points, cell = grid_2d()
+    g = points[:, None, :]                                              # (P, N=1, D)
+    log_q = S.mixture_log_density(g, means, log_vars)[:, 0]             # (P,)
+    direct = onp.log(onp.mean([onp.exp(S.log_normal(points, means[k, 0], log_vars[k, 0]))
+                               for k in range(3)], axis=0))
+    onp.testing.assert_allclose(log_q[direct > -300], direct[direct > -300], rtol=1e-10)
+    assert abs(onp.sum(onp.exp(log_q)) * cell - 1.0) < 1e-6
+
+
+# ---------------------------------------------------------------- a linear-Gaussian model with known log p(x1)
+
+class LinearGaussian:
+    """x1 = A g + c + sigma * eps, g ~ N(0, I), A^T A diagonal; x2 decoder has constant logits.
+
+    Then p(x1) = N(c, A A^T + sigma^2 I), p(g|x1) = N(Lambda^-1 A^T (x1 - c) / sigma^2, Lambda^-1)
+    with Lambda = I + A^T A / sigma^2 diagonal, and log p(x2|g) = -log C for every g.
+    Every datapoint has its own label (C = N), so a linear label encoder can output any
+    per-datapoint Gaussian.
+    """
+
+    def __init__(self, num_points=6, seed=0):
+        angle, self.scales, self.sigma = 0.3, onp.array([1.5, 0.7]), 0.5
+        rotation = onp.array([[onp.cos(angle), -onp.sin(angle)], [onp.sin(angle), onp.cos(angle)]])
+        self.A, self.c = rotation * self.scales, onp.array([0.2, -0.1])  # A = R diag(scales)
+        self.C = num_points
+        g = rng(seed).standard_normal((num_points, 2))
+        self.x1 = g @ self.A.T + self.c + self.sigma * rng(seed + 1).standard_normal((num_points, 2))
+        self.x2 = onp.eye(num_points)
+        self.precision = 1.0 + self.scales ** 2 / self.sigma ** 2      # diag of Lambda
+
+    def log_evidence(self):
+        cov = self.A @ self.A.T + self.sigma ** 2 * onp.eye(2)
+        r = self.x1 - self.c
+        return (-0.5 * onp.einsum("ni,ij,nj->n", r, onp.linalg.inv(cov), r)
+                - 0.5 * onp.log(onp.linalg.det(2 * onp.pi * cov)))      # (N,)
+
+    def exact_posterior(self):
+        mean = (self.x1 - self.c) @ self.A / self.sigma ** 2 / self.precision
+        return mean, onp.broadcast_to(-onp.log(self.precision), mean.shape)
+
+    def params(self, expert_x1, label_means, label_log_vars):
+        """expert_x1 = (M, b_mean, log_var): r_1 mean = x1 @ M + b_mean, constant log_var."""
+        M, b_mean, log_var = expert_x1
+        return {
+            "encoder_x1": [{"W": onp.hstack([M, onp.zeros((2, 2))]), "b": onp.concatenate([b_mean, log_var])}],
+            "encoder_x2": [{"W": onp.hstack([label_means, label_log_vars]), "b": onp.zeros(4)}],
+            "decoder_x1": [{"W": self.A.T.copy(), "b": self.c.copy()}],
+            "decoder_x1_log_var": onp.array(2 * onp.log(self.sigma)),
+            "decoder_x2": [{"W": onp.zeros((2, self.C)), "b": onp.zeros(self.C)}],
+        }
+
+    def exact_expert_x1(self):
+        """r_1 = p(g|x1) itself (what the MMVAE's expert should be)."""
+        M = self.A / self.sigma ** 2 / self.precision
+        return M, -self.c @ M, -onp.log(self.precision)
+
+    def likelihood_expert_x1(self):
+        """r_1 with p(g) r_1(g) proportional to p(g|x1): the PoE's expert (precision A^T A / sigma^2)."""
+        M = self.A / self.scales ** 2
+        return M, -self.c @ M, onp.log(self.sigma ** 2 / self.scales ** 2)
+
+
+def gaussian_kl(mean_q, log_var_q, mean_p, log_var_p):
+    """KL(N_q || N_p) for diagonal Gaussians, summed over the last axis (an independent formula)."""
+    return 0.5 * onp.sum(log_var_p - log_var_q + (onp.exp(log_var_q) + (mean_q - mean_p) ** 2)
+                         / onp.exp(log_var_p) - 1, axis=-1)
+
+
+def mc_mean_and_error(objective, params, x1, x2, repeats=300):
+    values = onp.array([objective(params, x1, x2, rng(1000 + r)) for r in range(repeats)])
+    return values.mean(), values.std() / onp.sqrt(repeats)
+
+
+def test_mmvae_with_exact_experts_equals_log_evidence_for_every_sample():
+    model = LinearGaussian()
+    post_mean, post_log_var = model.exact_posterior()
+    params = model.params(model.exact_expert_x1(), post_mean, post_log_var)
+    target = onp.mean(model.log_evidence()) - onp.log(model.C)   # log p(x1, x2) = log p(x1) + log (1/C)
+    for seed in range(5):                                         # zero variance: q is the true posterior
+        assert abs(S.mmvae_objective(params, model.x1, model.x2, rng(seed)) - target) < 1e-10
+
+
+def test_mvae_with_exact_product_equals_log_evidence_in_expectation():
+    model = LinearGaussian(num_points=40)
+    flat_label_expert = onp.full((model.C, 2), 30.0)              # precision e^-30: the PoE ignores it
+    params = model.params(model.likelihood_expert_x1(), onp.zeros((model.C, 2)), flat_label_expert)
+    # Eq. (9): [log p(x1) - log C] + log p(x1) + [-log C]
+    target = onp.mean(2 * model.log_evidence()) - 2 * onp.log(model.C)
+    estimate, error = mc_mean_and_error(S.mvae_objective, params, model.x1, model.x2)
+    assert abs(estimate - target) < 4 * error
+
+
+def perturbed_params(model, seed=7):
+    r = rng(seed)
+    post_mean, post_log_var = model.exact_posterior()
+    M, b, log_var = model.exact_expert_x1()
+    expert_x1 = (M + 0.3 * r.standard_normal(M.shape), b + 0.2, log_var + 0.5)
+    return model.params(expert_x1, post_mean + 0.4 * r.standard_normal(post_mean.shape), post_log_var - 0.6)
+
+
+def test_mvae_objective_equals_evidence_minus_closed_form_kls():
+    model = LinearGaussian(num_points=40)
+    params = perturbed_params(model)
+    means, log_vars = S.unimodal_experts(params, model.x1, model.x2)
+    post_mean, post_log_var = model.exact_posterior()
+    expected = 0.0
+    # ELBO(x_A) = log p(x_A) - KL(q_A || p(g|x_A)); p(g|x1,x2) = p(g|x1), p(g|x2) = p(g), p(x2) = 1/C.
+    for subset, log_p, true_mean, true_log_var in (
+            ([1, 1], model.log_evidence() - onp.log(model.C), post_mean, post_log_var),
+            ([1, 0], model.log_evidence(), post_mean, post_log_var),
+            ([0, 1], -onp.log(model.C), 0.0, 0.0)):
+        q_mean, q_log_var = S.product_of_experts(means, log_vars, onp.array([subset], float))
+        expected = expected + onp.mean(log_p - gaussian_kl(q_mean[0], q_log_var[0], true_mean, true_log_var))
+    estimate, error = mc_mean_and_error(S.mvae_objective, params, model.x1, model.x2)
+    assert abs(estimate - expected) < 4 * error
+    assert estimate < 2 * onp.mean(model.log_evidence()) - 2 * onp.log(model.C) - 0.5
+
+
+@pytest.mark.parametrize("name", ["mmvae", "mopoe"])
+def test_mixture_objectives_equal_evidence_minus_kl_on_a_grid(name):
+    """E[objective] = log p(x1, x2) - KL(q_mix || p(g|x1)): the mixture KL by quadrature on a grid."""
+    model = LinearGaussian(num_points=4)
+    params = perturbed_params(model)
+    means, log_vars = S.unimodal_experts(params, model.x1, model.x2)
+    if name == "mopoe":
+        means, log_vars = S.product_of_experts(means, log_vars, S.nonempty_subsets(2))
+    post_mean, post_log_var = model.exact_posterior()
+    points, cell = grid_2d(half_width=7.0, num=701)
+    g = points[:, None, :]                                                        # (P, 1, D)
+    kls = []
+    for n in range(model.C):
+        log_q = S.mixture_log_density(g, means[:, n:n + 1], log_vars[:, n:n + 1])[:, 0]
+        log_p = S.log_normal(points, post_mean[n], post_log_var[n])
+        kls.append(onp.sum(onp.exp(log_q) * (log_q - log_p)) * cell)
+    expected = onp.mean(model.log_evidence() - onp.log(model.C) - onp.array(kls))
+    estimate, error = mc_mean_and_error(S.OBJECTIVES[name], params, model.x1, model.x2, repeats=2000)
+    assert min(kls) > 0.05                                                        # the perturbation matters
+    assert abs(estimate - expected) < 4 * error
+    assert estimate < onp.mean(model.log_evidence()) - onp.log(model.C)
+
+
+def test_cross_modal_term_matches_closed_form_for_a_linear_decoder():
+    """Eq. (4) for a linear-Gaussian decoder: E_r[log N(x|Ag+c, s^2 I)] is known in closed form."""
+    model = LinearGaussian(num_points=5)
+    params = perturbed_params(model)
+    mean, log_var = S.unimodal_posterior(params, model.x2, 2, "mmvae")
+    residual = model.x1 - mean @ model.A.T - model.c
+    trace_term = onp.sum(onp.exp(log_var) * model.scales ** 2, axis=1)           # tr(A diag(v) A^T)
+    closed = onp.sum(-onp.log(2 * onp.pi * model.sigma ** 2)
+                     - (onp.sum(residual ** 2, axis=1) + trace_term) / (2 * model.sigma ** 2))
+    values = [S.cross_modal_term(params, model.x1, model.x2, rng(s), num_samples=2000) for s in range(5)]
+    assert abs(onp.mean(values) - closed) < 4 * onp.std(values) / onp.sqrt(5) + 1e-3 * abs(closed)
+
+
+# ---------------------------------------------------------------- gradients
+
+@pytest.fixture(scope="module")
+def small_problem():
+    x1, labels = S.make_pinwheel(num_per_class=4, rng=rng(2))
+    return S.init_params(rng(3), hidden=(5,)), x1, S.one_hot(labels, 2)
+
+
+@pytest.mark.parametrize("name", ["mvae", "mmvae", "mopoe"])
+def test_objective_gradients_match_finite_differences(small_problem, name):
+    params, x1, x2 = small_problem
+    # Fixed noise: a new generator with the same seed at every call.
+    check_grads(lambda p: S.OBJECTIVES[name](p, x1, x2, rng(11)), modes=["rev"], order=1)(params)
+
+
+def test_cross_modal_term_gradient_matches_finite_differences(small_problem):
+    params, x1, x2 = small_problem
+    check_grads(lambda p: S.cross_modal_term(p, x1, x2, rng(12), num_samples=3), modes=["rev"], order=1)(params)
+
+
+def test_decoder_bias_gradient_is_the_expected_scaled_residual(small_problem):
+    """d L_1 / d b_out = sum_n E_r[(x1_n - mu(g)) / sigma^2] -- the same draws on both sides."""
+    params, x1, x2 = small_problem
+    gradient = grad(lambda p: S.cross_modal_term(p, x1, x2, rng(13), num_samples=50))(params)
+    mean, log_var = S.unimodal_posterior(params, x2, 2, "mmvae")
+    g = S.sample_normal(mean, log_var, rng(13), (50,))
+    residual = (x1 - S.decode_mean_x1(params, g)) / onp.exp(params["decoder_x1_log_var"])
+    onp.testing.assert_allclose(gradient["decoder_x1"][-1]["b"], residual.mean(axis=0).sum(axis=0), rtol=1e-10)
+
+
+# ---------------------------------------------------------------- training
+
+def test_adam_reaches_the_minimum_of_a_quadratic():
+    target, curvature = onp.array([1.0, -2.0, 3.0]), onp.array([1.0, 10.0, 0.1])
+    x, m, v = onp.zeros(3), onp.zeros(3), onp.zeros(3)
+    for t in range(1, 3001):
+        x, m, v = S.adam_step(x, curvature * (x - target), m, v, t, step_size=0.05)
+    onp.testing.assert_allclose(x, target, atol=1e-3)
+
+
+def test_flatten_params_round_trip():
+    params = S.init_params(rng(1))
+    vector, unflatten = S.flatten_params(params)
+    assert vector.shape == (sum(leaf.size for leaf in S.tree_leaves(params)),)
+    for a, b in zip(S.tree_leaves(params), S.tree_leaves(unflatten(vector))):
+        assert onp.array_equal(a, b)
+
+
+def test_training_is_deterministic_and_logging_does_not_change_it(capsys):
+    x1, labels = S.make_pinwheel(num_per_class=50, rng=rng(0))
+    x2 = S.one_hot(labels, 2)
+    p1, h1 = S.train("mmvae", x1, x2, seed=4, num_steps=30, batch_size=32, print_fn=None)
+    p2, h2 = S.train("mmvae", x1, x2, seed=4, num_steps=30, batch_size=32, log_every=1)
+    assert "mmvae step" in capsys.readouterr().out
+    assert all(onp.array_equal(a, b) for a, b in zip(S.tree_leaves(p1), S.tree_leaves(p2)))
+    assert onp.array_equal(h1, h2)
+    p3, _ = S.train("mmvae", x1, x2, seed=5, num_steps=30, batch_size=32, print_fn=None)
+    assert not onp.array_equal(S.flatten_params(p1)[0], S.flatten_params(p3)[0])
+
+
+def test_divergence_stops_with_a_message():
+    x1, labels = S.make_pinwheel(num_per_class=20, rng=rng(0))
+    params = S.init_params(rng(0))
+    params["decoder_x1_log_var"] = onp.array(-2000.0)              # exp(+2000) overflows: inf objective
+    with pytest.raises(FloatingPointError, match="mvae objective .* at step 0"):
+        with onp.errstate(over="ignore", invalid="ignore"):
+            S.train("mvae", x1, S.one_hot(labels, 2), num_steps=5, params=params, print_fn=None)
+
+
+def test_the_papers_claim_in_miniature():
+    """Fig. 2: after the same short training, MMVAE's cross-generated x1 keeps far less spread."""
+    x1, labels = S.make_pinwheel(rng=rng(0))
+    x2 = S.one_hot(labels, 2)
+    ratios = {}
+    for name in ("mvae", "mmvae"):
+        params, history = S.train(name, x1, x2, seed=0, num_steps=500, print_fn=None)
+        assert history[-50:].mean() > history[:50].mean()           # the objective went up
+        ratios[name] = S.class_spread_ratios(params, x1, labels, rng(1), name)
+    assert onp.all(ratios["mmvae"] < 0.3), ratios
+    assert onp.all(ratios["mvae"] > 0.6), ratios
+    assert onp.all(ratios["mmvae"] < 0.25 * ratios["mvae"]), ratios
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.fixture(scope="module")
+def good_input():
+    x1, labels = S.make_pinwheel(num_per_class=5, rng=rng(0))
+    return S.init_params(rng(0)), x1, S.one_hot(labels, 2)
+
+
+@pytest.mark.parametrize("name", ["mvae", "mmvae", "mopoe"])
+@pytest.mark.parametrize("change, message", [
+    (lambda x1, x2: (x1[:, :1], x2), "x1 has 1 columns"),
+    (lambda x1, x2: (x1[:, 0], x2), "x1 must have shape"),
+    (lambda x1, x2: (x1, x2 * 2), "one-hot"),
+    (lambda x1, x2: (x1, onp.argmax(x2, axis=1)), "x2 must be one-hot labels of shape"),
+    (lambda x1, x2: (x1, onp.hstack([x2, 0 * x2[:, :1]])), "x2 has 3 classes"),
+    (lambda x1, x2: (onp.where(onp.eye(*x1.shape) > 0, onp.nan, x1), x2), "NaN"),
+    (lambda x1, x2: (x1[:-1], x2), "rows"),
+])
+def test_objectives_reject_bad_input(good_input, name, change, message):
+    params, x1, x2 = good_input
+    with pytest.raises(ValueError, match=message):
+        S.OBJECTIVES[name](params, *change(x1, x2), rng())
+
+
+def test_bad_sizes_models_and_generators_are_rejected(good_input):
+    params, x1, x2 = good_input
+    with pytest.raises(ValueError, match="num_per_class must be a positive integer"):
+        S.make_pinwheel(num_per_class=0, rng=rng())
+    with pytest.raises(ValueError, match="numpy.random.Generator"):
+        S.make_pinwheel(rng=onp.random.RandomState(0))
+    with pytest.raises(ValueError, match="latent_dim"):
+        S.init_params(rng(), latent_dim=-2)
+    with pytest.raises(ValueError, match="every layer size"):
+        S.init_mlp([2, 0, 3], rng())
+    with pytest.raises(ValueError, match="unknown model 'vae'"):
+        S.train("vae", x1, x2)
+    with pytest.raises(ValueError, match="num_steps"):
+        S.train("mmvae", x1, x2, num_steps=0)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        S.one_hot(onp.array([0, 2]), 2)
+    with pytest.raises(ValueError, match="num_samples"):
+        S.cross_modal_term(params, x1, x2, rng(), num_samples=0)
