@@ -437,43 +437,52 @@ def minibatch(x1, x2, batch_size, rng):
     return x1[rows], x2[rows]
 
 
-def train(model, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=STEP_SIZE, batch_size=BATCH_SIZE,
-          params=None, log_every=200, print_fn=print):
-    """Maximise the model's objective with Adam; returns (params, objective per step).
+def maximise(objective, params, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=STEP_SIZE,
+             batch_size=BATCH_SIZE, log_every=200, print_fn=print, name="objective"):
+    """Maximise objective(params, x1, x2, rng) with Adam; returns (params, objective per step).
 
-    Step t draws its batch and noise from step_rng(seed, t); initial parameters, unless given,
-    come from init_params(init_rng(seed)). Prints step, objective and
-    seconds every log_every steps (print_fn=None is silent). A non-finite objective stops
-    training with FloatingPointError naming the step.
+    Step t draws its batch and noise from step_rng(seed, t) only. Prints step, objective and
+    seconds every log_every steps (print_fn=None is silent). A non-finite objective stops with
+    FloatingPointError naming the step.
     """
-    check_model(model)
-    for name, value in (("num_steps", num_steps), ("log_every", log_every)):
-        check_positive_int(value, name)
+    for label, value in (("num_steps", num_steps), ("log_every", log_every)):
+        check_positive_int(value, label)
     if batch_size is not None:
         check_positive_int(batch_size, "batch_size")
-    if not (np.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
-    check_x1(x1)
-    check_one_hot(x2)
-    if params is None:
-        params = init_params(init_rng(seed), num_classes=np.shape(x2)[1], data_dim=np.shape(x1)[1])
-    check_modalities(params, x1, x2)
+    if not (callable(step_size) or (np.isfinite(step_size) and step_size > 0)):
+        raise ValueError(f"step_size must be a positive number or a function of the step, got {step_size!r}")
     flat, unflatten = flatten_params(params)
     objective_and_gradient = value_and_grad(
-        lambda vector, *batch_and_rng: OBJECTIVES[model](unflatten(vector), *batch_and_rng))
+        lambda vector, *batch_and_rng: objective(unflatten(vector), *batch_and_rng))
     m, v = np.zeros_like(flat), np.zeros_like(flat)
     history, start = np.zeros(num_steps), time.perf_counter()
     for t in range(num_steps):
         rng = step_rng(seed, t)
         value, gradient = objective_and_gradient(flat, *minibatch(x1, x2, batch_size, rng), rng)
         if not np.isfinite(value):
-            raise FloatingPointError(f"{model} objective became {value} at step {t}; "
+            raise FloatingPointError(f"{name} objective became {value} at step {t}; "
                                      f"lower step_size (now {step_size}) or check the data")
         history[t] = value
-        flat, m, v = adam_step(flat, -gradient, m, v, t + 1, step_size)  # loss = -objective
+        rate = step_size(t) if callable(step_size) else step_size
+        flat, m, v = adam_step(flat, -gradient, m, v, t + 1, rate)  # loss = -objective
         if print_fn is not None and (t % log_every == 0 or t == num_steps - 1):
-            print_fn(f"  {model:5s} step {t:5d}  objective {value:10.4f}  {time.perf_counter() - start:6.2f} s")
+            print_fn(f"  {name:5s} step {t:5d}  objective {value:10.4f}  {time.perf_counter() - start:6.2f} s")
     return unflatten(flat), history
+
+
+def train(model, x1, x2, seed=0, params=None, **options):
+    """Train one model ("mvae", "mmvae", "mopoe") by maximising its objective; see maximise.
+
+    Initial parameters, unless given, come from init_params(init_rng(seed)); options are
+    maximise's (num_steps, step_size, batch_size, log_every, print_fn).
+    """
+    check_model(model)
+    check_x1(x1)
+    check_one_hot(x2)
+    if params is None:
+        params = init_params(init_rng(seed), num_classes=np.shape(x2)[1], data_dim=np.shape(x1)[1])
+    check_modalities(params, x1, x2)
+    return maximise(OBJECTIVES[model], params, x1, x2, seed=seed, name=model, **options)
 
 
 # ---------------------------------------------------------------- 7. generation and metrics

@@ -388,3 +388,63 @@ def test_bad_sizes_models_and_generators_are_rejected(good_input):
         S.one_hot(onp.array([0, 2]), 2)
     with pytest.raises(ValueError, match="num_samples"):
         S.cross_modal_term(params, x1, x2, rng(), num_samples=0)
+
+
+# ---------------------------------------------------------------- theorem_check.py
+
+import json  # noqa: E402
+
+import theorem_check as T  # noqa: E402
+
+
+def test_constant_mean_bound_is_the_log_likelihood_at_the_mle():
+    x1, _ = S.make_pinwheel(num_per_class=50, rng=rng(8))
+    variance = onp.mean((x1 - x1.mean(axis=0)) ** 2)
+    direct = onp.sum(S.log_normal(x1, x1.mean(axis=0), onp.log(variance)))
+    assert abs(T.constant_mean_bound(x1) - direct) < 1e-9
+    # The MLE: any other isotropic variance or mean scores lower.
+    assert onp.sum(S.log_normal(x1, x1.mean(axis=0), onp.log(1.1 * variance))) < direct
+    assert onp.sum(S.log_normal(x1, x1.mean(axis=0) + 0.01, onp.log(variance))) < direct
+
+
+def test_class_log_likelihood_equals_the_sum_of_decoder_densities():
+    params = S.init_params(rng(9))
+    x1, _ = S.make_pinwheel(num_per_class=20, rng=rng(9))
+    g = rng(10).standard_normal((7, 2))
+    direct = onp.sum(S.decoder_x1_log_likelihood(params, x1, g[:, None, :]), axis=1)   # (K,)
+    onp.testing.assert_allclose(T.class_log_likelihood(params, x1, g), direct, rtol=1e-12)
+
+
+def test_gauss_hermite_integrates_gaussian_moments():
+    z, w = T.gauss_hermite(10, 2)
+    assert abs(w.sum() - 1) < 1e-12
+    onp.testing.assert_allclose(w @ (z ** 2), [1, 1], atol=1e-12)
+    assert abs(w @ (z[:, 0] ** 4 * z[:, 1] ** 2) - 3) < 1e-10
+
+
+def test_theorem_check_quick_passes_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    assert T.main(["--quick", "--quiet", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("theorem_check configuration:") and "total time" in out
+    results = json.loads(path.read_text())
+    assert results["all_passed"] and all(c["passed"] for c in results["checks"])
+    assert len(results["rows"]) == 3 * 2 * 2                          # models x decoders x classes
+    for row in results["rows"]:                                       # Eq. (6), row by row
+        assert row["bound"] >= row["trained"] - row["quadrature_change_when_doubled"]
+    assert results["seconds"] < 10
+
+
+def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
+    true_bound = T.constant_mean_bound
+    monkeypatch.setattr(T, "constant_mean_bound", lambda x1: true_bound(x1) - 1.0 * len(x1))
+    assert T.main(["--quick", "--quiet", "--models", "mmvae"]) == 1
+    assert "FAIL  inequality (6)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--classes", "1"], ["--per-class", "0"], ["--models", "vae"],
+                                  ["--steps", "ten"], ["--seed", "x"]])
+def test_theorem_check_rejects_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as error:
+        T.main(argv)
+    assert error.value.code == 2 and "error:" in capsys.readouterr().err
