@@ -41,7 +41,8 @@ def check_rng(rng):
 
 def check_positive_int(value, name):
     """Raise ValueError unless value is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    is_integer = hasattr(value, "__index__") and not isinstance(value, bool)      # int or NumPy integer
+    if not is_integer or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 

@@ -448,3 +448,24 @@ def test_theorem_check_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as error:
         T.main(argv)
     assert error.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- plots.py
+
+import plots as P  # noqa: E402
+
+
+def test_plots_quick_writes_four_non_blank_pngs(tmp_path):
+    import matplotlib.image as mpimg
+    assert P.main(["--quick", "--out", str(tmp_path)]) == 0
+    for name in ("fig2_samples", "fig3_latents", "theorem1", "training"):
+        path = tmp_path / f"{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        pixels = mpimg.imread(path)[..., :3]
+        assert pixels.shape[0] > 300 and pixels.shape[1] > 500
+        assert pixels.std() > 0.05 and (pixels < 0.5).mean() > 0.001          # not blank: has dark marks
+
+
+def test_plots_rejects_a_missing_json(tmp_path):
+    with pytest.raises(SystemExit, match="cannot read --from-json"):
+        P.main(["--from-json", str(tmp_path / "none.json"), "--out", str(tmp_path)])

@@ -1,0 +1,201 @@
+"""plots.py: the paper's Fig. 2 and Fig. 3, the picture of Theorem 1, and training curves, as PNGs.
+
+Trains the models through theorem_check.run (or reads its --json output with --from-json) and
+writes figures/fig2_samples.png, fig3_latents.png, theorem1.png and training.png.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Ellipse  # noqa: E402
+
+import surjvae_np as S  # noqa: E402
+import theorem_check as T  # noqa: E402
+
+NAMES = {"mvae": "MVAE (PoE)", "mmvae": "MMVAE (MoE)", "mopoe": "MoPoE"}
+DATA_GREY = "#d0d0d0"
+
+
+def class_colours(num_classes):
+    """Yellow and green for two classes, as in the paper's Fig. 2; tab10 beyond."""
+    return ["#e8b400", "#1a9850"] if num_classes == 2 else [plt.cm.tab10(c % 10) for c in range(num_classes)]
+
+
+def params_from_json(tree):
+    """The nested dict of arrays that theorem_check's --json stored as lists."""
+    return {key: (np.array(value) if key == "decoder_x1_log_var" else
+                  [{"W": np.array(layer["W"]), "b": np.array(layer["b"])} for layer in value])
+            for key, value in tree.items()}
+
+
+def style_data_axes(ax, title, xlabel="x1[0]", ylabel="x1[1]"):
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.2)
+
+
+def plot_fig2(results, seed, path):
+    """Fig. 2: x1 decoded from g ~ p(g) (left) and from g ~ q(g|x2 = c) (right), per model."""
+    x1, labels = np.array(results["data"]["x1"]), np.array(results["data"]["labels"])
+    num_classes, colours = labels.max() + 1, class_colours(labels.max() + 1)
+    models = list(results["params"])
+    fig, axes = plt.subplots(len(models), 2, figsize=(8.5, 4.0 * len(models)), squeeze=False, layout="constrained")
+    for row, model in enumerate(models):
+        params, rng = params_from_json(results["params"][model]), np.random.default_rng([seed, 5])
+        prior_samples = S.generate_from_prior(params, len(x1), rng)
+        label_samples = S.generate_from_labels(params, S.one_hot(labels, num_classes), rng, model)
+        left, right = axes[row]
+        for ax in (left, right):
+            ax.scatter(*x1.T, s=6, c=DATA_GREY, label="training data", zorder=1)
+        left.scatter(*prior_samples.T, s=4, c="#3b5b92", alpha=0.6, label="generated", zorder=2)
+        for c in range(num_classes):
+            right.scatter(*label_samples[labels == c].T, s=4, color=colours[c], alpha=0.7, zorder=2,
+                          label=f"x2 = {c}")
+        style_data_axes(left, f"{NAMES[model]}: x1 from g ~ p(g)")
+        style_data_axes(right, f"{NAMES[model]}: x1 from g ~ q(g|x2)")
+        left.legend(loc="upper left", fontsize=8, markerscale=2)
+        right.legend(loc="upper left", fontsize=8, markerscale=3)
+    share_limits(axes.ravel(), x1)
+    fig.suptitle("Fig. 2: generated x1 (decoder means)", fontsize=13)
+    save(fig, path)
+
+
+def share_limits(axes, x1):
+    low, high = x1.min(axis=0) - 0.4, x1.max(axis=0) + 0.4
+    for ax in axes:
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(low[1], high[1])
+
+
+def plot_fig3(results, path):
+    """Fig. 3: means of q(g|x1) per datapoint, and q(g|x2 = c) as 1- and 2-sigma ellipses, per model."""
+    x1, labels = np.array(results["data"]["x1"]), np.array(results["data"]["labels"])
+    num_classes, colours = labels.max() + 1, class_colours(labels.max() + 1)
+    models = list(results["params"])
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 5.0), squeeze=False, layout="constrained")
+    for ax, model in zip(axes[0], models):
+        params = params_from_json(results["params"][model])
+        means_x1, _ = S.unimodal_posterior(params, x1, 1, model)
+        for c in range(num_classes):
+            ax.scatter(*means_x1[labels == c].T, s=5, color=colours[c], alpha=0.6, label=f"mean of q(g|x1), class {c}")
+            mean, log_var = T.class_label_posterior(params, model, num_classes, c)
+            for k in (1, 2):
+                ax.add_patch(Ellipse(mean, *(2 * k * np.exp(0.5 * log_var)), fill=False, lw=2.2 - 0.8 * k,
+                                     ls="-" if k == 1 else "--", ec=colours[c]))
+            ax.plot(*mean, marker="x", ms=10, mew=2.5, color="k")
+        ax.plot([], [], c="k", lw=1.4, label="q(g|x2 = c): 1 sigma")
+        ax.plot([], [], c="k", lw=0.6, ls="--", label="2 sigma")
+        ax.add_patch(Ellipse((0, 0), 2, 2, fill=False, ec="grey", ls=":", lw=1))
+        ax.plot([], [], c="grey", ls=":", label="p(g): 1 sigma")
+        style_data_axes(ax, NAMES[model], "g[0]", "g[1]")
+        ax.set_xlim(-3.2, 3.2)
+        ax.set_ylim(-3.2, 3.2)
+    axes[0][0].legend(loc="lower left", fontsize=7)
+    fig.suptitle("Fig. 3: marginal posteriors in the 2-D latent space", fontsize=13)
+    save(fig, path)
+
+
+def plot_theorem(results, path):
+    """Left: bound vs trained L_1 per model and class (gap annotated). Right: maximising L_1 alone."""
+    rows = [r for r in results["rows"] if r["decoder"] == "trained"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    positions = np.arange(len(rows))
+    left.scatter(positions, [-r["bound"] for r in rows], marker="_", s=900, lw=3, c="k",
+                 label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
+    left.scatter(positions, [-r["trained"] for r in rows], s=60, c="#c0392b",
+                 label="trained decoder: -L_1(theta, phi)", zorder=3)
+    for x, r in zip(positions, rows):
+        left.annotate(f"gap {r['gap']:.2g}", (x, -r["trained"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
+    left.set_yscale("log")
+    left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=8)
+    left.set_ylabel("-L_1 per datapoint (nats, log scale; lower is better)")
+    left.set_title("Eq. (6): no decoder beats the constant class mean")
+    left.legend(fontsize=8, loc="center right")
+    left.grid(alpha=0.2, which="both")
+    for d, colour in zip(results["direct_maximisation"], class_colours(2)):
+        history = np.array(d["history"])
+        right.plot(np.arange(len(history)), d["bound"] - history, color=colour, lw=1,
+                   label=f"class {d['class']} (final, by quadrature: {d['bound'] - d['final']:.1e})")
+    right.axhline(0.0, color="k", lw=0.8)
+    right.set_yscale("symlog", linthresh=1e-3)                       # MC noise scatters around 0
+    right.set_xlabel("Adam step")
+    right.set_ylabel("bound - L_1 per datapoint (Monte Carlo estimate, nats)")
+    right.set_title("Maximising L_1 alone converges onto the bound")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.2, which="both")
+    save(fig, path)
+
+
+def plot_training(results, path):
+    """Each model's objective (per datapoint, to be maximised) over training steps."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    for model, history in results["histories"].items():
+        history = np.array(history)
+        window = max(1, len(history) // 40)
+        smooth = np.convolve(history, np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(len(smooth)) + window - 1, smooth, label=NAMES[model])
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("objective per datapoint (moving average)")
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], -10))
+    ax.set_title("Training objectives (maximised)")
+    ax.legend()
+    ax.grid(alpha=0.2)
+    save(fig, path)
+
+
+def save(fig, path):
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0, help="seed for training and for the plotted samples")
+    parser.add_argument("--out", default="figures", help="folder for the PNGs")
+    parser.add_argument("--from-json", metavar="PATH", help="reuse theorem_check.py --json results instead of training")
+    parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests)")
+    return parser.parse_args(argv)
+
+
+def load_results(args):
+    if args.from_json:
+        try:
+            with open(args.from_json) as f:
+                results = json.load(f)
+        except (OSError, json.JSONDecodeError) as error:
+            raise SystemExit(f"plots.py: error: cannot read --from-json {args.from_json}: {error}")
+        missing = {"params", "data", "rows", "histories", "direct_maximisation"} - set(results)
+        if missing:
+            raise SystemExit(f"plots.py: error: {args.from_json} lacks {sorted(missing)}; write it with theorem_check.py --json")
+        return results
+    check_args = T.parse_args(["--seed", str(args.seed)] + (["--quick"] if args.quick else []) + ["--quiet"])
+    return T.run(check_args, print_fn=None)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print("plots configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
+    start = time.perf_counter()
+    results = load_results(args)
+    os.makedirs(args.out, exist_ok=True)
+    plot_fig2(results, args.seed, os.path.join(args.out, "fig2_samples.png"))
+    plot_fig3(results, os.path.join(args.out, "fig3_latents.png"))
+    plot_theorem(results, os.path.join(args.out, "theorem1.png"))
+    plot_training(results, os.path.join(args.out, "training.png"))
+    print(f"total time {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
