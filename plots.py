@@ -152,6 +152,27 @@ def plot_training(results, path):
     save(fig, path)
 
 
+def plot_sweep(results, path):
+    """Beyond the paper: within-label variance of x1 against sub-labels per arm k (log-log)."""
+    sweep = results["sweep"]
+    ks = [p["k"] for p in sweep]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    ax.plot(ks, [p["data_within_label_variance"] for p in sweep], "k-o", lw=2.5,
+            label="data: tr Cov(x1 | label), what the labels leave unexplained")
+    for model, colour in zip(sweep[0]["models"], ("#1f77b4", "#d62728", "#2ca02c")):
+        ax.plot(ks, [p["models"][model]["generated_within_label_variance"] for p in sweep], "-s", color=colour,
+                label=f"{NAMES[model]}: cross-generated x1 from q(g|x2)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(ks, [f"{k}\n({p['points_per_label']:.0f})" for k, p in zip(ks, sweep)])
+    ax.set_xlabel("sub-labels per arm k  (points per label)   <- more surjective | closer to one-to-one ->")
+    ax.set_ylabel("mean within-label variance of x1")
+    ax.set_title("Beyond the paper: what the MMVAE disregards shrinks with surjectivity")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.2, which="both")
+    save(fig, path)
+
+
 def save(fig, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -165,6 +186,8 @@ def parse_args(argv):
     parser.add_argument("--out", default="figures", help="folder for the PNGs")
     parser.add_argument("--from-json", metavar="PATH", help="reuse theorem_check.py --json results instead of training")
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
     return parser.parse_args(argv)
 
 
@@ -178,8 +201,11 @@ def load_results(args):
         missing = {"params", "data", "rows", "histories", "direct_maximisation"} - set(results)
         if missing:
             raise SystemExit(f"plots.py: error: {args.from_json} lacks {sorted(missing)}; write it with theorem_check.py --json")
+        if args.sweep and not results.get("sweep"):
+            raise SystemExit(f"plots.py: error: {args.from_json} has no sweep; write it with theorem_check.py --sweep --json")
         return results
-    check_args = T.parse_args(["--seed", str(args.seed)] + (["--quick"] if args.quick else []) + ["--quiet"])
+    check_args = T.parse_args(["--seed", str(args.seed), "--quiet"] + (["--quick"] if args.quick else [])
+                              + (["--sweep"] if args.sweep else []) + (["--sweep-ks", "1", "4"] if args.sweep and args.quick else []))
     return T.run(check_args, print_fn=None)
 
 
@@ -193,6 +219,8 @@ def main(argv=None):
     plot_fig3(results, os.path.join(args.out, "fig3_latents.png"))
     plot_theorem(results, os.path.join(args.out, "theorem1.png"))
     plot_training(results, os.path.join(args.out, "training.png"))
+    if results.get("sweep"):
+        plot_sweep(results, os.path.join(args.out, "surjectivity_sweep.png"))
     print(f"total time {time.perf_counter() - start:.1f} s")
     return 0
 

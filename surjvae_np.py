@@ -119,6 +119,31 @@ def one_hot(labels, num_classes):
     return (labels[:, None] == np.arange(num_classes)).astype(float)             # (N, C)
 
 
+def refine_labels(x1, labels, k):
+    """Split each pinwheel arm into k sub-labels of (near) equal size by position along the arm.
+
+    Position along the arm is the radius |x1| (the radial coordinate 1 + radial_std * eps).
+    Sub-label j of class c is c * k + j, j = 0 nearest the centre. k = 1 is the paper's setting;
+    k = num_per_class makes the labels one-to-one. Returns (fine_labels (N,), x2 one-hot (N, C k)).
+    """
+    check_x1(x1)
+    check_positive_int(k, "k")
+    labels = np.asarray(labels)
+    num_classes = int(labels.max()) + 1
+    one_hot(labels, num_classes)                                                  # validates labels
+    if np.shape(x1)[0] != len(labels):
+        raise ValueError(f"x1 has {np.shape(x1)[0]} rows but labels has {len(labels)}")
+    if k > np.min(np.bincount(labels, minlength=num_classes)):
+        raise ValueError(f"k = {k} exceeds the size of the smallest class")
+    radius = np.sqrt(np.sum(x1 * x1, axis=1))
+    fine = np.zeros(len(labels), dtype=int)
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        order = members[np.argsort(radius[members], kind="stable")]              # centre -> tip
+        fine[order] = c * k + (np.arange(len(order)) * k) // len(order)
+    return fine, one_hot(fine, num_classes * k)
+
+
 # ---------------------------------------------------------------- 2. networks
 
 def init_mlp(sizes, rng, output_scale=1.0):

@@ -469,3 +469,32 @@ def test_plots_quick_writes_four_non_blank_pngs(tmp_path):
 def test_plots_rejects_a_missing_json(tmp_path):
     with pytest.raises(SystemExit, match="cannot read --from-json"):
         P.main(["--from-json", str(tmp_path / "none.json"), "--out", str(tmp_path)])
+
+
+def test_refine_labels_splits_each_arm_by_radius():
+    x1, labels = S.make_pinwheel(num_classes=2, num_per_class=40, rng=rng(1))
+    fine, x2 = S.refine_labels(x1, labels, 4)
+    assert x2.shape == (80, 8) and onp.array_equal(onp.argmax(x2, axis=1), fine)
+    assert onp.array_equal(onp.bincount(fine), [10] * 8)
+    assert onp.array_equal(fine // 4, labels)                       # sub-labels stay inside their arm
+    radius = onp.linalg.norm(x1, axis=1)
+    for c in range(2):                                              # ordered from the centre outwards
+        assert all(radius[fine == c * 4 + j].max() <= radius[fine == c * 4 + j + 1].min() for j in range(3))
+    assert onp.array_equal(S.refine_labels(x1, labels, 1)[0], labels)
+    with pytest.raises(ValueError, match="exceeds the size of the smallest class"):
+        S.refine_labels(x1, labels, 41)
+
+
+def test_quick_sweep_runs_checks_and_plots(tmp_path):
+    path = tmp_path / "sweep.json"
+    argv = ["--quick", "--quiet", "--sweep", "--sweep-ks", "1", "4", "--models", "mmvae", "--json", str(path)]
+    assert T.main(argv) == 0
+    results = json.loads(path.read_text())
+    assert [p["k"] for p in results["sweep"]] == [1, 4]
+    assert [p["num_labels"] for p in results["sweep"]] == [2, 8]
+    names = [c["name"] for c in results["checks"] if c["name"].startswith("sweep:")]
+    assert len(names) == 2 and all(c["passed"] for c in results["checks"])
+    first, second = results["sweep"]
+    assert second["data_within_label_variance"] < 0.5 * first["data_within_label_variance"]
+    assert P.main(["--from-json", str(path), "--out", str(tmp_path), "--sweep"]) == 0
+    assert (tmp_path / "surjectivity_sweep.png").read_bytes()[:4] == b"\x89PNG"

@@ -158,6 +158,73 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed, print_fn):
             "history": history.tolist(), "spread_ratio": S.spread_ratio(generated, x1_class)}
 
 
+# ---------------------------------------------------------------- beyond the paper: the degree of surjectivity
+
+def within_label_variance(x, labels):
+    """Mean over labels j of tr Cov(x | label j): the variation that the labels do not describe."""
+    return float(np.mean([S.total_variance(x[labels == j]) for j in np.unique(labels)]))
+
+
+def label_gap(params, model, x1, fine, num_labels, nodes):
+    """(sum_j bound_j - L_1,j) / N over the fine labels j: Eq. (6)'s gap, per datapoint."""
+    gaps = [constant_mean_bound(x1[fine == j])
+            - cross_modal_term_quadrature(params, x1[fine == j],
+                                          *class_label_posterior(params, model, num_labels, j), nodes)
+            for j in range(num_labels)]
+    return float(np.sum(gaps) / len(x1))
+
+
+def sweep_point(args, config, x1, labels, k, print_fn):
+    """Train every model with each arm split into k sub-labels; what each keeps of the within-label variance."""
+    fine, x2 = S.refine_labels(x1, labels, k)
+    num_labels = np.shape(x2)[1]
+    data_variance = within_label_variance(x1, fine)
+    point = {"k": k, "num_labels": num_labels, "points_per_label": len(x1) / num_labels,
+             "data_within_label_variance": data_variance, "models": {}}
+    for model in args.models:
+        params, _ = S.train(model, x1, x2, seed=args.seed, num_steps=config["steps"], print_fn=print_fn)
+        generated = S.generate_from_labels(params, x2, npr.default_rng([args.seed, 6, k]), model)
+        generated_variance = within_label_variance(generated, fine)
+        point["models"][model] = {
+            "generated_within_label_variance": generated_variance,
+            "lost_variance": data_variance - generated_variance,
+            "spread_ratio": float(np.mean([S.spread_ratio(generated[fine == j], x1[fine == j])
+                                           for j in range(num_labels)])),
+            "gap": label_gap(params, model, x1, fine, num_labels, config["nodes"])}
+    return point
+
+
+def sweep_checks(sweep):
+    """Theorem 1's prediction across k: the MMVAE loses the within-label variance, which shrinks with k.
+
+    Tolerance for "tracks": |lost - data| <= 0.35 data + 0.005. Relative 35 %: the MMVAE maximises
+    its whole objective, not L_1 alone, so it keeps some variation (10 % at k = 1 in the main
+    check). Absolute 0.005: the within-label variance the trained MMVAE still generates when the
+    labels are nearly one-to-one (0.004-0.005 at k = 16, 32), i.e. its resolution.
+    """
+    lost = [p["models"]["mmvae"]["lost_variance"] for p in sweep]
+    data = [p["data_within_label_variance"] for p in sweep]
+    worst = max(abs(l - d) - 0.35 * d for l, d in zip(lost, data))
+    steps = [b - a for a, b in zip(lost[:-1], lost[1:])]
+    return [("sweep: MMVAE's lost variance tracks the data's within-label variance (|lost - data| <= 0.35 data + 0.005)",
+             worst <= 0.005, worst, "largest |lost - data| - 0.35 data"),
+            ("sweep: MMVAE's lost variance decreases as k grows", all(d < 0 for d in steps),
+             max(steps) if steps else 0.0, "largest increase between consecutive k")]
+
+
+def format_sweep(sweep, models):
+    header = f"{'k':>4s} {'labels':>6s} {'pts/label':>9s} {'data var':>9s}" + "".join(
+        f" | {m + ' var':>10s} {'ratio':>6s} {'gap':>8s}" for m in models)
+    lines = ["Surjectivity sweep (beyond the paper): each arm split into k sub-labels; var = mean within-label "
+             "variance tr Cov(x1 | label) of the data and of cross-generated x1; ratio = spread ratio; "
+             "gap = bound - L_1 per point", header, "-" * len(header)]
+    for p in sweep:
+        lines.append(f"{p['k']:4d} {p['num_labels']:6d} {p['points_per_label']:9.1f} {p['data_within_label_variance']:9.5f}"
+                     + "".join(f" | {p['models'][m]['generated_within_label_variance']:10.5f}"
+                               f" {p['models'][m]['spread_ratio']:6.3f} {p['models'][m]['gap']:8.3f}" for m in models))
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- the run
 
 def train_models(args, config, x1, x2, print_fn):
@@ -171,7 +238,7 @@ def train_models(args, config, x1, x2, print_fn):
     return models
 
 
-def named_checks(rows, stationarity, direct, models):
+def named_checks(rows, stationarity, direct, models, sweep=()):
     """[(name, passed, number, what the number is)] for the run's results."""
     margin = min(r["bound"] - r["trained"] + r["quadrature_change_when_doubled"] + 1e-12 for r in rows)
     z_scores = [abs(r["trained"] - r["monte_carlo"]) / r["monte_carlo_se"] for r in rows]
@@ -207,6 +274,8 @@ def named_checks(rows, stationarity, direct, models):
                     "largest MMVAE / MVAE spread ratio"),
                    ("MMVAE's gap to the bound < 0.25 x MVAE's, every class", gap < 0.25, gap,
                     "largest MMVAE / MVAE gap")]
+    if sweep and "mmvae" in models:
+        checks += sweep_checks(sweep)
     return [{"name": n, "passed": bool(p), "value": float(v), "measures": m} for n, p, v, m in checks]
 
 
@@ -237,6 +306,10 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="smaller everything (for tests)")
     parser.add_argument("--json", metavar="PATH", help="write every number and check to PATH")
     parser.add_argument("--quiet", action="store_true", help="print only the table, the checks and the time")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also run the surjectivity sweep (beyond the paper; about a minute)")
+    parser.add_argument("--sweep-ks", nargs="+", type=positive_int(1), default=[1, 2, 4, 8, 16, 32], metavar="K",
+                        help="sub-labels per arm for --sweep")
     args = parser.parse_args(argv)
     args.models = list(dict.fromkeys(args.models))
     return args
@@ -274,8 +347,10 @@ def run(args, print_fn):
                                             config, eval_rng), **{"class": c}) for c in range(args.classes)]
     direct = [maximise_cross_modal_term(x1[labels == c], c, args.classes, config, args.seed, print_fn)
               for c in range(min(args.classes, 2))]
+    sweep = [sweep_point(args, config, x1, labels, k, print_fn) for k in args.sweep_ks] if args.sweep else []
     return {"config": dict(vars(args), **config), "rows": rows, "stationarity": stationarity,
-            "direct_maximisation": direct, "checks": named_checks(rows, stationarity, direct, models),
+            "direct_maximisation": direct, "sweep": sweep,
+            "checks": named_checks(rows, stationarity, direct, models, sweep),
             "histories": {m: h.tolist() for m, (_, _, h) in models.items()},
             "params": {m: tree_to_lists(p) for m, (p, _, _) in models.items()},
             "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
@@ -292,6 +367,8 @@ def main(argv=None):
     print("theorem_check configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
     results = run(args, None if args.quiet else print)
     print(format_table(results["rows"]))
+    if results["sweep"]:
+        print("\n" + format_sweep(results["sweep"], args.models))
     print("\nChecks:")
     for check in results["checks"]:
         print(f"  {'PASS' if check['passed'] else 'FAIL'}  {check['name']}: {check['value']:.3g} ({check['measures']})")
