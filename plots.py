@@ -35,12 +35,19 @@ def params_from_json(tree):
             for key, value in tree.items()}
 
 
-def style_data_axes(ax, title, xlabel="x1[0]", ylabel="x1[1]"):
+def finish_axes(ax, title, xlabel, ylabel, legend_loc=None):
+    """Title, axis labels, a light grid and (if legend_loc) a small legend."""
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.2, which="both")
+    if legend_loc:
+        ax.legend(fontsize=8, loc=legend_loc)
+
+
+def style_data_axes(ax, title, xlabel="x1[0]", ylabel="x1[1]"):
+    finish_axes(ax, title, xlabel, ylabel)
     ax.set_aspect("equal")
-    ax.grid(alpha=0.2)
 
 
 def plot_fig2(results, seed, path):
@@ -117,21 +124,16 @@ def plot_theorem(results, path):
         left.annotate(f"gap {r['gap']:.2g}", (x, -r["trained"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
     left.set_yscale("log")
     left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=8)
-    left.set_ylabel("-L_1 per datapoint (nats, log scale; lower is better)")
-    left.set_title("Eq. (6): no decoder beats the constant class mean")
-    left.legend(fontsize=8, loc="center right")
-    left.grid(alpha=0.2, which="both")
+    finish_axes(left, "Eq. (6): no decoder beats the constant class mean", "",
+                "-L_1 per datapoint (nats, log scale; lower is better)", "center right")
     for d, colour in zip(results["direct_maximisation"], class_colours(2)):
         history = np.array(d["history"])
         right.plot(np.arange(len(history)), d["bound"] - history, color=colour, lw=1,
                    label=f"class {d['class']} (final, by quadrature: {d['bound'] - d['final']:.1e})")
     right.axhline(0.0, color="k", lw=0.8)
     right.set_yscale("symlog", linthresh=1e-3)                       # MC noise scatters around 0
-    right.set_xlabel("Adam step")
-    right.set_ylabel("bound - L_1 per datapoint (Monte Carlo estimate, nats)")
-    right.set_title("Maximising L_1 alone converges onto the bound")
-    right.legend(fontsize=8)
-    right.grid(alpha=0.2, which="both")
+    finish_axes(right, "Maximising L_1 alone converges onto the bound", "Adam step",
+                "bound - L_1 per datapoint (Monte Carlo estimate, nats)", "upper right")
     save(fig, path)
 
 
@@ -143,12 +145,9 @@ def plot_training(results, path):
         window = max(1, len(history) // 40)
         smooth = np.convolve(history, np.ones(window) / window, mode="valid")
         ax.plot(np.arange(len(smooth)) + window - 1, smooth, label=NAMES[model])
-    ax.set_xlabel("Adam step")
-    ax.set_ylabel("objective per datapoint (moving average)")
     ax.set_ylim(bottom=max(ax.get_ylim()[0], -10))
-    ax.set_title("Training objectives (maximised)")
-    ax.legend()
-    ax.grid(alpha=0.2)
+    finish_axes(ax, "Training objectives (maximised)", "Adam step", "objective per datapoint (moving average)",
+                "lower right")
     save(fig, path)
 
 
@@ -165,11 +164,9 @@ def plot_sweep(results, path):
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(ks, [f"{k}\n({p['points_per_label']:.0f})" for k, p in zip(ks, sweep)])
-    ax.set_xlabel("sub-labels per arm k  (points per label)   <- more surjective | closer to one-to-one ->")
-    ax.set_ylabel("mean within-label variance of x1")
-    ax.set_title("Beyond the paper: what the MMVAE disregards shrinks with surjectivity")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.2, which="both")
+    finish_axes(ax, "Beyond the paper: what the MMVAE disregards shrinks with surjectivity",
+                "sub-labels per arm k  (points per label)   <- more surjective | closer to one-to-one ->",
+                "mean within-label variance of x1", "upper right")
     save(fig, path)
 
 
