@@ -12,7 +12,7 @@ Conventions
 - Modalities: x1 in R^2 (the pinwheel point) and x2 = one-hot label (the label
   modality x_M of the paper, M = 2). Experts are stacked on axis 0: (M, N, D).
 - Log-densities and objectives are to be *maximised*; the only negation is the
-  loss handed to Adam in `train`.
+  loss handed to Adam in `maximise` (which `train` calls).
 - Every random draw comes from an explicit numpy.random.Generator. Training
   step t draws from a generator made from (seed, t) only (`step_rng`), so
   logging and evaluation never change the result.
@@ -204,7 +204,10 @@ def sample_normal(mean, log_var, rng, leading_shape=()):
 
 
 def kl_to_standard_normal(mean, log_var):
-    """KL(N(mean, diag exp(log_var)) || N(0, I)) in closed form, summed over the last axis."""
+    """Eq. (10), first term, negated: KL(q || p(g)) = -E_q[log p(g)/q(g)] for q = N(mean, diag exp(log_var)).
+
+    Closed form against the prior p(g) = N(0, I) of Eq. (1), summed over the last axis.
+    """
     return 0.5 * np.sum(np.exp(log_var) + mean * mean - 1.0 - log_var, axis=-1)
 
 
@@ -224,7 +227,7 @@ def gaussian_expert(layers, x):
 
 
 def unimodal_experts(params, x1, x2):
-    """The M = 2 experts r_1(g|x1), r_2(g|x2), stacked: means and log_vars of shape (M, N, D)."""
+    """Eq. (2)'s building blocks: the M = 2 experts r_1(g|x1), r_2(g|x2), stacked: means and log_vars of shape (M, N, D)."""
     mean1, log_var1 = gaussian_expert(params["encoder_x1"], x1)
     mean2, log_var2 = gaussian_expert(params["encoder_x2"], x2)
     return np.stack([mean1, mean2]), np.stack([log_var1, log_var2])
