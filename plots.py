@@ -118,10 +118,10 @@ def plot_theorem(results, path):
     positions = np.arange(len(rows))
     left.scatter(positions, [-r["bound"] for r in rows], marker="_", s=900, lw=3, c="k",
                  label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
-    left.scatter(positions, [-r["trained"] for r in rows], s=60, c="#c0392b",
+    left.scatter(positions, [-r["l1"] for r in rows], s=60, c="#c0392b",
                  label="trained decoder: -L_1(theta, phi)", zorder=3)
     for x, r in zip(positions, rows):
-        left.annotate(f"gap {r['gap']:.2g}", (x, -r["trained"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
+        left.annotate(f"gap {r['gap']:.2g}", (x, -r["l1"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
     left.set_yscale("log")
     left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=8)
     finish_axes(left, "Eq. (6): no decoder beats the constant class mean", "",

@@ -39,7 +39,8 @@ def test_pinwheel_arms_follow_the_formula():
     x1, labels = S.make_pinwheel(num_classes=2, num_per_class=4000, rng=rng(1))
     radius = onp.linalg.norm(x1, axis=1)
     assert abs(radius.mean() - 1.0) < 4 * 0.3 / onp.sqrt(8000)
-    assert abs(radius.std() - 0.3) < 0.02
+    # SE of a std is sigma / sqrt(2n); |x1| = sqrt(r^2 + t^2) differs from r by about t^2 / 2 (< 0.002).
+    assert abs(radius.std() - 0.3) < 4 * 0.3 / onp.sqrt(2 * 8000) + 0.002
 
 
 def test_one_hot():
@@ -224,6 +225,7 @@ def test_mvae_objective_equals_evidence_minus_closed_form_kls():
         expected = expected + onp.mean(log_p - gaussian_kl(q_mean[0], q_log_var[0], true_mean, true_log_var))
     estimate, error = mc_mean_and_error(S.mvae_objective, params, model.x1, model.x2)
     assert abs(estimate - expected) < 4 * error
+    # Strictly below the exact-posterior value (measured 3.6 nats below; 0.5 is 28 SE).
     assert estimate < 2 * onp.mean(model.log_evidence()) - 2 * onp.log(model.C) - 0.5
 
 
@@ -259,8 +261,8 @@ def test_cross_modal_term_matches_closed_form_for_a_linear_decoder():
     trace_term = onp.sum(onp.exp(log_var) * model.scales ** 2, axis=1)           # tr(A diag(v) A^T)
     closed = onp.sum(-onp.log(2 * onp.pi * model.sigma ** 2)
                      - (onp.sum(residual ** 2, axis=1) + trace_term) / (2 * model.sigma ** 2))
-    values = [S.cross_modal_term(params, model.x1, model.x2, rng(s), num_samples=2000) for s in range(5)]
-    assert abs(onp.mean(values) - closed) < 4 * onp.std(values) / onp.sqrt(5) + 1e-3 * abs(closed)
+    values = [S.cross_modal_term(params, model.x1, model.x2, rng(s), num_samples=500) for s in range(40)]
+    assert abs(onp.mean(values) - closed) < 4 * onp.std(values, ddof=1) / onp.sqrt(40)
 
 
 # ---------------------------------------------------------------- gradients
@@ -336,11 +338,16 @@ def test_the_papers_claim_in_miniature():
     """Fig. 2: after the same short training, MMVAE's cross-generated x1 keeps far less spread."""
     x1, labels = S.make_pinwheel(rng=rng(0))
     x2 = S.one_hot(labels, 2)
-    ratios = {}
+    ratios, class_variance = {}, onp.mean([onp.var(x1[labels == c], axis=0).mean() for c in range(2)])
     for name in ("mvae", "mmvae"):
         params, history = S.train(name, x1, x2, seed=0, num_steps=500, print_fn=None)
         assert history[-50:].mean() > history[:50].mean()           # the objective went up
         ratios[name] = S.class_spread_ratios(params, x1, labels, rng(1), name)
+        # Both keep x1's variation when x1 itself is observed (measured MSE 0.011 and 0.019 against
+        # a class variance of 0.071 per dimension): the MMVAE's loss is specific to q(g|x2).
+        reconstruction = S.reconstruct_x1(params, x1, rng(2), name)
+        assert onp.mean((reconstruction - x1) ** 2) < 0.5 * class_variance
+    # Measured at this seed: MMVAE 0.11 / 0.14, MVAE 2.9 / 2.3; the thresholds leave 2x room each way.
     assert onp.all(ratios["mmvae"] < 0.3), ratios
     assert onp.all(ratios["mvae"] > 0.6), ratios
     assert onp.all(ratios["mmvae"] < 0.25 * ratios["mvae"]), ratios
@@ -431,7 +438,7 @@ def test_theorem_check_quick_passes_and_writes_json(tmp_path, capsys):
     assert results["all_passed"] and all(c["passed"] for c in results["checks"])
     assert len(results["rows"]) == 3 * 2 * 2                          # models x decoders x classes
     for row in results["rows"]:                                       # Eq. (6), row by row
-        assert row["bound"] >= row["trained"] - row["quadrature_change_when_doubled"]
+        assert row["bound"] >= row["l1"] - row["quadrature_change_when_doubled"]
     assert results["seconds"] < 10
 
 
