@@ -87,12 +87,15 @@ def check_modalities(params, x1, x2):
 # ---------------------------------------------------------------- 1. data
 
 def make_pinwheel(num_classes=2, num_per_class=500, radial_std=0.3, tangential_std=0.05,
-                  rate=0.25, *, rng):
+                  rate=0.25, *, rng, return_radial=False):
     """Pinwheel data (Johnson et al. 2016), the paper's Sec. 3 data set, without the x10 scaling.
 
     Point n of class c: radial r = 1 + radial_std * e_r, tangential t = tangential_std * e_t,
-    angle a = 2 pi c / C + rate * exp(r); x1 = R(a) (r, t) with R(a) the counter-clockwise
-    rotation. Returns x1 (N, 2) and integer labels (N,), classes in blocks of num_per_class.
+    angle a = 2 pi c / C + rate * exp(r); x1 = (r, t) R(a) with R(a) = [[cos a, -sin a],
+    [sin a, cos a]] acting from the right, i.e. (r, t) turned clockwise by a -- Johnson et al.'s
+    einsum('ti,tij->tj'). Unlike theirs, the rows are not shuffled (classes come in blocks of
+    num_per_class) and not scaled by 10. Returns x1 (N, 2) and integer labels (N,), and with
+    return_radial=True also the radial coordinate r (N,), the position along the arm.
     """
     check_positive_int(num_classes, "num_classes")
     check_positive_int(num_per_class, "num_per_class")
@@ -103,9 +106,9 @@ def make_pinwheel(num_classes=2, num_per_class=500, radial_std=0.3, tangential_s
     noise = rng.standard_normal((len(labels), 2)) * np.array([radial_std, tangential_std])
     radial, tangential = 1.0 + noise[:, 0], noise[:, 1]                           # (N,)
     angle = 2.0 * np.pi * labels / num_classes + rate * np.exp(radial)            # (N,)
-    x1 = np.stack([radial * np.cos(angle) - tangential * np.sin(angle),
-                   radial * np.sin(angle) + tangential * np.cos(angle)], axis=1)  # (N, 2)
-    return x1, labels
+    x1 = np.stack([radial * np.cos(angle) + tangential * np.sin(angle),
+                   -radial * np.sin(angle) + tangential * np.cos(angle)], axis=1)  # (N, 2)
+    return (x1, labels, radial) if return_radial else (x1, labels)
 
 
 def one_hot(labels, num_classes):
@@ -119,27 +122,29 @@ def one_hot(labels, num_classes):
     return (labels[:, None] == np.arange(num_classes)).astype(float)             # (N, C)
 
 
-def refine_labels(x1, labels, k):
-    """Split each pinwheel arm into k sub-labels of (near) equal size by position along the arm.
+def refine_labels(position, labels, k):
+    """Split each class into k sub-labels of (near) equal size by position along its pinwheel arm.
 
-    Position along the arm is the radius |x1| (the radial coordinate 1 + radial_std * eps).
+    position (N,) is the coordinate to order by: the radial coordinate r of make_pinwheel
+    (return_radial=True). (|x1| = sqrt(r^2 + t^2) would order the rare points with r < 0 wrongly.)
     Sub-label j of class c is c * k + j, j = 0 nearest the centre. k = 1 is the paper's setting;
     k = num_per_class makes the labels one-to-one. Returns (fine_labels (N,), x2 one-hot (N, C k)).
     """
-    check_x1(x1)
+    position = np.asarray(position)
+    if position.ndim != 1 or not np.all(np.isfinite(position)):
+        raise ValueError(f"position must be a finite 1-D array, got shape {position.shape}")
     check_positive_int(k, "k")
     labels = np.asarray(labels)
     num_classes = int(labels.max()) + 1
     one_hot(labels, num_classes)                                                  # validates labels
-    if np.shape(x1)[0] != len(labels):
-        raise ValueError(f"x1 has {np.shape(x1)[0]} rows but labels has {len(labels)}")
+    if len(position) != len(labels):
+        raise ValueError(f"position has {len(position)} entries but labels has {len(labels)}")
     if k > np.min(np.bincount(labels, minlength=num_classes)):
         raise ValueError(f"k = {k} exceeds the size of the smallest class")
-    radius = np.sqrt(np.sum(x1 * x1, axis=1))
     fine = np.zeros(len(labels), dtype=int)
     for c in range(num_classes):
         members = np.flatnonzero(labels == c)
-        order = members[np.argsort(radius[members], kind="stable")]              # centre -> tip
+        order = members[np.argsort(position[members], kind="stable")]            # centre -> tip
         fine[order] = c * k + (np.arange(len(order)) * k) // len(order)
     return fine, one_hot(fine, num_classes * k)
 
@@ -245,17 +250,27 @@ def nonempty_subsets(num_modalities):
 
 
 SUBSETS_OF_TWO = nonempty_subsets(2)     # [[1, 1], [1, 0], [0, 1]]: Eq. (9)'s ELBOs, MoPoE's components
+# Which of those products include the prior expert p(g). The MVAE's Eq. (8): all of them. MoPoE as
+# Sutter et al. implement it (thomassutter/MoPoE, poe_fusion): only the product over all modalities;
+# a one-modality component is the bare expert r_m.
+PRIOR_IN_EVERY_SUBSET = np.ones(len(SUBSETS_OF_TWO))                              # (S,)
+PRIOR_IN_FULL_SET_ONLY = (SUBSETS_OF_TWO.sum(axis=1) == 2).astype(float)         # (S,) = [1, 0, 0]
 
 
-def product_of_experts(means, log_vars, subsets):
+def product_of_experts(means, log_vars, subsets, prior_expert=None):
     """Eq. (8): q_phi(g|{x_m}_{m in s}) proportional to p(g) prod_{m in s} r_m(g), one row s of subsets each.
 
     Gaussian experts multiply in closed form: precisions add (the prior N(0, I) adds 1) and the
     mean is the precision-weighted mean (the prior adds 0). means, log_vars (M, N, D) and
-    subsets (S, M) of 0/1 -> PoE means and log_vars of shape (S, N, D).
+    subsets (S, M) of 0/1 -> PoE means and log_vars of shape (S, N, D). prior_expert (S,) of
+    0/1 says which products include p(g) (default: all, Eq. 8); without it, a one-expert
+    product is that expert.
     """
+    if prior_expert is None:
+        prior_expert = np.ones(np.shape(subsets)[0])
     precisions = np.exp(-log_vars)                                                # (M, N, D)
-    total_precision = 1.0 + np.tensordot(subsets, precisions, axes=1)            # (S, N, D)
+    total_precision = (np.reshape(prior_expert, (-1, 1, 1))
+                       + np.tensordot(subsets, precisions, axes=1))               # (S, N, D)
     weighted_means = np.tensordot(subsets, precisions * means, axes=1)           # (S, N, D)
     return weighted_means / total_precision, -np.log(total_precision)
 
@@ -273,13 +288,13 @@ def mixture_log_density(g, means, log_vars):
 def unimodal_posterior(params, x, modality, model):
     """The posterior each model uses when only modality x_m (m = 1 or 2) is observed.
 
-    MMVAE: the expert r_m itself. MVAE and MoPoE: the PoE of Eq. (8) over {x_m}, i.e. with the
-    prior expert (for MoPoE, the mixture over the subsets of {x_m} has this one component).
-    Returns mean, log_var of shape (N, D).
+    MMVAE: the expert r_m itself. MoPoE: the mixture over the subsets of {x_m} has one component,
+    the bare expert r_m (Sutter et al.'s poe_fusion adds the prior only to the full set). MVAE:
+    the PoE of Eq. (8) over {x_m}, i.e. p(g) r_m(g) normalised. Returns mean, log_var (N, D).
     """
     check_model(model)
     mean, log_var = gaussian_expert(params["encoder_x1" if modality == 1 else "encoder_x2"], x)
-    if model == "mmvae":
+    if model in ("mmvae", "mopoe"):
         return mean, log_var
     poe_mean, poe_log_var = product_of_experts(mean[None], log_var[None], np.ones((1, 1)))
     return poe_mean[0], poe_log_var[0]
@@ -368,27 +383,42 @@ def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng):
 def mmvae_objective(params, x1, x2, rng):
     """Eq. (5): (1/M) sum_m E_{q(g|x_m)}[log p(g, {x_m}) / q(g|{x_m})], q the MoE of Sec. 2. Maximised.
 
-    This is Shi et al.'s (2019) stratified mixture ELBO with one sample per expert (their
-    K = 1 "ELBO" objective, not the IWAE/DReG variants). Term (1) of Eq. (5) is inside it: the
-    stratum m = M draws g ~ r_M(g|x2) and scores log p(x1|g), which is L_1 of Eq. (4) per
-    datapoint, weighted 1/M.
+    The stratified mixture ELBO, one sample per expert, the 1/M outside the log (footnote 4).
+    In Shi et al.'s code (iffsid/mmvae, objectives.py) this is m_iwae_looser / m_dreg_looser at
+    K = 1. Their m_elbo is another bound: an analytic KL per expert, equal in expectation to
+    (1/M) sum_m ELBO(q_m) = (1/M) sum_m (E_{q_m}[log p({x_m}|g)] - KL(q_m || p(g))), which lies
+    below this objective by (1/M) sum_m KL(q_m || q_mix) (test_surjvae_np checks the identity).
+    Term (1) of Eq. (5) is inside it: the stratum m = M draws g ~ r_M(g|x2) and scores
+    log p(x1|g), i.e. L_1 of Eq. (4) per datapoint, weighted 1/M as in the first line of Eq. (5).
+    (The paper's second line drops that 1/M on term (1); the code follows the first line.)
     """
     check_modalities(params, x1, x2)
     check_rng(rng)
     return stratified_mixture_elbo(params, x1, x2, *unimodal_experts(params, x1, x2), rng)
 
 
-def mopoe_objective(params, x1, x2, rng):
-    """Eq. (5) with the MoPoE posterior (Sutter et al. 2021): q = (1/|P|) sum_{s in P} PoE_s. Maximised.
+def mopoe_components(params, x1, x2):
+    """MoPoE's components (Sutter et al. 2021): PoE over each non-empty subset s of {x1, x2}.
 
-    P = the non-empty subsets of the modalities, each PoE_s the Eq. (8) product over s (prior
-    expert included). Same stratified form as mmvae_objective: the component PoE({x2}) scores
-    log p(x1|g), so the cross term is there with weight 1/|P| = 1/3.
+    The full set's product includes the prior expert, as in Eq. (8); the one-modality
+    components are the bare experts r_1, r_2 (the authors' poe_fusion). Means, log_vars (S, N, D).
+    """
+    return product_of_experts(*unimodal_experts(params, x1, x2), SUBSETS_OF_TWO, PRIOR_IN_FULL_SET_ONLY)
+
+
+def mopoe_objective(params, x1, x2, rng):
+    """Eq. (5) with the MoPoE posterior: q = (1/|P|) sum_{s in P} PoE_s, P the non-empty subsets. Maximised.
+
+    Same stratified mixture ELBO as mmvae_objective: one g from each component, the mixture
+    density in the denominator. The component r_2 scores log p(x1|g), so the cross term is there
+    with weight 1/|P| = 1/3. Sutter et al.'s code estimates a different bound: one component per
+    datapoint for the reconstruction and sum_s w_s KL(PoE_s || p(g)) for the divergence. That
+    sum is >= KL(q_mix || p(g)), and the expected difference of the two objectives is again the
+    divergence (1/|P|) sum_s KL(PoE_s || q_mix) >= 0: this objective is the tighter bound.
     """
     check_modalities(params, x1, x2)
     check_rng(rng)
-    components = product_of_experts(*unimodal_experts(params, x1, x2), SUBSETS_OF_TWO)
-    return stratified_mixture_elbo(params, x1, x2, *components, rng)
+    return stratified_mixture_elbo(params, x1, x2, *mopoe_components(params, x1, x2), rng)
 
 
 OBJECTIVES = {"mvae": mvae_objective, "mmvae": mmvae_objective, "mopoe": mopoe_objective}

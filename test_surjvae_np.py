@@ -30,17 +30,31 @@ def test_pinwheel_shapes_balance_and_determinism():
 
 
 def test_pinwheel_arms_follow_the_formula():
-    # Without noise every point of class c lies at radius 1 and angle 2 pi c / C + rate * e.
+    # Without noise every point of class c lies at radius 1 and angle a = 2 pi c / C + rate * e,
+    # turned clockwise (Johnson et al.'s orientation): (cos a, -sin a).
     x1, labels = S.make_pinwheel(num_classes=4, num_per_class=3, radial_std=0.0,
                                  tangential_std=0.0, rate=0.25, rng=rng())
     angle = 2 * onp.pi * labels / 4 + 0.25 * onp.e
-    onp.testing.assert_allclose(x1, onp.stack([onp.cos(angle), onp.sin(angle)], axis=1), atol=1e-12)
+    onp.testing.assert_allclose(x1, onp.stack([onp.cos(angle), -onp.sin(angle)], axis=1), atol=1e-12)
     # With noise the radius is 1 + radial_std * eps: its class mean and std match.
     x1, labels = S.make_pinwheel(num_classes=2, num_per_class=4000, rng=rng(1))
     radius = onp.linalg.norm(x1, axis=1)
     assert abs(radius.mean() - 1.0) < 4 * 0.3 / onp.sqrt(8000)
     # SE of a std is sigma / sqrt(2n); |x1| = sqrt(r^2 + t^2) differs from r by about t^2 / 2 (< 0.002).
     assert abs(radius.std() - 0.3) < 4 * 0.3 / onp.sqrt(2 * 8000) + 0.002
+
+
+def test_pinwheel_matches_johnson_et_al_construction():
+    """Johnson et al.'s code: features (r, t), rotations stacked as [cos, -sin, sin, cos] rows,
+    x = einsum('ti,tij->tj', features, rotations), then x10 and a shuffle (both left out here)."""
+    x1, labels, radial = S.make_pinwheel(num_classes=3, num_per_class=7, rng=rng(4), return_radial=True)
+    noise = rng(4).standard_normal((21, 2)) * onp.array([0.3, 0.05])   # the same draws
+    features = onp.stack([1.0 + noise[:, 0], noise[:, 1]], axis=1)
+    angles = onp.linspace(0, 2 * onp.pi, 3, endpoint=False)[labels] + 0.25 * onp.exp(features[:, 0])
+    rotations = onp.reshape(onp.stack([onp.cos(angles), -onp.sin(angles), onp.sin(angles), onp.cos(angles)]).T,
+                            (-1, 2, 2))
+    onp.testing.assert_allclose(x1, onp.einsum("ti,tij->tj", features, rotations), atol=1e-12)
+    onp.testing.assert_array_equal(radial, features[:, 0])
 
 
 def test_one_hot():
@@ -98,13 +112,29 @@ def test_product_of_experts_is_the_normalised_product_on_a_grid():
     log_vars = onp.array([[[-0.3, 0.2]], [[0.6, -0.9]]])
     points, cell = grid_2d()
     for subset in ([1, 1], [1, 0], [0, 1]):
-        poe_mean, poe_log_var = S.product_of_experts(means, log_vars, onp.array([subset], float))
-        log_product = S.log_normal(points, 0.0, 0.0) + sum(
-            w * S.log_normal(points, means[m, 0], log_vars[m, 0]) for m, w in enumerate(subset))
-        product = onp.exp(log_product)
-        normalised = product / (product.sum() * cell)
-        poe_density = onp.exp(S.log_normal(points, poe_mean[0, 0], poe_log_var[0, 0]))
-        assert onp.max(onp.abs(normalised - poe_density)) < 1e-6
+        for with_prior in (1.0, 0.0):
+            poe_mean, poe_log_var = S.product_of_experts(means, log_vars, onp.array([subset], float),
+                                                         onp.array([with_prior]))
+            log_product = with_prior * S.log_normal(points, 0.0, 0.0) + sum(
+                w * S.log_normal(points, means[m, 0], log_vars[m, 0]) for m, w in enumerate(subset))
+            product = onp.exp(log_product)
+            normalised = product / (product.sum() * cell)
+            poe_density = onp.exp(S.log_normal(points, poe_mean[0, 0], poe_log_var[0, 0]))
+            assert onp.max(onp.abs(normalised - poe_density)) < 1e-6
+
+
+def test_mopoe_components_follow_sutter_et_al():
+    """Full set: PoE with the prior expert (Eq. 8); one-modality components: the bare experts."""
+    params = S.init_params(rng(3), hidden=(5,))
+    x1, labels = S.make_pinwheel(num_per_class=3, rng=rng(2))
+    x2 = S.one_hot(labels, 2)
+    means, log_vars = S.unimodal_experts(params, x1, x2)
+    mopoe_means, mopoe_log_vars = S.mopoe_components(params, x1, x2)
+    full_mean, full_log_var = S.product_of_experts(means, log_vars, onp.array([[1.0, 1.0]]))
+    onp.testing.assert_allclose(mopoe_means, onp.concatenate([full_mean, means]), rtol=1e-12, atol=1e-15)
+    onp.testing.assert_allclose(mopoe_log_vars, onp.concatenate([full_log_var, log_vars]), rtol=1e-12)
+    label_mean, label_log_var = S.unimodal_posterior(params, x2, 2, "mopoe")
+    assert onp.array_equal(label_mean, means[1]) and onp.array_equal(label_log_var, log_vars[1])
 
 
 def test_mixture_density_is_the_mean_of_its_components_and_integrates_to_one():
@@ -235,8 +265,9 @@ def test_mixture_objectives_equal_evidence_minus_kl_on_a_grid(name):
     model = LinearGaussian(num_points=4)
     params = perturbed_params(model)
     means, log_vars = S.unimodal_experts(params, model.x1, model.x2)
-    if name == "mopoe":
-        means, log_vars = S.product_of_experts(means, log_vars, S.nonempty_subsets(2))
+    if name == "mopoe":                                      # Sutter et al.: prior in the full PoE only
+        full = S.product_of_experts(means, log_vars, onp.array([[1.0, 1.0]]))
+        means, log_vars = onp.concatenate([full[0], means]), onp.concatenate([full[1], log_vars])
     post_mean, post_log_var = model.exact_posterior()
     points, cell = grid_2d(half_width=7.0, num=701)
     g = points[:, None, :]                                                        # (P, 1, D)
@@ -250,6 +281,39 @@ def test_mixture_objectives_equal_evidence_minus_kl_on_a_grid(name):
     assert min(kls) > 0.05                                                        # the perturbation matters
     assert abs(estimate - expected) < 4 * error
     assert estimate < onp.mean(model.log_evidence()) - onp.log(model.C)
+
+
+def analytic_kl_mixture_elbo(params, x1, x2, means, log_vars, rng):
+    """The authors' form (Shi et al.'s m_elbo; Sutter et al.'s KL): (1/K) sum_k (E_{q_k}[log p(x|g)] - KL(q_k || p))."""
+    g = S.sample_normal(means, log_vars, rng)                                     # (K, N, D)
+    reconstruction = onp.sum(S.log_likelihoods(params, g, x1, x2), axis=0)       # (K, N)
+    return onp.mean(reconstruction - S.kl_to_standard_normal(means, log_vars))
+
+
+@pytest.mark.parametrize("name", ["mmvae", "mopoe"])
+def test_stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence(name):
+    """E[stratified] - E[analytic-KL form] = (1/K) sum_k KL(q_k || q_mix), the KLs on a grid.
+
+    With the same noise, the difference is log p(g) - log q_mix(g) + KL(q_k || p) at g ~ q_k."""
+    model = LinearGaussian(num_points=3)
+    params = perturbed_params(model)
+    components = (S.unimodal_experts(params, model.x1, model.x2) if name == "mmvae"
+                  else S.mopoe_components(params, model.x1, model.x2))
+    means, log_vars = components
+    points, cell = grid_2d(half_width=7.0, num=701)
+    g = points[:, None, :]
+    divergence = []
+    for n in range(model.C):
+        log_mix = S.mixture_log_density(g, means[:, n:n + 1], log_vars[:, n:n + 1])[:, 0]
+        divergence.append(onp.mean([onp.sum(onp.exp(log_k) * (log_k - log_mix)) * cell
+                                    for log_k in (S.log_normal(points, means[k, n], log_vars[k, n])
+                                                  for k in range(len(means)))]))
+    differences = [S.stratified_mixture_elbo(params, model.x1, model.x2, means, log_vars, rng(s))
+                   - analytic_kl_mixture_elbo(params, model.x1, model.x2, means, log_vars, rng(s))
+                   for s in range(3000)]
+    error = onp.std(differences) / onp.sqrt(len(differences))
+    assert onp.mean(divergence) > 0.05                                           # a real gap
+    assert abs(onp.mean(differences) - onp.mean(divergence)) < 4 * error
 
 
 def test_cross_modal_term_matches_closed_form_for_a_linear_decoder():
@@ -478,18 +542,23 @@ def test_plots_rejects_a_missing_json(tmp_path):
         P.main(["--from-json", str(tmp_path / "none.json"), "--out", str(tmp_path)])
 
 
-def test_refine_labels_splits_each_arm_by_radius():
-    x1, labels = S.make_pinwheel(num_classes=2, num_per_class=40, rng=rng(1))
-    fine, x2 = S.refine_labels(x1, labels, 4)
+def test_refine_labels_splits_each_arm_by_its_radial_coordinate():
+    x1, labels, radial = S.make_pinwheel(num_classes=2, num_per_class=40, rng=rng(1), return_radial=True)
+    fine, x2 = S.refine_labels(radial, labels, 4)
     assert x2.shape == (80, 8) and onp.array_equal(onp.argmax(x2, axis=1), fine)
     assert onp.array_equal(onp.bincount(fine), [10] * 8)
     assert onp.array_equal(fine // 4, labels)                       # sub-labels stay inside their arm
-    radius = onp.linalg.norm(x1, axis=1)
     for c in range(2):                                              # ordered from the centre outwards
-        assert all(radius[fine == c * 4 + j].max() <= radius[fine == c * 4 + j + 1].min() for j in range(3))
-    assert onp.array_equal(S.refine_labels(x1, labels, 1)[0], labels)
+        assert all(radial[fine == c * 4 + j].max() <= radial[fine == c * 4 + j + 1].min() for j in range(3))
+    assert onp.array_equal(S.refine_labels(radial, labels, 1)[0], labels)
     with pytest.raises(ValueError, match="exceeds the size of the smallest class"):
-        S.refine_labels(x1, labels, 41)
+        S.refine_labels(radial, labels, 41)
+    with pytest.raises(ValueError, match="position must be a finite 1-D array"):
+        S.refine_labels(x1, labels, 2)
+    # A point with r < 0 (radius |r| large) belongs at the centre, not at the tip.
+    radial_neg = radial.copy()
+    radial_neg[0] = -1.5
+    assert S.refine_labels(radial_neg, labels, 4)[0][0] == 0
 
 
 def test_quick_sweep_runs_checks_and_plots(tmp_path):

@@ -174,9 +174,9 @@ def label_gap(params, model, x1, fine, num_labels, nodes):
     return float(np.sum(gaps) / len(x1))
 
 
-def sweep_point(args, config, x1, labels, k, print_fn):
-    """Train every model with each arm split into k sub-labels; what each keeps of the within-label variance."""
-    fine, x2 = S.refine_labels(x1, labels, k)
+def sweep_point(args, config, x1, labels, radial, k, print_fn):
+    """Train every model with each arm split into k sub-labels (by the radial coordinate); what each keeps."""
+    fine, x2 = S.refine_labels(radial, labels, k)
     num_labels = np.shape(x2)[1]
     data_variance = within_label_variance(x1, fine)
     point = {"k": k, "num_labels": num_labels, "points_per_label": len(x1) / num_labels,
@@ -331,8 +331,8 @@ def run(args, print_fn):
     """Everything the script computes, as one JSON-ready dict."""
     config = dict(QUICK if args.quick else FULL)
     config.update({k: v for k, v in (("per_class", args.per_class), ("steps", args.steps)) if v is not None})
-    x1, labels = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
-                                 rng=npr.default_rng([args.seed, 3]))
+    x1, labels, radial = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
+                                         rng=npr.default_rng([args.seed, 3]), return_radial=True)
     x2 = S.one_hot(labels, args.classes)
     models = train_models(args, config, x1, x2, print_fn)
     eval_rng = npr.default_rng([args.seed, 4])
@@ -347,7 +347,7 @@ def run(args, print_fn):
                                             config, eval_rng), **{"class": c}) for c in range(args.classes)]
     direct = [maximise_cross_modal_term(x1[labels == c], c, args.classes, config, args.seed, print_fn)
               for c in range(min(args.classes, 2))]
-    sweep = [sweep_point(args, config, x1, labels, k, print_fn) for k in args.sweep_ks] if args.sweep else []
+    sweep = [sweep_point(args, config, x1, labels, radial, k, print_fn) for k in args.sweep_ks] if args.sweep else []
     return {"config": dict(vars(args), **config), "rows": rows, "stationarity": stationarity,
             "direct_maximisation": direct, "sweep": sweep,
             "checks": named_checks(rows, stationarity, direct, models, sweep),
