@@ -17,15 +17,18 @@ Conventions
   step t draws from a generator made from (seed, t) only (`step_rng`), so
   logging and evaluation never change the result.
 """
+import math
 import time
 
 import autograd.numpy as np
+import numpy as onp        # plain NumPy, for raw arrays only: input checks and inside primitives
 import numpy.random as npr
 from autograd import value_and_grad
-from autograd.extend import defvjp, primitive
+from autograd.core import SparseObject
+from autograd.extend import defvjp, defvjp_argnums, primitive, vspace
 from autograd.tracer import getval
 
-LOG_2PI = np.log(2.0 * np.pi)
+LOG_2PI = math.log(2.0 * math.pi)    # a Python float: it keeps float32 arithmetic float32 (NumPy 2)
 MODELS = ("mvae", "mmvae", "mopoe")
 # Training defaults: each model shows the paper's Fig. 2 effect after these (about 2 s each).
 NUM_STEPS, STEP_SIZE, BATCH_SIZE = 800, 0.02, 128
@@ -55,33 +58,33 @@ def check_model(model):
 def check_x1(x1, expected_dim=None):
     """Raise ValueError unless x1 is a finite (N, D1) float array (D1 = expected_dim if given)."""
     x1 = getval(x1)
-    if np.ndim(x1) != 2:
-        raise ValueError(f"x1 must have shape (N, D1), got shape {np.shape(x1)}")
-    if not np.all(np.isfinite(x1)):
+    if onp.ndim(x1) != 2:
+        raise ValueError(f"x1 must have shape (N, D1), got shape {onp.shape(x1)}")
+    if not onp.all(onp.isfinite(x1)):
         raise ValueError("x1 contains NaN or infinite values")
-    if expected_dim is not None and np.shape(x1)[1] != expected_dim:
-        raise ValueError(f"x1 has {np.shape(x1)[1]} columns but the model expects {expected_dim}")
+    if expected_dim is not None and onp.shape(x1)[1] != expected_dim:
+        raise ValueError(f"x1 has {onp.shape(x1)[1]} columns but the model expects {expected_dim}")
 
 
 def check_one_hot(x2, num_classes=None):
     """Raise ValueError unless x2 is an (N, C) array whose rows are one-hot labels."""
     x2 = getval(x2)
-    if np.ndim(x2) != 2:
-        raise ValueError(f"x2 must be one-hot labels of shape (N, C), got shape {np.shape(x2)}")
-    if not np.all(np.isfinite(x2)):
+    if onp.ndim(x2) != 2:
+        raise ValueError(f"x2 must be one-hot labels of shape (N, C), got shape {onp.shape(x2)}")
+    if not onp.all(onp.isfinite(x2)):
         raise ValueError("x2 contains NaN or infinite values")
-    if not (np.all((x2 == 0) | (x2 == 1)) and np.all(np.sum(x2, axis=1) == 1)):
+    if not (onp.all((x2 == 0) | (x2 == 1)) and onp.all(onp.sum(x2, axis=1) == 1)):
         raise ValueError("x2 must be one-hot: every row needs exactly one 1 and zeros elsewhere")
-    if num_classes is not None and np.shape(x2)[1] != num_classes:
-        raise ValueError(f"x2 has {np.shape(x2)[1]} classes but the model expects {num_classes}")
+    if num_classes is not None and onp.shape(x2)[1] != num_classes:
+        raise ValueError(f"x2 has {onp.shape(x2)[1]} classes but the model expects {num_classes}")
 
 
 def check_modalities(params, x1, x2):
     """Raise ValueError unless (x1, x2) are paired data that fit the model in params."""
-    check_x1(x1, np.shape(params["encoder_x1"][0]["W"])[0])
-    check_one_hot(x2, np.shape(params["encoder_x2"][0]["W"])[0])
-    if np.shape(x1)[0] != np.shape(x2)[0]:
-        raise ValueError(f"x1 has {np.shape(x1)[0]} rows but x2 has {np.shape(x2)[0]}")
+    check_x1(x1, onp.shape(params["encoder_x1"][0]["W"])[0])
+    check_one_hot(x2, onp.shape(params["encoder_x2"][0]["W"])[0])
+    if onp.shape(x1)[0] != onp.shape(x2)[0]:
+        raise ValueError(f"x1 has {onp.shape(x1)[0]} rows but x2 has {onp.shape(x2)[0]}")
 
 
 # ---------------------------------------------------------------- 1. data
@@ -167,24 +170,94 @@ def init_mlp(sizes, rng, output_scale=1.0):
     return layers
 
 
-@primitive
-def tanh(x):
-    """np.tanh with the vjp g * (1 - tanh^2) from its output (autograd's divides by cosh^2: slower)."""
-    return np.tanh(x)
+def mlp_plain(layers, inputs):
+    """The MLP in plain autograd operations: h_0 = inputs, h_l = tanh(h_(l-1) W_l + b_l), out = h_(L-1) W_L + b_L.
 
-
-defvjp(tanh, lambda ans, x: lambda g: g * (1.0 - ans * ans))
-
-
-def mlp(layers, inputs):
-    """tanh hidden layers, linear output; inputs (..., d_0) -> (..., d_L). No hidden layer = affine map."""
+    The specification of mlp_kernel, which computes the same map as one traced operation
+    (test_surjvae_np checks that values and gradients agree).
+    """
     hidden = inputs
     for layer in layers[:-1]:
-        hidden = tanh(hidden @ layer["W"] + layer["b"])
+        hidden = np.tanh(hidden @ layer["W"] + layer["b"])
     return hidden @ layers[-1]["W"] + layers[-1]["b"]
 
 
+def mlp_hidden_activations(inputs, weights_and_biases):
+    """[h_0, ..., h_(L-1)] of mlp_plain, as raw arrays (W_l, b_l alternate in weights_and_biases)."""
+    activations = [inputs]
+    for W, b in zip(weights_and_biases[0:-2:2], weights_and_biases[1:-2:2]):
+        activations.append(onp.tanh(activations[-1] @ W + b))
+    return activations
+
+
+# autograd runs a primitive's forward pass and then, when it is tracing, the vjp maker with the
+# same argument objects. mlp_kernel keeps its hidden activations here so that the vjp maker reuses
+# them instead of running the forward pass again (it recomputes them if the arguments differ).
+LAST_MLP_FORWARD = {"arguments": (), "activations": None}
+
+
+@primitive
+def mlp_kernel(inputs, *weights_and_biases):
+    """mlp_plain(layers, inputs) with weights_and_biases = W_1, b_1, ..., W_L, b_L, as one traced operation.
+
+    autograd's cost is per traced operation (3 per layer in mlp_plain); the backward pass is
+    written out in mlp_kernel_vjp. A speed kernel only: mlp_plain is the definition.
+    """
+    activations = mlp_hidden_activations(inputs, weights_and_biases)
+    LAST_MLP_FORWARD.update(arguments=(inputs,) + weights_and_biases, activations=activations)
+    return activations[-1] @ weights_and_biases[-2] + weights_and_biases[-1]
+
+
+def flatten_leading(a):
+    """a (..., d) -> (prod(...), d)."""
+    return onp.reshape(a, (-1, onp.shape(a)[-1]))
+
+
+def mlp_kernel_vjp(argnums, output, args, kwargs):
+    """Backpropagation through mlp_plain. delta_L = G; dW_l = h_(l-1)^T delta_l, db_l = sum delta_l;
+    delta_(l-1) = (delta_l W_l^T) * (1 - h_(l-1)^2), tanh's derivative; d inputs = delta_1 W_1^T."""
+    inputs, weights_and_biases = args[0], args[1:]
+    cached = LAST_MLP_FORWARD["arguments"]
+    if len(cached) == len(args) and all(a is b for a, b in zip(cached, args)):
+        activations = LAST_MLP_FORWARD["activations"]                             # h_0 .. h_(L-1)
+    else:
+        activations = mlp_hidden_activations(inputs, weights_and_biases)
+
+    def vjp(output_gradient):
+        gradients, delta = [None] * len(args), output_gradient                    # delta: (..., d_l)
+        for layer in range(len(activations) - 1, -1, -1):
+            W, h = weights_and_biases[2 * layer], activations[layer]
+            gradients[1 + 2 * layer] = flatten_leading(h).T @ flatten_leading(delta)       # dW
+            gradients[2 + 2 * layer] = onp.sum(flatten_leading(delta), axis=0)              # db
+            if layer > 0:
+                delta = (delta @ W.T) * (1.0 - h * h)                                       # d a_(l-1)
+            elif 0 in argnums:
+                gradients[0] = delta @ W.T                                                  # d inputs
+        return tuple(gradients[argnum] for argnum in argnums)
+    return vjp
+
+
+defvjp_argnums(mlp_kernel, mlp_kernel_vjp)
+
+
+def mlp(layers, inputs):
+    """tanh hidden layers, linear output; inputs (..., d_0) -> (..., d_L). No hidden layer = affine map.
+
+    The map of mlp_plain, computed by the fused mlp_kernel (one traced operation).
+    """
+    return mlp_kernel(inputs, *[array for layer in layers for array in (layer["W"], layer["b"])])
+
+
 # ---------------------------------------------------------------- 3. distributions
+
+@primitive
+def stack_on_new_axis(*arrays):
+    """np.stack(arrays, axis=0) as one traced operation (autograd's np.stack traces 2 per array + 1)."""
+    return onp.stack(arrays)
+
+
+defvjp_argnums(stack_on_new_axis, lambda argnums, stacked, arrays, kwargs: lambda g: tuple(g[i] for i in argnums))
+
 
 def logsumexp(a, axis):
     """log sum_i exp(a_i) along axis, computed stably."""
@@ -199,12 +272,23 @@ def log_normal(x, mean, log_var):
     return -0.5 * np.sum(LOG_2PI + log_var + residual * residual * np.exp(-log_var), axis=-1)
 
 
+def float_dtype(array):
+    """np.float32 for a float32 array (or a box holding one), np.float64 for anything else."""
+    return np.float32 if np.result_type(getval(array)) == np.float32 else np.float64
+
+
+def log_prior(g):
+    """Eq. (1): log p(g) = log N(g | 0, I), summed over the last axis."""
+    return -0.5 * np.sum(LOG_2PI + g * g, axis=-1)
+
+
 def sample_normal(mean, log_var, rng, leading_shape=()):
     """Reparameterised draws g = mean + exp(log_var / 2) * eps, eps ~ N(0, I) from rng.
 
     leading_shape adds sample axes in front: (S,) with mean (N, D) gives g of shape (S, N, D).
+    eps has mean's float type, so float32 training stays float32.
     """
-    eps = rng.standard_normal(tuple(leading_shape) + np.shape(mean))
+    eps = rng.standard_normal(tuple(leading_shape) + np.shape(mean), dtype=float_dtype(mean))
     return mean + np.exp(0.5 * log_var) * eps
 
 
@@ -235,7 +319,7 @@ def unimodal_experts(params, x1, x2):
     """Eq. (2)'s building blocks: the M = 2 experts r_1(g|x1), r_2(g|x2), stacked: means and log_vars of shape (M, N, D)."""
     mean1, log_var1 = gaussian_expert(params["encoder_x1"], x1)
     mean2, log_var2 = gaussian_expert(params["encoder_x2"], x2)
-    return np.stack([mean1, mean2]), np.stack([log_var1, log_var2])
+    return stack_on_new_axis(mean1, mean2), stack_on_new_axis(log_var1, log_var2)     # (M, N, D)
 
 
 def nonempty_subsets(num_modalities):
@@ -268,6 +352,8 @@ def product_of_experts(means, log_vars, subsets, prior_expert=None):
     """
     if prior_expert is None:
         prior_expert = np.ones(np.shape(subsets)[0])
+    subsets = np.asarray(subsets, dtype=float_dtype(log_vars))                   # no float64 upcast
+    prior_expert = np.asarray(prior_expert, dtype=float_dtype(log_vars))
     precisions = np.exp(-log_vars)                                                # (M, N, D)
     total_precision = (np.reshape(prior_expert, (-1, 1, 1))
                        + np.tensordot(subsets, precisions, axes=1))               # (S, N, D)
@@ -282,7 +368,7 @@ def mixture_log_density(g, means, log_vars):
     -> (..., N). For the MMVAE the K = M components are the unimodal experts.
     """
     component_log_densities = log_normal(g[..., None, :, :], means, log_vars)     # (..., K, N)
-    return logsumexp(component_log_densities, axis=-2) - np.log(np.shape(means)[0])
+    return logsumexp(component_log_densities, axis=-2) - math.log(np.shape(means)[0])
 
 
 def unimodal_posterior(params, x, modality, model):
@@ -335,14 +421,14 @@ def decoder_x1_log_likelihood(params, x1, g):
     return log_normal(x1, mlp(params["decoder_x1"], g), params["decoder_x1_log_var"])
 
 
-def log_likelihoods(params, g, x1, x2):
-    """Eq. (3) for both modalities at latent samples g (..., N, D): stacked (M, ..., N).
+def log_likelihood_of_all_modalities(params, g, x1, x2):
+    """Eq. (1), (3): sum_m log p_theta(x_m|g) at latent samples g (..., N, D) -> (..., N).
 
     log p(x1|g): isotropic Gaussian; log p(x2|g): categorical with MLP logits.
     """
     log_p_x1 = decoder_x1_log_likelihood(params, x1, g)                          # (..., N)
     log_p_x2 = log_categorical(x2, mlp(params["decoder_x2"], g))                 # (..., N)
-    return np.stack([log_p_x1, log_p_x2])                                        # (M, ..., N)
+    return log_p_x1 + log_p_x2
 
 
 def mvae_objective(params, x1, x2, rng):
@@ -358,12 +444,11 @@ def mvae_objective(params, x1, x2, rng):
     subsets = SUBSETS_OF_TWO                                                     # (S, M)
     poe_means, poe_log_vars = product_of_experts(*unimodal_experts(params, x1, x2), subsets)
     g = sample_normal(poe_means, poe_log_vars, rng)                              # (S, N, D)
-    # Both decoders see all S samples in one call each; the mask then drops the modalities an
-    # ELBO does not contain (1/3 of the decoding is thrown away, cheaper than 4 more traced calls).
-    log_lik = log_likelihoods(params, g, x1, x2)                                 # (M, S, N)
-    reconstruction = np.sum(subsets.T[:, :, None] * log_lik, axis=0)             # (S, N)
+    # Each decoder sees only the samples of the ELBOs that contain its modality, in one call.
+    log_p_x1 = decoder_x1_log_likelihood(params, x1, g[subsets[:, 0] == 1])     # (S1, N)
+    log_p_x2 = log_categorical(x2, mlp(params["decoder_x2"], g[subsets[:, 1] == 1]))   # (S2, N)
     kl = kl_to_standard_normal(poe_means, poe_log_vars)                          # (S, N)
-    return np.mean(np.sum(reconstruction - kl, axis=0))
+    return (np.sum(log_p_x1) + np.sum(log_p_x2) - np.sum(kl)) / np.shape(x1)[0]
 
 
 def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng):
@@ -375,8 +460,7 @@ def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng):
     average over components outside the log. Returns the average over datapoints.
     """
     g = sample_normal(means, log_vars, rng)                                      # (K, N, D)
-    log_prior = log_normal(g, 0.0, 0.0)                                          # (K, N)
-    log_joint = log_prior + np.sum(log_likelihoods(params, g, x1, x2), axis=0)   # (K, N)
+    log_joint = log_prior(g) + log_likelihood_of_all_modalities(params, g, x1, x2)   # (K, N)
     return np.mean(log_joint - mixture_log_density(g, means, log_vars))
 
 
@@ -469,18 +553,46 @@ def tree_rebuild(tree, leaves):
     return next(leaves)
 
 
+@primitive
+def take_block(vector, start, stop, shape):
+    """np.reshape(vector[start:stop], shape) as one traced operation (slicing then reshaping costs two).
+
+    Its vjp adds the block's gradient in place into one gradient buffer for the whole vector
+    (autograd's sparse accumulation); autograd's own slice vjp calls np.add.at once per block.
+    """
+    return onp.reshape(vector[start:stop], shape)
+
+
+def take_block_vjp(block, vector, start, stop, shape):
+    """The gradient of vector: the block's gradient on [start, stop), zero elsewhere.
+
+    Returned as autograd's SparseObject: autograd allocates one zero buffer for vector's gradient
+    and each block adds into its own slice of it. The in-place add is inside autograd's gradient
+    accumulation, not inside a differentiated function.
+    """
+    def vjp(block_gradient):
+        def add_into(gradient_buffer):
+            gradient_buffer[start:stop] += onp.ravel(block_gradient)
+            return gradient_buffer
+        return SparseObject(vspace(vector), add_into)
+    return vjp
+
+
+defvjp(take_block, take_block_vjp)
+
+
 def flatten_params(params):
     """(vector, unflatten): all parameters in one 1-D array, and the map back to the nested dict.
 
     Adam and autograd work on the vector: autograd's cost here is per traced operation, and a
-    nested dict of boxes costs more operations than slicing one vector.
+    nested dict of boxes costs more operations than one take_block per array.
     """
     shapes = [np.shape(leaf) for leaf in tree_leaves(params)]
     ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
     starts = ends - [int(np.prod(shape)) for shape in shapes]
 
     def unflatten(vector):
-        pieces = (np.reshape(vector[a:b], shape) for a, b, shape in zip(starts, ends, shapes))
+        pieces = (take_block(vector, int(a), int(b), shape) for a, b, shape in zip(starts, ends, shapes))
         return tree_rebuild(params, pieces)
     return np.concatenate([np.ravel(leaf) for leaf in tree_leaves(params)]), unflatten
 
@@ -501,13 +613,26 @@ def minibatch(x1, x2, batch_size, rng):
     return x1[rows], x2[rows]
 
 
+def training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, step_size, batch_size):
+    """Step t of maximise: batch and noise from step_rng(seed, t), then one Adam step on -objective.
+
+    Returns the new (flat, m, v) and the objective's value at the old parameters.
+    """
+    rng = step_rng(seed, t)
+    value, gradient = objective_and_gradient(flat, *minibatch(x1, x2, batch_size, rng), rng)
+    rate = step_size(t) if callable(step_size) else step_size
+    flat, m, v = adam_step(flat, -gradient, m, v, t + 1, rate)                   # loss = -objective
+    return flat, m, v, value
+
+
 def maximise(objective, params, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=STEP_SIZE,
-             batch_size=BATCH_SIZE, log_every=200, print_fn=print, name="objective"):
+             batch_size=BATCH_SIZE, log_every=200, print_fn=print, name="objective", dtype=np.float64):
     """Maximise objective(params, x1, x2, rng) with Adam; returns (params, objective per step).
 
     Step t draws its batch and noise from step_rng(seed, t) only. Prints step, objective and
     seconds every log_every steps (print_fn=None is silent). A non-finite objective stops with
-    FloatingPointError naming the step.
+    FloatingPointError naming the step. dtype=np.float32 trains in single precision (about twice
+    as fast at larger widths); the returned parameters are float64 either way.
     """
     for label, value in (("num_steps", num_steps), ("log_every", log_every)):
         check_positive_int(value, label)
@@ -515,23 +640,23 @@ def maximise(objective, params, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=S
         check_positive_int(batch_size, "batch_size")
     if not (callable(step_size) or (np.isfinite(step_size) and step_size > 0)):
         raise ValueError(f"step_size must be a positive number or a function of the step, got {step_size!r}")
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}")
     flat, unflatten = flatten_params(params)
     objective_and_gradient = value_and_grad(
         lambda vector, *batch_and_rng: objective(unflatten(vector), *batch_and_rng))
+    flat, x1, x2 = flat.astype(dtype), np.asarray(x1, dtype=dtype), np.asarray(x2, dtype=dtype)
     m, v = np.zeros_like(flat), np.zeros_like(flat)
     history, start = np.zeros(num_steps), time.perf_counter()
     for t in range(num_steps):
-        rng = step_rng(seed, t)
-        value, gradient = objective_and_gradient(flat, *minibatch(x1, x2, batch_size, rng), rng)
-        if not np.isfinite(value):
-            raise FloatingPointError(f"{name} objective became {value} at step {t}; "
+        flat, m, v, history[t] = training_step(objective_and_gradient, flat, m, v, t, x1, x2,
+                                                seed, step_size, batch_size)
+        if not np.isfinite(history[t]):
+            raise FloatingPointError(f"{name} objective became {history[t]} at step {t}; "
                                      f"lower step_size (now {step_size}) or check the data")
-        history[t] = value
-        rate = step_size(t) if callable(step_size) else step_size
-        flat, m, v = adam_step(flat, -gradient, m, v, t + 1, rate)  # loss = -objective
         if print_fn is not None and (t % log_every == 0 or t == num_steps - 1):
-            print_fn(f"  {name:5s} step {t:5d}  objective {value:10.4f}  {time.perf_counter() - start:6.2f} s")
-    return unflatten(flat), history
+            print_fn(f"  {name:5s} step {t:5d}  objective {history[t]:10.4f}  {time.perf_counter() - start:6.2f} s")
+    return unflatten(flat.astype(np.float64)), history
 
 
 def train(model, x1, x2, seed=0, params=None, **options):
@@ -599,3 +724,79 @@ def class_spread_ratios(params, x1, labels, rng, model):
     generated = generate_from_labels(params, x2, rng, model)                     # (N, D1)
     return np.array([spread_ratio(generated[labels == c], x1[labels == c])
                      for c in range(num_classes)])
+
+
+# ================================================================ beyond the paper
+# ---------------------------------------------------------------- B1. speed: python surjvae_np.py bench
+
+PEER_STEP_LINE = r"(MVAE|MMVAE): median step \(fwd\+bwd\+Adam, bs (\d+)\) with 1 thread\(s\): ([0-9.]+) ms"
+
+
+def median_step_seconds(model, hidden, batch_size, dtype, num_steps=200, warmup=20, seed=0):
+    """Median seconds of one training_step (objective, gradient, Adam) on the 2-class pinwheel."""
+    x1, labels = make_pinwheel(rng=npr.default_rng([seed, 3]))
+    params = init_params(init_rng(seed), hidden=hidden)
+    flat, unflatten = flatten_params(params)
+    objective_and_gradient = value_and_grad(lambda vector, *batch: OBJECTIVES[model](unflatten(vector), *batch))
+    flat, x1, x2 = flat.astype(dtype), x1.astype(dtype), one_hot(labels, 2).astype(dtype)
+    m, v, seconds = np.zeros_like(flat), np.zeros_like(flat), []
+    for t in range(warmup + num_steps):
+        start = time.perf_counter()
+        flat, m, v, _ = training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, 1e-3, batch_size)
+        seconds.append(time.perf_counter() - start)
+    return float(onp.median(seconds[warmup:]))
+
+
+def peer_step_milliseconds(torch_python, peer_script):
+    """{(model, batch): median ms} from the PyTorch peer's --steptime-only run at tanh, one thread."""
+    import re
+    import subprocess
+    output = subprocess.run([torch_python, peer_script, "--steptime-only", "--act", "tanh"],
+                            capture_output=True, text=True, check=True).stdout
+    return {(name.lower(), int(batch)): float(ms) for name, batch, ms in re.findall(PEER_STEP_LINE, output)}
+
+
+def bench_main(argv=None):
+    """python surjvae_np.py bench: median ms per training step, every model, two widths, two batch sizes."""
+    import argparse
+    import os
+    parser = argparse.ArgumentParser(prog="surjvae_np.py bench", description=bench_main.__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows the median")
+    parser.add_argument("--torch-python", help="python of a venv with torch, to time ../shared/peer/torch_minimal.py")
+    parser.add_argument("--peer", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared",
+                                                         "peer", "torch_minimal.py"), help="the PyTorch peer script")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    if args.torch_python and not (os.path.isfile(args.torch_python) and os.path.isfile(args.peer)):
+        parser.error(f"--torch-python {args.torch_python} or --peer {args.peer} is not a file")
+    print(f"bench configuration: rounds={args.rounds}, torch_python={args.torch_python}, peer={args.peer}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}", flush=True)
+    cases = [(model, hidden, batch, dtype) for hidden in ((32,), (64, 64)) for model in MODELS
+             for batch in (128, None) for dtype in (np.float64, np.float32)]
+    ours, peer = {case: [] for case in cases}, {}
+    for round_index in range(args.rounds):
+        for case in cases:
+            ours[case].append(1e3 * median_step_seconds(*case, num_steps=200 if case[2] else 50))
+        if args.torch_python:
+            for key, ms in peer_step_milliseconds(args.torch_python, args.peer).items():
+                peer.setdefault(key, []).append(ms)
+        print(f"  round {round_index + 1}/{args.rounds} done", flush=True)
+    print(f"{'model':6s} {'hidden':8s} {'batch':>5s} {'float64 ms':>10s} {'float32 ms':>10s} {'torch f32 ms':>12s}"
+          f" {'f64/torch':>9s} {'f32/torch':>9s}")
+    for model, hidden, batch, dtype in cases:
+        if dtype is np.float32:
+            continue
+        f64, f32 = (onp.median(ours[model, hidden, batch, d]) for d in (np.float64, np.float32))
+        reference = onp.median(peer[model, batch]) if (model, batch) in peer and hidden == (64, 64) else None
+        ratios = f"{f64 / reference:9.2f} {f32 / reference:9.2f}" if reference else f"{'':9s} {'':9s}"
+        print(f"{model:6s} {','.join(map(str, hidden)):8s} {batch or 1000:5d} {f64:10.2f} {f32:10.2f}"
+              f" {reference if reference else float('nan'):12.2f} {ratios}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] != ["bench"]:
+        sys.exit("usage: python surjvae_np.py bench [--rounds R] [--torch-python PATH] [--peer PATH]")
+    sys.exit(bench_main(sys.argv[2:]))
