@@ -30,8 +30,9 @@ from autograd.tracer import getval
 
 LOG_2PI = math.log(2.0 * math.pi)    # a Python float: it keeps float32 arithmetic float32 (NumPy 2)
 MODELS = ("mvae", "mmvae", "mopoe")
-# Training defaults: each model shows the paper's Fig. 2 effect after these (about 2 s each).
-NUM_STEPS, STEP_SIZE, BATCH_SIZE = 800, 0.02, 128
+# Training defaults: Adam steps, peak step size (decayed over the second half, decaying_step_size)
+# and batch size. With these the 2-class MMVAE is past its transient (README, "Design choices").
+NUM_STEPS, STEP_SIZE, BATCH_SIZE = 800, 0.05, 128
 
 
 # ---------------------------------------------------------------- 0. input checks
@@ -55,32 +56,105 @@ def check_model(model):
         raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
 
 
+def check_seed(seed):
+    """Raise ValueError unless seed is an integer >= 0 (what numpy.random.default_rng accepts)."""
+    is_integer = hasattr(seed, "__index__") and not isinstance(seed, bool)
+    if not is_integer or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+
+
+def check_real_number(value, name, minimum=None):
+    """Raise ValueError unless value is a finite real number (>= minimum if given)."""
+    if isinstance(value, (bool, str)) or not onp.isscalar(value) and onp.ndim(value) != 0:
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    if not math.isfinite(number) or (minimum is not None and number < minimum):
+        raise ValueError(f"{name} must be a finite number{f' >= {minimum}' if minimum is not None else ''}, got {value!r}")
+
+
+def real_array(x, name):
+    """x (or the value in an autograd box) as an array; ValueError unless it holds real numbers."""
+    try:
+        array = onp.asarray(getval(x))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} is not an array of numbers: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
 def check_x1(x1, expected_dim=None):
-    """Raise ValueError unless x1 is a finite (N, D1) float array (D1 = expected_dim if given)."""
-    x1 = getval(x1)
-    if onp.ndim(x1) != 2:
-        raise ValueError(f"x1 must have shape (N, D1), got shape {onp.shape(x1)}")
+    """Raise ValueError unless x1 is a finite, non-empty (N, D1) real array (D1 = expected_dim if given)."""
+    x1 = real_array(x1, "x1")
+    if x1.ndim != 2:
+        raise ValueError(f"x1 must have shape (N, D1), got shape {x1.shape}")
+    if x1.shape[0] == 0 or x1.shape[1] == 0:
+        raise ValueError(f"x1 is empty: shape {x1.shape}")
     if not onp.all(onp.isfinite(x1)):
         raise ValueError("x1 contains NaN or infinite values")
-    if expected_dim is not None and onp.shape(x1)[1] != expected_dim:
-        raise ValueError(f"x1 has {onp.shape(x1)[1]} columns but the model expects {expected_dim}")
+    if expected_dim is not None and x1.shape[1] != expected_dim:
+        raise ValueError(f"x1 has {x1.shape[1]} columns but the model expects {expected_dim}")
 
 
 def check_one_hot(x2, num_classes=None):
-    """Raise ValueError unless x2 is an (N, C) array whose rows are one-hot labels."""
-    x2 = getval(x2)
-    if onp.ndim(x2) != 2:
-        raise ValueError(f"x2 must be one-hot labels of shape (N, C), got shape {onp.shape(x2)}")
+    """Raise ValueError unless x2 is a non-empty (N, C) array whose rows are one-hot labels."""
+    x2 = real_array(x2, "x2")
+    if x2.ndim != 2:
+        raise ValueError(f"x2 must be one-hot labels of shape (N, C), got shape {x2.shape}")
+    if x2.shape[0] == 0:
+        raise ValueError(f"x2 is empty: shape {x2.shape}")
     if not onp.all(onp.isfinite(x2)):
         raise ValueError("x2 contains NaN or infinite values")
     if not (onp.all((x2 == 0) | (x2 == 1)) and onp.all(onp.sum(x2, axis=1) == 1)):
         raise ValueError("x2 must be one-hot: every row needs exactly one 1 and zeros elsewhere")
-    if num_classes is not None and onp.shape(x2)[1] != num_classes:
-        raise ValueError(f"x2 has {onp.shape(x2)[1]} classes but the model expects {num_classes}")
+    if num_classes is not None and x2.shape[1] != num_classes:
+        raise ValueError(f"x2 has {x2.shape[1]} classes but the model expects {num_classes}")
+
+
+NETWORKS = ("encoder_x1", "encoder_x2", "decoder_x1", "decoder_x2")
+
+
+def check_network(layers, name, input_size=None, output_size=None):
+    """Raise ValueError unless layers is [{"W": (d_in, d_out), "b": (d_out,)}, ...] with chained sizes."""
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise ValueError(f"params[{name!r}] must be a non-empty list of layers, got {type(layers).__name__}")
+    for index, layer in enumerate(layers):
+        if not (isinstance(layer, dict) and set(layer) == {"W", "b"}):
+            raise ValueError(f"params[{name!r}][{index}] must be a dict with keys 'W' and 'b'")
+        shape_w, shape_b = onp.shape(layer["W"]), onp.shape(layer["b"])
+        if len(shape_w) != 2 or shape_b != shape_w[1:]:
+            raise ValueError(f"params[{name!r}][{index}]: W {shape_w} and b {shape_b} do not fit (d_in, d_out), (d_out,)")
+        if index and shape_w[0] != onp.shape(layers[index - 1]["W"])[1]:
+            raise ValueError(f"params[{name!r}][{index}] takes {shape_w[0]} inputs but layer {index - 1} gives {onp.shape(layers[index - 1]['W'])[1]}")
+    for size, expected, what in ((onp.shape(layers[0]["W"])[0], input_size, "inputs"),
+                                 (onp.shape(layers[-1]["W"])[1], output_size, "outputs")):
+        if expected is not None and size != expected:
+            raise ValueError(f"params[{name!r}] has {size} {what}, expected {expected}")
+
+
+def check_params(params):
+    """Raise ValueError unless params has the layout of init_params with sizes that fit together."""
+    params = getval(params)                    # grad with respect to a dict hands in a box of it
+    expected = set(NETWORKS) | {"decoder_x1_log_var"}
+    if not isinstance(params, dict) or not expected <= set(params):
+        missing = sorted(expected - set(params)) if isinstance(params, dict) else sorted(expected)
+        raise ValueError(f"params lacks {missing}; make it with init_params")
+    data_dim, num_classes = onp.shape(params["decoder_x1"][-1]["W"])[1], onp.shape(params["decoder_x2"][-1]["W"])[1]
+    latent_dim = onp.shape(params["decoder_x1"][0]["W"])[0]
+    check_network(params["encoder_x1"], "encoder_x1", data_dim, 2 * latent_dim)
+    check_network(params["encoder_x2"], "encoder_x2", num_classes, 2 * latent_dim)
+    check_network(params["decoder_x1"], "decoder_x1", latent_dim, data_dim)
+    check_network(params["decoder_x2"], "decoder_x2", latent_dim, num_classes)
+    if onp.shape(params["decoder_x1_log_var"]) != ():
+        raise ValueError(f"params['decoder_x1_log_var'] must be a scalar, got shape {onp.shape(params['decoder_x1_log_var'])}")
 
 
 def check_modalities(params, x1, x2):
     """Raise ValueError unless (x1, x2) are paired data that fit the model in params."""
+    check_params(params)
     check_x1(x1, onp.shape(params["encoder_x1"][0]["W"])[0])
     check_one_hot(x2, onp.shape(params["encoder_x2"][0]["W"])[0])
     if onp.shape(x1)[0] != onp.shape(x2)[0]:
@@ -103,14 +177,17 @@ def make_pinwheel(num_classes=2, num_per_class=500, radial_std=0.3, tangential_s
     check_positive_int(num_classes, "num_classes")
     check_positive_int(num_per_class, "num_per_class")
     check_rng(rng)
-    if not (radial_std >= 0 and tangential_std >= 0 and np.isfinite(rate)):
-        raise ValueError("radial_std and tangential_std must be >= 0 and rate finite")
+    check_real_number(radial_std, "radial_std", minimum=0.0)
+    check_real_number(tangential_std, "tangential_std", minimum=0.0)
+    check_real_number(rate, "rate")
     labels = np.repeat(np.arange(num_classes), num_per_class)                     # (N,)
     noise = rng.standard_normal((len(labels), 2)) * np.array([radial_std, tangential_std])
     radial, tangential = 1.0 + noise[:, 0], noise[:, 1]                           # (N,)
     angle = 2.0 * np.pi * labels / num_classes + rate * np.exp(radial)            # (N,)
     x1 = np.stack([radial * np.cos(angle) + tangential * np.sin(angle),
                    -radial * np.sin(angle) + tangential * np.cos(angle)], axis=1)  # (N, 2)
+    if not np.all(np.isfinite(x1)):
+        raise ValueError(f"radial_std = {radial_std} and rate = {rate} overflow exp(r): the data are not finite")
     return (x1, labels, radial) if return_radial else (x1, labels)
 
 
@@ -138,12 +215,17 @@ def refine_labels(position, labels, k):
         raise ValueError(f"position must be a finite 1-D array, got shape {position.shape}")
     check_positive_int(k, "k")
     labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0 or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be a non-empty 1-D integer array, got {labels.dtype} of shape {labels.shape}")
     num_classes = int(labels.max()) + 1
     one_hot(labels, num_classes)                                                  # validates labels
     if len(position) != len(labels):
         raise ValueError(f"position has {len(position)} entries but labels has {len(labels)}")
-    if k > np.min(np.bincount(labels, minlength=num_classes)):
-        raise ValueError(f"k = {k} exceeds the size of the smallest class")
+    counts = np.bincount(labels, minlength=num_classes)
+    if np.any(counts == 0):
+        raise ValueError(f"label {int(np.argmin(counts))} has no points; labels must be 0..C-1, each used")
+    if k > np.min(counts):
+        raise ValueError(f"k = {k} exceeds the size of the smallest class ({int(np.min(counts))} points)")
     fine = np.zeros(len(labels), dtype=int)
     for c in range(num_classes):
         members = np.flatnonzero(labels == c)
@@ -379,6 +461,13 @@ def unimodal_posterior(params, x, modality, model):
     the PoE of Eq. (8) over {x_m}, i.e. p(g) r_m(g) normalised. Returns mean, log_var (N, D).
     """
     check_model(model)
+    check_params(params)
+    if modality == 1:
+        check_x1(x, onp.shape(params["encoder_x1"][0]["W"])[0])
+    elif modality == 2:
+        check_one_hot(x, onp.shape(params["encoder_x2"][0]["W"])[0])
+    else:
+        raise ValueError(f"modality must be 1 (x1) or 2 (the label x2), got {modality!r}")
     mean, log_var = gaussian_expert(params["encoder_x1" if modality == 1 else "encoder_x2"], x)
     if model in ("mmvae", "mopoe"):
         return mean, log_var
@@ -401,8 +490,13 @@ def init_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,),
     for name, value in (("num_classes", num_classes), ("latent_dim", latent_dim),
                         ("data_dim", data_dim)):
         check_positive_int(value, name)
-    if not (np.isfinite(decoder_std) and decoder_std > 0):
+    check_real_number(decoder_std, "decoder_std")
+    if not decoder_std > 0:
         raise ValueError(f"decoder_std must be a positive number, got {decoder_std!r}")
+    if not isinstance(hidden, (list, tuple)):
+        raise ValueError(f"hidden must be a list or tuple of layer sizes, e.g. (32,), got {hidden!r}")
+    for size in hidden:
+        check_positive_int(size, "every hidden layer size")
     hidden = list(hidden)
     return {
         "encoder_x1": init_mlp([data_dim] + hidden + [2 * latent_dim], rng, output_scale=0.1),
@@ -625,23 +719,44 @@ def training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, step_size
     return flat, m, v, value
 
 
-def maximise(objective, params, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=STEP_SIZE,
+def decaying_step_size(peak, num_steps):
+    """Adam's step size as a function of step t: peak for the first half, then linearly down to
+    peak * 2 / num_steps at the last step, so the stochastic optimum settles rather than being circled."""
+    return lambda t: peak * min(1.0, 2.0 * (1.0 - t / num_steps))
+
+
+def step_sizes(step_size, num_steps):
+    """The step size of every step (num_steps,), checked: finite and positive. None = the default schedule."""
+    if step_size is None:
+        step_size = decaying_step_size(STEP_SIZE, num_steps)
+    rates = onp.array([step_size(t) if callable(step_size) else step_size for t in range(num_steps)], dtype=float)
+    bad = onp.flatnonzero(~(onp.isfinite(rates) & (rates > 0)))
+    if len(bad):
+        raise ValueError(f"step_size must be positive and finite at every step; at step {bad[0]} it is {rates[bad[0]]}")
+    return rates
+
+
+def maximise(objective, params, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=None,
              batch_size=BATCH_SIZE, log_every=200, print_fn=print, name="objective", dtype=np.float64):
     """Maximise objective(params, x1, x2, rng) with Adam; returns (params, objective per step).
 
-    Step t draws its batch and noise from step_rng(seed, t) only. Prints step, objective and
-    seconds every log_every steps (print_fn=None is silent). A non-finite objective stops with
-    FloatingPointError naming the step. dtype=np.float32 trains in single precision (about twice
-    as fast at larger widths); the returned parameters are float64 either way.
+    step_size: a number (constant), a function of the step, or None for
+    decaying_step_size(STEP_SIZE, num_steps). Step t draws its batch and noise from
+    step_rng(seed, t) only. Prints step, objective and seconds every log_every steps
+    (print_fn=None is silent). A non-finite objective stops with FloatingPointError naming the
+    step. dtype=np.float32 trains in single precision (faster at larger widths); the returned
+    parameters are float64 either way.
     """
+    check_seed(seed)
     for label, value in (("num_steps", num_steps), ("log_every", log_every)):
         check_positive_int(value, label)
     if batch_size is not None:
         check_positive_int(batch_size, "batch_size")
-    if not (callable(step_size) or (np.isfinite(step_size) and step_size > 0)):
-        raise ValueError(f"step_size must be a positive number or a function of the step, got {step_size!r}")
+    if print_fn is not None and not callable(print_fn):
+        raise ValueError(f"print_fn must be callable or None, got {print_fn!r}")
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}")
+    rates = step_sizes(step_size, num_steps)
     flat, unflatten = flatten_params(params)
     objective_and_gradient = value_and_grad(
         lambda vector, *batch_and_rng: objective(unflatten(vector), *batch_and_rng))
@@ -650,28 +765,63 @@ def maximise(objective, params, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=S
     history, start = np.zeros(num_steps), time.perf_counter()
     for t in range(num_steps):
         flat, m, v, history[t] = training_step(objective_and_gradient, flat, m, v, t, x1, x2,
-                                                seed, step_size, batch_size)
+                                                seed, rates[t], batch_size)
         if not np.isfinite(history[t]):
             raise FloatingPointError(f"{name} objective became {history[t]} at step {t}; "
-                                     f"lower step_size (now {step_size}) or check the data")
+                                     f"lower step_size (now {rates[t]:.3g}) or check the data")
         if print_fn is not None and (t % log_every == 0 or t == num_steps - 1):
             print_fn(f"  {name:5s} step {t:5d}  objective {history[t]:10.4f}  {time.perf_counter() - start:6.2f} s")
     return unflatten(flat.astype(np.float64)), history
 
 
-def train(model, x1, x2, seed=0, params=None, **options):
+def x1_standardisation(x1):
+    """(shift (D1,), scale): the mean of x1 and one overall standard deviation sqrt(tr Cov / D1).
+
+    One scale for all dimensions keeps the isotropic decoder isotropic.
+    """
+    scale = math.sqrt(float(onp.mean(onp.var(x1, axis=0))))
+    if not scale > 0:
+        raise ValueError("x1 has no variation (all rows equal): nothing to model")
+    return onp.mean(x1, axis=0), scale
+
+
+def change_x1_units(params, shift, scale):
+    """Params acting on y into params acting on x = scale * y + shift: an exact reparameterisation.
+
+    Encoder: y W + b = x (W / scale) + (b - shift W / scale). Decoder mean: scale (h W + b) + shift.
+    Log-variance: + 2 log scale. Then q(g|x) is unchanged and log p(x|g) = log p(y|g) - D1 log scale.
+    """
+    encoder, decoder = [dict(layer) for layer in params["encoder_x1"]], [dict(layer) for layer in params["decoder_x1"]]
+    encoder[0] = {"W": encoder[0]["W"] / scale, "b": encoder[0]["b"] - shift @ encoder[0]["W"] / scale}
+    decoder[-1] = {"W": scale * decoder[-1]["W"], "b": scale * decoder[-1]["b"] + shift}
+    return dict(params, encoder_x1=encoder, decoder_x1=decoder,
+                decoder_x1_log_var=params["decoder_x1_log_var"] + 2.0 * math.log(scale))
+
+
+def train(model, x1, x2, seed=0, params=None, standardise=True, **options):
     """Train one model ("mvae", "mmvae", "mopoe") by maximising its objective; see maximise.
 
-    Initial parameters, unless given, come from init_params(init_rng(seed)); options are
-    maximise's (num_steps, step_size, batch_size, log_every, print_fn).
+    Initial parameters, unless given, come from init_params(init_rng(seed)). With standardise
+    (the default) the model is trained on y = (x1 - shift) / scale (x1_standardisation) and the
+    result mapped back by change_x1_units, so the outcome does not depend on x1's units; given
+    params are in x1's units. The returned history is then in y's units: per point it differs
+    from x1's by D1 log scale for each log p(x1|g) term. options are maximise's.
     """
     check_model(model)
     check_x1(x1)
     check_one_hot(x2)
+    if np.shape(x1)[0] != np.shape(x2)[0]:
+        raise ValueError(f"x1 has {np.shape(x1)[0]} rows but x2 has {np.shape(x2)[0]}")
+    check_seed(seed)
+    shift, scale = x1_standardisation(x1) if standardise else (onp.zeros(np.shape(x1)[1]), 1.0)
     if params is None:
         params = init_params(init_rng(seed), num_classes=np.shape(x2)[1], data_dim=np.shape(x1)[1])
+    else:
+        check_params(params)
+        params = change_x1_units(params, -shift / scale, 1.0 / scale)
     check_modalities(params, x1, x2)
-    return maximise(OBJECTIVES[model], params, x1, x2, seed=seed, name=model, **options)
+    trained, history = maximise(OBJECTIVES[model], params, (x1 - shift) / scale, x2, seed=seed, name=model, **options)
+    return change_x1_units(trained, shift, scale), history
 
 
 # ---------------------------------------------------------------- 7. generation and metrics
@@ -689,11 +839,17 @@ def generate_from_prior(params, num_samples, rng):
     return decode_mean_x1(params, rng.standard_normal((num_samples, latent_dim)))
 
 
-def generate_from_labels(params, x2, rng, model):
-    """x1 decoder means at one g ~ q(g|x2) per row of x2 (Fig. 2, right): cross-generation."""
+def generate_from_labels(params, x2, rng, model, with_noise=False):
+    """x1 decoder means at one g ~ q(g|x2) per row of x2 (Fig. 2, right): cross-generation.
+
+    with_noise=True draws x1 ~ p_theta(x1|g) instead: the mean plus the decoder's isotropic noise.
+    """
     check_one_hot(x2, np.shape(params["encoder_x2"][0]["W"])[0])
     check_rng(rng)
-    return decode_mean_x1(params, sample_normal(*unimodal_posterior(params, x2, 2, model), rng))
+    means = decode_mean_x1(params, sample_normal(*unimodal_posterior(params, x2, 2, model), rng))
+    if not with_noise:
+        return means
+    return sample_normal(means, params["decoder_x1_log_var"], rng)
 
 
 def reconstruct_x1(params, x1, rng, model):
@@ -709,7 +865,12 @@ def total_variance(x):
 
 
 def spread_ratio(generated, data):
-    """tr Cov(generated) / tr Cov(data): 1 keeps the data's variation, 0 disregards it."""
+    """tr Cov(generated) / tr Cov(data): 1 keeps the data's variation, 0 disregards it.
+
+    For decoder means (generate_from_labels' default) even a perfect model scores below 1: the
+    data carry the decoder noise, D1 sigma^2 of tr Cov, that the means leave out. Sampled x1
+    (with_noise=True) include it.
+    """
     check_x1(generated)
     check_x1(data, np.shape(generated)[1])
     if np.shape(data)[0] < 2 or total_variance(data) == 0:
@@ -727,7 +888,76 @@ def class_spread_ratios(params, x1, labels, rng, model):
 
 
 # ================================================================ beyond the paper
-# ---------------------------------------------------------------- B1. speed: python surjvae_np.py bench
+# Extensions: each says what it adds to the paper. The paper's sections end above.
+
+# ---------------------------------------------------------------- B1. what the MMVAE loses, in nats
+
+# Samples K per class for conditional_log_likelihood: on the trained default models (seed 0) the
+# per-point estimate moves by less than 0.01 nats from K = 10^4 to 4 * 10^4 (test_surjvae_np and
+# theorem_check.py report the change).
+CONDITIONAL_SAMPLES = 10_000
+
+
+def isotropic_log_densities(x, means, log_var):
+    """log N(x_n | mean_k, exp(log_var) I) for all pairs: x (N, D), means (K, D) -> (N, K).
+
+    |x - mean|^2 = |x|^2 - 2 x . mean + |mean|^2, so the pairs cost one matrix product.
+    """
+    squared = (np.sum(x * x, axis=1)[:, None] - 2.0 * x @ means.T
+               + np.sum(means * means, axis=1)[None, :])                          # (N, K)
+    dim = np.shape(x)[1]
+    # np.maximum: rounding in the expansion can leave a distance of 0 slightly negative.
+    return -0.5 * dim * (LOG_2PI + log_var) - 0.5 * np.maximum(squared, 0.0) * np.exp(-log_var)
+
+
+def conditional_log_likelihood(params, x1, x2, rng, num_samples=CONDITIONAL_SAMPLES, model="mmvae",
+                               chunk_size=4096):
+    """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4), per datapoint (N,).
+
+    Estimated as log (1/K) sum_k p_theta(x1|g_k), g_k ~ q(g|x2) the label posterior the model
+    generates from (unimodal_posterior). This is the importance-weighted bound with K samples
+    (Burda et al. 2016) whose proposal is q(g|x2) itself: its expectation is L_1/N (Eq. 4) at
+    K = 1, does not decrease with K, and tends to log p(x1|x2). Datapoints with the same label
+    share q(g|x2), so the K samples are drawn once per label, chunk_size at a time.
+    """
+    check_modalities(params, x1, x2)
+    check_rng(rng)
+    check_positive_int(num_samples, "num_samples")
+    check_positive_int(chunk_size, "chunk_size")
+    labels = onp.argmax(x2, axis=1)
+    result = onp.zeros(len(labels))
+    for label in onp.unique(labels):
+        members = labels == label
+        mean, log_var = unimodal_posterior(params, x2[members][:1], 2, model)      # (1, D)
+        chunks = []
+        for size in [min(chunk_size, num_samples - start) for start in range(0, num_samples, chunk_size)]:
+            g = sample_normal(mean[0], log_var[0], rng, (size,))                  # (K_chunk, D)
+            log_p = isotropic_log_densities(x1[members], decode_mean_x1(params, g),
+                                            params["decoder_x1_log_var"])        # (N_c, K_chunk)
+            chunks.append(logsumexp(log_p, axis=1))                               # (N_c,)
+        result[members] = logsumexp(onp.stack(chunks), axis=0) - math.log(num_samples)
+    return result
+
+
+def nearest_label(points, reference_x1, reference_labels):
+    """The label of each point's nearest reference point (Euclidean): points (N, D) -> (N,)."""
+    squared = (onp.sum(points ** 2, axis=1)[:, None] - 2.0 * points @ reference_x1.T
+               + onp.sum(reference_x1 ** 2, axis=1)[None, :])                    # (N, R)
+    return onp.asarray(reference_labels)[onp.argmin(squared, axis=1)]
+
+
+def label_coherence(generated, conditioning_labels, reference_x1, reference_labels):
+    """Fraction of generated x1 whose nearest reference point carries the conditioning label.
+
+    1 means every label->x1 sample lands among its own class; it tells samples that stray to
+    another class (e.g. the MVAE's overlapping label posteriors) from variation that is kept.
+    """
+    check_x1(generated)
+    check_x1(reference_x1, np.shape(generated)[1])
+    return float(onp.mean(nearest_label(generated, reference_x1, reference_labels) == conditioning_labels))
+
+
+# ---------------------------------------------------------------- B9. speed: python surjvae_np.py bench
 
 PEER_STEP_LINE = r"(MVAE|MMVAE): median step \(fwd\+bwd\+Adam, bs (\d+)\) with 1 thread\(s\): ([0-9.]+) ms"
 
