@@ -112,7 +112,7 @@ def plot_fig3(results, path):
 
 
 def plot_theorem(results, path):
-    """Left: bound vs trained L_1 per model and class (gap annotated). Right: maximising L_1 alone."""
+    """Left: bound, trained L_1 and log p(x1|x2) per model and class. Right: maximising L_1 alone."""
     rows = [r for r in results["rows"] if r["decoder"] == "trained"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     positions = np.arange(len(rows))
@@ -120,13 +120,15 @@ def plot_theorem(results, path):
                  label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
     left.scatter(positions, [-r["l1"] for r in rows], s=60, c="#c0392b",
                  label="trained decoder: -L_1(theta, phi)", zorder=3)
+    left.scatter(positions, [-r["conditional"] for r in rows], s=70, marker="D", facecolors="none",
+                 edgecolors="#1f77b4", lw=1.5, label="trained model: -log p(x1|x2)", zorder=4)
     for x, r in zip(positions, rows):
         left.annotate(f"gap {r['gap']:.2g}", (x, -r["l1"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
-    left.set_yscale("log")
+    left.set_yscale("symlog", linthresh=0.1)           # a small class's per-point bound can be > 0: keep every row
     left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=8)
     finish_axes(left, "Eq. (6): no decoder beats the constant class mean", "",
-                "-L_1 per datapoint (nats, log scale; lower is better)", "center right")
-    for d, colour in zip(results["direct_maximisation"], class_colours(2)):
+                "nats per datapoint (symlog, linear within +-0.1; lower is better)", "upper right")
+    for d, colour in zip(results["direct_maximisation"], class_colours(len(results["direct_maximisation"]))):
         history = np.array(d["history"])
         right.plot(np.arange(len(history)), d["bound"] - history, color=colour, lw=1,
                    label=f"class {d['class']} (final, by quadrature: {d['bound'] - d['final']:.1e})")
@@ -138,16 +140,24 @@ def plot_theorem(results, path):
 
 
 def plot_training(results, path):
-    """Each model's objective (per datapoint, to be maximised) over training steps."""
-    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    for model, history in results["histories"].items():
-        history = np.array(history)
+    """Each model's objective per datapoint (maximised) over the Adam steps, one panel per model.
+
+    The panels do not share an axis: the MVAE's objective is a sum of three ELBOs (Eq. 9), the
+    others one stratified ELBO (Eq. 5), so their values are not comparable.
+    """
+    models = list(results["histories"])
+    fig, axes = plt.subplots(1, len(models), figsize=(4.3 * len(models), 3.9), squeeze=False, layout="constrained")
+    for ax, model in zip(axes[0], models):
+        history = np.array(results["histories"][model])
         window = max(1, len(history) // 40)
         smooth = np.convolve(history, np.ones(window) / window, mode="valid")
-        ax.plot(np.arange(len(smooth)) + window - 1, smooth, label=NAMES[model])
-    ax.set_ylim(bottom=max(ax.get_ylim()[0], -10))
-    finish_axes(ax, "Training objectives (maximised)", "Adam step", "objective per datapoint (moving average)",
-                "lower right")
+        ax.plot(np.arange(len(history)), history, color="#c8c8c8", lw=0.6, label="each step (one batch)")
+        ax.plot(np.arange(len(smooth)) + window - 1, smooth, color="k", lw=1.5, label=f"moving average of {window} steps")
+        ax.set_ylim(np.percentile(history, 2) - 0.5, history.max() + 0.5)
+        quantity = "sum of 3 ELBOs, Eq. (9)" if model == "mvae" else "stratified ELBO, Eq. (5)"
+        finish_axes(ax, f"{NAMES[model]}: {quantity}", "Adam step", "objective per datapoint (maximised)",
+                    "lower right")
+    fig.suptitle("Training objectives, in the standardised units of x1 that train() uses", fontsize=12)
     save(fig, path)
 
 
@@ -173,14 +183,29 @@ def plot_sweep(results, path):
 def save(fig, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    print(f"wrote {path}")
+
+
+def output_folder(text):
+    """An argparse type: a folder that exists (or whose parent does) and is writable."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    path = os.path.abspath(text)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{text} is a file; --out wants a folder")
+    existing = path if os.path.isdir(path) else os.path.dirname(path)
+    if not os.path.isdir(existing):
+        raise argparse.ArgumentTypeError(f"neither {text} nor its parent folder exists")
+    if not os.access(existing, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{existing} is not writable")
+    return text
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0, help="seed for training and for the plotted samples")
-    parser.add_argument("--out", default="figures", help="folder for the PNGs")
+    parser.add_argument("--seed", type=T.int_at_least(0), default=None,
+                        help="seed for training and for the plotted samples (default: the JSON's, else 0)")
+    parser.add_argument("--out", type=output_folder, default="figures", help="folder for the PNGs")
     parser.add_argument("--from-json", metavar="PATH", help="reuse theorem_check.py --json results instead of training")
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests)")
     parser.add_argument("--sweep", action="store_true",
@@ -188,36 +213,79 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def all_finite(value):
+    """True if every number inside the nested lists and dicts of value is finite."""
+    if isinstance(value, dict):
+        return all(all_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(all_finite(item) for item in value)
+    return not isinstance(value, float) or np.isfinite(value)
+
+
+def read_results(path, want_sweep):
+    """theorem_check.py --json output, validated before any figure is drawn; SystemExit names the problem."""
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SystemExit(f"plots.py: error: cannot read --from-json {path}: {error}")
+    if not isinstance(results, dict) or results.get("format") != T.JSON_FORMAT:
+        found = results.get("format") if isinstance(results, dict) else type(results).__name__
+        raise SystemExit(f"plots.py: error: {path} has format {found!r}, this plots.py reads format {T.JSON_FORMAT}; "
+                         "write it again with this theorem_check.py --json")
+    missing = {"params", "data", "rows", "histories", "direct_maximisation", "config"} - set(results)
+    if missing:
+        raise SystemExit(f"plots.py: error: {path} lacks {sorted(missing)}; write it with theorem_check.py --json")
+    if not all_finite({key: results[key] for key in ("params", "data", "rows", "histories", "direct_maximisation", "sweep")
+                       if key in results}):
+        raise SystemExit(f"plots.py: error: {path} contains NaN or infinite numbers")
+    try:
+        for model, tree in results["params"].items():
+            S.check_params(params_from_json(tree))
+            NAMES[model]
+        S.check_x1(np.array(results["data"]["x1"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise SystemExit(f"plots.py: error: {path} does not hold valid parameters and data: {error!r}")
+    if want_sweep and not results.get("sweep"):
+        raise SystemExit(f"plots.py: error: {path} has no sweep; write it with theorem_check.py --sweep --json")
+    return results
+
+
 def load_results(args):
+    """(results, seed): from --from-json (its seed unless --seed) or from a fresh theorem_check run."""
     if args.from_json:
-        try:
-            with open(args.from_json) as f:
-                results = json.load(f)
-        except (OSError, json.JSONDecodeError) as error:
-            raise SystemExit(f"plots.py: error: cannot read --from-json {args.from_json}: {error}")
-        missing = {"params", "data", "rows", "histories", "direct_maximisation"} - set(results)
-        if missing:
-            raise SystemExit(f"plots.py: error: {args.from_json} lacks {sorted(missing)}; write it with theorem_check.py --json")
-        if args.sweep and not results.get("sweep"):
-            raise SystemExit(f"plots.py: error: {args.from_json} has no sweep; write it with theorem_check.py --sweep --json")
-        return results
-    check_args = T.parse_args(["--seed", str(args.seed), "--quiet"] + (["--quick"] if args.quick else [])
+        results = read_results(args.from_json, args.sweep)
+        return results, results["config"].get("seed", 0) if args.seed is None else args.seed
+    seed = 0 if args.seed is None else args.seed
+    check_args = T.parse_args(["--seed", str(seed), "--quiet"] + (["--quick"] if args.quick else [])
                               + (["--sweep"] if args.sweep else []) + (["--sweep-ks", "1", "4"] if args.sweep and args.quick else []))
-    return T.run(check_args, print_fn=None)
+    return T.run(check_args, print_fn=None), seed
 
 
 def main(argv=None):
     args = parse_args(argv)
     print("plots configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
     start = time.perf_counter()
-    results = load_results(args)
-    os.makedirs(args.out, exist_ok=True)
-    plot_fig2(results, args.seed, os.path.join(args.out, "fig2_samples.png"))
-    plot_fig3(results, os.path.join(args.out, "fig3_latents.png"))
-    plot_theorem(results, os.path.join(args.out, "theorem1.png"))
-    plot_training(results, os.path.join(args.out, "training.png"))
+    results, seed = load_results(args)
+    figures = [("fig2_samples.png", lambda path: plot_fig2(results, seed, path)),
+               ("fig3_latents.png", lambda path: plot_fig3(results, path)),
+               ("theorem1.png", lambda path: plot_theorem(results, path)),
+               ("training.png", lambda path: plot_training(results, path))]
     if results.get("sweep"):
-        plot_sweep(results, os.path.join(args.out, "surjectivity_sweep.png"))
+        figures.append(("surjectivity_sweep.png", lambda path: plot_sweep(results, path)))
+    os.makedirs(args.out, exist_ok=True)
+    drawn = []
+    try:                                        # draw every figure first, then move them all into place
+        for name, draw in figures:
+            draw(os.path.join(args.out, f".{name}.partial.png"))
+            drawn.append(name)
+    finally:
+        if len(drawn) < len(figures):
+            for name in drawn:
+                os.remove(os.path.join(args.out, f".{name}.partial.png"))
+    for name in drawn:
+        os.replace(os.path.join(args.out, f".{name}.partial.png"), os.path.join(args.out, name))
+        print(f"wrote {os.path.join(args.out, name)}")
     print(f"total time {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -663,11 +663,44 @@ def test_theorem_check_quick_passes_and_writes_json(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("theorem_check configuration:") and "total time" in out
     results = json.loads(path.read_text())
+    assert results["format"] == T.JSON_FORMAT
     assert results["all_passed"] and all(c["passed"] for c in results["checks"])
     assert len(results["rows"]) == 3 * 2 * 2                          # models x decoders x classes
-    for row in results["rows"]:                                       # Eq. (6), row by row
-        assert row["bound"] >= row["l1"] - row["quadrature_change_when_doubled"]
-    assert results["seconds"] < 10
+    for row in results["rows"]:                                       # Eq. (6) and Jensen, row by row
+        assert row["bound"] >= row["l1"] - row["l1_error"]
+        assert row["conditional"] + row["conditional_change"] >= row["l1"] - row["l1_error"]
+        assert 0 <= row["coherence"] <= 1 and row["spread_ratio_sampled"] > 0
+    assert results["seconds"] < 15
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_theorem_check_results_do_not_depend_on_jobs(tmp_path):
+    runs = []
+    for jobs in ("1", "2"):
+        path = tmp_path / f"jobs{jobs}.json"
+        T.main(["--quick", "--quiet", "--models", "mmvae", "--jobs", jobs, "--json", str(path)])
+        runs.append(json.loads(path.read_text()))
+    assert runs[0]["params"] == runs[1]["params"] and runs[0]["rows"] == runs[1]["rows"]
+
+
+def test_adaptive_quadrature_doubles_until_converged_and_gives_up_past_the_cap():
+    params = S.init_params(rng(9))
+    x1, _ = S.make_pinwheel(num_per_class=30, rng=rng(9))
+    mean, log_var = onp.array([0.3, -0.2]), onp.array([-1.0, -0.5])
+    value, error, nodes = T.converged_cross_modal_term(params, x1, mean, log_var, dict(nodes=4, max_nodes=256))
+    finer = T.cross_modal_term_quadrature(params, x1, mean, log_var, 256)
+    assert nodes > 4 and error < T.QUADRATURE_TOLERANCE * abs(value)
+    assert abs(value - finer) < 10 * error + 1e-9 * abs(finer)          # the reported error bounds the truth
+    assert T.converged_cross_modal_term(params, x1, mean, log_var, dict(nodes=2, max_nodes=4)) is None
+    with pytest.raises(ValueError, match="hermegauss"):
+        T.gauss_hermite(T.MAX_GAUSS_HERMITE_NODES + 1, 2)
+
+
+def test_theorem_check_falls_back_to_monte_carlo_and_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(T, "QUADRATURE_TOLERANCE", 1e-30)                # no quadrature can converge
+    assert T.main(["--quick", "--quiet", "--models", "mmvae"]) == 0
+    out = capsys.readouterr().out
+    assert "L_1 by Monte Carlo" in out and "   MC " in out
 
 
 def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
@@ -677,12 +710,21 @@ def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
     assert "FAIL  inequality (6)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--classes", "1"], ["--per-class", "0"], ["--models", "vae"],
-                                  ["--steps", "ten"], ["--seed", "x"]])
+@pytest.mark.parametrize("argv", [["--classes", "1"], ["--per-class", "0"], ["--per-class", "5"], ["--models", "vae"],
+                                  ["--steps", "ten"], ["--seed", "x"], ["--seed", "-1"], ["--jobs", "0"],
+                                  ["--sweep", "--sweep-ks", "600"], ["--quick", "--sweep", "--sweep-ks", "101"],
+                                  ["--json", ""], ["--json", "/nonexistent-folder/r.json"], ["--json", "."]])
 def test_theorem_check_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as error:
         T.main(argv)
     assert error.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_theorem_check_checks_the_json_path_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(T, "run", lambda *a: pytest.fail("training started before the path was checked"))
+    with pytest.raises(SystemExit):
+        T.main(["--json", str(tmp_path / "missing" / "r.json")])
+    assert "does not exist" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- plots.py
@@ -704,6 +746,39 @@ def test_plots_quick_writes_four_non_blank_pngs(tmp_path):
 def test_plots_rejects_a_missing_json(tmp_path):
     with pytest.raises(SystemExit, match="cannot read --from-json"):
         P.main(["--from-json", str(tmp_path / "none.json"), "--out", str(tmp_path)])
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    path = tmp_path_factory.mktemp("quick") / "results.json"
+    T.main(["--quick", "--quiet", "--seed", "3", "--json", str(path)])
+    return path
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda text: text[:len(text) // 2], "cannot read"),
+    (lambda text: text.replace('"format": 2', '"format": 1'), "format 1"),
+    (lambda text: text.replace('"histories"', '"histories_old"'), "lacks"),
+    (lambda text: text.replace('"bound": -', '"bound": NaN, "x": -', 1), "NaN or infinite"),
+    (lambda text: text.replace('"decoder_x1_log_var"', '"log_var"', 1), "valid parameters"),
+])
+def test_plots_validates_the_json_before_writing_any_figure(quick_results, tmp_path, corrupt, message):
+    broken = tmp_path / "broken.json"
+    broken.write_text(corrupt(quick_results.read_text()))
+    out = tmp_path / "figures"
+    out.mkdir()
+    with pytest.raises(SystemExit, match=message):
+        P.main(["--from-json", str(broken), "--out", str(out)])
+    assert list(out.iterdir()) == []                                         # nothing half-written
+
+
+def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys):
+    assert P.main(["--from-json", str(quick_results), "--out", str(tmp_path / "a")]) == 0
+    assert P.main(["--from-json", str(quick_results), "--out", str(tmp_path / "b"), "--seed", "3"]) == 0
+    assert (tmp_path / "a" / "fig2_samples.png").read_bytes() == (tmp_path / "b" / "fig2_samples.png").read_bytes()
+    with pytest.raises(SystemExit):
+        P.main(["--from-json", str(quick_results), "--out", str(quick_results)])        # a file, not a folder
+    assert "wants a folder" in capsys.readouterr().err
 
 
 def test_refine_labels_splits_each_arm_by_its_radial_coordinate():
@@ -733,7 +808,7 @@ def test_quick_sweep_runs_checks_and_plots(tmp_path):
     assert [p["k"] for p in results["sweep"]] == [1, 4]
     assert [p["num_labels"] for p in results["sweep"]] == [2, 8]
     names = [c["name"] for c in results["checks"] if c["name"].startswith("sweep:")]
-    assert len(names) == 2 and all(c["passed"] for c in results["checks"])
+    assert len(names) == 3 and all(c["passed"] for c in results["checks"])
     first, second = results["sweep"]
     assert second["data_within_label_variance"] < 0.5 * first["data_within_label_variance"]
     assert P.main(["--from-json", str(path), "--out", str(tmp_path), "--sweep"]) == 0
