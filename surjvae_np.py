@@ -183,9 +183,10 @@ def make_pinwheel(num_classes=2, num_per_class=500, radial_std=0.3, tangential_s
     labels = np.repeat(np.arange(num_classes), num_per_class)                     # (N,)
     noise = rng.standard_normal((len(labels), 2)) * np.array([radial_std, tangential_std])
     radial, tangential = 1.0 + noise[:, 0], noise[:, 1]                           # (N,)
-    angle = 2.0 * np.pi * labels / num_classes + rate * np.exp(radial)            # (N,)
-    x1 = np.stack([radial * np.cos(angle) + tangential * np.sin(angle),
-                   -radial * np.sin(angle) + tangential * np.cos(angle)], axis=1)  # (N, 2)
+    with onp.errstate(over="ignore", invalid="ignore"):                          # checked just below
+        angle = 2.0 * np.pi * labels / num_classes + rate * np.exp(radial)        # (N,)
+        x1 = np.stack([radial * np.cos(angle) + tangential * np.sin(angle),
+                       -radial * np.sin(angle) + tangential * np.cos(angle)], axis=1)  # (N, 2)
     if not np.all(np.isfinite(x1)):
         raise ValueError(f"radial_std = {radial_std} and rate = {rate} overflow exp(r): the data are not finite")
     return (x1, labels, radial) if return_radial else (x1, labels)

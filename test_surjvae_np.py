@@ -440,13 +440,13 @@ def test_conditional_log_likelihood_grows_with_k_from_l1():
     params = perturbed_params(model)
     l1 = onp.mean([S.cross_modal_term(params, model.x1, model.x2, rng(s), num_samples=200) for s in range(20)]) / 5
     means, errors = [], []
-    for k in (1, 8, 512):
+    for k in (1, 4, 256):
         values = [onp.mean(S.conditional_log_likelihood(params, model.x1, model.x2, rng(100 + s), num_samples=k))
-                  for s in range(2000)]
+                  for s in range(800)]
         means.append(onp.mean(values))
-        errors.append(onp.std(values, ddof=1) / onp.sqrt(2000))
+        errors.append(onp.std(values, ddof=1) / onp.sqrt(800))
     assert abs(means[0] - l1) < 4 * onp.hypot(errors[0], 0.01)                  # 0.01: L_1's own MC error
-    # Measured increases: 0.13 nats from K = 1 to 8, 0.015 from 8 to 512, each over 8 combined SE.
+    # Measured increases: about 0.1 nats from K = 1 to 4 and 0.03 from 4 to 256, each over 6 combined SE.
     for i in (0, 1):
         assert means[i] + 4 * onp.hypot(errors[i], errors[i + 1]) < means[i + 1], (means, errors)
 
@@ -625,6 +625,66 @@ def test_bad_sizes_models_and_generators_are_rejected(good_input):
         S.cross_modal_term(params, x1, x2, rng(), num_samples=0)
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda p, x1, x2: S.mmvae_objective(p, x1.astype(complex), x2, rng()), "real numbers"),
+    (lambda p, x1, x2: S.mmvae_objective(p, x1.astype(str), x2, rng()), "real numbers"),
+    (lambda p, x1, x2: S.mmvae_objective(p, [["a", "b"]], x2, rng()), "real numbers"),
+    (lambda p, x1, x2: S.mmvae_objective(p, x1[:0], x2[:0], rng()), "x1 is empty"),
+    (lambda p, x1, x2: S.train("mmvae", x1[:0], x2[:0]), "x1 is empty"),
+    (lambda p, x1, x2: S.mmvae_objective({k: v for k, v in p.items() if k != "decoder_x2"}, x1, x2, rng()), "lacks"),
+    (lambda p, x1, x2: S.mmvae_objective(dict(p, encoder_x1=p["encoder_x1"][:1]), x1, x2, rng()), "outputs"),
+    (lambda p, x1, x2: S.mmvae_objective(dict(p, decoder_x1_log_var=onp.zeros(2)), x1, x2, rng()), "scalar"),
+    (lambda p, x1, x2: S.mmvae_objective(dict(p, decoder_x2=[{"W": onp.zeros((2, 2)), "b": onp.zeros(3)}]), x1, x2, rng()), "do not fit"),
+    (lambda p, x1, x2: S.init_params(rng(), hidden=32), "list or tuple"),
+    (lambda p, x1, x2: S.init_params(rng(), hidden=(32, 0)), "hidden layer size"),
+    (lambda p, x1, x2: S.init_params(rng(), hidden=("32",)), "hidden layer size"),
+    (lambda p, x1, x2: S.init_params(rng(), decoder_std="0.1"), "decoder_std"),
+    (lambda p, x1, x2: S.train("mmvae", x1, x2, seed=-1), "seed"),
+    (lambda p, x1, x2: S.train("mmvae", x1, x2, seed=None), "seed"),
+    (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, step_size=lambda t: 0.01 - 0.01 * t), "at step 1"),
+    (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, step_size=float("nan")), "step_size"),
+    (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, print_fn="print"), "print_fn"),
+    (lambda p, x1, x2: S.unimodal_posterior(p, x2, 3, "mmvae"), "modality must be 1"),
+    (lambda p, x1, x2: S.unimodal_posterior(p, x1, 2, "mmvae"), "one-hot"),            # x1 given as the label
+    (lambda p, x1, x2: S.make_pinwheel(radial_std=float("inf"), rng=rng()), "radial_std"),
+    (lambda p, x1, x2: S.make_pinwheel(rate="fast", rng=rng()), "rate"),
+    (lambda p, x1, x2: S.make_pinwheel(radial_std=1e4, rng=rng()), "not finite"),
+    (lambda p, x1, x2: S.refine_labels(onp.arange(6.0), onp.array([0, 0, 2, 2, 0, 2]), 1), "label 1 has no points"),
+])
+def test_bad_input_gets_a_value_error_that_names_it(good_input, call, message):
+    params, x1, x2 = good_input
+    with pytest.raises(ValueError, match=message):
+        call(params, x1, x2)
+
+
+def test_training_does_not_depend_on_the_units_of_x1():
+    """x1 in other units (x 1000 and shifted) gives the same model, mapped by change_x1_units."""
+    x1, labels = S.make_pinwheel(num_per_class=60, rng=rng(0))
+    x2 = S.one_hot(labels, 2)
+    params, _ = S.train("mmvae", x1, x2, seed=1, num_steps=40, print_fn=None)
+    scaled, _ = S.train("mmvae", 1000.0 * x1 + 7.0, x2, seed=1, num_steps=40, print_fn=None)
+    expected = S.change_x1_units(params, onp.full(2, 7.0), 1000.0)
+    for a, b in zip(S.tree_leaves(scaled), S.tree_leaves(expected)):
+        onp.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * onp.max(onp.abs(b)))
+    r1, r2 = (S.class_spread_ratios(p, x, labels, rng(2), "mmvae") for p, x in ((params, x1), (scaled, 1000.0 * x1 + 7.0)))
+    onp.testing.assert_allclose(r1, r2, rtol=1e-6)
+
+
+def test_change_x1_units_is_an_exact_reparameterisation():
+    params = S.init_params(rng(3))
+    x1 = rng(4).standard_normal((6, 2))
+    g = rng(5).standard_normal((6, 2))
+    shift, scale = onp.array([3.0, -1.0]), 250.0
+    moved = S.change_x1_units(params, shift, scale)
+    for a, b in zip(S.gaussian_expert(params["encoder_x1"], x1), S.gaussian_expert(moved["encoder_x1"], scale * x1 + shift)):
+        onp.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    onp.testing.assert_allclose(S.decoder_x1_log_likelihood(moved, scale * x1 + shift, g),
+                                S.decoder_x1_log_likelihood(params, x1, g) - 2 * onp.log(scale), rtol=1e-10)
+    back = S.change_x1_units(moved, -shift / scale, 1.0 / scale)
+    for a, b in zip(S.tree_leaves(back), S.tree_leaves(params)):
+        onp.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 # ---------------------------------------------------------------- theorem_check.py
 
 import json  # noqa: E402
@@ -732,9 +792,16 @@ def test_theorem_check_checks_the_json_path_before_any_work(tmp_path, monkeypatc
 import plots as P  # noqa: E402
 
 
-def test_plots_quick_writes_four_non_blank_pngs(tmp_path):
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    path = tmp_path_factory.mktemp("quick") / "results.json"
+    T.main(["--quick", "--quiet", "--seed", "3", "--json", str(path)])
+    return path
+
+
+def test_plots_writes_four_non_blank_pngs(quick_results, tmp_path):
     import matplotlib.image as mpimg
-    assert P.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert P.main(["--from-json", str(quick_results), "--out", str(tmp_path)]) == 0
     for name in ("fig2_samples", "fig3_latents", "theorem1", "training"):
         path = tmp_path / f"{name}.png"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -746,13 +813,6 @@ def test_plots_quick_writes_four_non_blank_pngs(tmp_path):
 def test_plots_rejects_a_missing_json(tmp_path):
     with pytest.raises(SystemExit, match="cannot read --from-json"):
         P.main(["--from-json", str(tmp_path / "none.json"), "--out", str(tmp_path)])
-
-
-@pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
-    path = tmp_path_factory.mktemp("quick") / "results.json"
-    T.main(["--quick", "--quiet", "--seed", "3", "--json", str(path)])
-    return path
 
 
 @pytest.mark.parametrize("corrupt, message", [
@@ -773,9 +833,8 @@ def test_plots_validates_the_json_before_writing_any_figure(quick_results, tmp_p
 
 
 def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys):
-    assert P.main(["--from-json", str(quick_results), "--out", str(tmp_path / "a")]) == 0
-    assert P.main(["--from-json", str(quick_results), "--out", str(tmp_path / "b"), "--seed", "3"]) == 0
-    assert (tmp_path / "a" / "fig2_samples.png").read_bytes() == (tmp_path / "b" / "fig2_samples.png").read_bytes()
+    assert P.load_results(P.parse_args(["--from-json", str(quick_results)]))[1] == 3
+    assert P.load_results(P.parse_args(["--from-json", str(quick_results), "--seed", "5"]))[1] == 5
     with pytest.raises(SystemExit):
         P.main(["--from-json", str(quick_results), "--out", str(quick_results)])        # a file, not a folder
     assert "wants a folder" in capsys.readouterr().err
