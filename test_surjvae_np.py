@@ -758,9 +758,10 @@ def test_adaptive_quadrature_doubles_until_converged_and_gives_up_past_the_cap()
 
 def test_theorem_check_falls_back_to_monte_carlo_and_says_so(monkeypatch, capsys):
     monkeypatch.setattr(T, "QUADRATURE_TOLERANCE", 1e-30)                # no quadrature can converge
-    assert T.main(["--quick", "--quiet", "--models", "mmvae"]) == 0
+    assert T.main(["--quick", "--models", "mmvae", "--jobs", "1"]) == 0     # not --quiet: progress lines too
     out = capsys.readouterr().out
     assert "L_1 by Monte Carlo" in out and "   MC " in out
+    assert "[1/3] trained mmvae" in out and "maximised L_1 alone, class 1" in out and "evaluated mmvae class 1" in out
 
 
 def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):

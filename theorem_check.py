@@ -243,8 +243,12 @@ def run_tasks(tasks, jobs, print_fn):
 def report_task(task, index, total, start, print_fn):
     if print_fn is not None:
         kind, arguments = task
-        what = {"train": f"trained {arguments[0]}", "direct": f"maximised L_1 alone, class {arguments[1]}",
-                "evaluate": f"evaluated {arguments[1]} class {arguments[5]}"}[kind]
+        if kind == "train":
+            what = f"trained {arguments[0]}"
+        elif kind == "direct":
+            what = f"maximised L_1 alone, class {arguments[1]}"
+        else:
+            what = f"evaluated {arguments[1]} class {arguments[5]}"
         print_fn(f"  [{index + 1}/{total}] {what}  ({time.perf_counter() - start:.1f} s)")
 
 
