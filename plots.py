@@ -114,24 +114,29 @@ def plot_fig3(results, path):
 def plot_theorem(results, path):
     """Left: bound, trained L_1 and log p(x1|x2) per model and class. Right: maximising L_1 alone."""
     rows = [r for r in results["rows"] if r["decoder"] == "trained"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    crowded = len(rows) > 8                                           # digits: 10 classes per model
+    fig, (left, right) = plt.subplots(1, 2, figsize=(17 if crowded else 12, 5.2 if crowded else 4.8),
+                                      gridspec_kw={"width_ratios": [2, 1] if crowded else [1, 1]}, layout="constrained")
     positions = np.arange(len(rows))
-    left.scatter(positions, [-r["bound"] for r in rows], marker="_", s=900, lw=3, c="k",
+    left.scatter(positions, [-r["bound"] for r in rows], marker="_", s=150 if crowded else 900, lw=3, c="k",
                  label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
     left.scatter(positions, [-r["l1"] for r in rows], s=60, c="#c0392b",
                  label="trained decoder: -L_1(theta, phi)", zorder=3)
     left.scatter(positions, [-r["conditional"] for r in rows], s=70, marker="D", facecolors="none",
                  edgecolors="#1f77b4", lw=1.5, label="trained model: -log p(x1|x2)", zorder=4)
-    for x, r in zip(positions, rows):
+    for x, r in zip(positions, [] if crowded else rows):
         left.annotate(f"gap {r['gap']:.2g}", (x, -r["l1"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
     left.set_yscale("symlog", linthresh=0.1)           # a small class's per-point bound can be > 0: keep every row
-    left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=8)
+    if crowded:
+        left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]} {r['class']}" for r in rows], fontsize=7, rotation=90)
+    else:
+        left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=8)
     finish_axes(left, "Eq. (6): no decoder beats the constant class mean", "",
                 "nats per datapoint (symlog, linear within +-0.1; lower is better)", "upper right")
     for d, colour in zip(results["direct_maximisation"], class_colours(len(results["direct_maximisation"]))):
         history = np.array(d["history"])
         right.plot(np.arange(len(history)), d["bound"] - history, color=colour, lw=1,
-                   label=f"class {d['class']} (final, by quadrature: {d['bound'] - d['final']:.1e})")
+                   label=f"class {d['class']} (final, deterministic estimate: {d['bound'] - d['final']:.1e})")
     right.axhline(0.0, color="k", lw=0.8)
     right.set_yscale("symlog", linthresh=1e-3)                       # MC noise scatters around 0
     finish_axes(right, "Maximising L_1 alone converges onto the bound", "Adam step",
@@ -180,6 +185,40 @@ def plot_sweep(results, path):
     save(fig, path)
 
 
+def digit_mosaic(images, gap=1):
+    """images (rows, columns, 64) of 8 x 8 digits -> one 2-D array with a gap of blank pixels between them."""
+    rows, columns = images.shape[:2]
+    mosaic = np.full((rows * (8 + gap) - gap, columns * (8 + gap) - gap), np.nan)
+    for r in range(rows):
+        for c in range(columns):
+            mosaic[r * (8 + gap):r * (8 + gap) + 8, c * (8 + gap):c * (8 + gap) + 8] = images[r, c].reshape(8, 8)
+    return mosaic
+
+
+def plot_digit_samples(results, seed, path, per_label=8):
+    """Beyond the paper: label -> image samples of each model beside real digits and the class means."""
+    x1, labels = np.array(results["data"]["x1"]), np.array(results["data"]["labels"])
+    rng = np.random.default_rng([seed, 7])
+    real = np.stack([x1[rng.choice(np.flatnonzero(labels == c), per_label, replace=False)] for c in range(10)])
+    means = np.stack([np.repeat(x1[labels == c].mean(axis=0)[None], 1, axis=0) for c in range(10)])
+    panels = [("real digits", real), ("class mean", means)]
+    x2 = S.one_hot(np.repeat(np.arange(10), per_label), 10)
+    for model, tree in results["params"].items():
+        generated = S.generate_from_labels(params_from_json(tree), x2, rng, model)
+        panels.append((f"{NAMES[model]}: x1 from q(g|x2)", generated.reshape(10, per_label, 64)))
+    widths = [images.shape[1] for _, images in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 1.15 * sum(widths) / 2, 6.2),
+                             gridspec_kw={"width_ratios": widths}, layout="constrained")
+    for ax, (title, images) in zip(axes, panels):
+        ax.imshow(digit_mosaic(np.clip(images, 0, 1)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks(np.arange(10) * 9 + 3.5, [str(c) for c in range(10)] if ax is axes[0] else [])
+    axes[0].set_ylabel("label x2")
+    fig.suptitle("Digits: decoder means of x1 generated from the label alone (one row per label)", fontsize=12)
+    save(fig, path)
+
+
 def save(fig, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -208,6 +247,8 @@ def parse_args(argv):
     parser.add_argument("--out", type=output_folder, default="figures", help="folder for the PNGs")
     parser.add_argument("--from-json", metavar="PATH", help="reuse theorem_check.py --json results instead of training")
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests)")
+    parser.add_argument("--data", choices=("pinwheel", "digits"), default="pinwheel",
+                        help="which theorem_check run to draw (with --from-json, the file's own data decide)")
     parser.add_argument("--sweep", action="store_true",
                         help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
     return parser.parse_args(argv)
@@ -257,7 +298,7 @@ def load_results(args):
         results = read_results(args.from_json, args.sweep)
         return results, results["config"].get("seed", 0) if args.seed is None else args.seed
     seed = 0 if args.seed is None else args.seed
-    check_args = T.parse_args(["--seed", str(seed), "--quiet"] + (["--quick"] if args.quick else [])
+    check_args = T.parse_args(["--seed", str(seed), "--quiet", "--data", args.data] + (["--quick"] if args.quick else [])
                               + (["--sweep"] if args.sweep else []) + (["--sweep-ks", "1", "4"] if args.sweep and args.quick else []))
     return T.run(check_args, print_fn=None), seed
 
@@ -267,10 +308,15 @@ def main(argv=None):
     print("plots configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
     start = time.perf_counter()
     results, seed = load_results(args)
-    figures = [("fig2_samples.png", lambda path: plot_fig2(results, seed, path)),
-               ("fig3_latents.png", lambda path: plot_fig3(results, path)),
-               ("theorem1.png", lambda path: plot_theorem(results, path)),
-               ("training.png", lambda path: plot_training(results, path))]
+    if results["config"].get("data", "pinwheel") == "digits":
+        figures = [("digits_samples.png", lambda path: plot_digit_samples(results, seed, path)),
+                   ("theorem1_digits.png", lambda path: plot_theorem(results, path)),
+                   ("training_digits.png", lambda path: plot_training(results, path))]
+    else:
+        figures = [("fig2_samples.png", lambda path: plot_fig2(results, seed, path)),
+                   ("fig3_latents.png", lambda path: plot_fig3(results, path)),
+                   ("theorem1.png", lambda path: plot_theorem(results, path)),
+                   ("training.png", lambda path: plot_training(results, path))]
     if results.get("sweep"):
         figures.append(("surjectivity_sweep.png", lambda path: plot_sweep(results, path)))
     os.makedirs(args.out, exist_ok=True)
