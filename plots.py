@@ -19,7 +19,7 @@ from matplotlib.patches import Ellipse  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
 
-NAMES = {"mvae": "MVAE (PoE)", "mmvae": "MMVAE (MoE)", "mopoe": "MoPoE"}
+NAMES = {"mvae": "MVAE (PoE)", "mmvae": "MMVAE (MoE)", "mopoe": "MoPoE", "mmvaeplus": "MMVAE+ (private w)"}
 DATA_GREY = "#d0d0d0"
 
 
@@ -30,8 +30,8 @@ def class_colours(num_classes):
 
 def params_from_json(tree):
     """The nested dict of arrays that theorem_check's --json stored as lists."""
-    return {key: (np.array(value) if key == "decoder_x1_log_var" else
-                  [{"W": np.array(layer["W"]), "b": np.array(layer["b"])} for layer in value])
+    return {key: ([{"W": np.array(layer["W"]), "b": np.array(layer["b"])} for layer in value]
+                  if key in S.NETWORKS else np.array(value))
             for key, value in tree.items()}
 
 
@@ -94,7 +94,7 @@ def plot_fig3(results, path):
         means_x1, _ = S.unimodal_posterior(params, x1, 1, model)
         for c in range(num_classes):
             ax.scatter(*means_x1[labels == c].T, s=5, color=colours[c], alpha=0.6, label=f"mean of q(g|x1), class {c}")
-            mean, log_var = T.class_label_posterior(params, model, num_classes, c)
+            mean, log_var = (a[0] for a in S.unimodal_posterior(params, S.one_hot(np.array([c]), num_classes), 2, model))
             for k in (1, 2):
                 ax.add_patch(Ellipse(mean, *(2 * k * np.exp(0.5 * log_var)), fill=False, lw=2.2 - 0.8 * k,
                                      ls="-" if k == 1 else "--", ec=colours[c]))

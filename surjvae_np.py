@@ -33,7 +33,8 @@ from autograd.extend import defvjp, defvjp_argnums, primitive, vspace
 from autograd.tracer import getval
 
 LOG_2PI = math.log(2.0 * math.pi)    # a Python float: it keeps float32 arithmetic float32 (NumPy 2)
-MODELS = ("mvae", "mmvae", "mopoe")
+MODELS = ("mvae", "mmvae", "mopoe")          # the paper's models (MoPoE: Sutter et al. 2021)
+EXTENSION_MODELS = ("mmvaeplus",)            # beyond the paper: MMVAE+ (Palumbo et al. 2023), section B3
 # Training defaults: Adam steps, peak step size (decayed over the second half, decaying_step_size)
 # and batch size. With these the 2-class MMVAE is past its transient (README, "Design choices").
 NUM_STEPS, STEP_SIZE, BATCH_SIZE = 800, 0.05, 128
@@ -55,9 +56,9 @@ def check_positive_int(value, name):
 
 
 def check_model(model):
-    """Raise ValueError unless model is one of MODELS."""
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+    """Raise ValueError unless model is one of MODELS or EXTENSION_MODELS."""
+    if model not in MODELS + EXTENSION_MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS + EXTENSION_MODELS)}")
 
 
 def check_seed(seed):
@@ -119,6 +120,7 @@ def check_one_hot(x2, num_classes=None):
 
 
 NETWORKS = ("encoder_x1", "encoder_x2", "decoder_x1", "decoder_x2")
+PRIVATE_PRIOR_KEYS = ("auxiliary_prior_log_var_x1", "auxiliary_prior_log_var_x2")      # MMVAE+ only (B3)
 
 
 def check_network(layers, name, input_size=None, output_size=None):
@@ -147,11 +149,15 @@ def check_params(params):
         missing = sorted(expected - set(params)) if isinstance(params, dict) else sorted(expected)
         raise ValueError(f"params lacks {missing}; make it with init_params")
     data_dim, num_classes = onp.shape(params["decoder_x1"][-1]["W"])[1], onp.shape(params["decoder_x2"][-1]["W"])[1]
-    latent_dim = onp.shape(params["decoder_x1"][0]["W"])[0]
+    latent_dim = onp.shape(params["decoder_x1"][0]["W"])[0]             # shared g plus private w (MMVAE+)
     check_network(params["encoder_x1"], "encoder_x1", data_dim, 2 * latent_dim)
     check_network(params["encoder_x2"], "encoder_x2", num_classes, 2 * latent_dim)
     check_network(params["decoder_x1"], "decoder_x1", latent_dim, data_dim)
     check_network(params["decoder_x2"], "decoder_x2", latent_dim, num_classes)
+    private = [onp.shape(params.get(key, onp.zeros(0))) for key in PRIVATE_PRIOR_KEYS]
+    if private[0] != private[1] or len(private[0]) != 1 or private[0][0] >= latent_dim:
+        raise ValueError(f"params' auxiliary prior log-variances {PRIVATE_PRIOR_KEYS} must be two vectors of "
+                         f"one length below {latent_dim}, got shapes {private}")
     if onp.shape(params["decoder_x1_log_var"]) != ():
         raise ValueError(f"params['decoder_x1_log_var'] must be a scalar, got shape {onp.shape(params['decoder_x1_log_var'])}")
 
@@ -461,7 +467,7 @@ def mixture_log_density(g, means, log_vars):
 def unimodal_posterior(params, x, modality, model):
     """The posterior each model uses when only modality x_m (m = 1 or 2) is observed.
 
-    MMVAE: the expert r_m itself. MoPoE: the mixture over the subsets of {x_m} has one component,
+    MMVAE: the expert r_m itself (MMVAE+: its shared part q(g|x_m)). MoPoE: the mixture over the subsets of {x_m} has one component,
     the bare expert r_m (Sutter et al.'s poe_fusion adds the prior only to the full set). MVAE:
     the PoE of Eq. (8) over {x_m}, i.e. p(g) r_m(g) normalised. Returns mean, log_var (N, D).
     """
@@ -474,22 +480,64 @@ def unimodal_posterior(params, x, modality, model):
     else:
         raise ValueError(f"modality must be 1 (x1) or 2 (the label x2), got {modality!r}")
     mean, log_var = gaussian_expert(params["encoder_x1" if modality == 1 else "encoder_x2"], x)
+    if model == "mmvaeplus":                     # the shared g of u = (g, w_m): section B3
+        shared = shared_dim(params)
+        return mean[..., :shared], log_var[..., :shared]
     if model in ("mmvae", "mopoe"):
         return mean, log_var
     poe_mean, poe_log_var = product_of_experts(mean[None], log_var[None], np.ones((1, 1)))
     return poe_mean[0], poe_log_var[0]
 
 
+def private_dim(params):
+    """The size of MMVAE+'s private latent w (0 for the paper's models)."""
+    return int(onp.shape(params.get(PRIVATE_PRIOR_KEYS[0], onp.zeros(0)))[0])
+
+
+def shared_dim(params):
+    """The size of the shared latent g: the decoders' input size less the private w's."""
+    return int(onp.shape(params["decoder_x1"][0]["W"])[0]) - private_dim(params)
+
+
+def label_to_x1_latent(params, x2, model, private="prior"):
+    """(mean, log_var) (N, D + P) of the latent that label -> x1 generation draws.
+
+    For the paper's models, q(g|x2) (unimodal_posterior). For MMVAE+ (section B3), q(g|x2) with
+    w_1 ~ p(w_1) = N(0, I) (private="prior", the authors' default at generation) or w_1 ~ r_1,
+    the learned auxiliary prior its cross term is trained with (private="auxiliary").
+    """
+    mean, log_var = unimodal_posterior(params, x2, 2, model)                     # (N, D)
+    if model != "mmvaeplus":
+        return mean, log_var
+    if private not in ("prior", "auxiliary"):
+        raise ValueError(f"private must be 'prior' or 'auxiliary', got {private!r}")
+    w_log_var = params[PRIVATE_PRIOR_KEYS[0]] if private == "auxiliary" else np.zeros(private_dim(params))
+    w_log_var = w_log_var + np.zeros((np.shape(mean)[0], 1))                    # (N, P)
+    w_mean = np.zeros((np.shape(mean)[0], private_dim(params)))                 # both priors have mean 0
+    return np.concatenate([mean, w_mean], axis=-1), np.concatenate([log_var, w_log_var], axis=-1)
+
+
+def x1_to_latent(params, x1, model):
+    """(mean, log_var) of the latent q gives x1 alone: unimodal_posterior, or MMVAE+'s whole q(g, w_1|x1)."""
+    if model == "mmvaeplus":
+        check_params(params)
+        check_x1(x1, onp.shape(params["encoder_x1"][0]["W"])[0])
+        return gaussian_expert(params["encoder_x1"], x1)
+    return unimodal_posterior(params, x1, 1, model)
+
+
 # ---------------------------------------------------------------- 5. objectives
 
 def init_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,),
-                decoder_std=0.1):
+                decoder_std=0.1, private_dim=0):
     """Every parameter of the model as one nested dict.
 
     Encoders x1 -> (mean, log_var) of g and x2 -> (mean, log_var); decoders g -> mean of x1
     (the x1 log-variance is one learned scalar, initialised at log decoder_std^2) and
     g -> logits of x2. decoder_std well below the class spread (about 0.3) is needed to see the
-    paper's effect; see README, "Design choices".
+    paper's effect; see README, "Design choices". private_dim > 0 (MMVAE+, section B3): each
+    latent is u = (g, w) with a private w of that size, and the auxiliary priors r_m(w) get
+    learned log-variances (initialised at 0); private_dim = 0 gives the paper's models exactly.
     """
     check_rng(rng)
     for name, value in (("num_classes", num_classes), ("latent_dim", latent_dim),
@@ -502,14 +550,19 @@ def init_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,),
         raise ValueError(f"hidden must be a list or tuple of layer sizes, e.g. (32,), got {hidden!r}")
     for size in hidden:
         check_positive_int(size, "every hidden layer size")
-    hidden = list(hidden)
-    return {
-        "encoder_x1": init_mlp([data_dim] + hidden + [2 * latent_dim], rng, output_scale=0.1),
-        "encoder_x2": init_mlp([num_classes] + hidden + [2 * latent_dim], rng, output_scale=0.1),
-        "decoder_x1": init_mlp([latent_dim] + hidden + [data_dim], rng),
+    if not (hasattr(private_dim, "__index__") and not isinstance(private_dim, bool) and private_dim >= 0):
+        raise ValueError(f"private_dim must be an integer >= 0, got {private_dim!r}")
+    hidden, latent = list(hidden), latent_dim + private_dim                       # u = (g, w)
+    params = {
+        "encoder_x1": init_mlp([data_dim] + hidden + [2 * latent], rng, output_scale=0.1),
+        "encoder_x2": init_mlp([num_classes] + hidden + [2 * latent], rng, output_scale=0.1),
+        "decoder_x1": init_mlp([latent] + hidden + [data_dim], rng),
         "decoder_x1_log_var": np.array(2.0 * np.log(decoder_std)),
-        "decoder_x2": init_mlp([latent_dim] + hidden + [num_classes], rng),
+        "decoder_x2": init_mlp([latent] + hidden + [num_classes], rng),
     }
+    if private_dim:
+        params.update({key: np.zeros(private_dim) for key in PRIVATE_PRIOR_KEYS})
+    return params
 
 
 def decoder_x1_log_likelihood(params, x1, g):
@@ -612,12 +665,13 @@ def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
 
     Monte Carlo with num_samples reparameterised draws per datapoint; summed over datapoints.
     r_M is the label expert for model="mmvae" (the paper's setting) and the label posterior each
-    other model generates from (see unimodal_posterior); Theorem 1 holds for any r_M.
+    other model generates from (see unimodal_posterior); Theorem 1 holds for any r_M. For MMVAE+
+    the integral is over (g, w~_1) ~ q(g|x2) r_1(w_1), its objective's cross term (section B3).
     """
     check_modalities(params, x1, x2)
     check_rng(rng)
     check_positive_int(num_samples, "num_samples")
-    mean, log_var = unimodal_posterior(params, x2, 2, model)                     # (N, D)
+    mean, log_var = label_to_x1_latent(params, x2, model, private="auxiliary")   # (N, D [+ P])
     g = sample_normal(mean, log_var, rng, (num_samples,))                       # (S, N, D)
     return np.sum(np.mean(decoder_x1_log_likelihood(params, x1, g), axis=0))
 
@@ -803,11 +857,13 @@ def change_x1_units(params, shift, scale):
                 decoder_x1_log_var=params["decoder_x1_log_var"] + 2.0 * math.log(scale))
 
 
-def train(model, x1, x2, seed=0, params=None, standardise=True, latent_dim=2, hidden=(32,), **options):
-    """Train one model ("mvae", "mmvae", "mopoe") by maximising its objective; see maximise.
+def train(model, x1, x2, seed=0, params=None, standardise=True, latent_dim=2, hidden=(32,), private_dim=None,
+          **options):
+    """Train one model ("mvae", "mmvae", "mopoe", or "mmvaeplus" of section B3) by maximising its objective.
 
     Initial parameters, unless given, come from init_params(init_rng(seed), ..., latent_dim,
-    hidden), in the standardised units. With standardise
+    hidden, private_dim), in the standardised units (private_dim: 1 for "mmvaeplus" unless given,
+    else 0). With standardise
     (the default) the model is trained on y = (x1 - shift) / scale (x1_standardisation) and the
     result mapped back by change_x1_units, so the outcome does not depend on x1's units; given
     params are in x1's units. The returned history is then in y's units: per point it differs
@@ -821,8 +877,10 @@ def train(model, x1, x2, seed=0, params=None, standardise=True, latent_dim=2, hi
     check_seed(seed)
     shift, scale = x1_standardisation(x1) if standardise else (onp.zeros(np.shape(x1)[1]), 1.0)
     if params is None:
+        if private_dim is None:
+            private_dim = 1 if model == "mmvaeplus" else 0
         params = init_params(init_rng(seed), num_classes=np.shape(x2)[1], latent_dim=latent_dim,
-                             data_dim=np.shape(x1)[1], hidden=hidden)
+                             data_dim=np.shape(x1)[1], hidden=hidden, private_dim=private_dim)
     else:
         check_params(params)
         params = change_x1_units(params, -shift / scale, 1.0 / scale)
@@ -846,14 +904,19 @@ def generate_from_prior(params, num_samples, rng):
     return decode_mean_x1(params, rng.standard_normal((num_samples, latent_dim)))
 
 
-def generate_from_labels(params, x2, rng, model, with_noise=False):
+def generate_from_labels(params, x2, rng, model, with_noise=False, private="prior"):
     """x1 decoder means at one g ~ q(g|x2) per row of x2 (Fig. 2, right): cross-generation.
 
     with_noise=True draws x1 ~ p_theta(x1|g) instead: the mean plus the decoder's isotropic noise.
+    private: MMVAE+'s w_1 from "prior" p(w_1), "auxiliary" r_1, or "zero" (w_1 = 0).
     """
     check_one_hot(x2, np.shape(params["encoder_x2"][0]["W"])[0])
     check_rng(rng)
-    means = decode_mean_x1(params, sample_normal(*unimodal_posterior(params, x2, 2, model), rng))
+    mean, log_var = label_to_x1_latent(params, x2, model, "prior" if private == "zero" else private)
+    latent = sample_normal(mean, log_var, rng)                                   # (N, D [+ P])
+    if private == "zero":
+        latent = np.concatenate([latent[:, :shared_dim(params)], np.zeros((len(latent), private_dim(params)))], axis=1)
+    means = decode_mean_x1(params, latent)
     if not with_noise:
         return means
     return sample_normal(means, params["decoder_x1_log_var"], rng)
@@ -863,7 +926,7 @@ def reconstruct_x1(params, x1, rng, model):
     """x1 decoder means at one g ~ q(g|x1) per row of x1: self-reconstruction."""
     check_x1(x1, np.shape(params["encoder_x1"][0]["W"])[0])
     check_rng(rng)
-    return decode_mean_x1(params, sample_normal(*unimodal_posterior(params, x1, 1, model), rng))
+    return decode_mean_x1(params, sample_normal(*x1_to_latent(params, x1, model), rng))
 
 
 def total_variance(x):
@@ -930,7 +993,7 @@ def conditional_log_likelihood(params, x1, x2, rng, num_samples=CONDITIONAL_SAMP
     log_mean_b = onp.zeros(num)
     for label in onp.unique(labels):
         members = labels == label
-        mean, label_log_var = unimodal_posterior(params, x2[members][:1], 2, model)   # (1, D)
+        mean, label_log_var = label_to_x1_latent(params, x2[members][:1], model)     # (1, D [+ P])
         chunks = []
         for size in [min(chunk_size, num_samples - start) for start in range(0, num_samples, chunk_size)]:
             mu = decode_mean_x1(params, sample_normal(mean[0], label_log_var[0], rng, (size,)))   # (K_chunk, D1)
@@ -954,8 +1017,8 @@ def conditional_log_likelihood_defensive(params, x1, x2, rng, num_samples=DEFENS
     check_rng(rng)
     if not (hasattr(num_samples, "__index__") and num_samples >= 2 and num_samples % 2 == 0):
         raise ValueError(f"num_samples must be an even integer >= 2, got {num_samples!r}")
-    label_mean, label_log_var = unimodal_posterior(params, x2, 2, model)         # (N, D)
-    own_mean, own_log_var = unimodal_posterior(params, x1, 1, model)             # (N, D)
+    label_mean, label_log_var = label_to_x1_latent(params, x2, model)            # (N, D [+ P])
+    own_mean, own_log_var = x1_to_latent(params, x1, model)                      # (N, D [+ P])
     half = (num_samples // 2,)
     g = onp.concatenate([sample_normal(label_mean, label_log_var, rng, half),
                          sample_normal(own_mean, own_log_var, rng, half)])       # (K, N, D)
@@ -1020,6 +1083,45 @@ def load_digits(path=DIGITS_PATH):
         raise ValueError(f"{path} is altered: its SHA-256 is {digest}, expected {DIGITS_SHA256}")
     table = onp.loadtxt(io.StringIO(gzip.decompress(content).decode("ascii")), delimiter=",")   # (N, 65)
     return table[:, :64] / 16.0, table[:, 64].astype(int)
+
+
+# ---------------------------------------------------------------- B3. the published remedy: MMVAE+ (private latents)
+
+def mmvaeplus_objective(params, x1, x2, rng, beta=1.0):
+    """MMVAE+ (Palumbo, Daunhawer and Vogt 2023), stratified, one sample per stratum. Maximised.
+
+    u_m = (g, w_m) with a shared g and a private w_m per modality; q(u|x_m) = q(g|x_m) q(w_m|x_m)
+    is expert m. Stratum m draws g ~ q(g|x_m), w_m ~ q(w_m|x_m) and, for the other modality n,
+    w~_n ~ r_n(w_n) = N(0, diag exp(auxiliary log-variance)), and scores
+      log p(x_m|g, w_m) + log p(x_n|g, w~_n) + beta log [p(g) p(w_m) / (q_MoE(g|x1, x2) q(w_m|x_m))],
+    p(g), p(w_m) = N(0, I); the average over m is outside the log, as in Eq. (5). The cross term
+    log p(x_n|g, w~_n) is Eq. (4) over (g, w~): Theorem 1's proof holds for it unchanged, because
+    the law of (g, w~) is the same for every n in S_c. With private size 0 this is mmvae_objective
+    for the same noise (tested). The authors' code (srl-ethz/mmvaeplus, objectives.py, _m_elbo)
+    scores the same terms; it differs in: Laplace rather than Gaussian distributions on their
+    image data, K > 1 samples with the DReG gradient estimator (m_dreg) rather than K = 1 and the
+    plain reparameterised gradient, per-modality likelihood weights (llik_scaling; here 1), and
+    beta = 2.5 rather than 1 in most of their experiments.
+    """
+    check_modalities(params, x1, x2)
+    check_rng(rng)
+    check_real_number(beta, "beta", minimum=0.0)
+    shared = shared_dim(params)
+    means, log_vars = unimodal_experts(params, x1, x2)                           # (M, N, D + P)
+    u = sample_normal(means, log_vars, rng)                                      # (M, N, D + P): stratum m
+    g, w_own = u[..., :shared], u[..., shared:]                                  # (M, N, D), (M, N, P)
+    auxiliary_log_vars = stack_on_new_axis(*[params.get(key, np.zeros(0)) for key in PRIVATE_PRIOR_KEYS[::-1]])  # (M, P): r_n of stratum m
+    w_other = sample_normal(np.zeros(np.shape(w_own)), auxiliary_log_vars[:, None, :], rng)   # (M, N, P)
+    w_for_x1 = stack_on_new_axis(w_own[0], w_other[1])                          # stratum 1: own; stratum 2: r_1
+    w_for_x2 = stack_on_new_axis(w_other[0], w_own[1])                          # stratum 1: r_2; stratum 2: own
+    log_p_x1 = decoder_x1_log_likelihood(params, x1, np.concatenate([g, w_for_x1], axis=-1))            # (M, N)
+    log_p_x2 = log_categorical(x2, mlp(params["decoder_x2"], np.concatenate([g, w_for_x2], axis=-1)))  # (M, N)
+    log_ratio = (log_prior(g) + log_prior(w_own) - mixture_log_density(g, means[..., :shared], log_vars[..., :shared])
+                 - log_normal(w_own, means[..., shared:], log_vars[..., shared:]))   # (M, N)
+    return np.mean(log_p_x1 + log_p_x2 + beta * log_ratio)
+
+
+OBJECTIVES["mmvaeplus"] = mmvaeplus_objective
 
 
 # ---------------------------------------------------------------- B9. speed: python surjvae_np.py bench

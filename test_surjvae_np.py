@@ -699,6 +699,65 @@ def test_change_x1_units_is_an_exact_reparameterisation():
         onp.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
+# ---------------------------------------------------------------- beyond the paper: MMVAE+
+
+def test_mmvaeplus_with_no_private_latent_is_the_mmvae_for_the_same_noise(small_problem):
+    params, x1, x2 = small_problem
+    for seed in range(3):
+        # Equal up to the order of the floating-point additions (measured: 1 ulp).
+        assert abs(S.mmvaeplus_objective(params, x1, x2, rng(seed)) - S.mmvae_objective(params, x1, x2, rng(seed))) < 1e-12
+    zero_private = dict(S.init_params(rng(3), hidden=(5,), private_dim=0))
+    assert set(zero_private) == set(params)                                       # the paper's layout exactly
+
+
+def test_mmvaeplus_gradient_matches_finite_differences(small_problem):
+    _, x1, x2 = small_problem
+    params = S.init_params(rng(4), hidden=(5,), private_dim=2)
+    params[S.PRIVATE_PRIOR_KEYS[0]] = onp.array([0.3, -0.4])                     # the auxiliary scales get gradients too
+    check_grads(lambda p: S.mmvaeplus_objective(p, x1, x2, rng(11), beta=0.7), modes=["rev"], order=1)(params)
+
+
+def test_mmvaeplus_objective_is_its_terms_written_out(small_problem):
+    """Stratum by stratum, with the same draws, the objective is the mean of the terms in its docstring."""
+    _, x1, x2 = small_problem
+    params = S.init_params(rng(5), hidden=(5,), private_dim=1)
+    params[S.PRIVATE_PRIOR_KEYS[1]] = onp.array([-0.5])
+    beta, value = 0.6, S.mmvaeplus_objective(params, x1, x2, rng(7), beta=0.6)
+    draws = rng(7)
+    means, log_vars = S.unimodal_experts(params, x1, x2)                         # (2, N, 3): (g, w)
+    u = means + onp.exp(0.5 * log_vars) * draws.standard_normal(means.shape)
+    aux = [params[S.PRIVATE_PRIOR_KEYS[1]], params[S.PRIVATE_PRIOR_KEYS[0]]]      # stratum 1 borrows r_2, stratum 2 r_1
+    w_other = onp.stack([onp.exp(0.5 * aux[m]) * e for m, e in enumerate(draws.standard_normal((2, len(x1), 1)))])
+    total = 0.0
+    for m in (0, 1):
+        g, w = u[m, :, :2], u[m, :, 2:]
+        z1, z2 = (onp.hstack([g, w]), onp.hstack([g, w_other[m]])) if m == 0 else (onp.hstack([g, w_other[m]]), onp.hstack([g, w]))
+        log_px = S.decoder_x1_log_likelihood(params, x1, z1) + S.log_categorical(x2, S.mlp_plain(params["decoder_x2"], z2))
+        q_mix = onp.log(0.5 * sum(onp.exp(S.log_normal(g, means[k, :, :2], log_vars[k, :, :2])) for k in (0, 1)))
+        log_ratio = (S.log_normal(g, 0.0, 0.0) + S.log_normal(w, 0.0, 0.0) - q_mix
+                     - S.log_normal(w, means[m, :, 2:], log_vars[m, :, 2:]))
+        total = total + onp.mean(log_px + beta * log_ratio) / 2
+    assert abs(value - total) < 1e-10
+
+
+def test_mmvaeplus_generation_and_bad_input(small_problem):
+    _, x1, x2 = small_problem
+    params = S.init_params(rng(6), hidden=(5,), private_dim=2)
+    for private in ("prior", "auxiliary", "zero"):
+        assert S.generate_from_labels(params, x2, rng(1), "mmvaeplus", private=private).shape == x1.shape
+    mean, log_var = S.label_to_x1_latent(params, x2, "mmvaeplus", private="auxiliary")
+    assert mean.shape == (len(x2), 4) and onp.all(mean[:, 2:] == 0)
+    with pytest.raises(ValueError, match="beta"):
+        S.mmvaeplus_objective(params, x1, x2, rng(), beta=-1.0)
+    with pytest.raises(ValueError, match="private must be"):
+        S.label_to_x1_latent(params, x2, "mmvaeplus", private="posterior")
+    with pytest.raises(ValueError, match="private_dim"):
+        S.init_params(rng(), private_dim=-1)
+    broken = dict(params, **{S.PRIVATE_PRIOR_KEYS[1]: onp.zeros(3)})
+    with pytest.raises(ValueError, match="auxiliary prior"):
+        S.mmvaeplus_objective(broken, x1, x2, rng())
+
+
 # ---------------------------------------------------------------- beyond the paper: digits
 
 def test_load_digits_shape_range_checksum_and_label_counts():

@@ -40,8 +40,8 @@ FULL = dict(per_class=500, steps=None, nodes=64, max_nodes=256, mc_repeats=20, d
             conditional_samples=S.DEFENSIVE_SAMPLES, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE,
             fixed_draws=256, direct_peak_step_size=0.05, direct_samples=4)
 # Digits (beyond the paper): all 1797 images, 10 labels; latent 8 (README, "Real surjective data").
-DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=800,
-              direct_peak_step_size=0.02, direct_samples=1, mc_repeats=20)
+DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=600,
+              direct_peak_step_size=0.02, direct_samples=2, mc_repeats=20, private_dim=4)
 DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, direct_steps=600, mc_repeats=10, directions=4,
                     conditional_samples=100, fixed_draws=64)
 QUADRATURE_TOLERANCE = 1e-4
@@ -115,6 +115,8 @@ def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, conf
     would exceed config["max_nodes"] (or the grid 10^6 points) first: the caller then uses Monte Carlo.
     """
     nodes, dim = config["nodes"], np.shape(label_mean)[-1]
+    while nodes > 8 and (2 * nodes) ** dim > 10 ** 6:              # 3-D (MMVAE+): start lower, to double once
+        nodes //= 2
     if nodes ** dim > 10 ** 6:
         return None
     value = cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, nodes)
@@ -127,8 +129,12 @@ def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, conf
 
 
 def class_label_posterior(params, model, num_classes, c):
-    """(mean, log_var) of the label posterior each model generates from, for label c: shape (D,)."""
-    mean, log_var = S.unimodal_posterior(params, S.one_hot(np.array([c]), num_classes), 2, model)
+    """(mean, log_var) of the latent that Eq. (4)'s L_1 integrates over, for label c: shape (D,).
+
+    The label posterior each model generates from; for MMVAE+ the joint (g, w~_1) ~ q(g|x2) r_1(w_1)
+    of its objective's cross term (shape (D + P,)).
+    """
+    mean, log_var = S.label_to_x1_latent(params, S.one_hot(np.array([c]), num_classes), model, private="auxiliary")
     return mean[0], log_var[0]
 
 
@@ -236,13 +242,18 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
 
 # ---------------------------------------------------------------- training and evaluation, on up to `jobs` processes
 
+def private_size(model, config):
+    """The private latent size of a model: config["private_dim"] for MMVAE+, 0 for the paper's models."""
+    return config["private_dim"] if model == "mmvaeplus" else 0
+
+
 def run_task(task):
     """One unit of work, run in a worker process: ("train" | "direct" | "evaluate", arguments)."""
     kind, arguments = task
     if kind == "train":
         model, x1, x2, seed, config = arguments
         return S.train(model, x1, x2, seed=seed, num_steps=config["steps"], latent_dim=config["latent_dim"],
-                       hidden=config["hidden"], step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]),
+                       hidden=config["hidden"], private_dim=private_size(model, config), step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]),
                        print_fn=None)
     if kind == "direct":
         return maximise_cross_modal_term(*arguments)
@@ -358,6 +369,53 @@ def format_sweep(sweep, models):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- beyond the paper: what MMVAE+'s private latent carries
+
+def private_latent_diagnostics(params, x1, labels, num_classes, rng):
+    """MMVAE+ per class: where x1's within-class variation lives, and what label -> x1 generation keeps.
+
+    From q(g, w_1|x1): the within-class variance of the posterior means of g and of w_1 and their
+    mean posterior standard deviations; reconstructions (decoder means at the posterior means) with
+    w_1 set to 0 and with g set to its class average, as spread ratios against the class's data
+    (what g alone and w_1 alone carry); and the label -> x1 spread ratio with w_1 from p(w_1), from
+    r_1 and fixed at 0. r_1's learned standard deviations are reported once.
+    """
+    mean, log_var = S.x1_to_latent(params, x1, "mmvaeplus")                     # (N, D + P)
+    shared, std = S.shared_dim(params), np.exp(0.5 * log_var)
+    classes = []
+    for c in range(num_classes):
+        members, x1_class = labels == c, x1[labels == c]
+        g, w = mean[members, :shared], mean[members, shared:]
+        x2_class = S.one_hot(np.full(len(x1_class), c), num_classes)
+        only_g = S.decode_mean_x1(params, np.concatenate([g, np.zeros_like(w)], axis=1))
+        only_w = S.decode_mean_x1(params, np.concatenate([np.zeros_like(g) + g.mean(axis=0), w], axis=1))
+        classes.append({"class": c, "g_means_variance": S.total_variance(g), "w_means_variance": S.total_variance(w),
+                        "g_posterior_std": float(np.mean(std[members, :shared])),
+                        "w_posterior_std": float(np.mean(std[members, shared:])),
+                        "reconstruction_spread_g_only": S.spread_ratio(only_g, x1_class),
+                        "reconstruction_spread_w_only": S.spread_ratio(only_w, x1_class),
+                        **{f"spread_w_{source}": S.spread_ratio(S.generate_from_labels(params, x2_class, rng, "mmvaeplus",
+                                                                                       private=source), x1_class)
+                           for source in ("prior", "auxiliary", "zero")}})
+    return {"auxiliary_std_x1": np.exp(0.5 * params[S.PRIVATE_PRIOR_KEYS[0]]).tolist(),
+            "auxiliary_std_x2": np.exp(0.5 * params[S.PRIVATE_PRIOR_KEYS[1]]).tolist(), "classes": classes}
+
+
+def format_private_diagnostics(diagnostics):
+    header = (f"{'class':>5s} {'var E[g|x1]':>11s} {'var E[w|x1]':>11s} {'std g':>6s} {'std w':>6s}"
+              f" {'recon g':>7s} {'recon w':>7s} {'w~p(w)':>7s} {'w~r_1':>7s} {'w=0':>6s}")
+    lines = [f"MMVAE+ (beyond the paper): where x1's within-class variation lives. r_1 std (x1's private prior): "
+             f"{np.round(diagnostics['auxiliary_std_x1'], 3).tolist()}; var = within-class variance of posterior means; "
+             "std = mean posterior std; recon g / recon w = spread ratio of reconstructions from g alone (w = 0) / "
+             "w alone (g at its class mean); last three = label -> x1 spread ratio with w_1 from p(w_1), r_1, or 0",
+             header, "-" * len(header)]
+    for d in diagnostics["classes"]:
+        lines.append(f"{d['class']:5d} {d['g_means_variance']:11.4f} {d['w_means_variance']:11.4f} {d['g_posterior_std']:6.3f}"
+                     f" {d['w_posterior_std']:6.3f} {d['reconstruction_spread_g_only']:7.3f} {d['reconstruction_spread_w_only']:7.3f}"
+                     f" {d['spread_w_prior']:7.3f} {d['spread_w_auxiliary']:7.3f} {d['spread_w_zero']:6.3f}")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- checks and output
 
 def named_checks(rows, stationarity, direct, models, sweep=()):
@@ -415,7 +473,7 @@ def named_checks(rows, stationarity, direct, models, sweep=()):
 
 
 def format_table(rows):
-    header = (f"{'model':6s} {'decoder':9s} {'class':>5s} {'bound':>8s} {'L_1':>9s} {'by':>5s} {'MC +- SE':>18s}"
+    header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'bound':>8s} {'L_1':>9s} {'by':>5s} {'MC +- SE':>18s}"
               f" {'gap':>8s} {'log p(x1|x2)':>16s} {'sigma':>6s} {'spread':>6s} {'sampled':>7s} {'coher.':>6s}")
     lines = ["Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes "
              "per axis) or Monte Carlo; gap = bound - L_1; log p(x1|x2) by importance sampling from (q(g|x2) + q(g|x1))/2, "
@@ -423,7 +481,7 @@ def format_table(rows):
              "sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of x1 ~ p(x1|g); "
              "coher. = label coherence", header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['model']:6s} {r['decoder']:9s} {r['class']:5d} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
+        lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
                      f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f}"
                      f" {r['conditional']:8.4f} +- {r['conditional_change']:.3f} {r['decoder_std']:6.3f}"
                      f" {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
@@ -471,8 +529,10 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int_at_least(1), default=None,
                         help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, {default_steps(3)} "
                              f"for more; --quick {QUICK['steps']})")
-    parser.add_argument("--models", nargs="+", choices=S.MODELS, default=list(S.MODELS),
-                        help="models to train and check")
+    parser.add_argument("--models", nargs="+", choices=S.MODELS + S.EXTENSION_MODELS, default=list(S.MODELS),
+                        help="models to train and check (mmvaeplus: MMVAE+, beyond the paper)")
+    parser.add_argument("--private-dim", type=int_at_least(1), default=None,
+                        help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
     parser.add_argument("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
                         help="processes for training (results do not depend on it)")
     parser.add_argument("--quick", action="store_true", help="smaller everything (for tests)")
@@ -500,8 +560,9 @@ def parse_args(argv):
 def run_config(args):
     """The run's sizes and architecture: QUICK, FULL or the digits', with --per-class and --steps filled in."""
     if args.data == "digits":
-        return dict(DIGITS_QUICK if args.quick else DIGITS, steps=args.steps or (DIGITS_QUICK if args.quick else DIGITS)["steps"])
-    config = dict(QUICK if args.quick else FULL)
+        config = DIGITS_QUICK if args.quick else DIGITS
+        return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"])
+    config = dict(QUICK if args.quick else FULL, private_dim=args.private_dim or 1)
     config["per_class"] = args.per_class or config["per_class"]
     config["steps"] = args.steps or config["steps"] or default_steps(args.classes)
     return config
@@ -527,12 +588,14 @@ def run(args, print_fn):
     results = run_tasks(tasks, args.jobs, print_fn)
     trained = dict(zip(args.models, results[:len(args.models)]))
     direct = results[len(args.models):]
-    untrained = S.change_x1_units(S.init_params(S.init_rng(args.seed), num_classes=num_classes, latent_dim=config["latent_dim"],
-                                                data_dim=np.shape(x1)[1], hidden=config["hidden"]),
-                                  *S.x1_standardisation(x1))               # the same networks at step 0
+    untrained = {model: S.change_x1_units(S.init_params(S.init_rng(args.seed), num_classes=num_classes,
+                                                        latent_dim=config["latent_dim"], data_dim=np.shape(x1)[1],
+                                                        hidden=config["hidden"], private_dim=private_size(model, config)),
+                                          *S.x1_standardisation(x1))       # the same networks at step 0
+                 for model in args.models}
     keys = [(model, decoder, c) for model in args.models for decoder in ("trained", "untrained")
             for c in range(num_classes)]
-    evaluations = run_tasks([("evaluate", (trained[model][0] if decoder == "trained" else untrained, model, x1, labels,
+    evaluations = run_tasks([("evaluate", (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels,
                                            num_classes, c, config, [args.seed, 4, index]))
                              for index, (model, decoder, c) in enumerate(keys)], args.jobs, print_fn)
     rows = [dict(model=model, decoder=decoder, **row) for (model, decoder, _), row in zip(keys, evaluations)]
@@ -542,8 +605,11 @@ def run(args, print_fn):
                                             config, npr.default_rng([args.seed, 5, c])), **{"class": c})
                     for c in range(num_classes)]
     sweep = run_sweep(args, config, x1, labels, radial, print_fn) if args.sweep else []
+    private = (private_latent_diagnostics(trained["mmvaeplus"][0], x1, labels, num_classes, npr.default_rng([args.seed, 8]))
+               if "mmvaeplus" in trained else None)
     return {"format": JSON_FORMAT, "config": dict(vars(args), **config), "rows": rows, "stationarity": stationarity,
             "direct_maximisation": direct, "sweep": sweep, "data_coherence": S.leave_one_out_coherence(x1, labels),
+            "mmvaeplus_diagnostics": private,
             "checks": named_checks(rows, stationarity, direct, args.models, sweep),
             "histories": {m: h.tolist() for m, (_, h) in trained.items()},
             "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()},
@@ -577,6 +643,10 @@ def main(argv=None):
     elif fallbacks:
         print(f"Quadrature did not converge within {run_config(args)['max_nodes']} nodes per axis; L_1 by Monte Carlo "
               f"(error = 4 SE) for: {', '.join(fallbacks)}")
+    print("Data's own label coherence (leave-one-out nearest neighbour), per class: "
+          + " ".join(f"{value:.3f}" for value in results["data_coherence"]))
+    if results["mmvaeplus_diagnostics"]:
+        print("\n" + format_private_diagnostics(results["mmvaeplus_diagnostics"]))
     if results["sweep"]:
         print("\n" + format_sweep(results["sweep"], args.models))
     print("\nChecks:")
