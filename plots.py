@@ -173,7 +173,7 @@ def plot_sweep(results, path):
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
     ax.plot(ks, [p["data_within_label_variance"] for p in sweep], "k-o", lw=2.5,
             label="data: tr Cov(x1 | label), what the labels leave unexplained")
-    for model, colour in zip(sweep[0]["models"], ("#1f77b4", "#d62728", "#2ca02c")):
+    for model, colour in zip(sweep[0]["models"], ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")):
         ax.plot(ks, [p["models"][model]["generated_within_label_variance"] for p in sweep], "-s", color=colour,
                 label=f"{NAMES[model]}: cross-generated x1 from q(g|x2)")
     ax.set_xscale("log", base=2)
@@ -249,6 +249,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests)")
     parser.add_argument("--data", choices=("pinwheel", "digits"), default="pinwheel",
                         help="which theorem_check run to draw (with --from-json, the file's own data decide)")
+    parser.add_argument("--models", nargs="+", choices=S.MODELS + S.EXTENSION_MODELS, default=list(S.MODELS),
+                        help="models to train when not --from-json")
     parser.add_argument("--sweep", action="store_true",
                         help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
     return parser.parse_args(argv)
@@ -298,7 +300,8 @@ def load_results(args):
         results = read_results(args.from_json, args.sweep)
         return results, results["config"].get("seed", 0) if args.seed is None else args.seed
     seed = 0 if args.seed is None else args.seed
-    check_args = T.parse_args(["--seed", str(seed), "--quiet", "--data", args.data] + (["--quick"] if args.quick else [])
+    check_args = T.parse_args(["--seed", str(seed), "--quiet", "--data", args.data, "--models", *args.models]
+                              + (["--quick"] if args.quick else [])
                               + (["--sweep"] if args.sweep else []) + (["--sweep-ks", "1", "4"] if args.sweep and args.quick else []))
     return T.run(check_args, print_fn=None), seed
 
