@@ -17,11 +17,15 @@ Conventions
   step t draws from a generator made from (seed, t) only (`step_rng`), so
   logging and evaluation never change the result.
 """
+import argparse
 import gzip
 import hashlib
 import io
 import math
 import os
+import re
+import subprocess
+import sys
 import time
 
 import autograd.numpy as np
@@ -912,6 +916,8 @@ def generate_from_labels(params, x2, rng, model, with_noise=False, private="prio
     """
     check_one_hot(x2, np.shape(params["encoder_x2"][0]["W"])[0])
     check_rng(rng)
+    if private not in ("prior", "auxiliary", "zero"):
+        raise ValueError(f"private must be 'prior', 'auxiliary' or 'zero', got {private!r}")
     mean, log_var = label_to_x1_latent(params, x2, model, "prior" if private == "zero" else private)
     latent = sample_normal(mean, log_var, rng)                                   # (N, D [+ P])
     if private == "zero":
@@ -1146,8 +1152,6 @@ def median_step_seconds(model, hidden, batch_size, dtype, num_steps=200, warmup=
 
 def peer_step_milliseconds(torch_python, peer_script):
     """{(model, batch): median ms} from the PyTorch peer's --steptime-only run at tanh, one thread."""
-    import re
-    import subprocess
     output = subprocess.run([torch_python, peer_script, "--steptime-only", "--act", "tanh"],
                             capture_output=True, text=True, check=True).stdout
     return {(name.lower(), int(batch)): float(ms) for name, batch, ms in re.findall(PEER_STEP_LINE, output)}
@@ -1155,8 +1159,6 @@ def peer_step_milliseconds(torch_python, peer_script):
 
 def bench_main(argv=None):
     """python surjvae_np.py bench: median ms per training step, every model, two widths, two batch sizes."""
-    import argparse
-    import os
     parser = argparse.ArgumentParser(prog="surjvae_np.py bench", description=bench_main.__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows the median")
     parser.add_argument("--torch-python", help="python of a venv with torch, to time ../shared/peer/torch_minimal.py")
@@ -1193,7 +1195,6 @@ def bench_main(argv=None):
 
 
 if __name__ == "__main__":
-    import sys
     if sys.argv[1:2] != ["bench"]:
         sys.exit("usage: python surjvae_np.py bench [--rounds R] [--torch-python PATH] [--peer PATH]")
     sys.exit(bench_main(sys.argv[2:]))

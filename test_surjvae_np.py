@@ -751,6 +751,8 @@ def test_mmvaeplus_generation_and_bad_input(small_problem):
         S.mmvaeplus_objective(params, x1, x2, rng(), beta=-1.0)
     with pytest.raises(ValueError, match="private must be"):
         S.label_to_x1_latent(params, x2, "mmvaeplus", private="posterior")
+    with pytest.raises(ValueError, match="private must be"):
+        S.generate_from_labels(S.init_params(rng()), x2, rng(), "mmvae", private="posterior")
     with pytest.raises(ValueError, match="private_dim"):
         S.init_params(rng(), private_dim=-1)
     broken = dict(params, **{S.PRIVATE_PRIOR_KEYS[1]: onp.zeros(3)})
