@@ -6,11 +6,12 @@
 Read it beside the paper: every function that implements an equation opens its
 docstring with "Eq. (N)" and the formula in the paper's notation. Sections follow
 the paper: data, networks, distributions, posteriors, objectives, training,
-generation, metrics.
+generation, metrics. Then, marked "beyond the paper": B1 log p(x1|x2) and label
+coherence, B2 handwritten digits, B3 MMVAE+, B9 the speed benchmark.
 
 Conventions
-- Modalities: x1 in R^2 (the pinwheel point) and x2 = one-hot label (the label
-  modality x_M of the paper, M = 2). Experts are stacked on axis 0: (M, N, D).
+- Modalities: x1 in R^D1 (a pinwheel point, or a digit image) and x2 = one-hot label
+  (the label modality x_M of the paper, M = 2). Experts are stacked on axis 0: (M, N, D).
 - Log-densities and objectives are to be *maximised*; the only negation is the
   loss handed to Adam in `maximise` (which `train` calls).
 - Every random draw comes from an explicit numpy.random.Generator. Training
