@@ -879,7 +879,7 @@ def test_theorem_check_rejects_bad_arguments(argv, capsys):
     assert error.value.code == 2 and "error:" in capsys.readouterr().err
 
 
-def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path):
+def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path, monkeypatch):
     path = tmp_path / "digits.json"
     assert T.main(["--data", "digits", "--quick", "--quiet", "--models", "mvae", "mmvae", "--json", str(path)]) == 0
     results = json.loads(path.read_text())
@@ -890,8 +890,13 @@ def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path):
     # Measured: MMVAE 0.01-0.05, MVAE 0.3-1.0; every class a factor 5 apart.
     assert onp.all(mmvae < 0.2 * mvae), (mmvae, mvae)
     assert min(results["data_coherence"]) > 0.9                                  # the 1-NN yardstick works
-    assert P.main(["--from-json", str(path), "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "digits_samples.png").read_bytes()[:4] == b"\x89PNG"
+    P.plot_digit_samples(P.read_results(str(path), want_sweep=False), 0, str(tmp_path / "digits.png"))
+    assert (tmp_path / "digits.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("plot_digit_samples", "plot_theorem", "plot_training"):            # plots.main picks the digits'
+        monkeypatch.setattr(P, name, lambda *arguments: open(arguments[-1], "wb").close())
+    assert P.main(["--from-json", str(path), "--out", str(tmp_path / "figures")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["digits_samples.png", "theorem1_digits.png",
+                                                                       "training_digits.png"]
 
 
 @pytest.mark.parametrize("argv", [["--data", "digits", "--classes", "3"], ["--data", "digits", "--sweep"],
