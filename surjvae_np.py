@@ -685,6 +685,7 @@ def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
 
 def init_rng(seed):
     """The generator for a training run's initial parameters: a function of seed only."""
+    check_seed(seed)
     return npr.default_rng([seed, 0])
 
 

@@ -655,6 +655,7 @@ def test_bad_sizes_models_and_generators_are_rejected(good_input):
     (lambda p, x1, x2: S.init_params(rng(), decoder_std="0.1"), "decoder_std"),
     (lambda p, x1, x2: S.train("mmvae", x1, x2, seed=-1), "seed"),
     (lambda p, x1, x2: S.train("mmvae", x1, x2, seed=None), "seed"),
+    (lambda p, x1, x2: S.init_rng(-3), "seed"),
     (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, step_size=lambda t: 0.01 - 0.01 * t), "at step 1"),
     (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, step_size=float("nan")), "step_size"),
     (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, print_fn="print"), "print_fn"),

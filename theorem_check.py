@@ -42,7 +42,7 @@ FULL = dict(per_class=500, steps=None, nodes=64, max_nodes=256, mc_repeats=20, d
 # Digits (beyond the paper): all 1797 images, 10 labels; latent 8 (README, "Real surjective data").
 DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=600,
               direct_peak_step_size=0.02, direct_samples=2, mc_repeats=20, private_dim=4)
-DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, direct_steps=600, mc_repeats=10, directions=4,
+DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, direct_steps=600, mc_repeats=10, directions=4, hidden=(64,),
                     conditional_samples=100, fixed_draws=64)
 QUADRATURE_TOLERANCE = 1e-4
 CONVERGED = 0.05         # nats per point: a log p(x1|x2) estimate that moves less from K/4 to K has converged
