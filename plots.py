@@ -148,7 +148,7 @@ def plot_training(results, path):
     """Each model's objective per datapoint (maximised) over the Adam steps, one panel per model.
 
     The panels do not share an axis: the MVAE's objective is a sum of three ELBOs (Eq. 9), the
-    others one stratified ELBO (Eq. 5), so their values are not comparable.
+    MMVAE's and MoPoE's one stratified ELBO (Eq. 5), MMVAE+'s its own, so the values are not comparable.
     """
     models = list(results["histories"])
     fig, axes = plt.subplots(1, len(models), figsize=(4.3 * len(models), 3.9), squeeze=False, layout="constrained")
@@ -159,7 +159,7 @@ def plot_training(results, path):
         ax.plot(np.arange(len(history)), history, color="#c8c8c8", lw=0.6, label="each step (one batch)")
         ax.plot(np.arange(len(smooth)) + window - 1, smooth, color="k", lw=1.5, label=f"moving average of {window} steps")
         ax.set_ylim(np.percentile(history, 2) - 0.5, history.max() + 0.5)
-        quantity = "sum of 3 ELBOs, Eq. (9)" if model == "mvae" else "stratified ELBO, Eq. (5)"
+        quantity = {"mvae": "sum of 3 ELBOs, Eq. (9)", "mmvaeplus": "its objective (B3)"}.get(model, "stratified ELBO, Eq. (5)")
         finish_axes(ax, f"{NAMES[model]}: {quantity}", "Adam step", "objective per datapoint (maximised)",
                     "lower right")
     fig.suptitle("Training objectives, in the standardised units of x1 that train() uses", fontsize=12)
@@ -200,7 +200,7 @@ def plot_digit_samples(results, seed, path, per_label=8):
     x1, labels = np.array(results["data"]["x1"]), np.array(results["data"]["labels"])
     rng = np.random.default_rng([seed, 7])
     real = np.stack([x1[rng.choice(np.flatnonzero(labels == c), per_label, replace=False)] for c in range(10)])
-    means = np.stack([np.repeat(x1[labels == c].mean(axis=0)[None], 1, axis=0) for c in range(10)])
+    means = np.stack([x1[labels == c].mean(axis=0)[None] for c in range(10)])         # (10, 1, 64)
     panels = [("real digits", real), ("class mean", means)]
     x2 = S.one_hot(np.repeat(np.arange(10), per_label), 10)
     for model, tree in results["params"].items():

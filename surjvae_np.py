@@ -435,7 +435,6 @@ SUBSETS_OF_TWO = nonempty_subsets(2)     # [[1, 1], [1, 0], [0, 1]]: Eq. (9)'s E
 # Which of those products include the prior expert p(g). The MVAE's Eq. (8): all of them. MoPoE as
 # Sutter et al. implement it (thomassutter/MoPoE, poe_fusion): only the product over all modalities;
 # a one-modality component is the bare expert r_m.
-PRIOR_IN_EVERY_SUBSET = np.ones(len(SUBSETS_OF_TWO))                              # (S,)
 PRIOR_IN_FULL_SET_ONLY = (SUBSETS_OF_TWO.sum(axis=1) == 2).astype(float)         # (S,) = [1, 0, 0]
 
 
@@ -869,11 +868,11 @@ def train(model, x1, x2, seed=0, params=None, standardise=True, latent_dim=2, hi
 
     Initial parameters, unless given, come from init_params(init_rng(seed), ..., latent_dim,
     hidden, private_dim), in the standardised units (private_dim: 1 for "mmvaeplus" unless given,
-    else 0). With standardise
-    (the default) the model is trained on y = (x1 - shift) / scale (x1_standardisation) and the
-    result mapped back by change_x1_units, so the outcome does not depend on x1's units; given
-    params are in x1's units. The returned history is then in y's units: per point it differs
-    from x1's by D1 log scale for each log p(x1|g) term. options are maximise's.
+    else 0). With standardise (the default) the model is trained on y = (x1 - shift) / scale
+    (x1_standardisation) and the result mapped back by change_x1_units, so the outcome does not
+    depend on x1's units; given params are in x1's units. The returned history is then in y's
+    units: per point it exceeds the objective in the units of x1 by D1 log scale for each
+    log p(x1|g) term. options are maximise's.
     """
     check_model(model)
     check_x1(x1)
@@ -984,7 +983,7 @@ def conditional_log_likelihood(params, x1, x2, rng, num_samples=CONDITIONAL_SAMP
     """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4), per datapoint (N,).
 
     Estimated as log (1/K) sum_k p_theta(x1|g_k), g_k ~ q(g|x2) the label posterior the model
-    generates from (unimodal_posterior). This is the importance-weighted bound with K samples
+    generates from (label_to_x1_latent; for MMVAE+ with w_1 ~ p(w_1)). This is the importance-weighted bound with K samples
     (Burda et al. 2016) whose proposal is q(g|x2) itself: its expectation is L_1/N (Eq. 4) at
     K = 1, does not decrease with K, and tends to log p(x1|x2). Datapoints with the same label
     share q(g|x2), so the K samples are drawn once per label, chunk_size at a time. For the
@@ -1118,7 +1117,8 @@ def mmvaeplus_objective(params, x1, x2, rng, beta=1.0):
     means, log_vars = unimodal_experts(params, x1, x2)                           # (M, N, D + P)
     u = sample_normal(means, log_vars, rng)                                      # (M, N, D + P): stratum m
     g, w_own = u[..., :shared], u[..., shared:]                                  # (M, N, D), (M, N, P)
-    auxiliary_log_vars = stack_on_new_axis(*[params.get(key, np.zeros(0)) for key in PRIVATE_PRIOR_KEYS[::-1]])  # (M, P): r_n of stratum m
+    # Stratum m borrows the other modality's auxiliary prior: r_2 in stratum 1, r_1 in stratum 2.
+    auxiliary_log_vars = stack_on_new_axis(*[params.get(key, np.zeros(0)) for key in PRIVATE_PRIOR_KEYS[::-1]])  # (M, P)
     w_other = sample_normal(np.zeros(np.shape(w_own)), auxiliary_log_vars[:, None, :], rng)   # (M, N, P)
     w_for_x1 = stack_on_new_axis(w_own[0], w_other[1])                          # stratum 1: own; stratum 2: r_1
     w_for_x2 = stack_on_new_axis(w_other[0], w_own[1])                          # stratum 1: r_2; stratum 2: own

@@ -110,14 +110,15 @@ def test_float32_objectives_stay_float32_and_agree_with_float64(name):
     params = S.init_params(rng(3))
     vector, unflatten = S.flatten_params(params)
     x2 = S.one_hot(labels, 2)
-    value64, gradient64 = S.value_and_grad(lambda v: S.OBJECTIVES[name](unflatten(v), x1, x2, rng(4)))(vector)
-    value32, gradient32 = S.value_and_grad(lambda v: S.OBJECTIVES[name](unflatten(v), x1.astype(onp.float32),
-                                                                        x2.astype(onp.float32), rng(4)))(vector.astype(onp.float32))
+    x1_32, x2_32, vector_32 = x1.astype(onp.float32), x2.astype(onp.float32), vector.astype(onp.float32)
+    value32, gradient32 = S.value_and_grad(lambda v: S.OBJECTIVES[name](unflatten(v), x1_32, x2_32, rng(4)))(vector_32)
     assert gradient32.dtype == onp.float32 and onp.result_type(value32) == onp.float32
-    # Different noise (float32 normals come from another algorithm), so compare in expectation:
-    # the objective's Monte Carlo spread at this size is about 10 nats; same sign and scale suffices
-    # for the values, and the float32 run must not be wildly off.
-    assert abs(value32 - value64) < 0.5 * abs(value64)
+    # float32 normals come from another algorithm, so the two precisions see different noise: they
+    # must estimate the same expectation (measured: within 0.4-1.2 combined SE over 300 draws).
+    values64 = [S.OBJECTIVES[name](params, x1, x2, rng(s)) for s in range(300)]
+    values32 = [S.OBJECTIVES[name](unflatten(vector_32), x1_32, x2_32, rng(s)) for s in range(300)]
+    error = onp.hypot(onp.std(values64), onp.std(values32)) / onp.sqrt(300)
+    assert abs(onp.mean(values64) - onp.mean(values32)) < 4 * error
 
 
 def test_float32_training_is_deterministic_and_returns_float64():
@@ -472,8 +473,6 @@ def test_defensive_estimate_matches_the_closed_form_and_the_label_proposal():
                         for s in range(10)])
     error = values.std(axis=0, ddof=1) / onp.sqrt(10)
     assert onp.all(onp.abs(values.mean(axis=0) - closed) < 4 * error), (values.mean(axis=0) - closed, error)
-    label = S.conditional_log_likelihood(params, model.x1, model.x2, rng(99), num_samples=100_000)
-    onp.testing.assert_allclose(values.mean(axis=0), label, atol=0.01)
     with pytest.raises(ValueError, match="even integer"):
         S.conditional_log_likelihood_defensive(params, model.x1, model.x2, rng(), num_samples=3)
 
@@ -680,6 +679,8 @@ def test_training_does_not_depend_on_the_units_of_x1():
     scaled, _ = S.train("mmvae", 1000.0 * x1 + 7.0, x2, seed=1, num_steps=40, print_fn=None)
     expected = S.change_x1_units(params, onp.full(2, 7.0), 1000.0)
     for a, b in zip(S.tree_leaves(scaled), S.tree_leaves(expected)):
+        # Not bitwise: (1000 x1 + 7 - shift) / scale differs from (x1 - shift) / scale in the last bits,
+        # and 40 Adam steps amplify that (measured differences about 1e-9 relative).
         onp.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * onp.max(onp.abs(b)))
     r1, r2 = (S.class_spread_ratios(p, x, labels, rng(2), "mmvae") for p, x in ((params, x1), (scaled, 1000.0 * x1 + 7.0)))
     onp.testing.assert_allclose(r1, r2, rtol=1e-6)
@@ -829,7 +830,7 @@ def test_theorem_check_quick_passes_and_writes_json(quick_run):
         assert row["bound"] >= row["l1"] - row["l1_error"]
         assert row["conditional"] + row["conditional_change"] >= row["l1"] - row["l1_error"]
         assert 0 <= row["coherence"] <= 1 and row["spread_ratio_sampled"] > 0
-    assert results["seconds"] < 15
+    assert results["seconds"] < 10
     assert not list(path.parent.glob("*.partial"))
 
 
@@ -849,7 +850,7 @@ def test_adaptive_quadrature_doubles_until_converged_and_gives_up_past_the_cap()
     value, error, nodes = T.converged_cross_modal_term(params, x1, mean, log_var, dict(nodes=4, max_nodes=256))
     finer = T.cross_modal_term_quadrature(params, x1, mean, log_var, 256)
     assert nodes > 4 and error < T.QUADRATURE_TOLERANCE * abs(value)
-    assert abs(value - finer) < 10 * error + 1e-9 * abs(finer)          # the reported error bounds the truth
+    assert abs(value - finer) < error                   # the last change bounds what is left (measured: 0.03 of it)
     assert T.converged_cross_modal_term(params, x1, mean, log_var, dict(nodes=2, max_nodes=4)) is None
     with pytest.raises(ValueError, match="hermegauss"):
         T.gauss_hermite(T.MAX_GAUSS_HERMITE_NODES + 1, 2)
@@ -888,7 +889,7 @@ def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path, monkeypatch)
     assert len(trained) == 2 * 10 and all(r["l1_method"] == "MC" for r in results["rows"])    # latent 8
     mmvae = onp.array([trained["mmvae", c]["spread_ratio"] for c in range(10)])
     mvae = onp.array([trained["mvae", c]["spread_ratio"] for c in range(10)])
-    # Measured: MMVAE 0.01-0.05, MVAE 0.3-1.0; every class a factor 5 apart.
+    # Measured (quick: hidden 64, 600 steps): MMVAE 0.020-0.057, MVAE 0.51-1.18; ratio at most 0.058.
     assert onp.all(mmvae < 0.2 * mvae), (mmvae, mvae)
     assert min(results["data_coherence"]) > 0.9                                  # the 1-NN yardstick works
     P.plot_digit_samples(P.read_results(str(path), want_sweep=False), 0, str(tmp_path / "digits.png"))
