@@ -47,6 +47,14 @@ NUM_STEPS, STEP_SIZE, BATCH_SIZE = 800, 0.05, 128
 
 # ---------------------------------------------------------------- 0. input checks
 
+def check_labels(labels, num_rows, name="labels"):
+    """labels as a 1-D integer array of num_rows entries; ValueError naming them otherwise."""
+    labels = onp.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != num_rows:
+        raise ValueError(f"{name} must be {num_rows} integer labels, got {labels.dtype} of shape {labels.shape}")
+    return labels
+
+
 def check_rng(rng):
     """Raise ValueError unless rng is a numpy.random.Generator (no hidden global state)."""
     if not isinstance(rng, npr.Generator):
@@ -855,6 +863,10 @@ def change_x1_units(params, shift, scale):
     Encoder: y W + b = x (W / scale) + (b - shift W / scale). Decoder mean: scale (h W + b) + shift.
     Log-variance: + 2 log scale. Then q(g|x) is unchanged and log p(x|g) = log p(y|g) - D1 log scale.
     """
+    check_params(params)
+    check_real_number(scale, "scale")
+    if not scale > 0 or onp.shape(shift) != (onp.shape(params["encoder_x1"][0]["W"])[0],):
+        raise ValueError(f"scale must be > 0 and shift a vector of x1's size, got scale {scale!r}, shift shape {onp.shape(shift)}")
     encoder, decoder = [dict(layer) for layer in params["encoder_x1"]], [dict(layer) for layer in params["decoder_x1"]]
     encoder[0] = {"W": encoder[0]["W"] / scale, "b": encoder[0]["b"] - shift @ encoder[0]["W"] / scale}
     decoder[-1] = {"W": scale * decoder[-1]["W"], "b": scale * decoder[-1]["b"] + shift}
@@ -1050,6 +1062,8 @@ def label_coherence(generated, conditioning_labels, reference_x1, reference_labe
     """
     check_x1(generated)
     check_x1(reference_x1, np.shape(generated)[1])
+    conditioning_labels = check_labels(conditioning_labels, len(generated), "conditioning_labels")
+    reference_labels = check_labels(reference_labels, len(reference_x1), "reference_labels")
     return float(onp.mean(nearest_label(generated, reference_x1, reference_labels) == conditioning_labels))
 
 
@@ -1058,7 +1072,8 @@ def leave_one_out_coherence(x1, labels):
 
     The yardstick for label_coherence: where the data's own classes overlap, no model can score 1.
     """
-    labels = onp.asarray(labels)
+    check_x1(x1)
+    labels = check_labels(labels, len(x1))
     squared = onp.sum(x1 ** 2, axis=1)[:, None] - 2.0 * x1 @ x1.T + onp.sum(x1 ** 2, axis=1)[None, :]   # (N, N)
     onp.fill_diagonal(squared, onp.inf)                                           # not its own neighbour
     same = labels[onp.argmin(squared, axis=1)] == labels
@@ -1139,6 +1154,7 @@ PEER_STEP_LINE = r"(MVAE|MMVAE): median step \(fwd\+bwd\+Adam, bs (\d+)\) with 1
 
 def median_step_seconds(model, hidden, batch_size, dtype, num_steps=200, warmup=20, seed=0):
     """Median seconds of one training_step (objective, gradient, Adam) on the 2-class pinwheel."""
+    check_model(model)
     x1, labels = make_pinwheel(rng=npr.default_rng([seed, 3]))
     params = init_params(init_rng(seed), hidden=hidden)
     flat, unflatten = flatten_params(params)

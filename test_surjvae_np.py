@@ -664,6 +664,12 @@ def test_bad_sizes_models_and_generators_are_rejected(good_input):
     (lambda p, x1, x2: S.make_pinwheel(rate="fast", rng=rng()), "rate"),
     (lambda p, x1, x2: S.make_pinwheel(radial_std=1e4, rng=rng()), "not finite"),
     (lambda p, x1, x2: S.refine_labels(onp.arange(6.0), onp.array([0, 0, 2, 2, 0, 2]), 1), "label 1 has no points"),
+    (lambda p, x1, x2: S.leave_one_out_coherence(onp.full((3, 2), onp.nan), [0, 1, 0]), "NaN"),
+    (lambda p, x1, x2: S.leave_one_out_coherence(onp.eye(3), [0, 1]), "labels must be 3 integer labels"),
+    (lambda p, x1, x2: S.label_coherence(onp.eye(2), [0], onp.eye(2), [0, 1]), "conditioning_labels must be 2"),
+    (lambda p, x1, x2: S.change_x1_units(p, onp.zeros(2), -1.0), "scale must be > 0"),
+    (lambda p, x1, x2: S.change_x1_units(p, onp.zeros(3), 2.0), "shift shape"),
+    (lambda p, x1, x2: S.median_step_seconds("vae", (8,), 16, onp.float64), "unknown model"),
 ])
 def test_bad_input_gets_a_value_error_that_names_it(good_input, call, message):
     params, x1, x2 = good_input
