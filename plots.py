@@ -3,19 +3,24 @@
 Trains the models through theorem_check.run (or reads its --json output with --from-json) and
 writes figures/fig2_samples.png, fig3_latents.png, theorem1.png and training.png.
 """
-import argparse
-import json
 import os
 import sys
-import time
 
-import matplotlib
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")        # before NumPy loads: small matrices, no BLAS threads
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
+import beyond_the_paper as B  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
 
@@ -30,8 +35,8 @@ def class_colours(num_classes):
 
 def params_from_json(tree):
     """The nested dict of arrays that theorem_check's --json stored as lists."""
-    return {key: ([{"W": np.array(layer["W"]), "b": np.array(layer["b"])} for layer in value]
-                  if key in S.NETWORKS else np.array(value))
+    return {key: ([{name: np.array(array, dtype=float) for name, array in layer.items()} if isinstance(layer, dict) else layer
+                   for layer in value] if isinstance(value, list) and value and isinstance(value[0], dict) else np.array(value, dtype=float))
             for key, value in tree.items()}
 
 
@@ -58,8 +63,8 @@ def plot_fig2(results, seed, path):
     fig, axes = plt.subplots(len(models), 2, figsize=(8.5, 4.0 * len(models)), squeeze=False, layout="constrained")
     for row, model in enumerate(models):
         params, rng = params_from_json(results["params"][model]), np.random.default_rng([seed, 5])
-        prior_samples = S.generate_from_prior(params, len(x1), rng)
-        label_samples = S.generate_from_labels(params, S.one_hot(labels, num_classes), rng, model)
+        prior_samples = B.generate_from_prior(params, len(x1), rng, model)
+        label_samples = B.generate_from_labels(params, S.one_hot(labels, num_classes), rng, model)
         left, right = axes[row]
         for ax in (left, right):
             ax.scatter(*x1.T, s=6, c=DATA_GREY, label="training data", zorder=1)
@@ -91,10 +96,11 @@ def plot_fig3(results, path):
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 5.0), squeeze=False, layout="constrained")
     for ax, model in zip(axes[0], models):
         params = params_from_json(results["params"][model])
-        means_x1, _ = S.unimodal_posterior(params, x1, 1, model)
+        shared = B.shared_dim(params)                                     # g; MMVAE+'s private w left out
+        means_x1 = B.x1_latent(params, x1, model)[0][:, :shared]
         for c in range(num_classes):
             ax.scatter(*means_x1[labels == c].T, s=5, color=colours[c], alpha=0.6, label=f"mean of q(g|x1), class {c}")
-            mean, log_var = (a[0] for a in S.unimodal_posterior(params, S.one_hot(np.array([c]), num_classes), 2, model))
+            mean, log_var = (a[0, :shared] for a in B.label_latent(params, S.one_hot(np.array([c]), num_classes), model))
             for k in (1, 2):
                 ax.add_patch(Ellipse(mean, *(2 * k * np.exp(0.5 * log_var)), fill=False, lw=2.2 - 0.8 * k,
                                      ls="-" if k == 1 else "--", ec=colours[c]))
@@ -204,7 +210,7 @@ def plot_digit_samples(results, seed, path, per_label=8):
     panels = [("real digits", real), ("class mean", means)]
     x2 = S.one_hot(np.repeat(np.arange(10), per_label), 10)
     for model, tree in results["params"].items():
-        generated = S.generate_from_labels(params_from_json(tree), x2, rng, model)
+        generated = B.generate_from_labels(params_from_json(tree), x2, rng, model)
         panels.append((f"{NAMES[model]}: x1 from q(g|x2)", generated.reshape(10, per_label, 64)))
     widths = [images.shape[1] for _, images in panels]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 1.15 * sum(widths) / 2, 6.2),
@@ -249,8 +255,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests)")
     parser.add_argument("--data", choices=("pinwheel", "digits"), default="pinwheel",
                         help="which theorem_check run to draw (with --from-json, the file's own data decide)")
-    parser.add_argument("--models", nargs="+", choices=S.MODELS + S.EXTENSION_MODELS, default=list(S.MODELS),
-                        help="models to train when not --from-json")
+    parser.add_argument("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
+                        help="models to train when not --from-json (beyond the paper: mopoe, mmvaeplus)")
     parser.add_argument("--sweep", action="store_true",
                         help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
     return parser.parse_args(argv)
@@ -284,9 +290,9 @@ def read_results(path, want_sweep):
         raise SystemExit(f"plots.py: error: {path} contains NaN or infinite numbers")
     try:
         for model, tree in results["params"].items():
-            S.check_params(params_from_json(tree))
+            B.check_params_of_model(params_from_json(tree), {"model": model})
             NAMES[model]
-        S.check_x1(np.array(results["data"]["x1"]))
+        S.check_array(np.array(results["data"]["x1"], dtype=float), "the stored x1", 2)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise SystemExit(f"plots.py: error: {path} does not hold valid parameters and data: {error!r}")
     if want_sweep and not results.get("sweep"):

@@ -1,4 +1,5 @@
-"""Tests for surjvae_np: math identities checked numerically, each able to fail."""
+"""Tests for surjvae_np (the paper), theorem_check.py and plots.py: math identities checked numerically,
+each able to fail. The extensions' tests are in test_beyond_the_paper.py."""
 import numpy as onp
 import pytest
 from autograd import grad
@@ -65,12 +66,12 @@ def test_one_hot():
 # ---------------------------------------------------------------- speed kernels against their plain forms
 
 @pytest.mark.parametrize("sizes, input_shape", [([3, 5, 4, 2], (2, 6, 3)), ([2, 2], (7, 2)), ([2, 8, 3], (4, 2))])
-def test_mlp_kernel_equals_mlp_plain_in_value_and_gradient(sizes, input_shape):
+def test_fused_mlp_equals_the_plain_loop_in_value_and_gradient(sizes, input_shape):
     layers = S.init_mlp(sizes, rng(0))
     x = rng(1).standard_normal(input_shape)
-    onp.testing.assert_allclose(S.mlp(layers, x), S.mlp_plain(layers, x), rtol=1e-13, atol=1e-15)
+    onp.testing.assert_allclose(S.mlp(layers, x), S.mlp(layers, x, fused=False), rtol=1e-13, atol=1e-15)
     loss_kernel = lambda layers, x: S.np.sum(S.np.sin(S.mlp(layers, x)))         # a non-linear read-out
-    loss_plain = lambda layers, x: S.np.sum(S.np.sin(S.mlp_plain(layers, x)))
+    loss_plain = lambda layers, x: S.np.sum(S.np.sin(S.mlp(layers, x, fused=False)))
     for kernel, plain in zip(S.tree_leaves(grad(loss_kernel)(layers, x)), S.tree_leaves(grad(loss_plain)(layers, x))):
         onp.testing.assert_allclose(kernel, plain, rtol=1e-12, atol=1e-14)
     onp.testing.assert_allclose(grad(loss_kernel, 1)(layers, x), grad(loss_plain, 1)(layers, x), rtol=1e-12, atol=1e-14)
@@ -78,33 +79,35 @@ def test_mlp_kernel_equals_mlp_plain_in_value_and_gradient(sizes, input_shape):
     check_grads(lambda x: loss_kernel(layers, x), modes=["rev"], order=1)(x)
 
 
-def test_mlp_kernel_vjp_recomputes_when_the_cached_forward_is_another_call():
+def test_fused_mlp_gradient_does_not_depend_on_the_order_of_calls():
+    """Two networks' forward passes interleave before either backward pass: each vjp must use its own
+    activations (the fused kernel keeps no state between its forward pass and its vjp)."""
     layers_a, layers_b = S.init_mlp([2, 4, 2], rng(0)), S.init_mlp([2, 4, 2], rng(1))
     x = rng(2).standard_normal((5, 2))
-    arguments_a = (x,) + tuple(a for layer in layers_a for a in (layer["W"], layer["b"]))
-    output_a = S.mlp_kernel(*arguments_a)
-    S.mlp_kernel(x, *[a for layer in layers_b for a in (layer["W"], layer["b"])])   # the cache now holds b
-    got = S.mlp_kernel_vjp(tuple(range(5)), output_a, arguments_a, {})(2 * output_a)
-    expected = grad(lambda layers: S.np.sum(S.mlp_plain(layers, x) ** 2))(layers_a)
-    for a, b in zip(got[1:], [a for layer in expected for a in (layer["W"], layer["b"])]):
-        onp.testing.assert_allclose(a, b, rtol=1e-12)
+
+    def loss(a, b, fused):
+        return S.np.sum(S.mlp(a, x, fused) ** 2 * S.np.cos(S.mlp(b, x, fused)))
+    for argnum in (0, 1):
+        for got, expected in zip(S.tree_leaves(grad(loss, argnum)(layers_a, layers_b, True)),
+                                 S.tree_leaves(grad(loss, argnum)(layers_a, layers_b, False))):
+            onp.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_take_block_and_stack_match_slicing_and_np_stack():
     vector = rng(3).standard_normal(20)
     weights = rng(4).standard_normal((3, 4))
-    kernel = lambda v: S.np.sum(weights * S.take_block(v, 5, 17, (3, 4))) + S.take_block(v, 2, 3, ())
+    kernel = lambda v: S.np.sum(weights * S._take_block(v, 5, 17, (3, 4))) + S._take_block(v, 2, 3, ())
     plain = lambda v: S.np.sum(weights * S.np.reshape(v[5:17], (3, 4))) + v[2]
     assert kernel(vector) == plain(vector)
     onp.testing.assert_array_equal(grad(kernel)(vector), grad(plain)(vector))
     a, b = rng(5).standard_normal((2, 3)), rng(6).standard_normal((2, 3))
-    stacked = lambda a, b: S.np.sum(S.np.sin(S.stack_on_new_axis(a, b)) * onp.arange(12).reshape(2, 2, 3))
+    stacked = lambda a, b: S.np.sum(S.np.sin(S._stack(a, b)) * onp.arange(12).reshape(2, 2, 3))
     plain_stacked = lambda a, b: S.np.sum(S.np.sin(S.np.stack([a, b])) * onp.arange(12).reshape(2, 2, 3))
     for argnum in (0, 1):
         onp.testing.assert_array_equal(grad(stacked, argnum)(a, b), grad(plain_stacked, argnum)(a, b))
 
 
-@pytest.mark.parametrize("name", ["mvae", "mmvae", "mopoe"])
+@pytest.mark.parametrize("name", ["mvae", "mmvae"])
 def test_float32_objectives_stay_float32_and_agree_with_float64(name):
     x1, labels = S.make_pinwheel(num_per_class=20, rng=rng(2))
     params = S.init_params(rng(3))
@@ -130,18 +133,6 @@ def test_float32_training_is_deterministic_and_returns_float64():
     assert onp.array_equal(S.flatten_params(p1)[0], S.flatten_params(p2)[0]) and onp.array_equal(h1, h2)
     with pytest.raises(ValueError, match="dtype must be"):
         S.train("mmvae", x1, x2, num_steps=2, dtype=onp.int32)
-
-
-def test_bench_times_a_step_and_reads_the_peers_output(tmp_path):
-    assert 0 < S.median_step_seconds("mmvae", (8,), 16, onp.float64, num_steps=3, warmup=1) < 1.0
-    fake_peer = tmp_path / "peer.py"
-    fake_peer.write_text("print('MVAE: median step (fwd+bwd+Adam, bs 128) with 1 thread(s): 3.035 ms   [x]')\n"
-                         "print('MVAE: median step (fwd+bwd+Adam, bs 128) with 2 thread(s): 2.9 ms')\n"
-                         "print('MMVAE: median step (fwd+bwd+Adam, bs 128) with 1 thread(s): 2.987 ms')\n")
-    import sys
-    assert S.peer_step_milliseconds(sys.executable, str(fake_peer)) == {("mvae", 128): 3.035, ("mmvae", 128): 2.987}
-    with pytest.raises(SystemExit):
-        S.bench_main(["--rounds", "0"])
 
 
 # ---------------------------------------------------------------- distributions
@@ -174,21 +165,16 @@ def test_kl_closed_form_matches_monte_carlo():
     assert abs(S.kl_to_standard_normal(mean, log_var) - log_ratio.mean()) < 4 * standard_error
 
 
-def test_logsumexp_and_log_categorical():
+def test_logsumexp_and_the_categorical_decoder():
     a = onp.array([[1000.0, 1000.0], [-3.0, 2.0]])
     onp.testing.assert_allclose(S.logsumexp(a, axis=1), [1000 + onp.log(2), onp.log(onp.exp(-3) + onp.exp(2))])
     logits = onp.array([0.2, -1.0, 3.0])
     probs = onp.exp(logits) / onp.exp(logits).sum()
-    onp.testing.assert_allclose(S.log_categorical(onp.eye(3), logits), onp.log(probs))
+    identity = {"decoder_x2": [{"W": onp.eye(3), "b": onp.zeros(3)}]}           # tau_2(g) = g: the logits themselves
+    onp.testing.assert_allclose(S.decoder_x2_log_likelihood(identity, onp.eye(3), logits), onp.log(probs))
 
 
 # ---------------------------------------------------------------- posteriors
-
-def test_nonempty_subsets():
-    onp.testing.assert_array_equal(S.nonempty_subsets(2), [[1, 1], [1, 0], [0, 1]])
-    subsets = S.nonempty_subsets(3)
-    assert subsets.shape == (7, 3) and len({tuple(row) for row in subsets}) == 7
-
 
 def test_product_of_experts_is_the_normalised_product_on_a_grid():
     means = onp.array([[[0.5, -1.0]], [[-0.4, 0.8]]])                  # (M=2, N=1, D=2)
@@ -204,20 +190,6 @@ def test_product_of_experts_is_the_normalised_product_on_a_grid():
             normalised = product / (product.sum() * cell)
             poe_density = onp.exp(S.log_normal(points, poe_mean[0, 0], poe_log_var[0, 0]))
             assert onp.max(onp.abs(normalised - poe_density)) < 1e-6
-
-
-def test_mopoe_components_follow_sutter_et_al():
-    """Full set: PoE with the prior expert (Eq. 8); one-modality components: the bare experts."""
-    params = S.init_params(rng(3), hidden=(5,))
-    x1, labels = S.make_pinwheel(num_per_class=3, rng=rng(2))
-    x2 = S.one_hot(labels, 2)
-    means, log_vars = S.unimodal_experts(params, x1, x2)
-    mopoe_means, mopoe_log_vars = S.mopoe_components(params, x1, x2)
-    full_mean, full_log_var = S.product_of_experts(means, log_vars, onp.array([[1.0, 1.0]]))
-    onp.testing.assert_allclose(mopoe_means, onp.concatenate([full_mean, means]), rtol=1e-12, atol=1e-15)
-    onp.testing.assert_allclose(mopoe_log_vars, onp.concatenate([full_log_var, log_vars]), rtol=1e-12)
-    label_mean, label_log_var = S.unimodal_posterior(params, x2, 2, "mopoe")
-    assert onp.array_equal(label_mean, means[1]) and onp.array_equal(label_log_var, log_vars[1])
 
 
 def test_mixture_density_is_the_mean_of_its_components_and_integrates_to_one():
@@ -342,15 +314,12 @@ def test_mvae_objective_equals_evidence_minus_closed_form_kls():
     assert estimate < 2 * onp.mean(model.log_evidence()) - 2 * onp.log(model.C) - 0.5
 
 
-@pytest.mark.parametrize("name", ["mmvae", "mopoe"])
-def test_mixture_objectives_equal_evidence_minus_kl_on_a_grid(name):
-    """E[objective] = log p(x1, x2) - KL(q_mix || p(g|x1)): the mixture KL by quadrature on a grid."""
+def mixture_objective_equals_evidence_minus_kl_on_a_grid(objective, components):
+    """E[objective] = log p(x1, x2) - KL(q_mix || p(g|x1)): the mixture KL by quadrature on a grid.
+    components(means, log_vars) of the experts: the mixture's (test_beyond_the_paper uses it for MoPoE)."""
     model = LinearGaussian(num_points=4)
     params = perturbed_params(model)
-    means, log_vars = S.unimodal_experts(params, model.x1, model.x2)
-    if name == "mopoe":                                      # Sutter et al.: prior in the full PoE only
-        full = S.product_of_experts(means, log_vars, onp.array([[1.0, 1.0]]))
-        means, log_vars = onp.concatenate([full[0], means]), onp.concatenate([full[1], log_vars])
+    means, log_vars = components(*S.unimodal_experts(params, model.x1, model.x2))
     post_mean, post_log_var = model.exact_posterior()
     points, cell = grid_2d(half_width=7.0, num=501)
     g = points[:, None, :]                                                        # (P, 1, D)
@@ -360,29 +329,30 @@ def test_mixture_objectives_equal_evidence_minus_kl_on_a_grid(name):
         log_p = S.log_normal(points, post_mean[n], post_log_var[n])
         kls.append(onp.sum(onp.exp(log_q) * (log_q - log_p)) * cell)
     expected = onp.mean(model.log_evidence() - onp.log(model.C) - onp.array(kls))
-    estimate, error = mc_mean_and_error(S.OBJECTIVES[name], params, model.x1, model.x2, repeats=2000)
+    estimate, error = mc_mean_and_error(objective, params, model.x1, model.x2, repeats=2000)
     assert min(kls) > 0.05                                                        # the perturbation matters
     assert abs(estimate - expected) < 4 * error
     assert estimate < onp.mean(model.log_evidence()) - onp.log(model.C)
 
 
+def test_mmvae_objective_equals_evidence_minus_kl_on_a_grid():
+    mixture_objective_equals_evidence_minus_kl_on_a_grid(S.mmvae_objective, lambda means, log_vars: (means, log_vars))
+
+
 def analytic_kl_mixture_elbo(params, x1, x2, means, log_vars, rng):
     """The authors' form (Shi et al.'s m_elbo; Sutter et al.'s KL): (1/K) sum_k (E_{q_k}[log p(x|g)] - KL(q_k || p))."""
     g = S.sample_normal(means, log_vars, rng)                                     # (K, N, D)
-    reconstruction = S.log_likelihood_of_all_modalities(params, g, x1, x2)       # (K, N)
+    reconstruction = S.decoder_x1_log_likelihood(params, x1, g) + S.decoder_x2_log_likelihood(params, x2, g)   # (K, N)
     return onp.mean(reconstruction - S.kl_to_standard_normal(means, log_vars))
 
 
-@pytest.mark.parametrize("name", ["mmvae", "mopoe"])
-def test_stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence(name):
+def stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence(components):
     """E[stratified] - E[analytic-KL form] = (1/K) sum_k KL(q_k || q_mix), the KLs on a grid.
 
     With the same noise, the difference is log p(g) - log q_mix(g) + KL(q_k || p) at g ~ q_k."""
     model = LinearGaussian(num_points=3)
     params = perturbed_params(model)
-    components = (S.unimodal_experts(params, model.x1, model.x2) if name == "mmvae"
-                  else S.mopoe_components(params, model.x1, model.x2))
-    means, log_vars = components
+    means, log_vars = components(params, model.x1, model.x2)
     points, cell = grid_2d(half_width=7.0, num=501)
     g = points[:, None, :]
     divergence = []
@@ -399,100 +369,21 @@ def test_stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_diverg
     assert abs(onp.mean(differences) - onp.mean(divergence)) < 4 * error
 
 
+def test_mmvae_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence():
+    stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence(S.unimodal_experts)
+
+
 def test_cross_modal_term_matches_closed_form_for_a_linear_decoder():
     """Eq. (4) for a linear-Gaussian decoder: E_r[log N(x|Ag+c, s^2 I)] is known in closed form."""
     model = LinearGaussian(num_points=5)
     params = perturbed_params(model)
-    mean, log_var = S.unimodal_posterior(params, model.x2, 2, "mmvae")
+    mean, log_var = S.label_posterior(params, model.x2, "mmvae")
     residual = model.x1 - mean @ model.A.T - model.c
     trace_term = onp.sum(onp.exp(log_var) * model.scales ** 2, axis=1)           # tr(A diag(v) A^T)
     closed = onp.sum(-onp.log(2 * onp.pi * model.sigma ** 2)
                      - (onp.sum(residual ** 2, axis=1) + trace_term) / (2 * model.sigma ** 2))
     values = [S.cross_modal_term(params, model.x1, model.x2, rng(s), num_samples=500) for s in range(40)]
     assert abs(onp.mean(values) - closed) < 4 * onp.std(values, ddof=1) / onp.sqrt(40)
-
-
-# ---------------------------------------------------------------- beyond the paper: log p(x1|x2) and coherence
-
-def linear_gaussian_conditional(model, mean, log_var):
-    """log p(x1|x2) in closed form: q(g|x2) = N(m, diag v) and x1 = A g + c + noise give N(A m + c, A diag(v) A^T + s^2 I)."""
-    values = []
-    for n in range(len(model.x1)):
-        cov = model.A @ onp.diag(onp.exp(log_var[n])) @ model.A.T + model.sigma ** 2 * onp.eye(2)
-        residual = model.x1[n] - model.A @ mean[n] - model.c
-        values.append(-0.5 * residual @ onp.linalg.solve(cov, residual) - 0.5 * onp.log(onp.linalg.det(2 * onp.pi * cov)))
-    return onp.array(values)
-
-
-def test_conditional_log_likelihood_matches_the_linear_gaussian_closed_form():
-    model = LinearGaussian(num_points=5)
-    params = perturbed_params(model)
-    closed = linear_gaussian_conditional(model, *S.unimodal_posterior(params, model.x2, 2, "mmvae"))
-    values = onp.array([S.conditional_log_likelihood(params, model.x1, model.x2, rng(s), num_samples=20_000)
-                        for s in range(10)])                                     # (repeats, N)
-    error = values.std(axis=0, ddof=1) / onp.sqrt(10)
-    # The bias of log-mean-exp at K = 2e4 is below 1e-4 here (measured against K = 1e5), far inside 4 SE.
-    assert onp.all(onp.abs(values.mean(axis=0) - closed) < 4 * error), (values.mean(axis=0) - closed, error)
-
-
-def test_conditional_log_likelihood_grows_with_k_from_l1():
-    """E[estimate] = L_1 / N at K = 1 and does not decrease with K (Burda et al. 2016)."""
-    model = LinearGaussian(num_points=5)
-    params = perturbed_params(model)
-    l1 = onp.mean([S.cross_modal_term(params, model.x1, model.x2, rng(s), num_samples=200) for s in range(20)]) / 5
-    means, errors = [], []
-    for k in (1, 4, 256):
-        values = [onp.mean(S.conditional_log_likelihood(params, model.x1, model.x2, rng(100 + s), num_samples=k))
-                  for s in range(800)]
-        means.append(onp.mean(values))
-        errors.append(onp.std(values, ddof=1) / onp.sqrt(800))
-    assert abs(means[0] - l1) < 4 * onp.hypot(errors[0], 0.01)                  # 0.01: L_1's own MC error
-    # Measured increases: about 0.1 nats from K = 1 to 4 and 0.03 from 4 to 256, each over 6 combined SE.
-    for i in (0, 1):
-        assert means[i] + 4 * onp.hypot(errors[i], errors[i + 1]) < means[i + 1], (means, errors)
-
-
-def test_conditional_log_likelihood_of_the_constant_decoder_is_the_bound():
-    """For theta_hat (decoder = class mean, variance = MLE), p(x1|g) does not depend on g: the estimate is
-    exactly the right side of Eq. (7) for every K and every draw."""
-    x1, labels = S.make_pinwheel(num_per_class=30, rng=rng(3))
-    params = S.init_params(rng(4))
-    import theorem_check
-    params = theorem_check.constant_mean_decoder(params, x1[labels == 0])
-    x2 = S.one_hot(labels[labels == 0], 2)
-    for k in (1, 37):
-        value = onp.sum(S.conditional_log_likelihood(params, x1[labels == 0], x2, rng(k), num_samples=k))
-        assert abs(value - theorem_check.constant_mean_bound(x1[labels == 0])) < 1e-10
-
-
-def test_defensive_estimate_matches_the_closed_form_and_the_label_proposal():
-    model = LinearGaussian(num_points=5)
-    params = perturbed_params(model)
-    closed = linear_gaussian_conditional(model, *S.unimodal_posterior(params, model.x2, 2, "mmvae"))
-    values = onp.array([S.conditional_log_likelihood_defensive(params, model.x1, model.x2, rng(s), num_samples=4000)
-                        for s in range(10)])
-    error = values.std(axis=0, ddof=1) / onp.sqrt(10)
-    assert onp.all(onp.abs(values.mean(axis=0) - closed) < 4 * error), (values.mean(axis=0) - closed, error)
-    with pytest.raises(ValueError, match="even integer"):
-        S.conditional_log_likelihood_defensive(params, model.x1, model.x2, rng(), num_samples=3)
-
-
-def test_conditional_log_likelihood_rejects_bad_input(good_input):
-    params, x1, x2 = good_input
-    with pytest.raises(ValueError, match="num_samples"):
-        S.conditional_log_likelihood(params, x1, x2, rng(), num_samples=0)
-    with pytest.raises(ValueError, match="rows"):
-        S.conditional_log_likelihood(params, x1[:-1], x2, rng())
-    with pytest.raises(ValueError, match="unknown model"):
-        S.conditional_log_likelihood(params, x1, x2, rng(), model="vae")
-
-
-def test_label_coherence_counts_samples_nearest_their_own_class():
-    reference = onp.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
-    reference_labels = onp.array([0, 0, 1, 1])
-    generated = onp.array([[0.05, 0.0], [4.9, 5.0], [0.2, 0.1], [5.0, 4.8]])
-    assert S.label_coherence(generated, onp.array([0, 1, 1, 1]), reference, reference_labels) == 0.75
-    onp.testing.assert_array_equal(S.nearest_label(generated, reference, reference_labels), [0, 1, 0, 1])
 
 
 def test_sampled_x1_add_the_decoder_noise():
@@ -514,7 +405,7 @@ def small_problem():
     return S.init_params(rng(3), hidden=(5,)), x1, S.one_hot(labels, 2)
 
 
-@pytest.mark.parametrize("name", ["mvae", "mmvae", "mopoe"])
+@pytest.mark.parametrize("name", ["mvae", "mmvae"])
 def test_objective_gradients_match_finite_differences(small_problem, name):
     params, x1, x2 = small_problem
     # Fixed noise: a new generator with the same seed at every call.
@@ -530,7 +421,7 @@ def test_decoder_bias_gradient_is_the_expected_scaled_residual(small_problem):
     """d L_1 / d b_out = sum_n E_r[(x1_n - mu(g)) / sigma^2] -- the same draws on both sides."""
     params, x1, x2 = small_problem
     gradient = grad(lambda p: S.cross_modal_term(p, x1, x2, rng(13), num_samples=50))(params)
-    mean, log_var = S.unimodal_posterior(params, x2, 2, "mmvae")
+    mean, log_var = S.label_posterior(params, x2, "mmvae")
     g = S.sample_normal(mean, log_var, rng(13), (50,))
     residual = (x1 - S.decode_mean_x1(params, g)) / onp.exp(params["decoder_x1_log_var"])
     onp.testing.assert_allclose(gradient["decoder_x1"][-1]["b"], residual.mean(axis=0).sum(axis=0), rtol=1e-10)
@@ -572,7 +463,13 @@ def test_divergence_stops_with_a_message():
     params["decoder_x1_log_var"] = onp.array(-2000.0)              # exp(+2000) overflows: inf objective
     with pytest.raises(FloatingPointError, match="mvae objective .* at step 0"):
         with onp.errstate(over="ignore", invalid="ignore"):
-            S.train("mvae", x1, S.one_hot(labels, 2), num_steps=5, params=params, print_fn=None)
+            S.train("mvae", x1, S.one_hot(labels, 2), num_steps=5, initial_params=params, print_fn=None)
+
+
+def class_spread_ratios(params, x1, labels, rng, model):
+    """spread_ratio of cross-generated x1 (g ~ q(g|x2 = c)) against class c's data, per class c."""
+    generated = S.generate_from_labels(params, S.one_hot(labels, 2), rng, model)
+    return onp.array([S.spread_ratio(generated[labels == c], x1[labels == c]) for c in range(2)])
 
 
 def test_the_papers_claim_in_miniature():
@@ -583,10 +480,10 @@ def test_the_papers_claim_in_miniature():
     for name in ("mvae", "mmvae"):
         params, history = S.train(name, x1, x2, seed=0, num_steps=300, print_fn=None)
         assert history[-50:].mean() > history[:50].mean()           # the objective went up
-        ratios[name] = S.class_spread_ratios(params, x1, labels, rng(1), name)
+        ratios[name] = class_spread_ratios(params, x1, labels, rng(1), name)
         # Both keep x1's variation when x1 itself is observed (measured MSE 0.014 and 0.022 against
         # a class variance of 0.071 per dimension): the MMVAE's loss is specific to q(g|x2).
-        reconstruction = S.reconstruct_x1(params, x1, rng(2), name)
+        reconstruction = S.sample_x1(params, *S.x1_posterior(params, x1, name), rng(2))
         assert onp.mean((reconstruction - x1) ** 2) < 0.5 * class_variance
     # Measured at this seed (300 steps): MMVAE 0.09 / 0.12, MVAE 3.0 / 2.9; the thresholds leave 2x room.
     assert onp.all(ratios["mmvae"] < 0.3), ratios
@@ -602,12 +499,12 @@ def good_input():
     return S.init_params(rng(0)), x1, S.one_hot(labels, 2)
 
 
-@pytest.mark.parametrize("name", ["mvae", "mmvae", "mopoe"])
+@pytest.mark.parametrize("name", ["mvae", "mmvae"])
 @pytest.mark.parametrize("change, message", [
     (lambda x1, x2: (x1[:, :1], x2), "x1 has 1 columns"),
-    (lambda x1, x2: (x1[:, 0], x2), "x1 must have shape"),
+    (lambda x1, x2: (x1[:, 0], x2), r"x1 must be of 2 axes \(N, D\)"),
     (lambda x1, x2: (x1, x2 * 2), "one-hot"),
-    (lambda x1, x2: (x1, onp.argmax(x2, axis=1)), "x2 must be one-hot labels of shape"),
+    (lambda x1, x2: (x1, onp.argmax(x2, axis=1)), r"x2 must be of 2 axes \(N, D\)"),
     (lambda x1, x2: (x1, onp.hstack([x2, 0 * x2[:, :1]])), "x2 has 3 classes"),
     (lambda x1, x2: (onp.where(onp.eye(*x1.shape) > 0, onp.nan, x1), x2), "NaN"),
     (lambda x1, x2: (x1[:-1], x2), "rows"),
@@ -624,7 +521,7 @@ def test_bad_sizes_models_and_generators_are_rejected(good_input):
         S.make_pinwheel(num_per_class=0, rng=rng())
     with pytest.raises(ValueError, match="numpy.random.Generator"):
         S.make_pinwheel(rng=onp.random.RandomState(0))
-    with pytest.raises(ValueError, match="latent_dim"):
+    with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
         S.init_params(rng(), latent_dim=-2)
     with pytest.raises(ValueError, match="every layer size"):
         S.init_mlp([2, 0, 3], rng())
@@ -641,7 +538,9 @@ def test_bad_sizes_models_and_generators_are_rejected(good_input):
 @pytest.mark.parametrize("call, message", [
     (lambda p, x1, x2: S.mmvae_objective(p, x1.astype(complex), x2, rng()), "real numbers"),
     (lambda p, x1, x2: S.mmvae_objective(p, x1.astype(str), x2, rng()), "real numbers"),
-    (lambda p, x1, x2: S.mmvae_objective(p, [["a", "b"]], x2, rng()), "real numbers"),
+    (lambda p, x1, x2: S.mmvae_objective(p, [["a", "b"]], x2, rng()), "x1 must be a NumPy array"),
+    (lambda p, x1, x2: S.mmvae_objective(p, x1.tolist(), x2, rng()), "x1 must be a NumPy array, got list"),
+    (lambda p, x1, x2: S.train("mmvae", x1, x2.tolist()), "x2 must be a NumPy array, got list"),
     (lambda p, x1, x2: S.mmvae_objective(p, x1[:0], x2[:0], rng()), "x1 is empty"),
     (lambda p, x1, x2: S.train("mmvae", x1[:0], x2[:0]), "x1 is empty"),
     (lambda p, x1, x2: S.mmvae_objective({k: v for k, v in p.items() if k != "decoder_x2"}, x1, x2, rng()), "lacks"),
@@ -658,18 +557,15 @@ def test_bad_sizes_models_and_generators_are_rejected(good_input):
     (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, step_size=lambda t: 0.01 - 0.01 * t), "at step 1"),
     (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, step_size=float("nan")), "step_size"),
     (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, print_fn="print"), "print_fn"),
-    (lambda p, x1, x2: S.unimodal_posterior(p, x2, 3, "mmvae"), "modality must be 1"),
-    (lambda p, x1, x2: S.unimodal_posterior(p, x1, 2, "mmvae"), "one-hot"),            # x1 given as the label
+    (lambda p, x1, x2: S.label_posterior(p, x2, "mopoe"), "unknown model 'mopoe'; the paper's models are mvae, mmvae"),
+    (lambda p, x1, x2: S.label_posterior(p, x1, "mmvae"), "one-hot"),                 # x1 given as the label
     (lambda p, x1, x2: S.make_pinwheel(radial_std=float("inf"), rng=rng()), "radial_std"),
     (lambda p, x1, x2: S.make_pinwheel(rate="fast", rng=rng()), "rate"),
     (lambda p, x1, x2: S.make_pinwheel(radial_std=1e4, rng=rng()), "not finite"),
-    (lambda p, x1, x2: S.refine_labels(onp.arange(6.0), onp.array([0, 0, 2, 2, 0, 2]), 1), "label 1 has no points"),
-    (lambda p, x1, x2: S.leave_one_out_coherence(onp.full((3, 2), onp.nan), [0, 1, 0]), "NaN"),
-    (lambda p, x1, x2: S.leave_one_out_coherence(onp.eye(3), [0, 1]), "labels must be 3 integer labels"),
-    (lambda p, x1, x2: S.label_coherence(onp.eye(2), [0], onp.eye(2), [0, 1]), "conditioning_labels must be 2"),
-    (lambda p, x1, x2: S.change_x1_units(p, onp.zeros(2), -1.0), "scale must be > 0"),
+    (lambda p, x1, x2: S.change_x1_units(p, onp.zeros(2), -1.0), "scale must be a positive number"),
     (lambda p, x1, x2: S.change_x1_units(p, onp.zeros(3), 2.0), "shift shape"),
-    (lambda p, x1, x2: S.median_step_seconds("vae", (8,), 16, onp.float64), "unknown model"),
+    (lambda p, x1, x2: S.one_hot(onp.array([0.0, 1.0]), 2), "labels must be a 1-D integer NumPy array"),
+    (lambda p, x1, x2: S.spread_ratio(x1, x1[:1]), "at least two distinct rows"),
 ])
 def test_bad_input_gets_a_value_error_that_names_it(good_input, call, message):
     params, x1, x2 = good_input
@@ -688,7 +584,7 @@ def test_training_does_not_depend_on_the_units_of_x1():
         # Not bitwise: (1000 x1 + 7 - shift) / scale differs from (x1 - shift) / scale in the last bits,
         # and 40 Adam steps amplify that (measured differences about 1e-9 relative).
         onp.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9 * onp.max(onp.abs(b)))
-    r1, r2 = (S.class_spread_ratios(p, x, labels, rng(2), "mmvae") for p, x in ((params, x1), (scaled, 1000.0 * x1 + 7.0)))
+    r1, r2 = (class_spread_ratios(p, x, labels, rng(2), "mmvae") for p, x in ((params, x1), (scaled, 1000.0 * x1 + 7.0)))
     onp.testing.assert_allclose(r1, r2, rtol=1e-6)
 
 
@@ -705,92 +601,6 @@ def test_change_x1_units_is_an_exact_reparameterisation():
     back = S.change_x1_units(moved, -shift / scale, 1.0 / scale)
     for a, b in zip(S.tree_leaves(back), S.tree_leaves(params)):
         onp.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-
-
-# ---------------------------------------------------------------- beyond the paper: MMVAE+
-
-def test_mmvaeplus_with_no_private_latent_is_the_mmvae_for_the_same_noise(small_problem):
-    params, x1, x2 = small_problem
-    for seed in range(3):
-        # Equal up to the order of the floating-point additions (measured: 1 ulp).
-        assert abs(S.mmvaeplus_objective(params, x1, x2, rng(seed)) - S.mmvae_objective(params, x1, x2, rng(seed))) < 1e-12
-    zero_private = dict(S.init_params(rng(3), hidden=(5,), private_dim=0))
-    assert set(zero_private) == set(params)                                       # the paper's layout exactly
-
-
-def test_mmvaeplus_gradient_matches_finite_differences(small_problem):
-    _, x1, x2 = small_problem
-    params = S.init_params(rng(4), hidden=(5,), private_dim=2)
-    params[S.PRIVATE_PRIOR_KEYS[0]] = onp.array([0.3, -0.4])                     # the auxiliary scales get gradients too
-    check_grads(lambda p: S.mmvaeplus_objective(p, x1, x2, rng(11), beta=0.7), modes=["rev"], order=1)(params)
-
-
-def test_mmvaeplus_objective_is_its_terms_written_out(small_problem):
-    """Stratum by stratum, with the same draws, the objective is the mean of the terms in its docstring."""
-    _, x1, x2 = small_problem
-    params = S.init_params(rng(5), hidden=(5,), private_dim=1)
-    params[S.PRIVATE_PRIOR_KEYS[1]] = onp.array([-0.5])
-    beta, value = 0.6, S.mmvaeplus_objective(params, x1, x2, rng(7), beta=0.6)
-    draws = rng(7)
-    means, log_vars = S.unimodal_experts(params, x1, x2)                         # (2, N, 3): (g, w)
-    u = means + onp.exp(0.5 * log_vars) * draws.standard_normal(means.shape)
-    aux = [params[S.PRIVATE_PRIOR_KEYS[1]], params[S.PRIVATE_PRIOR_KEYS[0]]]      # stratum 1 borrows r_2, stratum 2 r_1
-    w_other = onp.stack([onp.exp(0.5 * aux[m]) * e for m, e in enumerate(draws.standard_normal((2, len(x1), 1)))])
-    total = 0.0
-    for m in (0, 1):
-        g, w = u[m, :, :2], u[m, :, 2:]
-        z1, z2 = (onp.hstack([g, w]), onp.hstack([g, w_other[m]])) if m == 0 else (onp.hstack([g, w_other[m]]), onp.hstack([g, w]))
-        log_px = S.decoder_x1_log_likelihood(params, x1, z1) + S.log_categorical(x2, S.mlp_plain(params["decoder_x2"], z2))
-        q_mix = onp.log(0.5 * sum(onp.exp(S.log_normal(g, means[k, :, :2], log_vars[k, :, :2])) for k in (0, 1)))
-        log_ratio = (S.log_normal(g, 0.0, 0.0) + S.log_normal(w, 0.0, 0.0) - q_mix
-                     - S.log_normal(w, means[m, :, 2:], log_vars[m, :, 2:]))
-        total = total + onp.mean(log_px + beta * log_ratio) / 2
-    assert abs(value - total) < 1e-10
-
-
-def test_mmvaeplus_generation_and_bad_input(small_problem):
-    _, x1, x2 = small_problem
-    params = S.init_params(rng(6), hidden=(5,), private_dim=2)
-    for private in ("prior", "auxiliary", "zero"):
-        assert S.generate_from_labels(params, x2, rng(1), "mmvaeplus", private=private).shape == x1.shape
-    mean, log_var = S.label_to_x1_latent(params, x2, "mmvaeplus", private="auxiliary")
-    assert mean.shape == (len(x2), 4) and onp.all(mean[:, 2:] == 0)
-    with pytest.raises(ValueError, match="beta"):
-        S.mmvaeplus_objective(params, x1, x2, rng(), beta=-1.0)
-    with pytest.raises(ValueError, match="private must be"):
-        S.label_to_x1_latent(params, x2, "mmvaeplus", private="posterior")
-    with pytest.raises(ValueError, match="private must be"):
-        S.generate_from_labels(S.init_params(rng()), x2, rng(), "mmvae", private="posterior")
-    with pytest.raises(ValueError, match="private_dim"):
-        S.init_params(rng(), private_dim=-1)
-    broken = dict(params, **{S.PRIVATE_PRIOR_KEYS[1]: onp.zeros(3)})
-    with pytest.raises(ValueError, match="auxiliary prior"):
-        S.mmvaeplus_objective(broken, x1, x2, rng())
-
-
-# ---------------------------------------------------------------- beyond the paper: digits
-
-def test_load_digits_shape_range_checksum_and_label_counts():
-    x1, labels = S.load_digits()
-    assert x1.shape == (1797, 64) and labels.shape == (1797,)
-    assert x1.min() == 0.0 and x1.max() == 1.0 and onp.all(x1 * 16 == onp.round(x1 * 16))   # counts 0..16
-    onp.testing.assert_array_equal(onp.bincount(labels), [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
-
-
-def test_load_digits_refuses_a_missing_or_altered_file(tmp_path):
-    with pytest.raises(ValueError, match="cannot read the digits file .*missing.csv.gz"):
-        S.load_digits(str(tmp_path / "missing.csv.gz"))
-    altered = bytearray(open(S.DIGITS_PATH, "rb").read())
-    altered[-1] ^= 1
-    (tmp_path / "altered.csv.gz").write_bytes(bytes(altered))
-    with pytest.raises(ValueError, match="altered.csv.gz is altered: its SHA-256"):
-        S.load_digits(str(tmp_path / "altered.csv.gz"))
-
-
-def test_leave_one_out_coherence_of_separated_and_mixed_classes():
-    separated = onp.array([[0.0], [0.1], [5.0], [5.1]])
-    assert S.leave_one_out_coherence(separated, [0, 0, 1, 1]) == [1.0, 1.0]
-    assert S.leave_one_out_coherence(separated, [0, 1, 0, 1]) == [0.0, 0.0]
 
 
 # ---------------------------------------------------------------- theorem_check.py
@@ -831,12 +641,11 @@ def test_theorem_check_quick_passes_and_writes_json(quick_run):
     results = json.loads(path.read_text())
     assert results["format"] == T.JSON_FORMAT
     assert results["all_passed"] and all(c["passed"] for c in results["checks"])
-    assert len(results["rows"]) == 3 * 2 * 2                          # models x decoders x classes
+    assert len(results["rows"]) == 2 * 2 * 2                          # the paper's models x decoders x classes
     for row in results["rows"]:                                       # Eq. (6) and Jensen, row by row
         assert row["bound"] >= row["l1"] - row["l1_error"]
         assert row["conditional"] + row["conditional_change"] >= row["l1"] - row["l1_error"]
         assert 0 <= row["coherence"] <= 1 and row["spread_ratio_sampled"] > 0
-    assert results["seconds"] < 10
     assert not list(path.parent.glob("*.partial"))
 
 
@@ -885,26 +694,6 @@ def test_theorem_check_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as error:
         T.main(argv)
     assert error.value.code == 2 and "error:" in capsys.readouterr().err
-
-
-def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path, monkeypatch):
-    path = tmp_path / "digits.json"
-    assert T.main(["--data", "digits", "--quick", "--quiet", "--models", "mvae", "mmvae", "--json", str(path)]) == 0
-    results = json.loads(path.read_text())
-    trained = {(r["model"], r["class"]): r for r in results["rows"] if r["decoder"] == "trained"}
-    assert len(trained) == 2 * 10 and all(r["l1_method"] == "MC" for r in results["rows"])    # latent 8
-    mmvae = onp.array([trained["mmvae", c]["spread_ratio"] for c in range(10)])
-    mvae = onp.array([trained["mvae", c]["spread_ratio"] for c in range(10)])
-    # Measured (quick: hidden 64, 600 steps): MMVAE 0.020-0.057, MVAE 0.51-1.18; ratio at most 0.058.
-    assert onp.all(mmvae < 0.2 * mvae), (mmvae, mvae)
-    assert min(results["data_coherence"]) > 0.9                                  # the 1-NN yardstick works
-    P.plot_digit_samples(P.read_results(str(path), want_sweep=False), 0, str(tmp_path / "digits.png"))
-    assert (tmp_path / "digits.png").read_bytes()[:4] == b"\x89PNG"
-    for name in ("plot_digit_samples", "plot_theorem", "plot_training"):            # plots.main picks the digits'
-        monkeypatch.setattr(P, name, lambda *arguments: open(arguments[-1], "wb").close())
-    assert P.main(["--from-json", str(path), "--out", str(tmp_path / "figures")]) == 0
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["digits_samples.png", "theorem1_digits.png",
-                                                                       "training_digits.png"]
 
 
 @pytest.mark.parametrize("argv", [["--data", "digits", "--classes", "3"], ["--data", "digits", "--sweep"],
@@ -983,37 +772,3 @@ def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys)
         P.main(["--from-json", str(quick_results), "--out", str(quick_results)])        # a file, not a folder
     assert "wants a folder" in capsys.readouterr().err
 
-
-def test_refine_labels_splits_each_arm_by_its_radial_coordinate():
-    x1, labels, radial = S.make_pinwheel(num_classes=2, num_per_class=40, rng=rng(1), return_radial=True)
-    fine, x2 = S.refine_labels(radial, labels, 4)
-    assert x2.shape == (80, 8) and onp.array_equal(onp.argmax(x2, axis=1), fine)
-    assert onp.array_equal(onp.bincount(fine), [10] * 8)
-    assert onp.array_equal(fine // 4, labels)                       # sub-labels stay inside their arm
-    for c in range(2):                                              # ordered from the centre outwards
-        assert all(radial[fine == c * 4 + j].max() <= radial[fine == c * 4 + j + 1].min() for j in range(3))
-    assert onp.array_equal(S.refine_labels(radial, labels, 1)[0], labels)
-    with pytest.raises(ValueError, match="exceeds the size of the smallest class"):
-        S.refine_labels(radial, labels, 41)
-    with pytest.raises(ValueError, match="position must be a finite 1-D array"):
-        S.refine_labels(x1, labels, 2)
-    # A point with r < 0 (radius |r| large) belongs at the centre, not at the tip.
-    radial_neg = radial.copy()
-    radial_neg[0] = -1.5
-    assert S.refine_labels(radial_neg, labels, 4)[0][0] == 0
-
-
-def test_quick_sweep_runs_checks_and_plots(tmp_path):
-    path = tmp_path / "sweep.json"
-    argv = ["--quick", "--quiet", "--sweep", "--sweep-ks", "1", "4", "--models", "mmvae", "--json", str(path)]
-    assert T.main(argv) == 0
-    results = json.loads(path.read_text())
-    assert [p["k"] for p in results["sweep"]] == [1, 4]
-    assert [p["num_labels"] for p in results["sweep"]] == [2, 8]
-    names = [c["name"] for c in results["checks"] if c["name"].startswith("sweep:")]
-    assert len(names) == 3 and all(c["passed"] for c in results["checks"])
-    first, second = results["sweep"]
-    assert second["data_within_label_variance"] < 0.5 * first["data_within_label_variance"]
-    P.read_results(str(path), want_sweep=True)                       # what plots.py --sweep checks first
-    P.plot_sweep(results, str(tmp_path / "surjectivity_sweep.png"))   # (the other figures: the plots tests)
-    assert (tmp_path / "surjectivity_sweep.png").read_bytes()[:4] == b"\x89PNG"

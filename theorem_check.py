@@ -1,66 +1,47 @@
 """theorem_check.py: check the paper's Theorem 1 numerically, and show why it explains Fig. 2.
 
-For every class c, on the class's data X_c (the setting of the theorem: all n in S_c share x_M = c):
+For every class c, on the class's data X_c (the theorem's setting: every n in S_c shares x_M = c):
 
   bound    L_1(theta_hat) = sum_{n in S_c} log f_1(x1^(n) | tau_hat_c)           (Eq. 7, right-hand side)
            tau_hat_c = (class mean, isotropic MLE variance), in closed form;
-  L_1      L_1(theta, phi) of Eq. (4) under the model's label posterior r_M(g|c), by tensor-product
-           Gauss-Hermite quadrature with nodes doubled until converged (g is 2-D), else Monte Carlo;
+  L_1      L_1(theta, phi) of Eq. (4) under the model's label posterior r_M(g|c) (Eq. 7, first line),
+           by Gauss-Hermite quadrature, nodes doubled until it stops moving (g is 2-D), else Monte Carlo;
   Eq. (6)  bound >= L_1, for every trained and every untrained decoder.
 
-Then: the bound is a stationary point inside the decoder's own parameterisation (gradient zero,
-perturbations only lower L_1); maximising L_1 alone from a random start reaches the bound with a
-decoder that no longer depends on g; and the paper's empirical claim (the MMVAE sits near its bound
-and keeps little within-class spread, the MVAE does not). Beyond the paper: the conditional
-log-likelihood log p(x1|x2) that L_1 bounds, label coherence, and (--sweep) the degree of
-surjectivity. Exit status 0 only if every check passes or says SKIP (not decidable with this run's
-numbers, e.g. unconverged likelihood estimates).
+Then: theta_hat is a stationary point inside the decoder's own parameterisation (gradient zero,
+perturbations only lower L_1), and maximising L_1 alone from a random start reaches the bound with a
+decoder that no longer depends on g. Beyond the paper: log p(x1|x2), label coherence, the degree of
+surjectivity (--sweep), digits (--data digits), MoPoE and MMVAE+ (--models). Exit status 0 only if
+every check passes or says SKIP (nothing to decide in this run).
 """
-import argparse
-import json
-import multiprocessing
 import os
 import sys
-import time
 
-import autograd.numpy as np
-import numpy.random as npr
-from numpy.polynomial.hermite_e import hermegauss
-from autograd import grad
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")        # before NumPy loads: small matrices, no BLAS threads
 
-import surjvae_np as S
+import argparse  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import time  # noqa: E402
 
-JSON_FORMAT = 2          # the layout of --json; plots.py --from-json reads this version only
-# nodes: Gauss-Hermite nodes per latent dimension to start from; doubled up to max_nodes until the
-# relative change of L_1 is below QUADRATURE_TOLERANCE, else Monte Carlo (mc_repeats x 16 draws per point).
-# fixed_draws: standard-normal draws of the deterministic L_1 estimate when g has more than 2 dimensions.
-QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=10, direct_steps=150, directions=4,
-             conditional_samples=100, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256,
-             direct_peak_step_size=0.05, direct_samples=4)
-FULL = dict(per_class=500, steps=None, nodes=64, max_nodes=256, mc_repeats=20, direct_steps=300, directions=8,
-            conditional_samples=S.DEFENSIVE_SAMPLES, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE,
-            fixed_draws=256, direct_peak_step_size=0.05, direct_samples=4)
-# Digits (beyond the paper): all 1797 images, 10 labels; latent 8 (README, "Real surjective data").
-DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=600,
-              direct_peak_step_size=0.02, direct_samples=2, mc_repeats=20, private_dim=4)
-DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, direct_steps=600, mc_repeats=10, directions=4, hidden=(64,),
-                    conditional_samples=100, fixed_draws=64)
-QUADRATURE_TOLERANCE = 1e-4
-CONVERGED = 0.05         # nats per point: a log p(x1|x2) estimate that moves less from K/4 to K has converged
+import autograd.numpy as np  # noqa: E402
+import numpy.random as npr  # noqa: E402
+from autograd import grad  # noqa: E402
+from numpy.polynomial.hermite_e import hermegauss  # noqa: E402
+
+import beyond_the_paper as B  # noqa: E402
+import surjvae_np as S  # noqa: E402
+
+JSON_FORMAT = 2               # the layout of --json; plots.py --from-json reads this version only
+QUADRATURE_TOLERANCE = 1e-4   # relative change of L_1 at which the node doubling stops
 MAX_GAUSS_HERMITE_NODES = 300   # numpy's hermegauss overflows (NaN weights) from about 350 nodes on
-MIN_PER_CLASS = 20       # smaller classes are too few points for the direct-maximisation check
+MAX_GRID_POINTS = 10 ** 6       # nodes ** latent size, at most
+CONVERGED = 0.05              # nats per point: a log p(x1|x2) estimate that moves less from K/4 to K has converged
+MIN_PER_CLASS = 20            # smaller classes are too few points for the direct-maximisation check
 
 
-def default_steps(num_classes):
-    """Training steps after which the MMVAE's cross-generated spread has settled (README, Design choices).
-
-    Measured with the default schedule over seeds 0-4: 2 classes settle by 800 steps; 3 and more
-    classes by 2400 (doubling the steps changes the spread ratio by less than its spread over seeds).
-    """
-    return S.NUM_STEPS if num_classes == 2 else 3 * S.NUM_STEPS
-
-
-# ---------------------------------------------------------------- the two sides of Eq. (6)
+# ================================================================ Theorem 1: the two sides of Eq. (6)
 
 def mle_variance(x1_class):
     """The isotropic-Gaussian MLE variance: mean squared deviation from the class mean, over points and dims."""
@@ -73,6 +54,18 @@ def constant_mean_bound(x1_class):
     return -0.5 * num * dim * (np.log(2.0 * np.pi * mle_variance(x1_class)) + 1.0)
 
 
+def class_log_likelihood(params, x1_class, g):
+    """sum_{n in S_c} log f_1(x1^(n) | tau_1(g)) at each g (K, D) -> (K,), through the class's statistics:
+    for isotropic Gaussian f_1 with mean mu(g) and variance s^2, exactly -(N D / 2) log(2 pi s^2) -
+    (sum_n |x_n - xbar|^2 + N |xbar - mu(g)|^2) / (2 s^2): K decoder calls, not K N densities (tested)."""
+    num, dim = np.shape(x1_class)
+    x_bar = np.mean(x1_class, axis=0)
+    scatter = np.sum((x1_class - x_bar) ** 2)
+    squared_distance = np.sum((x_bar - S.decode_mean_x1(params, g)) ** 2, axis=1)   # (K,)
+    log_var = params["decoder_x1_log_var"]
+    return -0.5 * num * dim * (np.log(2.0 * np.pi) + log_var) - 0.5 * (scatter + num * squared_distance) * np.exp(-log_var)
+
+
 def gauss_hermite(num_nodes, dim):
     """Nodes z (K, dim) and weights w (K,) with sum_k w_k f(z_k) ~ E_{z ~ N(0, I)}[f(z)], K = num_nodes^dim."""
     if num_nodes > MAX_GAUSS_HERMITE_NODES:
@@ -83,45 +76,26 @@ def gauss_hermite(num_nodes, dim):
     return grid, grid_weights / (2.0 * np.pi) ** (dim / 2.0)
 
 
-def class_log_likelihood(params, x1_class, g):
-    """sum_{n in S_c} log f_1(x1^(n) | tau_1(g)) at each g (K, D) -> (K,), through the class's statistics.
-
-    For isotropic Gaussian f_1 with mean mu(g) and variance s^2, exactly
-    sum_n log f_1 = -(N D / 2) log(2 pi s^2) - (sum_n |x_n - xbar|^2 + N |xbar - mu(g)|^2) / (2 s^2),
-    so K nodes cost K decoder calls, not K * N densities (test_surjvae_np checks the identity).
-    """
-    num, dim = np.shape(x1_class)
-    x_bar = np.mean(x1_class, axis=0)
-    scatter = np.sum((x1_class - x_bar) ** 2)
-    squared_distance = np.sum((x_bar - S.decode_mean_x1(params, g)) ** 2, axis=1)     # (K,)
-    log_var = params["decoder_x1_log_var"]
-    return -0.5 * num * dim * (np.log(2.0 * np.pi) + log_var) - 0.5 * (scatter + num * squared_distance) * np.exp(-log_var)
-
-
 def cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, num_nodes):
     """Eq. (7), first line: L_1 = int r~_M(g) sum_n log f_1(x1^(n) | tau_1(g)) dg, by Gauss-Hermite.
-
-    Every n in S_c shares one label posterior r~_M = N(label_mean, diag exp(label_log_var)), so
-    the integral is over g in R^D once. Differentiable in params (autograd).
-    """
+    Every n in S_c shares one label posterior r~_M = N(label_mean, diag exp(label_log_var)), so the
+    integral is over g in R^D once. Differentiable in params."""
     z, weights = gauss_hermite(num_nodes, np.shape(label_mean)[-1])
-    g = label_mean + np.exp(0.5 * label_log_var) * z                                # (K, D)
+    g = label_mean + np.exp(0.5 * label_log_var) * z                              # (K, D)
     return weights @ class_log_likelihood(params, x1_class, g)
 
 
 def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, config):
-    """L_1 by quadrature, nodes doubled from config["nodes"] until the relative change < QUADRATURE_TOLERANCE.
-
-    Returns (L_1, error, nodes): error = |L_1(n) - L_1(n/2)|, the last change. None when the nodes
-    would exceed config["max_nodes"] (or the grid 10^6 points) first: the caller then uses Monte Carlo.
-    """
+    """L_1 by quadrature, nodes doubled from config["nodes"] until the relative change is below
+    QUADRATURE_TOLERANCE: (L_1, error = the last change, nodes), or None if config["max_nodes"] or
+    MAX_GRID_POINTS comes first (the caller then uses Monte Carlo)."""
     nodes, dim = config["nodes"], np.shape(label_mean)[-1]
-    while nodes > 8 and (2 * nodes) ** dim > 10 ** 6:              # 3-D (MMVAE+): start lower, to double once
+    while nodes > 8 and (2 * nodes) ** dim > MAX_GRID_POINTS:     # 3-D (MMVAE+): start lower, to double once
         nodes //= 2
-    if nodes ** dim > 10 ** 6:
+    if nodes ** dim > MAX_GRID_POINTS:
         return None
     value = cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, nodes)
-    while 2 * nodes <= config["max_nodes"] and (2 * nodes) ** dim <= 10 ** 6:
+    while 2 * nodes <= config["max_nodes"] and (2 * nodes) ** dim <= MAX_GRID_POINTS:
         nodes, previous = 2 * nodes, value
         value = cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, nodes)
         if abs(value - previous) < QUADRATURE_TOLERANCE * abs(value):
@@ -130,45 +104,13 @@ def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, conf
 
 
 def class_label_posterior(params, model, num_classes, c):
-    """(mean, log_var) of the latent that Eq. (4)'s L_1 integrates over, for label c: shape (D,).
-
-    The label posterior each model generates from; for MMVAE+ the joint (g, w~_1) ~ q(g|x2) r_1(w_1)
-    of its objective's cross term (shape (D + P,)).
-    """
-    mean, log_var = S.label_to_x1_latent(params, S.one_hot(np.array([c]), num_classes), model, private="auxiliary")
+    """(mean, log_var) (D,) of the latent Eq. (4)'s L_1 integrates over for label c: the label posterior
+    each model generates from; for MMVAE+ the joint (g, w~_1) ~ q(g|x2) r_1(w_1) of its cross term."""
+    mean, log_var = B.label_latent(params, S.one_hot(np.array([c]), num_classes), model, private="auxiliary")
     return mean[0], log_var[0]
 
 
-def evaluate_class(params, model, x1, labels, num_classes, c, config, rng):
-    """Every number of one (model, decoder, class) row of the table, per datapoint of class c."""
-    x1_class = x1[labels == c]
-    num = np.shape(x1_class)[0]
-    x2_class = S.one_hot(np.full(num, c), num_classes)
-    mean, log_var = class_label_posterior(params, model, num_classes, c)
-    mc = np.array([S.cross_modal_term(params, x1_class, x2_class, rng, num_samples=16, model=model)
-                   for _ in range(config["mc_repeats"])]) / num
-    mc_se = mc.std(ddof=1) / np.sqrt(len(mc))
-    quadrature = converged_cross_modal_term(params, x1_class, mean, log_var, config)
-    if quadrature is None:                       # Monte Carlo: the error carried is 4 standard errors
-        l1, l1_error, method = mc.mean(), 4.0 * mc_se, "MC"
-    else:
-        l1, l1_error, method = quadrature[0] / num, quadrature[1] / num, f"GH{quadrature[2]}"
-    samples = config["conditional_samples"]              # K per point; the error is the change from K/4 to K
-    conditional = np.mean(S.conditional_log_likelihood_defensive(params, x1_class, x2_class, rng, samples, model))
-    conditional_quarter = np.mean(S.conditional_log_likelihood_defensive(params, x1_class, x2_class, rng,
-                                                                         max(2, 2 * (samples // 8)), model))
-    means = S.generate_from_labels(params, x2_class, rng, model)
-    noisy = S.generate_from_labels(params, x2_class, rng, model, with_noise=True)
-    bound = constant_mean_bound(x1_class) / num
-    return {"class": c, "num_points": num, "bound": bound, "l1": l1, "l1_error": l1_error, "l1_method": method,
-            "monte_carlo": mc.mean(), "monte_carlo_se": mc_se, "gap": bound - l1,
-            "conditional": conditional, "conditional_change": abs(conditional - conditional_quarter),
-            "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"])),
-            "spread_ratio": S.spread_ratio(means, x1_class), "spread_ratio_sampled": S.spread_ratio(noisy, x1_class),
-            "coherence": S.label_coherence(means, np.full(num, c), x1, labels)}
-
-
-# ---------------------------------------------------------------- stationarity and direct maximisation
+# ================================================================ Theorem 1: stationarity and direct maximisation
 
 def constant_mean_decoder(params, x1_class):
     """theta_hat inside the decoder's parameterisation: last layer W = 0, b = class mean, log-variance = log MLE."""
@@ -177,22 +119,10 @@ def constant_mean_decoder(params, x1_class):
     return dict(params, decoder_x1=decoder, decoder_x1_log_var=np.array(np.log(mle_variance(x1_class))))
 
 
-def decoder_direction(params, rng):
-    """A random unit direction in the decoder's parameters (zeros elsewhere), as a params-shaped dict."""
-    vector, unflatten = S.flatten_params(params)
-    is_decoder = np.concatenate([np.full(np.size(leaf), key.startswith("decoder_x1"))  # flatten's order
-                                 for key in sorted(params) for leaf in S.tree_leaves(params[key])])
-    direction = rng.standard_normal(vector.shape) * is_decoder
-    return direction / np.linalg.norm(direction), unflatten
-
-
 def deterministic_cross_modal_term(params, x1_class, label_mean, label_log_var, config):
-    """L_1 as a deterministic, differentiable function of params: quadrature with config["nodes"] per
-    axis if g has at most 2 dimensions, else the mean over config["fixed_draws"] fixed draws g_k.
-
-    Either way the constant decoder theta_hat attains exactly the bound and maximises it: with the
-    draws fixed, L_1 is an average over g_k of sum_n log f_1(x1^(n) | tau_1(g_k)) <= the bound.
-    """
+    """L_1 as a deterministic, differentiable function of params: quadrature with config["nodes"] per axis
+    if g has at most 2 dimensions, else the mean over config["fixed_draws"] fixed draws g_k. Either way
+    theta_hat attains exactly the bound and maximises it (an average of sum_n log f_1 <= the bound)."""
     dim = np.shape(label_mean)[-1]
     if dim <= 2:
         return cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, config["nodes"])
@@ -200,62 +130,112 @@ def deterministic_cross_modal_term(params, x1_class, label_mean, label_log_var, 
     return np.mean(class_log_likelihood(params, x1_class, label_mean + np.exp(0.5 * label_log_var) * z))
 
 
+def decoder_direction(params, rng):
+    """A random unit direction in the x1 decoder's parameters (zeros elsewhere), and flatten's unflatten."""
+    vector, unflatten = S.flatten_params(params)
+    is_decoder = np.concatenate([np.full(np.size(leaf), key.startswith("decoder_x1"))     # flatten's order
+                                 for key in sorted(params) for leaf in S.tree_leaves(params[key])])
+    direction = rng.standard_normal(vector.shape) * is_decoder
+    return direction / np.linalg.norm(direction), unflatten
+
+
 def check_stationarity(params, x1_class, label_mean, label_log_var, config, rng):
-    """Gradient of L_1 (all parameters) at theta_hat, and L_1 along random decoder directions from it."""
+    """At theta_hat: the gradient of L_1 (all parameters), and L_1 along random decoder directions."""
     theta_hat = constant_mean_decoder(params, x1_class)
 
     def l1(p):
         return deterministic_cross_modal_term(p, x1_class, label_mean, label_log_var, config)
-    gradient_norm = np.linalg.norm(S.flatten_params(grad(l1)(theta_hat))[0])
-    at_hat, changes = l1(theta_hat), []
-    vector = S.flatten_params(theta_hat)[0]
+    at_hat, vector, changes = l1(theta_hat), S.flatten_params(theta_hat)[0], []
     for _ in range(config["directions"]):
         direction, unflatten = decoder_direction(theta_hat, rng)
         changes += [l1(unflatten(vector + scale * direction)) - at_hat for scale in (1e-3, 1e-2, 1e-1, 1.0)]
     return {"value_at_theta_hat": at_hat, "bound": constant_mean_bound(x1_class),
-            "gradient_norm": gradient_norm, "largest_change": max(changes),
-            "num_perturbations": len(changes), "num_lower": int(np.sum(np.array(changes) < 0))}
+            "gradient_norm": np.linalg.norm(S.flatten_params(grad(l1)(theta_hat))[0]),
+            "largest_change": max(changes), "num_perturbations": len(changes), "num_lower": int(np.sum(np.array(changes) < 0))}
 
 
 def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
     """Maximise L_1 / N_c alone over the x1 decoder and the label expert, from a random start, with Adam.
-
-    Decoder std starts at 1 (no knowledge of the class spread); the step size decays linearly from
-    config["direct_peak_step_size"] to 0 so that the stochastic optimum is reached rather than circled.
-    """
+    The decoder std starts at 1 (no knowledge of the class spread); the step size decays linearly from
+    config["direct_peak_step_size"] to 0, so that the stochastic optimum is reached rather than circled."""
     x2_class = S.one_hot(np.full(np.shape(x1_class)[0], c), num_classes)
     params = S.init_params(npr.default_rng([seed, 2]), num_classes=num_classes, latent_dim=config["latent_dim"],
                            data_dim=np.shape(x1_class)[1], hidden=config["hidden"], decoder_std=1.0)
-    num_steps = config["direct_steps"]
+    num_steps, peak = config["direct_steps"], config["direct_peak_step_size"]
 
     def per_point_l1(p, x1, x2, rng):
         return S.cross_modal_term(p, x1, x2, rng, num_samples=config["direct_samples"]) / np.shape(x1)[0]
-    peak = config["direct_peak_step_size"]
-    params, history = S.maximise(per_point_l1, params, x1_class, x2_class, seed=seed,
-                                 num_steps=num_steps, step_size=lambda t: peak * (1.0 - t / num_steps), batch_size=None,
-                                 print_fn=None, name="L_1")
-    mean, log_var = class_label_posterior(params, "mmvae", num_classes, c)
-    final = deterministic_cross_modal_term(params, x1_class, mean, log_var, config) / len(x1_class)
+    params, history = S.maximise(per_point_l1, params, x1_class, x2_class, seed=seed, num_steps=num_steps, batch_size=None,
+                                 step_size=lambda t: peak * (1.0 - t / num_steps), print_fn=None, name="L_1")
+    final = deterministic_cross_modal_term(params, x1_class, *class_label_posterior(params, "mmvae", num_classes, c), config)
     generated = S.generate_from_labels(params, x2_class, npr.default_rng([seed, 3]), "mmvae")
-    return {"class": c, "bound": constant_mean_bound(x1_class) / len(x1_class), "final": final,
+    return {"class": c, "bound": constant_mean_bound(x1_class) / len(x1_class), "final": final / len(x1_class),
             "history": history.tolist(), "spread_ratio": S.spread_ratio(generated, x1_class)}
 
 
-# ---------------------------------------------------------------- training and evaluation, on up to `jobs` processes
+# ================================================================ the run's configuration and data
+
+# nodes: Gauss-Hermite nodes per latent dimension to start from, doubled up to max_nodes until L_1 stops
+# moving, else Monte Carlo (mc_repeats x 16 draws per point). fixed_draws: standard-normal draws of the
+# deterministic L_1 when g has more than 2 dimensions.
+QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=10, direct_steps=150, directions=4,
+             conditional_samples=100, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256,
+             direct_peak_step_size=0.05, direct_samples=4)
+FULL = dict(QUICK, per_class=500, steps=None, nodes=64, mc_repeats=20, direct_steps=300, directions=8,
+            conditional_samples=B.DEFENSIVE_SAMPLES)
+# Digits (beyond the paper): all 1797 images, 10 labels; latent 8 (docs/digits.md).
+DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=600,
+              direct_peak_step_size=0.02, direct_samples=2, private_dim=4)
+DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, mc_repeats=10, directions=4, hidden=(64,),
+                    conditional_samples=100, fixed_draws=64)
+
+
+def default_steps(num_classes):
+    """Steps after which the MMVAE's cross-generated spread has settled (README, design choices): over seeds
+    0-4, 2 classes by 800 steps, 3 and more by 2400 (doubling them moves the spread ratio less than the seeds do)."""
+    return S.NUM_STEPS if num_classes == 2 else 3 * S.NUM_STEPS
+
+
+def run_config(args):
+    """The run's sizes and architecture: QUICK, FULL or the digits', with --per-class, --steps, --private-dim."""
+    if args.data == "digits":
+        config = DIGITS_QUICK if args.quick else DIGITS
+        return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"])
+    config = dict(QUICK if args.quick else FULL, private_dim=args.private_dim or 1)
+    config["per_class"] = args.per_class or config["per_class"]
+    config["steps"] = args.steps or config["steps"] or default_steps(args.classes)
+    return config
+
+
+def load_data(args, config):
+    """(x1, labels, radial, num_classes): the pinwheel of the arguments, or the digits (radial None)."""
+    if args.data == "digits":
+        x1, labels = B.load_digits()
+        return x1, labels, None, 10
+    x1, labels, radial = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
+                                         rng=npr.default_rng([args.seed, 3]), return_radial=True)
+    return x1, labels, radial, args.classes
+
 
 def private_size(model, config):
-    """The private latent size of a model: config["private_dim"] for MMVAE+, 0 for the paper's models."""
-    return config["private_dim"] if model == "mmvaeplus" else 0
+    """The private latent size of a model: config["private_dim"] for MMVAE+, None (none) for the others."""
+    return config["private_dim"] if model == "mmvaeplus" else None
+
+
+# ================================================================ tasks, on up to --jobs processes
+
+def train_model(model, x1, x2, seed, config):
+    """One model trained with the run's configuration: (params, objective per step)."""
+    return B.train(model, x1, x2, seed=seed, num_steps=config["steps"], latent_dim=config["latent_dim"],
+                   hidden=config["hidden"], private_dim=private_size(model, config), print_fn=None,
+                   step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]))
 
 
 def run_task(task):
     """One unit of work, run in a worker process: ("train" | "direct" | "evaluate", arguments)."""
     kind, arguments = task
     if kind == "train":
-        model, x1, x2, seed, config = arguments
-        return S.train(model, x1, x2, seed=seed, num_steps=config["steps"], latent_dim=config["latent_dim"],
-                       hidden=config["hidden"], private_dim=private_size(model, config), step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]),
-                       print_fn=None)
+        return train_model(*arguments)
     if kind == "direct":
         return maximise_cross_modal_term(*arguments)
     *evaluate_arguments, seed_sequence = arguments
@@ -263,10 +243,8 @@ def run_task(task):
 
 
 def run_tasks(tasks, jobs, print_fn):
-    """Results of run_task for every task, in order; in parallel on `jobs` forked processes if jobs > 1.
-
-    Every task draws only from its own seeded generators, so the results do not depend on jobs.
-    """
+    """run_task's result for every task, in order; on `jobs` forked processes if jobs > 1. Every task draws
+    only from its own seeded generators, so the results do not depend on jobs."""
     start, results = time.perf_counter(), []
     if jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods():
         with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
@@ -283,151 +261,53 @@ def run_tasks(tasks, jobs, print_fn):
 def report_task(task, index, total, start, print_fn):
     if print_fn is not None:
         kind, arguments = task
-        if kind == "train":
-            what = f"trained {arguments[0]}"
-        elif kind == "direct":
-            what = f"maximised L_1 alone, class {arguments[1]}"
-        else:
-            what = f"evaluated {arguments[1]} class {arguments[5]}"
+        what = {"train": lambda: f"trained {arguments[0]}", "direct": lambda: f"maximised L_1 alone, class {arguments[1]}",
+                "evaluate": lambda: f"evaluated {arguments[1]} class {arguments[5]}"}[kind]()
         print_fn(f"  [{index + 1}/{total}] {what}  ({time.perf_counter() - start:.1f} s)")
 
 
-# ---------------------------------------------------------------- beyond the paper: the degree of surjectivity
+# ================================================================ one row: a model, a decoder, a class
 
-def within_label_variance(x, labels):
-    """Mean over labels j of tr Cov(x | label j): the variation that the labels do not describe."""
-    return float(np.mean([S.total_variance(x[labels == j]) for j in np.unique(labels)]))
-
-
-def label_gap(params, model, x1, fine, num_labels, nodes):
-    """(sum_j bound_j - L_1,j) / N over the fine labels j: Eq. (6)'s gap, per datapoint."""
-    gaps = [constant_mean_bound(x1[fine == j])
-            - cross_modal_term_quadrature(params, x1[fine == j],
-                                          *class_label_posterior(params, model, num_labels, j), nodes)
-            for j in range(num_labels)]
-    return float(np.sum(gaps) / len(x1))
+def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
+    """L_1 per point by quadrature (else Monte Carlo, its error 4 SE), and the Monte Carlo cross-check."""
+    mc = np.array([B.cross_modal_term(params, x1_class, x2_class, rng, 16, model) for _ in range(config["mc_repeats"])]) / len(x1_class)
+    mc_se = mc.std(ddof=1) / np.sqrt(len(mc))
+    quadrature = converged_cross_modal_term(params, x1_class, mean, log_var, config)
+    if quadrature is None:
+        l1, l1_error, method = mc.mean(), 4.0 * mc_se, "MC"
+    else:
+        l1, l1_error, method = quadrature[0] / len(x1_class), quadrature[1] / len(x1_class), f"GH{quadrature[2]}"
+    return {"l1": l1, "l1_error": l1_error, "l1_method": method, "monte_carlo": mc.mean(), "monte_carlo_se": mc_se}
 
 
-def sweep_point(k, params_by_model, x1, fine, num_labels, nodes, seed):
-    """What each model trained with each arm split into k sub-labels keeps of the within-label variance."""
-    x2 = S.one_hot(fine, num_labels)
-    data_variance = within_label_variance(x1, fine)
-    point = {"k": k, "num_labels": num_labels, "points_per_label": len(x1) / num_labels,
-             "data_within_label_variance": data_variance, "models": {}}
-    for model, params in params_by_model.items():
-        generated = S.generate_from_labels(params, x2, npr.default_rng([seed, 6, k]), model)
-        generated_variance = within_label_variance(generated, fine)
-        point["models"][model] = {
-            "generated_within_label_variance": generated_variance,
-            "lost_variance": data_variance - generated_variance,
-            "spread_ratio": float(np.mean([S.spread_ratio(generated[fine == j], x1[fine == j])
-                                           for j in range(num_labels)])),
-            "gap": label_gap(params, model, x1, fine, num_labels, nodes)}
-    return point
+def evaluate_class(params, model, x1, labels, num_classes, c, config, rng):
+    """Every number of one (model, decoder, class) row of the table, per datapoint of class c."""
+    x1_class = x1[labels == c]
+    num, x2_class = len(x1_class), S.one_hot(np.full(len(x1_class), c), num_classes)
+    row = l1_columns(params, model, x1_class, x2_class, *class_label_posterior(params, model, num_classes, c), config, rng)
+    samples = config["conditional_samples"]              # K per point; the error is the change from K/4 to K
+    conditional = np.mean(B.conditional_log_likelihood_defensive(params, x1_class, x2_class, rng, samples, model))
+    conditional_quarter = np.mean(B.conditional_log_likelihood_defensive(params, x1_class, x2_class, rng, max(2, 2 * (samples // 8)), model))
+    means = B.generate_from_labels(params, x2_class, rng, model)
+    noisy = B.generate_from_labels(params, x2_class, rng, model, with_noise=True)
+    bound = constant_mean_bound(x1_class) / num
+    return dict(row, **{"class": c, "num_points": num, "bound": bound, "gap": bound - row["l1"], "conditional": conditional,
+                        "conditional_change": abs(conditional - conditional_quarter),
+                        "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"])),
+                        "spread_ratio": S.spread_ratio(means, x1_class), "spread_ratio_sampled": S.spread_ratio(noisy, x1_class),
+                        "coherence": B.label_coherence(means, np.full(num, c), x1, labels)})
 
 
-def run_sweep(args, config, x1, labels, radial, print_fn):
-    """Train every model for every k of --sweep-ks (in parallel) and evaluate each point."""
-    refined = [S.refine_labels(radial, labels, k) for k in args.sweep_ks]
-    tasks = [("train", (model, x1, x2, args.seed, config)) for _, x2 in refined for model in args.models]
-    trained = iter(run_tasks(tasks, args.jobs, print_fn))
-    return [sweep_point(k, {model: next(trained)[0] for model in args.models}, x1, fine, np.shape(x2)[1],
-                        config["nodes"], args.seed)
-            for k, (fine, x2) in zip(args.sweep_ks, refined)]
+# ================================================================ the checks
 
-
-def sweep_checks(sweep):
-    """Theorem 1's prediction across k: the MMVAE loses within-label variance, less as the labels get finer.
-
-    Each check can fail at every k: 'lost' is the data's mean within-label variance minus that of
-    the MMVAE's cross-generated x1 (decoder means); the third applies where labels still describe
-    at least 100 points each, the surjective regime of the paper.
-    """
-    lost = [p["models"]["mmvae"]["lost_variance"] for p in sweep]
-    data = [p["data_within_label_variance"] for p in sweep]
-    fraction = [l / d for l, d in zip(lost, data)]
-    surjective = [f for f, p in zip(fraction, sweep) if p["points_per_label"] >= 100]
-    steps = [b - a for a, b in zip(lost[:-1], lost[1:])]
-    return [("sweep: the MMVAE's cross-generated x1 vary less within a label than the data, at every k",
-             min(lost) > 0, min(lost), "smallest lost variance"),
-            ("sweep: the MMVAE's lost variance decreases as k grows", all(d < 0 for d in steps),
-             max(steps) if steps else 0.0, "largest increase between consecutive k"),
-            ("sweep: with >= 100 points per label the MMVAE loses more than half the within-label variance",
-             bool(surjective) and min(surjective) > 0.5, min(surjective) if surjective else 0.0,
-             "smallest lost / data where points per label >= 100")]
-
-
-def format_sweep(sweep, models):
-    header = f"{'k':>4s} {'labels':>6s} {'pts/label':>9s} {'data var':>9s}" + "".join(
-        f" | {m + ' var':>10s} {'ratio':>6s} {'gap':>8s}" for m in models)
-    lines = ["Surjectivity sweep (beyond the paper): each arm split into k sub-labels. var = mean over labels of "
-             "tr Cov(x1 | label), of the data and of cross-generated x1 (decoder means); ratio = mean over labels of "
-             "the per-label spread ratio; gap = bound - L_1 per point", header, "-" * len(header)]
-    for p in sweep:
-        lines.append(f"{p['k']:4d} {p['num_labels']:6d} {p['points_per_label']:9.1f} {p['data_within_label_variance']:9.5f}"
-                     + "".join(f" | {p['models'][m]['generated_within_label_variance']:10.5f}"
-                               f" {p['models'][m]['spread_ratio']:6.3f} {p['models'][m]['gap']:8.3f}" for m in models))
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- beyond the paper: what MMVAE+'s private latent carries
-
-def private_latent_diagnostics(params, x1, labels, num_classes, rng):
-    """MMVAE+ per class: where x1's within-class variation lives, and what label -> x1 generation keeps.
-
-    From q(g, w_1|x1): the within-class variance of the posterior means of g and of w_1 and their
-    mean posterior standard deviations; reconstructions (decoder means at the posterior means) with
-    w_1 set to 0 and with g set to its class average, as spread ratios against the class's data
-    (what g alone and w_1 alone carry); and the label -> x1 spread ratio with w_1 from p(w_1), from
-    r_1 and fixed at 0. r_1's learned standard deviations are reported once.
-    """
-    mean, log_var = S.x1_to_latent(params, x1, "mmvaeplus")                     # (N, D + P)
-    shared, std = S.shared_dim(params), np.exp(0.5 * log_var)
-    classes = []
-    for c in range(num_classes):
-        members, x1_class = labels == c, x1[labels == c]
-        g, w = mean[members, :shared], mean[members, shared:]
-        x2_class = S.one_hot(np.full(len(x1_class), c), num_classes)
-        only_g = S.decode_mean_x1(params, np.concatenate([g, np.zeros_like(w)], axis=1))
-        only_w = S.decode_mean_x1(params, np.concatenate([np.zeros_like(g) + g.mean(axis=0), w], axis=1))
-        classes.append({"class": c, "g_means_variance": S.total_variance(g), "w_means_variance": S.total_variance(w),
-                        "g_posterior_std": float(np.mean(std[members, :shared])),
-                        "w_posterior_std": float(np.mean(std[members, shared:])),
-                        "reconstruction_spread_g_only": S.spread_ratio(only_g, x1_class),
-                        "reconstruction_spread_w_only": S.spread_ratio(only_w, x1_class),
-                        **{f"spread_w_{source}": S.spread_ratio(S.generate_from_labels(params, x2_class, rng, "mmvaeplus",
-                                                                                       private=source), x1_class)
-                           for source in ("prior", "auxiliary", "zero")}})
-    return {"auxiliary_std_x1": np.exp(0.5 * params[S.PRIVATE_PRIOR_KEYS[0]]).tolist(),
-            "auxiliary_std_x2": np.exp(0.5 * params[S.PRIVATE_PRIOR_KEYS[1]]).tolist(), "classes": classes}
-
-
-def format_private_diagnostics(diagnostics):
-    header = (f"{'class':>5s} {'var E[g|x1]':>11s} {'var E[w|x1]':>11s} {'std g':>6s} {'std w':>6s}"
-              f" {'recon g':>7s} {'recon w':>7s} {'w~p(w)':>7s} {'w~r_1':>7s} {'w=0':>6s}")
-    lines = [f"MMVAE+ (beyond the paper): where x1's within-class variation lives. r_1 std (x1's private prior): "
-             f"{np.round(diagnostics['auxiliary_std_x1'], 3).tolist()}; var = within-class variance of posterior means; "
-             "std = mean posterior std; recon g / recon w = spread ratio of reconstructions from g alone (w = 0) / "
-             "w alone (g at its class mean); last three = label -> x1 spread ratio with w_1 from p(w_1), r_1, or 0",
-             header, "-" * len(header)]
-    for d in diagnostics["classes"]:
-        lines.append(f"{d['class']:5d} {d['g_means_variance']:11.4f} {d['w_means_variance']:11.4f} {d['g_posterior_std']:6.3f}"
-                     f" {d['w_posterior_std']:6.3f} {d['reconstruction_spread_g_only']:7.3f} {d['reconstruction_spread_w_only']:7.3f}"
-                     f" {d['spread_w_prior']:7.3f} {d['spread_w_auxiliary']:7.3f} {d['spread_w_zero']:6.3f}")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- checks and output
-
-def named_checks(rows, stationarity, direct, models, sweep=()):
-    """[(name, passed, number, what the number is)] for the run's results."""
+def theorem_checks(rows, stationarity, direct):
+    """[(name, passed, number, what the number is)]: Eq. (6), quadrature against Monte Carlo, Jensen,
+    stationarity and direct maximisation."""
     margin = min(r["bound"] - r["l1"] + r["l1_error"] for r in rows)
-    quadrature_rows = [r for r in rows if r["l1_method"] != "MC"]
-    z_scores = [abs(r["l1"] - r["monte_carlo"]) / r["monte_carlo_se"] for r in quadrature_rows]
+    z_scores = [abs(r["l1"] - r["monte_carlo"]) / r["monte_carlo_se"] for r in rows if r["l1_method"] != "MC"]
     jensen = min(r["conditional"] + r["conditional_change"] - r["l1"] + r["l1_error"] for r in rows)
-    checks = [
-        ("inequality (6): bound >= L_1 for every decoder and class", margin >= 0, margin,
-         "smallest (bound - L_1 + L_1's error) per point"),
+    return [
+        ("inequality (6): bound >= L_1 for every decoder and class", margin >= 0, margin, "smallest (bound - L_1 + L_1's error) per point"),
         ("quadrature agrees with Monte Carlo (within 4 SE)", max(z_scores, default=0.0) < 4, max(z_scores, default=0.0),
          "largest |quadrature - MC| / SE"),
         ("Jensen: L_1 <= log p(x1|x2) for every decoder and class", jensen >= 0, jensen,
@@ -437,50 +317,100 @@ def named_checks(rows, stationarity, direct, models, sweep=()):
         ("stationarity: L_1(theta_hat) equals the closed-form bound",
          all(abs(s["value_at_theta_hat"] - s["bound"]) < 1e-8 * abs(s["bound"]) for s in stationarity),
          max(abs(s["value_at_theta_hat"] - s["bound"]) for s in stationarity), "largest difference"),
-        ("stationarity: every perturbation of theta_hat lowers L_1",
-         all(s["largest_change"] < 0 for s in stationarity), max(s["largest_change"] for s in stationarity),
-         "largest change of L_1"),
-        ("direct maximisation of L_1 reaches the bound (within 0.01 per point)",
-         all(d["bound"] - d["final"] < 0.01 for d in direct), max(d["bound"] - d["final"] for d in direct),
-         "largest bound - final per point"),
-        ("direct maximisation makes the decoder constant in g (spread ratio < 0.05)",
-         all(d["spread_ratio"] < 0.05 for d in direct), max(d["spread_ratio"] for d in direct),
-         "largest spread ratio"),
-    ]
+        ("stationarity: every perturbation of theta_hat lowers L_1", all(s["largest_change"] < 0 for s in stationarity),
+         max(s["largest_change"] for s in stationarity), "largest change of L_1"),
+        ("direct maximisation of L_1 reaches the bound (within 0.01 per point)", all(d["bound"] - d["final"] < 0.01 for d in direct),
+         max(d["bound"] - d["final"] for d in direct), "largest bound - final per point"),
+        ("direct maximisation makes the decoder constant in g (spread ratio < 0.05)", all(d["spread_ratio"] < 0.05 for d in direct),
+         max(d["spread_ratio"] for d in direct), "largest spread ratio")]
+
+
+def comparison_checks(rows):
+    """The paper's Fig. 2 claim and its consequences, MMVAE against MVAE, every class."""
     trained = {(r["model"], r["class"]): r for r in rows if r["decoder"] == "trained"}
+    classes = sorted({c for _, c in trained})
+    spread = max(trained["mmvae", c]["spread_ratio"] / trained["mvae", c]["spread_ratio"] for c in classes)
+    gap = max(trained["mmvae", c]["gap"] / trained["mvae", c]["gap"] for c in classes)
+    decided = [c for c in classes if max(trained["mvae", c]["conditional_change"], trained["mmvae", c]["conditional_change"]) < CONVERGED]
+    advantage = min((trained["mvae", c]["conditional"] - trained["mvae", c]["conditional_change"]
+                     - trained["mmvae", c]["conditional"] - trained["mmvae", c]["conditional_change"] for c in decided), default=float("nan"))
+    return [("Fig. 2: MMVAE spread ratio < 0.5 x MVAE's, every class", spread < 0.5, spread, "largest MMVAE / MVAE spread ratio"),
+            ("MMVAE's gap to the bound < 0.25 x MVAE's, every class", gap < 0.25, gap, "largest MMVAE / MVAE gap"),
+            (f"log p(x1|x2): the MVAE's exceeds the MMVAE's in every class where both converged ({len(decided)} of {len(classes)})",
+             (advantage > 0) if decided else None, advantage, "smallest MVAE - MMVAE per point, less both convergence errors"
+             if decided else f"not decided: no class where both estimates move by < {CONVERGED} nats from K/4 to K")]
+
+
+def named_checks(rows, stationarity, direct, models, sweep=()):
+    """Every check of the run, as dicts {name, passed (True, False, None = SKIP), value, measures}."""
+    checks = theorem_checks(rows, stationarity, direct)
     if "mmvae" in models and "mvae" in models:
-        classes = sorted({c for _, c in trained})
-        spread = max(trained["mmvae", c]["spread_ratio"] / trained["mvae", c]["spread_ratio"] for c in classes)
-        gap = max(trained["mmvae", c]["gap"] / trained["mvae", c]["gap"] for c in classes)
-        # Decided only where both estimates have converged (K/4 -> K moves each by < CONVERGED nats per point).
-        decided = [c for c in classes if max(trained["mvae", c]["conditional_change"],
-                                             trained["mmvae", c]["conditional_change"]) < CONVERGED]
-        advantage = min((trained["mvae", c]["conditional"] - trained["mvae", c]["conditional_change"]
-                         - trained["mmvae", c]["conditional"] - trained["mmvae", c]["conditional_change"]
-                         for c in decided), default=float("nan"))
-        checks += [("Fig. 2: MMVAE spread ratio < 0.5 x MVAE's, every class", spread < 0.5, spread,
-                    "largest MMVAE / MVAE spread ratio"),
-                   ("MMVAE's gap to the bound < 0.25 x MVAE's, every class", gap < 0.25, gap,
-                    "largest MMVAE / MVAE gap"),
-                   (f"log p(x1|x2): the MVAE's exceeds the MMVAE's in every class where both converged "
-                    f"({len(decided)} of {len(classes)})", (advantage > 0) if decided else None,
-                    advantage if decided else float("nan"),
-                    "smallest MVAE - MMVAE per point, less both convergence errors" if decided else
-                    f"not decided: no class where both estimates move by < {CONVERGED} nats from K/4 to K")]
+        checks += comparison_checks(rows)
     if sweep and "mmvae" in models:
         checks += sweep_checks(sweep)
-    return [{"name": n, "passed": None if p is None else bool(p), "value": float(v), "measures": m}
-            for n, p, v, m in checks]
+    return [{"name": n, "passed": None if p is None else bool(p), "value": float(v), "measures": m} for n, p, v, m in checks]
 
+
+# ================================================================ the run
+
+def trained_and_untrained(args, config, x1, labels, num_classes, print_fn):
+    """({model: (params, history)}, {model: untrained params in x1's units}, direct maximisation per class)."""
+    x2, order = S.one_hot(labels, num_classes), args.models[::-1]     # MoPoE and MMVAE+ train slowest: first
+    tasks = ([("train", (model, x1, x2, args.seed, config)) for model in order]
+             + [("direct", (x1[labels == c], c, num_classes, config, args.seed)) for c in range(2)])
+    results = run_tasks(tasks, args.jobs, print_fn)
+    trained = {model: dict(zip(order, results))[model] for model in args.models}          # paper order again
+    untrained = {model: S.unchecked(S.change_x1_units)(   # the same networks at step 0
+        B.init_model_params(model, S.init_rng(args.seed), num_classes, config["latent_dim"], np.shape(x1)[1], config["hidden"],
+                            private_size(model, config)), *S.x1_standardisation(x1)) for model in args.models}
+    return trained, untrained, results[len(args.models):]
+
+
+def run(args, print_fn):
+    """Everything the script computes, as one JSON-ready dict."""
+    config = run_config(args)
+    x1, labels, radial, num_classes = load_data(args, config)
+    trained, untrained, direct = trained_and_untrained(args, config, x1, labels, num_classes, print_fn)
+    keys = [(model, decoder, c) for model in args.models for decoder in ("trained", "untrained") for c in range(num_classes)]
+    evaluations = run_tasks([("evaluate", (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels,
+                                           num_classes, c, config, [args.seed, 4, index]))
+                             for index, (model, decoder, c) in enumerate(keys)], args.jobs, print_fn)
+    rows = [dict(model=model, decoder=decoder, **row) for (model, decoder, _), row in zip(keys, evaluations)]
+    first = trained[args.models[0]][0]
+    stationarity = [dict(check_stationarity(first, x1[labels == c], *class_label_posterior(first, args.models[0], num_classes, c),
+                                            config, npr.default_rng([args.seed, 5, c])), **{"class": c}) for c in range(num_classes)]
+    sweep = run_sweep(args, config, x1, labels, radial, print_fn) if args.sweep else []
+    private = (private_latent_diagnostics(trained["mmvaeplus"][0], x1, labels, num_classes, npr.default_rng([args.seed, 8]))
+               if "mmvaeplus" in trained else None)
+    return {"format": JSON_FORMAT, "config": dict(vars(args), **config), "rows": rows, "stationarity": stationarity,
+            "direct_maximisation": direct, "sweep": sweep, "data_coherence": B.leave_one_out_coherence(x1, labels),
+            "mmvaeplus_diagnostics": private, "checks": named_checks(rows, stationarity, direct, args.models, sweep),
+            "histories": {m: h.tolist() for m, (_, h) in trained.items()},
+            "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
+
+
+def tree_to_lists(tree):
+    """Parameters as nested lists, for JSON."""
+    return S.tree_rebuild(tree, iter([np.asarray(leaf).tolist() for leaf in S.tree_leaves(tree)]))
+
+
+def write_json(results, path):
+    """Write results to path through a temporary file, so that a failure never leaves half a file."""
+    temporary = f"{path}.partial"
+    with open(temporary, "w") as f:
+        json.dump(results, f)
+    os.replace(temporary, path)
+
+
+# ================================================================ printing
 
 def format_table(rows):
     header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'bound':>8s} {'L_1':>9s} {'by':>5s} {'MC +- SE':>18s}"
               f" {'gap':>8s} {'log p(x1|x2)':>16s} {'sigma':>6s} {'spread':>6s} {'sampled':>7s} {'coher.':>6s}")
     lines = ["Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes "
              "per axis) or Monte Carlo; gap = bound - L_1; log p(x1|x2) by importance sampling from (q(g|x2) + q(g|x1))/2, "
-             "+- its change from K/4 to K samples; "
-             "sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of x1 ~ p(x1|g); "
-             "coher. = label coherence", header, "-" * len(header)]
+             "+- its change from K/4 to K samples; sigma = decoder std; spread = cross-generated spread ratio of decoder means, "
+             "sampled = of x1 ~ p(x1|g); coher. = label coherence", header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
                      f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f}"
@@ -489,7 +419,28 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- arguments
+def print_results(results, args, config):
+    """The table, the notes, the extensions' tables and the checks."""
+    print(format_table(results["rows"]))
+    fallbacks = [f"{r['model']} {r['decoder']} class {r['class']}" for r in results["rows"] if r["l1_method"] == "MC"]
+    if config["latent_dim"] > 2:
+        print(f"L_1 by Monte Carlo throughout (error = 4 SE): g has {config['latent_dim']} dimensions, too many for a "
+              "tensor-product quadrature")
+    elif fallbacks:
+        print(f"Quadrature did not converge within {config['max_nodes']} nodes per axis; L_1 by Monte Carlo (error = 4 SE) "
+              f"for: {', '.join(fallbacks)}")
+    print("Data's own label coherence (leave-one-out nearest neighbour), per class: "
+          + " ".join(f"{value:.3f}" for value in results["data_coherence"]))
+    if results["mmvaeplus_diagnostics"]:
+        print("\n" + format_private_diagnostics(results["mmvaeplus_diagnostics"]))
+    if results["sweep"]:
+        print("\n" + format_sweep(results["sweep"], args.models))
+    print("\nChecks:")
+    for check in results["checks"]:
+        print(f"  {({True: 'PASS', False: 'FAIL', None: 'SKIP'}[check['passed']])}  {check['name']}: {check['value']:.3g} ({check['measures']})")
+
+
+# ================================================================ arguments
 
 def int_at_least(minimum):
     def parse(text):
@@ -519,8 +470,7 @@ def output_file(text):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed for data, initialisation and training")
     parser.add_argument("--data", choices=("pinwheel", "digits"), default="pinwheel",
                         help="the paper's pinwheel, or handwritten digits (beyond the paper; about a minute)")
@@ -528,10 +478,10 @@ def parse_args(argv):
     parser.add_argument("--per-class", type=int_at_least(MIN_PER_CLASS), default=None,
                         help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
     parser.add_argument("--steps", type=int_at_least(1), default=None,
-                        help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, {default_steps(3)} "
-                             f"for more; --quick {QUICK['steps']})")
-    parser.add_argument("--models", nargs="+", choices=S.MODELS + S.EXTENSION_MODELS, default=list(S.MODELS),
-                        help="models to train and check (mmvaeplus: MMVAE+, beyond the paper)")
+                        help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, {default_steps(3)} for more; "
+                             f"--quick {QUICK['steps']})")
+    parser.add_argument("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
+                        help="models to train and check: the paper's, and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
     parser.add_argument("--private-dim", type=int_at_least(1), default=None,
                         help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
     parser.add_argument("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
@@ -539,8 +489,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="smaller everything (for tests)")
     parser.add_argument("--json", metavar="PATH", type=output_file, help="write every number and check to PATH")
     parser.add_argument("--quiet", action="store_true", help="print only the table, the checks and the time")
-    parser.add_argument("--sweep", action="store_true",
-                        help="also run the surjectivity sweep (beyond the paper; about a minute)")
+    parser.add_argument("--sweep", action="store_true", help="also run the surjectivity sweep (beyond the paper; about a minute)")
     parser.add_argument("--sweep-ks", nargs="+", type=int_at_least(1), default=[1, 2, 4, 8, 16, 32], metavar="K",
                         help="sub-labels per arm for --sweep")
     args = parser.parse_args(argv)
@@ -556,106 +505,13 @@ def parse_args(argv):
     return args
 
 
-# ---------------------------------------------------------------- the run
-
-def run_config(args):
-    """The run's sizes and architecture: QUICK, FULL or the digits', with --per-class and --steps filled in."""
-    if args.data == "digits":
-        config = DIGITS_QUICK if args.quick else DIGITS
-        return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"])
-    config = dict(QUICK if args.quick else FULL, private_dim=args.private_dim or 1)
-    config["per_class"] = args.per_class or config["per_class"]
-    config["steps"] = args.steps or config["steps"] or default_steps(args.classes)
-    return config
-
-
-def load_data(args, config):
-    """(x1, labels, radial, num_classes): the pinwheel of the arguments, or the digits (radial None)."""
-    if args.data == "digits":
-        x1, labels = S.load_digits()
-        return x1, labels, None, 10
-    x1, labels, radial = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
-                                         rng=npr.default_rng([args.seed, 3]), return_radial=True)
-    return x1, labels, radial, args.classes
-
-
-def run(args, print_fn):
-    """Everything the script computes, as one JSON-ready dict."""
-    config = run_config(args)
-    x1, labels, radial, num_classes = load_data(args, config)
-    x2 = S.one_hot(labels, num_classes)
-    order = args.models[::-1]              # MoPoE and MMVAE+ train slowest: start them first, short tasks last
-    tasks = ([("train", (model, x1, x2, args.seed, config)) for model in order]
-             + [("direct", (x1[labels == c], c, num_classes, config, args.seed)) for c in range(2)])
-    results = run_tasks(tasks, args.jobs, print_fn)
-    by_model = dict(zip(order, results))
-    trained = {model: by_model[model] for model in args.models}          # paper order again
-    direct = results[len(args.models):]
-    untrained = {model: S.change_x1_units(S.init_params(S.init_rng(args.seed), num_classes=num_classes,
-                                                        latent_dim=config["latent_dim"], data_dim=np.shape(x1)[1],
-                                                        hidden=config["hidden"], private_dim=private_size(model, config)),
-                                          *S.x1_standardisation(x1))       # the same networks at step 0
-                 for model in args.models}
-    keys = [(model, decoder, c) for model in args.models for decoder in ("trained", "untrained")
-            for c in range(num_classes)]
-    evaluations = run_tasks([("evaluate", (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels,
-                                           num_classes, c, config, [args.seed, 4, index]))
-                             for index, (model, decoder, c) in enumerate(keys)], args.jobs, print_fn)
-    rows = [dict(model=model, decoder=decoder, **row) for (model, decoder, _), row in zip(keys, evaluations)]
-    first_params = trained[args.models[0]][0]
-    stationarity = [dict(check_stationarity(first_params, x1[labels == c],
-                                            *class_label_posterior(first_params, args.models[0], num_classes, c),
-                                            config, npr.default_rng([args.seed, 5, c])), **{"class": c})
-                    for c in range(num_classes)]
-    sweep = run_sweep(args, config, x1, labels, radial, print_fn) if args.sweep else []
-    private = (private_latent_diagnostics(trained["mmvaeplus"][0], x1, labels, num_classes, npr.default_rng([args.seed, 8]))
-               if "mmvaeplus" in trained else None)
-    return {"format": JSON_FORMAT, "config": dict(vars(args), **config), "rows": rows, "stationarity": stationarity,
-            "direct_maximisation": direct, "sweep": sweep, "data_coherence": S.leave_one_out_coherence(x1, labels),
-            "mmvaeplus_diagnostics": private,
-            "checks": named_checks(rows, stationarity, direct, args.models, sweep),
-            "histories": {m: h.tolist() for m, (_, h) in trained.items()},
-            "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()},
-            "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
-
-
-def tree_to_lists(tree):
-    """Parameters as nested lists, for JSON."""
-    return S.tree_rebuild(tree, iter([np.asarray(leaf).tolist() for leaf in S.tree_leaves(tree)]))
-
-
-def write_json(results, path):
-    """Write results to path through a temporary file, so a failure never leaves half a file."""
-    temporary = f"{path}.partial"
-    with open(temporary, "w") as f:
-        json.dump(results, f)
-    os.replace(temporary, path)
-
-
 def main(argv=None):
     args = parse_args(argv)
-    start = time.perf_counter()
+    config, start = run_config(args), time.perf_counter()
     print("theorem_check configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items())
-          + f", steps per model={run_config(args)['steps']}", flush=True)
+          + f", steps per model={config['steps']}", flush=True)
     results = run(args, None if args.quiet else print)
-    print(format_table(results["rows"]))
-    fallbacks = [f"{r['model']} {r['decoder']} class {r['class']}" for r in results["rows"] if r["l1_method"] == "MC"]
-    if run_config(args)["latent_dim"] > 2:
-        print(f"L_1 by Monte Carlo throughout (error = 4 SE): g has {run_config(args)['latent_dim']} dimensions, "
-              "too many for a tensor-product quadrature")
-    elif fallbacks:
-        print(f"Quadrature did not converge within {run_config(args)['max_nodes']} nodes per axis; L_1 by Monte Carlo "
-              f"(error = 4 SE) for: {', '.join(fallbacks)}")
-    print("Data's own label coherence (leave-one-out nearest neighbour), per class: "
-          + " ".join(f"{value:.3f}" for value in results["data_coherence"]))
-    if results["mmvaeplus_diagnostics"]:
-        print("\n" + format_private_diagnostics(results["mmvaeplus_diagnostics"]))
-    if results["sweep"]:
-        print("\n" + format_sweep(results["sweep"], args.models))
-    print("\nChecks:")
-    for check in results["checks"]:
-        verdict = {True: "PASS", False: "FAIL", None: "SKIP"}[check["passed"]]
-        print(f"  {verdict}  {check['name']}: {check['value']:.3g} ({check['measures']})")
+    print_results(results, args, config)
     results["seconds"] = time.perf_counter() - start
     results["all_passed"] = all(c["passed"] is not False for c in results["checks"])     # SKIP: not decidable
     if args.json:
@@ -663,6 +519,121 @@ def main(argv=None):
         print(f"wrote {args.json}")
     print(f"total time {results['seconds']:.1f} s")
     return 0 if results["all_passed"] else 1
+
+
+# ================================================================ beyond the paper: the degree of surjectivity (--sweep)
+
+def within_label_variance(x, labels):
+    """Mean over labels j of tr Cov(x | label j): the variation that the labels do not describe."""
+    return float(np.mean([S.total_variance(x[labels == j]) for j in np.unique(labels)]))
+
+
+def label_gap(params, model, x1, fine, num_labels, nodes):
+    """(sum_j bound_j - L_1,j) / N over the fine labels j: Eq. (6)'s gap, per datapoint."""
+    gaps = [constant_mean_bound(x1[fine == j])
+            - cross_modal_term_quadrature(params, x1[fine == j], *class_label_posterior(params, model, num_labels, j), nodes)
+            for j in range(num_labels)]
+    return float(np.sum(gaps) / len(x1))
+
+
+def sweep_point(k, params_by_model, x1, fine, num_labels, nodes, seed):
+    """What each model trained with each arm split into k sub-labels keeps of the within-label variance."""
+    x2, data_variance = S.one_hot(fine, num_labels), within_label_variance(x1, fine)
+    point = {"k": k, "num_labels": num_labels, "points_per_label": len(x1) / num_labels,
+             "data_within_label_variance": data_variance, "models": {}}
+    for model, params in params_by_model.items():
+        generated = B.generate_from_labels(params, x2, npr.default_rng([seed, 6, k]), model)
+        point["models"][model] = {
+            "generated_within_label_variance": within_label_variance(generated, fine),
+            "lost_variance": data_variance - within_label_variance(generated, fine),
+            "spread_ratio": float(np.mean([S.spread_ratio(generated[fine == j], x1[fine == j]) for j in range(num_labels)])),
+            "gap": label_gap(params, model, x1, fine, num_labels, nodes)}
+    return point
+
+
+def run_sweep(args, config, x1, labels, radial, print_fn):
+    """Train every model for every k of --sweep-ks (in parallel) and evaluate each point."""
+    refined = [B.refine_labels(radial, labels, k) for k in args.sweep_ks]
+    tasks = [("train", (model, x1, x2, args.seed, config)) for _, x2 in refined for model in args.models]
+    trained = iter(run_tasks(tasks, args.jobs, print_fn))
+    return [sweep_point(k, {model: next(trained)[0] for model in args.models}, x1, fine, np.shape(x2)[1], config["nodes"], args.seed)
+            for k, (fine, x2) in zip(args.sweep_ks, refined)]
+
+
+def sweep_checks(sweep):
+    """Theorem 1's prediction across k: the MMVAE loses within-label variance, less as the labels get finer.
+    'lost' is the data's mean within-label variance minus that of the MMVAE's cross-generated x1 (decoder
+    means); the third check applies where labels still describe >= 100 points each, the paper's regime."""
+    lost = [p["models"]["mmvae"]["lost_variance"] for p in sweep]
+    fraction = [l / p["data_within_label_variance"] for l, p in zip(lost, sweep)]
+    surjective = [f for f, p in zip(fraction, sweep) if p["points_per_label"] >= 100]
+    steps = [b - a for a, b in zip(lost[:-1], lost[1:])]
+    return [("sweep: the MMVAE's cross-generated x1 vary less within a label than the data, at every k", min(lost) > 0, min(lost),
+             "smallest lost variance"),
+            ("sweep: the MMVAE's lost variance decreases as k grows", all(d < 0 for d in steps), max(steps) if steps else 0.0,
+             "largest increase between consecutive k"),
+            ("sweep: with >= 100 points per label the MMVAE loses more than half the within-label variance",
+             bool(surjective) and min(surjective) > 0.5, min(surjective) if surjective else 0.0,
+             "smallest lost / data where points per label >= 100")]
+
+
+def format_sweep(sweep, models):
+    header = f"{'k':>4s} {'labels':>6s} {'pts/label':>9s} {'data var':>9s}" + "".join(
+        f" | {m + ' var':>10s} {'ratio':>6s} {'gap':>8s}" for m in models)
+    lines = ["Surjectivity sweep (beyond the paper): each arm split into k sub-labels. var = mean over labels of tr Cov(x1 | label), "
+             "of the data and of cross-generated x1 (decoder means); ratio = mean over labels of the per-label spread ratio; "
+             "gap = bound - L_1 per point", header, "-" * len(header)]
+    for p in sweep:
+        lines.append(f"{p['k']:4d} {p['num_labels']:6d} {p['points_per_label']:9.1f} {p['data_within_label_variance']:9.5f}"
+                     + "".join(f" | {p['models'][m]['generated_within_label_variance']:10.5f}"
+                               f" {p['models'][m]['spread_ratio']:6.3f} {p['models'][m]['gap']:8.3f}" for m in models))
+    return "\n".join(lines)
+
+
+# ================================================================ beyond the paper: what MMVAE+'s private latent carries
+
+def private_latent_class(params, x1_class, x2_class, mean, std, rng):
+    """One class of private_latent_diagnostics."""
+    shared = B.shared_dim(params)
+    g, w = mean[:, :shared], mean[:, shared:]
+    only_g = S.decode_mean_x1(params, np.concatenate([g, np.zeros_like(w)], axis=1))
+    only_w = S.decode_mean_x1(params, np.concatenate([np.zeros_like(g) + g.mean(axis=0), w], axis=1))
+    return {"g_means_variance": S.total_variance(g), "w_means_variance": S.total_variance(w),
+            "g_posterior_std": float(np.mean(std[:, :shared])), "w_posterior_std": float(np.mean(std[:, shared:])),
+            "reconstruction_spread_g_only": S.spread_ratio(only_g, x1_class), "reconstruction_spread_w_only": S.spread_ratio(only_w, x1_class),
+            **{f"spread_w_{source}": S.spread_ratio(B.mmvaeplus_generate_from_labels(params, x2_class, rng, source), x1_class)
+               for source in ("prior", "auxiliary", "zero")}}
+
+
+def private_latent_diagnostics(params, x1, labels, num_classes, rng):
+    """MMVAE+ per class: where x1's within-class variation lives, and what label -> x1 generation keeps.
+
+    From q(g, w_1|x1): the within-class variance of the posterior means of g and of w_1 and their mean
+    posterior stds; reconstructions (decoder means at the posterior means) with w_1 = 0 and with g at
+    its class average, as spread ratios (what g alone and w_1 alone carry); the label -> x1 spread
+    ratio with w_1 from p(w_1), from r_1 and fixed at 0. r_1's learned stds are reported once.
+    """
+    mean, log_var = B.x1_latent(params, x1, "mmvaeplus")                          # (N, D + P)
+    classes = [dict(private_latent_class(params, x1[labels == c], S.one_hot(np.full(np.sum(labels == c), c), num_classes),
+                                         mean[labels == c], np.exp(0.5 * log_var[labels == c]), rng), **{"class": c})
+               for c in range(num_classes)]
+    return {"auxiliary_std_x1": np.exp(0.5 * params[B.AUXILIARY_KEYS[0]]).tolist(),
+            "auxiliary_std_x2": np.exp(0.5 * params[B.AUXILIARY_KEYS[1]]).tolist(), "classes": classes}
+
+
+def format_private_diagnostics(diagnostics):
+    header = (f"{'class':>5s} {'var E[g|x1]':>11s} {'var E[w|x1]':>11s} {'std g':>6s} {'std w':>6s}"
+              f" {'recon g':>7s} {'recon w':>7s} {'w~p(w)':>7s} {'w~r_1':>7s} {'w=0':>6s}")
+    lines = [f"MMVAE+ (beyond the paper): where x1's within-class variation lives. r_1 std (x1's private prior): "
+             f"{np.round(diagnostics['auxiliary_std_x1'], 3).tolist()}; var = within-class variance of posterior means; "
+             "std = mean posterior std; recon g / recon w = spread ratio of reconstructions from g alone (w = 0) / "
+             "w alone (g at its class mean); last three = label -> x1 spread ratio with w_1 from p(w_1), r_1, or 0",
+             header, "-" * len(header)]
+    for d in diagnostics["classes"]:
+        lines.append(f"{d['class']:5d} {d['g_means_variance']:11.4f} {d['w_means_variance']:11.4f} {d['g_posterior_std']:6.3f}"
+                     f" {d['w_posterior_std']:6.3f} {d['reconstruction_spread_g_only']:7.3f} {d['reconstruction_spread_w_only']:7.3f}"
+                     f" {d['spread_w_prior']:7.3f} {d['spread_w_auxiliary']:7.3f} {d['spread_w_zero']:6.3f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,178 @@
+"""bench.py: median time of one training step (batch and noise, objective, gradient, Adam) per model.
+
+Every case runs in a fresh interpreter: one case's heap must not shape the next one's timing (glibc's
+malloc trims and re-grows the heap differently after another model's run, which moved a step by 10 %
+in this project's measurements). --against DIR times the surjvae_np.py in DIR the same way, in the
+same rounds (a checkout of another commit: the ratio compares code, not moments of a noisy machine).
+--torch-python PYTHON --peer SCRIPT adds the plain-PyTorch peer (../shared/peer/torch_minimal.py
+--steptime-only --act tanh), at its architecture: two tanh layers of 64, float32, one thread.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = ("mvae", "mmvae", "mopoe")
+PEER_STEP_LINE = r"(MVAE|MMVAE): median step \(fwd\+bwd\+Adam, bs (\d+)\) with 1 thread\(s\): ([0-9.]+) ms"
+
+
+def median_step_seconds(folder, model, hidden, batch_size, dtype_name, num_steps=200, warmup=20, seed=0):
+    """Median seconds of one training step of surjvae_np (imported from folder) on the 2-class pinwheel.
+    Runs in the calling interpreter; time_case runs it in a fresh one."""
+    sys.path.insert(0, folder)
+    import numpy as np
+    from autograd import value_and_grad
+    import surjvae_np as S
+    objectives = dict(S.OBJECTIVES)
+    if "mopoe" not in objectives:                          # this project's layout: MoPoE is an extension
+        import beyond_the_paper as B
+        objectives = B.OBJECTIVES
+    objective = getattr(objectives[model], "__wrapped__", objectives[model])   # maximise's steps skip the checks
+    x1, labels = S.make_pinwheel(rng=np.random.default_rng([seed, 3]))
+    flat, unflatten = S.flatten_params(S.init_params(S.init_rng(seed), hidden=tuple(hidden)))
+    objective_and_gradient = value_and_grad(lambda vector, *batch: objective(unflatten(vector), *batch))
+    dtype = getattr(np, dtype_name)
+    flat, x1, x2 = flat.astype(dtype), x1.astype(dtype), S.one_hot(labels, 2).astype(dtype)
+    m, v, seconds = np.zeros_like(flat), np.zeros_like(flat), []
+    for t in range(warmup + num_steps):
+        start = time.perf_counter()
+        flat, m, v, _ = S.training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, 1e-3, batch_size)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds[warmup:])
+
+
+def time_case(folder, case):
+    """median_step_seconds of case = (model, hidden, batch, dtype) in a fresh interpreter."""
+    model, hidden, batch, dtype_name = case
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import bench; "
+            f"print(bench.median_step_seconds({folder!r}, {model!r}, {list(hidden)!r}, {batch!r}, {dtype_name!r}, "
+            f"num_steps={200 if batch else 50}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench.py: error: timing {case} with {folder} failed:\n{done.stderr.strip()}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def peer_step_milliseconds(torch_python, peer_script):
+    """{(model, batch): median ms} from the peer's --steptime-only run at tanh, one thread; SystemExit with
+    the peer's own error if it fails, and if it prints no step time."""
+    try:
+        done = subprocess.run([torch_python, peer_script, "--steptime-only", "--act", "tanh"], capture_output=True, text=True)
+    except OSError as error:
+        raise SystemExit(f"bench.py: error: cannot run --torch-python {torch_python}: {error.strerror}")
+    if done.returncode != 0:
+        raise SystemExit(f"bench.py: error: the peer failed (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}")
+    found = {(name.lower(), int(batch)): float(ms) for name, batch, ms in re.findall(PEER_STEP_LINE, done.stdout)}
+    if not found:
+        raise SystemExit(f"bench.py: error: the peer printed no step time (expected lines like 'MMVAE: median step "
+                         f"(fwd+bwd+Adam, bs 128) with 1 thread(s): 3.0 ms'); it printed:\n{done.stdout.strip()[-2000:]}")
+    return found
+
+
+def existing_file(text):
+    """An argparse type: an existing file (not empty, not a folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    return text
+
+
+def executable_file(text):
+    """An argparse type: an existing, executable file."""
+    existing_file(text)
+    if not os.access(text, os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text} is not executable")
+    return text
+
+
+def module_folder(text):
+    """An argparse type: a folder that holds a surjvae_np.py."""
+    if not text.strip() or not os.path.isfile(os.path.join(text, "surjvae_np.py")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder with a surjvae_np.py")
+    return os.path.abspath(text)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows the median")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to time")
+    parser.add_argument("--quick", action="store_true", help="the default width at batch 128 in float64 only")
+    parser.add_argument("--against", type=module_folder, help="a folder with another version of surjvae_np.py to time alike")
+    parser.add_argument("--torch-python", type=executable_file, help="python of a venv with torch, to time --peer")
+    parser.add_argument("--peer", type=existing_file, help="the PyTorch peer script (../shared/peer/torch_minimal.py)")
+    parser.add_argument("--json", help="also write the table's numbers to this file")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    if bool(args.torch_python) != bool(args.peer):
+        parser.error("--torch-python and --peer go together: the peer runs only when given both")
+    return args
+
+
+def cases(args):
+    """(model, hidden, batch, dtype) to time: the default width and the peer's, batch 128 and full, both precisions."""
+    if args.quick:
+        return [(model, (32,), 128, "float64") for model in args.models]
+    return [(model, hidden, batch, dtype) for hidden in ((32,), (64, 64)) for model in args.models
+            for batch in (128, None) for dtype in ("float64", "float32")]
+
+
+def measure(args):
+    """{(version, case): [ms per round]} and {(model, batch): [peer ms per round]}, rounds interleaved."""
+    versions = {"this": HERE, **({"against": args.against} if args.against else {})}
+    ours, peer = {}, {}
+    for round_index in range(args.rounds):
+        for case in cases(args):
+            for name, folder in versions.items():
+                ours.setdefault((name, case), []).append(1e3 * time_case(folder, case))
+        if args.torch_python:
+            for key, ms in peer_step_milliseconds(args.torch_python, args.peer).items():
+                peer.setdefault(key, []).append(ms)
+        print(f"  round {round_index + 1}/{args.rounds} done", flush=True)
+    return ours, peer
+
+
+def table(args, ours, peer):
+    """The lines of the table: medians over rounds, and the ratios."""
+    median = statistics.median
+    lines = [f"{'model':6s} {'hidden':8s} {'batch':>5s} {'dtype':>7s} {'ms':>8s}" + (f" {'against':>8s} {'ratio':>6s}" if args.against else "")
+             + (f" {'torch f32':>9s} {'/torch':>6s}" if peer else "")]
+    for case in cases(args):
+        model, hidden, batch, dtype = case
+        ms = median(ours["this", case])
+        line = f"{model:6s} {','.join(map(str, hidden)):8s} {batch or 1000:5d} {dtype:>7s} {ms:8.3f}"
+        if args.against:
+            line += f" {median(ours['against', case]):8.3f} {ms / median(ours['against', case]):6.3f}"
+        reference = peer.get((model, batch)) if hidden == (64, 64) else None
+        if peer:
+            line += f" {median(reference):9.3f} {ms / median(reference):6.2f}" if reference else f" {'':9s} {'':6s}"
+        lines.append(line)
+    return lines
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print(f"bench configuration: rounds={args.rounds}, models={args.models}, quick={args.quick}, against={args.against}, "
+          f"torch_python={args.torch_python}, peer={args.peer}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
+          flush=True)
+    start = time.perf_counter()
+    ours, peer = measure(args)
+    print("\n".join(table(args, ours, peer)))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"this": {repr(case): ms for (name, case), ms in ours.items() if name == "this"},
+                       "against": {repr(case): ms for (name, case), ms in ours.items() if name == "against"},
+                       "peer": {repr(key): ms for key, ms in peer.items()}}, f)
+    print(f"total time {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # inherited by every timed interpreter
+    sys.exit(main())

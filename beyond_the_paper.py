@@ -1,0 +1,389 @@
+"""beyond_the_paper: what this project adds to the paper, built by composing surjvae_np's functions.
+
+B1 MoPoE (Sutter et al. 2021), a third posterior. B2 MMVAE+ (Palumbo, Daunhawer and Vogt 2023), the
+published remedy, with private latents. B3 every model behind one interface: what theorem_check.py
+and plots.py call. B4 what the MMVAE loses in nats: log p(x1|x2), and label coherence. B5 the
+surjectivity sweep's labels. B6 handwritten digits. surjvae_np never imports this module.
+"""
+import gzip
+import hashlib
+import io
+import math
+import os
+
+import autograd.numpy as np
+import numpy as onp
+
+import surjvae_np as S
+
+MODELS = S.PAPER_MODELS + ("mopoe", "mmvaeplus")
+
+
+def checked_with(registry):
+    """S.checked with another registry of this module (at its end): MMVAEPLUS_CHECKS take MMVAE+'s params
+    (or the paper's: private size 0), DEFENSIVE_CHECKS an even num_samples."""
+    return lambda function: S.checked(function, registry)
+
+
+# ---------------------------------------------------------------- B1. MoPoE: a mixture of products of experts
+
+def nonempty_subsets(num_modalities):
+    """The non-empty subsets of {1..M} as 0/1 rows (2^M - 1, M), the full set first, singletons last.
+    For M = 2: [[1, 1], [1, 0], [0, 1]], the paper's Eq. (9) subsets and MoPoE's components."""
+    codes = np.arange(2 ** num_modalities - 1, 0, -1)                              # full set first
+    bits = (codes[:, None] >> np.arange(num_modalities - 1, -1, -1)) & 1           # (2^M - 1, M)
+    return bits[np.argsort(-bits.sum(axis=1), kind="stable")].astype(float)
+
+
+SUBSETS_OF_TWO = nonempty_subsets(2)
+# Which products include the prior expert p(g): as Sutter et al. implement MoPoE (thomassutter/MoPoE,
+# poe_fusion), only the product over all modalities; a one-modality component is the bare expert r_m.
+PRIOR_IN_FULL_SET_ONLY = (SUBSETS_OF_TWO.sum(axis=1) == 2).astype(float)         # (S,) = [1, 0, 0]
+
+
+def mopoe_components(params, x1, x2):
+    """MoPoE's components: the PoE (Eq. 8) over each non-empty subset of {x1, x2}, with p(g) in the full
+    set's only, as the authors' poe_fusion. Means, log_vars (S, N, D)."""
+    return S.product_of_experts(*S.unimodal_experts(params, x1, x2), SUBSETS_OF_TWO, PRIOR_IN_FULL_SET_ONLY)
+
+
+@S.checked
+def mopoe_objective(params, x1, x2, rng):
+    """Eq. (5) with the MoPoE posterior q = (1/|P|) sum_{s in P} PoE_s, P the non-empty subsets. Maximised.
+
+    The paper's stratified mixture ELBO over MoPoE's components: the component r_2 scores log p(x1|g),
+    so the cross term is there with weight 1/3. Sutter et al. estimate a looser bound: one component
+    per datapoint and sum_s w_s KL(PoE_s || p(g)); the expected difference is (1/|P|) sum_s KL(PoE_s || q_mix).
+    """
+    return S.stratified_mixture_elbo(params, x1, x2, *mopoe_components(params, x1, x2), rng)
+
+
+# ---------------------------------------------------------------- B2. MMVAE+: private latents and auxiliary priors
+
+AUXILIARY_KEYS = ("auxiliary_prior_log_var_x1", "auxiliary_prior_log_var_x2")     # r_1(w_1), r_2(w_2)
+
+
+@S.checked
+def init_mmvaeplus_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,), private_dim=1):
+    """init_params with latents u = (g, w) of size latent_dim + private_dim, and the auxiliary priors'
+    log-variances r_m(w_m) = N(0, diag exp(.)), learned, starting at 0. private_dim 0 is the MMVAE."""
+    params = S.init_params(rng, num_classes, latent_dim + private_dim, data_dim, hidden)
+    return dict(params, **{key: np.zeros(private_dim) for key in AUXILIARY_KEYS}) if private_dim else params
+
+
+def private_dim(params):
+    """The size of MMVAE+'s private latent w (0 for the paper's parameters)."""
+    return int(onp.shape(params.get(AUXILIARY_KEYS[0], onp.zeros(0)))[0])
+
+
+def shared_dim(params):
+    """The size of the shared latent g: the decoders' input size less w's."""
+    return int(onp.shape(params["decoder_x1"][0]["W"])[0]) - private_dim(params)
+
+
+@checked_with("MMVAEPLUS_CHECKS")
+def mmvaeplus_objective(params, x1, x2, rng, beta=1.0):
+    """MMVAE+, stratified, one sample per stratum. Maximised.
+
+    u_m = (g, w_m), a shared g and a private w_m; expert m is q(u|x_m) = q(g|x_m) q(w_m|x_m). Stratum m
+    draws g ~ q(g|x_m), w_m ~ q(w_m|x_m) and, for the other modality n, w~_n ~ r_n(w_n), and scores
+      log p(x_m|g, w_m) + log p(x_n|g, w~_n) + beta log [p(g) p(w_m) / (q_MoE(g|x1, x2) q(w_m|x_m))],
+    averaged over m outside the log, as Eq. (5). The cross term log p(x_n|g, w~_n) is Eq. (4) over
+    (g, w~): Theorem 1's proof holds for it unchanged, the law of (g, w~) being the same for every n
+    in S_c. Private size 0: mmvae_objective for the same noise (tested). The authors' code
+    (srl-ethz/mmvaeplus) differs in: Laplace distributions, K > 1 with DReG, likelihood weights, beta.
+    """
+    shared = shared_dim(params)
+    means, log_vars = S.unimodal_experts(params, x1, x2)                          # (M, N, D + P)
+    u = S.sample_normal(means, log_vars, rng)                                     # (M, N, D + P): stratum m
+    g, w_own = u[..., :shared], u[..., shared:]                                   # (M, N, D), (M, N, P)
+    # Stratum m borrows the other modality's auxiliary prior: r_2 in stratum 1, r_1 in stratum 2.
+    auxiliary_log_vars = np.stack([params.get(key, np.zeros(0)) for key in AUXILIARY_KEYS[::-1]])   # (M, P)
+    w_other = S.sample_normal(np.zeros(np.shape(w_own)), auxiliary_log_vars[:, None, :], rng)         # (M, N, P)
+    w_for_x1, w_for_x2 = np.stack([w_own[0], w_other[1]]), np.stack([w_other[0], w_own[1]])  # own in its stratum
+    log_p_x1 = S.decoder_x1_log_likelihood(params, x1, np.concatenate([g, w_for_x1], axis=-1))   # (M, N)
+    log_p_x2 = S.decoder_x2_log_likelihood(params, x2, np.concatenate([g, w_for_x2], axis=-1))   # (M, N)
+    log_ratio = (S.log_prior(g) + S.log_prior(w_own) - S.mixture_log_density(g, means[..., :shared], log_vars[..., :shared])
+                 - S.log_normal(w_own, means[..., shared:], log_vars[..., shared:]))          # (M, N)
+    return np.mean(log_p_x1 + log_p_x2 + beta * log_ratio)
+
+
+@checked_with("MMVAEPLUS_CHECKS")
+def mmvaeplus_label_latent(params, x2, private="prior"):
+    """(mean, log_var) (N, D + P) of u = (g, w_1) for label -> x1 generation: g ~ q(g|x2), the shared
+    part of expert r_2, and w_1 ~ p(w_1) = N(0, I) (private="prior", the authors' default at generation)
+    or w_1 ~ r_1 (private="auxiliary", the law its cross term is trained under)."""
+    mean, log_var = S.gaussian_expert(params["encoder_x2"], x2)
+    mean, log_var = mean[..., :shared_dim(params)], log_var[..., :shared_dim(params)]    # (N, D)
+    w_log_var = params[AUXILIARY_KEYS[0]] if private == "auxiliary" else np.zeros(private_dim(params))
+    w_mean, w_log_var = np.zeros((len(mean), private_dim(params))), w_log_var + np.zeros((len(mean), 1))  # (N, P)
+    return np.concatenate([mean, w_mean], axis=-1), np.concatenate([log_var, w_log_var], axis=-1)
+
+
+@checked_with("MMVAEPLUS_CHECKS")
+def mmvaeplus_generate_from_labels(params, x2, rng, private="prior", with_noise=False):
+    """x1 decoder means at one u = (g, w_1) per row of x2, w_1 from p(w_1), r_1, or fixed at 0 ("zero")."""
+    mean, log_var = mmvaeplus_label_latent(params, x2, "prior" if private == "zero" else private)
+    u = S.sample_normal(mean, log_var, rng)                                       # (N, D + P)
+    if private == "zero":
+        u = np.concatenate([u[:, :shared_dim(params)], np.zeros((len(u), private_dim(params)))], axis=1)
+    means = S.decode_mean_x1(params, u)
+    return S.sample_normal(means, params["decoder_x1_log_var"], rng) if with_noise else means
+
+
+# ---------------------------------------------------------------- B3. every model behind one interface
+
+OBJECTIVES = dict(S.OBJECTIVES, mopoe=mopoe_objective, mmvaeplus=mmvaeplus_objective)
+
+
+@S.checked
+def label_latent(params, x2, model, private="prior"):
+    """(mean, log_var) of the latent that label -> x1 generation draws, per row of x2. The paper's models:
+    S.label_posterior; MoPoE: its one-modality component, the bare expert r_2; MMVAE+: mmvaeplus_label_latent."""
+    if model == "mmvaeplus":
+        return S.unchecked(mmvaeplus_label_latent)(params, x2, private)
+    if model == "mopoe":
+        return S.gaussian_expert(params["encoder_x2"], x2)
+    return S.unchecked(S.label_posterior)(params, x2, model)
+
+
+@S.checked
+def x1_latent(params, x1, model):
+    """(mean, log_var) of the latent q gives x1 alone: S.x1_posterior, MoPoE's r_1, or MMVAE+'s q(g, w_1|x1)."""
+    if model in ("mopoe", "mmvaeplus"):
+        return S.gaussian_expert(params["encoder_x1"], x1)
+    return S.unchecked(S.x1_posterior)(params, x1, model)
+
+
+@S.checked
+def init_model_params(model, rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,), private_dim=None):
+    """Initial parameters of any model: init_params, or init_mmvaeplus_params (private_dim, default 1)."""
+    if model == "mmvaeplus":
+        return init_mmvaeplus_params(rng, num_classes, latent_dim, data_dim, hidden, 1 if private_dim is None else private_dim)
+    return S.init_params(rng, num_classes, latent_dim, data_dim, hidden)
+
+
+@S.checked
+def train(model, x1, x2, seed=0, latent_dim=2, hidden=(32,), private_dim=None, **options):
+    """Train any model as S.train does: initial parameters from init_rng(seed) in standardised units, then
+    S.fit on its objective. private_dim: MMVAE+ only. options: S.fit's and S.maximise's."""
+    start = init_model_params(model, S.init_rng(seed), np.shape(x2)[1], latent_dim, np.shape(x1)[1], hidden, private_dim)
+    return S.fit(OBJECTIVES[model], start, x1, x2, seed=seed, name=model, **options)
+
+
+@S.checked
+def generate_from_prior(params, num_samples, rng, model):
+    """x1 decoder means at g ~ p(g) = N(0, I) (Fig. 2, left), for any model (MMVAE+: u = (g, w) ~ N(0, I))."""
+    return S.unchecked(S.generate_from_prior)(params, num_samples, rng)
+
+
+@S.checked
+def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
+    """Eq. (4), S.cross_modal_term for any model: r_M = label_latent (MMVAE+: (g, w~_1) ~ q(g|x2) r_1(w_1),
+    the law its objective's cross term is trained under). Monte Carlo, summed over datapoints. Maximised."""
+    g = S.sample_normal(*label_latent(params, x2, model, private="auxiliary"), rng, (num_samples,))   # (S, N, D [+ P])
+    return np.sum(np.mean(S.decoder_x1_log_likelihood(params, x1, g), axis=0))
+
+
+@S.checked
+def generate_from_labels(params, x2, rng, model, with_noise=False, private="prior"):
+    """x1 decoder means at one latent ~ label_latent per row of x2 (Fig. 2, right), for any model."""
+    if model == "mmvaeplus":
+        return S.unchecked(mmvaeplus_generate_from_labels)(params, x2, rng, private, with_noise)
+    return S.sample_x1(params, *label_latent(params, x2, model), rng, with_noise)
+
+
+# ---------------------------------------------------------------- B4. what the MMVAE loses, in nats: log p(x1|x2)
+
+CONDITIONAL_SAMPLES = 40_000     # per label, for conditional_log_likelihood
+DEFENSIVE_SAMPLES = 400          # per datapoint, for conditional_log_likelihood_defensive
+
+
+@S.checked
+def conditional_log_likelihood(params, x1, x2, rng, num_samples=CONDITIONAL_SAMPLES, model="mmvae", chunk_size=1024):
+    """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4), per datapoint (N,).
+
+    Estimated as log (1/K) sum_k p_theta(x1|g_k), g_k ~ q(g|x2) (label_latent; MMVAE+: w_1 ~ p(w_1)):
+    the importance-weighted bound (Burda et al. 2016) with q(g|x2) as proposal, L_1/N at K = 1 in
+    expectation, non-decreasing in K, tending to log p(x1|x2). A label's datapoints share q(g|x2), so
+    the K draws are made once per label, chunk_size at a time. With log N(x_n | mu_k, s^2 I) =
+    a_n + b_nk, a_n = -(D/2) log(2 pi s^2) - |x_n|^2 / (2 s^2), b_nk = (x_n . mu_k - |mu_k|^2 / 2) / s^2.
+    """
+    labels, log_var = onp.argmax(x2, axis=1), params["decoder_x1_log_var"]
+    a = -0.5 * np.shape(x1)[1] * (S.LOG_2PI + log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-log_var)   # (N,)
+    log_mean_b = onp.zeros(len(x1))
+    for label in onp.unique(labels):
+        members = labels == label
+        mean, label_log_var = label_latent(params, x2[members][:1], model)       # (1, D [+ P])
+        chunks = []
+        for size in [min(chunk_size, num_samples - start) for start in range(0, num_samples, chunk_size)]:
+            mu = S.decode_mean_x1(params, S.sample_normal(mean[0], label_log_var[0], rng, (size,)))   # (K_chunk, D1)
+            b = (x1[members] @ mu.T - 0.5 * onp.sum(mu * mu, axis=1)) * onp.exp(-log_var)          # (N_c, K_chunk)
+            chunks.append(S.logsumexp(b, axis=1))
+        log_mean_b[members] = S.logsumexp(onp.stack(chunks), axis=0) - math.log(num_samples)
+    return a + log_mean_b
+
+
+@checked_with("DEFENSIVE_CHECKS")
+def conditional_log_likelihood_defensive(params, x1, x2, rng, num_samples=DEFENSIVE_SAMPLES, model="mmvae"):
+    """log p(x1|x2) per datapoint (N,), by importance sampling from r_n = (q(g|x2) + q(g|x1_n)) / 2.
+
+    log (1/K) sum_k q(g_k|x2) p_theta(x1|g_k) / r_n(g_k), half the g_k from each half of r_n (the
+    weights use the whole mixture: unbiased for p(x1|x2)). The weights never exceed 2 p_theta(x1|g):
+    never much worse than the label proposal, far better where a sharp decoder makes q(g|x2) a poor
+    proposal (the MVAE). A lower bound in expectation for every K (not L_1/N at K = 1).
+    """
+    label_mean, label_log_var = label_latent(params, x2, model)                  # (N, D [+ P])
+    own_mean, own_log_var = x1_latent(params, x1, model)                          # (N, D [+ P])
+    half = (num_samples // 2,)
+    g = onp.concatenate([S.sample_normal(label_mean, label_log_var, rng, half),
+                         S.sample_normal(own_mean, own_log_var, rng, half)])     # (K, N, D)
+    log_q_label = S.log_normal(g, label_mean, label_log_var)                      # (K, N)
+    log_proposal = onp.logaddexp(log_q_label, S.log_normal(g, own_mean, own_log_var)) - math.log(2.0)
+    log_weights = log_q_label + S.decoder_x1_log_likelihood(params, x1, g) - log_proposal   # (K, N)
+    return S.logsumexp(log_weights, axis=0) - math.log(num_samples)
+
+
+def nearest_label(points, reference_x1, reference_labels):
+    """The label of each point's nearest reference point (Euclidean): points (N, D) -> (N,)."""
+    squared = (onp.sum(points ** 2, axis=1)[:, None] - 2.0 * points @ reference_x1.T
+               + onp.sum(reference_x1 ** 2, axis=1)[None, :])                     # (N, R)
+    return reference_labels[onp.argmin(squared, axis=1)]
+
+
+@S.checked
+def label_coherence(generated, conditioning_labels, reference_x1, reference_labels):
+    """Fraction of generated x1 whose nearest reference point carries the conditioning label: 1 means
+    every label -> x1 sample lands among its own class; it tells samples that stray to another class
+    (the MVAE's overlapping label posteriors) from variation that is kept."""
+    return float(onp.mean(nearest_label(generated, reference_x1, reference_labels) == conditioning_labels))
+
+
+@S.checked
+def leave_one_out_coherence(x1, labels):
+    """label_coherence of the data themselves, per label: each point against all the others (1-NN).
+    The yardstick for label_coherence: where the data's own classes overlap, no model can score 1."""
+    squared = onp.sum(x1 ** 2, axis=1)[:, None] - 2.0 * x1 @ x1.T + onp.sum(x1 ** 2, axis=1)[None, :]   # (N, N)
+    onp.fill_diagonal(squared, onp.inf)                                           # not its own neighbour
+    same = labels[onp.argmin(squared, axis=1)] == labels
+    return [float(onp.mean(same[labels == c])) for c in onp.unique(labels)]
+
+
+# ---------------------------------------------------------------- B5. the surjectivity sweep's labels
+
+@S.checked
+def refine_labels(position, labels, k):
+    """Split each class into k sub-labels of (near) equal size by position along its pinwheel arm.
+
+    position (N,): the radial coordinate r of make_pinwheel(return_radial=True) (|x1| would misplace
+    the rare points with r < 0). Sub-label j of class c is c k + j, j = 0 nearest the centre; k = 1 is
+    the paper's setting. Returns (fine_labels (N,), x2 one-hot (N, C k)).
+    """
+    num_classes, fine = int(labels.max()) + 1, onp.zeros(len(labels), dtype=int)
+    for c in range(num_classes):
+        members = onp.flatnonzero(labels == c)
+        order = members[onp.argsort(position[members], kind="stable")]            # centre -> tip
+        fine[order] = c * k + (onp.arange(len(order)) * k) // len(order)
+    return fine, S.one_hot(fine, num_classes * k)
+
+
+# ---------------------------------------------------------------- B6. real surjective data: handwritten digits
+
+# UCI Optical Recognition of Handwritten Digits, test set (E. Alpaydin and C. Kaynak; CC BY 4.0), the copy
+# inside scikit-learn's wheel, unchanged: 1797 rows of 64 pixel counts 0..16 (8 x 8 images), then the label.
+DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "digits.csv.gz")
+DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
+
+
+def load_digits(path=DIGITS_PATH):
+    """The digits as x1 (N, 64) in [0, 1] (pixel counts / 16) and integer labels (N,) in 0..9.
+    Checks the file's SHA-256 first: a missing or altered file is a ValueError naming it."""
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as error:
+        raise ValueError(f"cannot read the digits file {path}: {error.strerror}; it ships in the repository "
+                         "as data/digits.csv.gz") from None
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != DIGITS_SHA256:
+        raise ValueError(f"{path} is altered: its SHA-256 is {digest}, expected {DIGITS_SHA256}")
+    table = onp.loadtxt(io.StringIO(gzip.decompress(content).decode("ascii")), delimiter=",")   # (N, 65)
+    return table[:, :64] / 16.0, table[:, 64].astype(int)
+
+
+# ================================================================ input checks, run by S.checked at the edge
+
+def check_mmvaeplus_params(params, arguments=None):
+    """MMVAE+'s layout (the paper's plus the auxiliary priors' log-variances, two vectors of size P < the
+    latent size), or the paper's layout (private size 0)."""
+    params = S.getval(params)
+    if not (isinstance(params, dict) and set(AUXILIARY_KEYS) & set(params)):
+        return S.check_params(params)
+    S.check_params(params, AUXILIARY_KEYS)
+    shapes = [onp.shape(S.getval(params[key])) for key in AUXILIARY_KEYS]
+    latent = onp.shape(params["decoder_x1"][0]["W"])[0]
+    S.fail_unless(shapes[0] == shapes[1] and len(shapes[0]) == 1 and 0 < shapes[0][0] < latent,
+                  f"params' auxiliary prior log-variances {AUXILIARY_KEYS} must be two vectors of one length "
+                  f"below the latent size {latent}, got shapes {shapes}")
+    for key in AUXILIARY_KEYS:
+        S.check_array(params[key], f"params[{key!r}]", 1)
+
+
+def check_params_of_model(params, arguments):
+    """MMVAE+'s parameters for model="mmvaeplus", the paper's layout for every other model."""
+    if arguments.get("model") == "mmvaeplus":
+        return check_mmvaeplus_params(params)
+    S.check_params(params)
+
+
+def check_private_dim(value, arguments):
+    """None (the default), or an integer >= 0, given only with model="mmvaeplus"."""
+    if value is None:
+        return
+    S.check_number(value, "private_dim", integer=True, minimum=0)
+    S.fail_unless(arguments.get("model", "mmvaeplus") == "mmvaeplus",
+                  f"private_dim applies to MMVAE+ only, not to {arguments.get('model')!r}")
+
+
+def check_labels_against(name, reference):
+    """A check: the argument is a 1-D integer NumPy array of the reference array's length."""
+    def check(labels, arguments):
+        S.fail_unless(isinstance(labels, onp.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu",
+                      f"{name} must be a 1-D integer NumPy array, got {type(labels).__name__} of shape {onp.shape(labels)}")
+        S.fail_unless(len(labels) == len(arguments[reference]), f"{name} must be {len(arguments[reference])} integer labels "
+                      f"(one per row of {reference}), got {len(labels)}")
+    return check
+
+
+def check_position(position, arguments):
+    S.check_array(position, "position", 1)
+    S.fail_unless(len(position) == len(arguments["labels"]), f"position has {len(position)} entries but labels has {len(arguments['labels'])}")
+
+
+def check_sweep_labels(labels, arguments):
+    """refine_labels' labels: 0..C-1, every label used, and k at most the smallest class's size."""
+    S.check_labels(labels, {})
+    S.fail_unless(labels.size > 0 and labels.min() >= 0, "labels must be a non-empty array of labels 0..C-1")
+    counts = onp.bincount(labels)
+    S.fail_unless(onp.all(counts > 0), f"label {int(onp.argmin(counts))} has no points; labels must be 0..C-1, each used")
+    S.fail_unless(arguments["k"] <= counts.min(), f"k = {arguments['k']} exceeds the size of the smallest class ({counts.min()} points)")
+
+
+ARGUMENT_CHECKS = {      # the model first, then its parameters; k before the labels it splits
+    "model": lambda model, arguments: S.fail_unless(model in MODELS, f"unknown model {model!r}; expected one of {', '.join(MODELS)}"),
+    "params": check_params_of_model, "k": S.number("k", integer=True, positive=True),
+}
+ARGUMENT_CHECKS.update({name: check for name, check in S.ARGUMENT_CHECKS.items() if name not in ARGUMENT_CHECKS})
+ARGUMENT_CHECKS.update({
+    "labels": lambda labels, arguments: (check_sweep_labels if "k" in arguments else S.check_labels)(labels, arguments),
+    "position": check_position, "private_dim": check_private_dim, "beta": S.number("beta", minimum=0.0),
+    "private": lambda private, arguments: S.fail_unless(private in ("prior", "auxiliary") or (private == "zero" and "rng" in arguments),
+                                                        f"private must be 'prior' or 'auxiliary'{' or zero' if 'rng' in arguments else ''}, got {private!r}"),
+    "chunk_size": S.number("chunk_size", integer=True, positive=True),
+    "conditioning_labels": check_labels_against("conditioning_labels", "generated"),
+    "reference_x1": lambda x, arguments: S.check_array(x, "reference_x1", 2, onp.shape(arguments["generated"])[1]),
+    "reference_labels": check_labels_against("reference_labels", "reference_x1"),
+})
+MMVAEPLUS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: check_mmvaeplus_params(params))
+DEFENSIVE_CHECKS = dict(ARGUMENT_CHECKS, num_samples=lambda k, arguments: S.fail_unless(
+    S.is_integer(k) and k >= 2 and k % 2 == 0, f"num_samples must be an even integer >= 2 (half from each proposal), got {k!r}"))

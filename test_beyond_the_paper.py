@@ -1,0 +1,364 @@
+"""Tests for beyond_the_paper (MoPoE, MMVAE+, the one interface, log p(x1|x2) and coherence, the sweep's
+labels, digits) and bench.py: each checks a math identity or a behaviour, and can fail."""
+import json
+import sys
+
+import numpy as onp
+import pytest
+from autograd.test_util import check_grads
+
+import beyond_the_paper as B
+import bench
+import plots as P
+import surjvae_np as S
+import theorem_check as T
+from test_surjvae_np import (LinearGaussian, mixture_objective_equals_evidence_minus_kl_on_a_grid, perturbed_params,
+                             stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence)
+
+
+def rng(seed=0):
+    return onp.random.default_rng(seed)
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    x1, labels = S.make_pinwheel(num_per_class=4, rng=rng(2))
+    return S.init_params(rng(3), hidden=(5,)), x1, S.one_hot(labels, 2)
+
+
+@pytest.fixture(scope="module")
+def good_input():
+    x1, labels = S.make_pinwheel(num_per_class=5, rng=rng(0))
+    return S.init_params(rng(0)), x1, S.one_hot(labels, 2)
+
+
+# ---------------------------------------------------------------- B1. MoPoE
+
+def test_nonempty_subsets():
+    onp.testing.assert_array_equal(B.nonempty_subsets(2), [[1, 1], [1, 0], [0, 1]])
+    subsets = B.nonempty_subsets(3)
+    assert subsets.shape == (7, 3) and len({tuple(row) for row in subsets}) == 7
+    onp.testing.assert_array_equal(B.SUBSETS_OF_TWO, S.ELBO_SUBSETS)        # the MVAE's three ELBOs, in order
+
+
+def test_mopoe_components_follow_sutter_et_al():
+    """Full set: PoE with the prior expert (Eq. 8); one-modality components: the bare experts."""
+    params = S.init_params(rng(3), hidden=(5,))
+    x1, labels = S.make_pinwheel(num_per_class=3, rng=rng(2))
+    x2 = S.one_hot(labels, 2)
+    means, log_vars = S.unimodal_experts(params, x1, x2)
+    mopoe_means, mopoe_log_vars = B.mopoe_components(params, x1, x2)
+    full_mean, full_log_var = S.product_of_experts(means, log_vars, onp.array([[1.0, 1.0]]))
+    onp.testing.assert_allclose(mopoe_means, onp.concatenate([full_mean, means]), rtol=1e-12, atol=1e-15)
+    onp.testing.assert_allclose(mopoe_log_vars, onp.concatenate([full_log_var, log_vars]), rtol=1e-12)
+    label_mean, label_log_var = B.label_latent(params, x2, "mopoe")
+    assert onp.array_equal(label_mean, means[1]) and onp.array_equal(label_log_var, log_vars[1])
+
+
+def mopoe_mixture(means, log_vars):
+    """MoPoE's components from the experts, written out: the full PoE with the prior, then the bare experts."""
+    full = S.product_of_experts(means, log_vars, onp.array([[1.0, 1.0]]))
+    return onp.concatenate([full[0], means]), onp.concatenate([full[1], log_vars])
+
+
+def test_mopoe_objective_equals_evidence_minus_kl_on_a_grid():
+    mixture_objective_equals_evidence_minus_kl_on_a_grid(B.mopoe_objective, mopoe_mixture)
+
+
+def test_mopoe_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence():
+    stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence(B.mopoe_components)
+
+
+def test_mopoe_gradient_matches_finite_differences(small_problem):
+    params, x1, x2 = small_problem
+    check_grads(lambda p: B.mopoe_objective(p, x1, x2, rng(11)), modes=["rev"], order=1)(params)
+
+
+def test_mopoe_float32_stays_float32():
+    x1, labels = S.make_pinwheel(num_per_class=20, rng=rng(2))
+    vector, unflatten = S.flatten_params(S.init_params(rng(3)))
+    value, gradient = S.value_and_grad(lambda v: B.mopoe_objective(unflatten(v), x1.astype(onp.float32),
+                                                                   S.one_hot(labels, 2).astype(onp.float32), rng(4)))(vector.astype(onp.float32))
+    assert gradient.dtype == onp.float32 and onp.result_type(value) == onp.float32
+
+# ---------------------------------------------------------------- B4. log p(x1|x2) and coherence
+
+def linear_gaussian_conditional(model, mean, log_var):
+    """log p(x1|x2) in closed form: q(g|x2) = N(m, diag v) and x1 = A g + c + noise give N(A m + c, A diag(v) A^T + s^2 I)."""
+    values = []
+    for n in range(len(model.x1)):
+        cov = model.A @ onp.diag(onp.exp(log_var[n])) @ model.A.T + model.sigma ** 2 * onp.eye(2)
+        residual = model.x1[n] - model.A @ mean[n] - model.c
+        values.append(-0.5 * residual @ onp.linalg.solve(cov, residual) - 0.5 * onp.log(onp.linalg.det(2 * onp.pi * cov)))
+    return onp.array(values)
+
+
+def test_conditional_log_likelihood_matches_the_linear_gaussian_closed_form():
+    model = LinearGaussian(num_points=5)
+    params = perturbed_params(model)
+    closed = linear_gaussian_conditional(model, *S.label_posterior(params, model.x2, "mmvae"))
+    values = onp.array([B.conditional_log_likelihood(params, model.x1, model.x2, rng(s), num_samples=20_000)
+                        for s in range(10)])                                     # (repeats, N)
+    error = values.std(axis=0, ddof=1) / onp.sqrt(10)
+    # The bias of log-mean-exp at K = 2e4 is below 1e-4 here (measured against K = 1e5), far inside 4 SE.
+    assert onp.all(onp.abs(values.mean(axis=0) - closed) < 4 * error), (values.mean(axis=0) - closed, error)
+
+
+def test_conditional_log_likelihood_grows_with_k_from_l1():
+    """E[estimate] = L_1 / N at K = 1 and does not decrease with K (Burda et al. 2016)."""
+    model = LinearGaussian(num_points=5)
+    params = perturbed_params(model)
+    l1 = onp.mean([S.cross_modal_term(params, model.x1, model.x2, rng(s), num_samples=200) for s in range(20)]) / 5
+    means, errors = [], []
+    for k in (1, 4, 256):
+        values = [onp.mean(B.conditional_log_likelihood(params, model.x1, model.x2, rng(100 + s), num_samples=k))
+                  for s in range(800)]
+        means.append(onp.mean(values))
+        errors.append(onp.std(values, ddof=1) / onp.sqrt(800))
+    assert abs(means[0] - l1) < 4 * onp.hypot(errors[0], 0.01)                  # 0.01: L_1's own MC error
+    # Measured increases: about 0.1 nats from K = 1 to 4 and 0.03 from 4 to 256, each over 6 combined SE.
+    for i in (0, 1):
+        assert means[i] + 4 * onp.hypot(errors[i], errors[i + 1]) < means[i + 1], (means, errors)
+
+
+def test_conditional_log_likelihood_of_the_constant_decoder_is_the_bound():
+    """For theta_hat (decoder = class mean, variance = MLE), p(x1|g) does not depend on g: the estimate is
+    exactly the right side of Eq. (7) for every K and every draw."""
+    x1, labels = S.make_pinwheel(num_per_class=30, rng=rng(3))
+    params = S.init_params(rng(4))
+    params = T.constant_mean_decoder(params, x1[labels == 0])
+    x2 = S.one_hot(labels[labels == 0], 2)
+    for k in (1, 37):
+        value = onp.sum(B.conditional_log_likelihood(params, x1[labels == 0], x2, rng(k), num_samples=k))
+        assert abs(value - T.constant_mean_bound(x1[labels == 0])) < 1e-10
+
+
+def test_defensive_estimate_matches_the_closed_form_and_the_label_proposal():
+    model = LinearGaussian(num_points=5)
+    params = perturbed_params(model)
+    closed = linear_gaussian_conditional(model, *S.label_posterior(params, model.x2, "mmvae"))
+    values = onp.array([B.conditional_log_likelihood_defensive(params, model.x1, model.x2, rng(s), num_samples=4000)
+                        for s in range(10)])
+    error = values.std(axis=0, ddof=1) / onp.sqrt(10)
+    assert onp.all(onp.abs(values.mean(axis=0) - closed) < 4 * error), (values.mean(axis=0) - closed, error)
+    with pytest.raises(ValueError, match="even integer"):
+        B.conditional_log_likelihood_defensive(params, model.x1, model.x2, rng(), num_samples=3)
+
+
+def test_conditional_log_likelihood_rejects_bad_input(good_input):
+    params, x1, x2 = good_input
+    with pytest.raises(ValueError, match="num_samples"):
+        B.conditional_log_likelihood(params, x1, x2, rng(), num_samples=0)
+    with pytest.raises(ValueError, match="rows"):
+        B.conditional_log_likelihood(params, x1[:-1], x2, rng())
+    with pytest.raises(ValueError, match="unknown model"):
+        B.conditional_log_likelihood(params, x1, x2, rng(), model="vae")
+
+
+def test_label_coherence_counts_samples_nearest_their_own_class():
+    reference = onp.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    reference_labels = onp.array([0, 0, 1, 1])
+    generated = onp.array([[0.05, 0.0], [4.9, 5.0], [0.2, 0.1], [5.0, 4.8]])
+    assert B.label_coherence(generated, onp.array([0, 1, 1, 1]), reference, reference_labels) == 0.75
+    onp.testing.assert_array_equal(B.nearest_label(generated, reference, reference_labels), [0, 1, 0, 1])
+
+
+# ---------------------------------------------------------------- B2. MMVAE+
+
+def test_mmvaeplus_with_no_private_latent_is_the_mmvae_for_the_same_noise(small_problem):
+    params, x1, x2 = small_problem
+    for seed in range(3):
+        # Equal up to the order of the floating-point additions (measured: 1 ulp).
+        assert abs(B.mmvaeplus_objective(params, x1, x2, rng(seed)) - S.mmvae_objective(params, x1, x2, rng(seed))) < 1e-12
+    zero_private = B.init_mmvaeplus_params(rng(3), hidden=(5,), private_dim=0)
+    assert all(onp.array_equal(a, b) for a, b in zip(S.tree_leaves(zero_private), S.tree_leaves(params)))   # the paper's exactly
+
+
+def test_mmvaeplus_gradient_matches_finite_differences(small_problem):
+    _, x1, x2 = small_problem
+    params = B.init_mmvaeplus_params(rng(4), hidden=(5,), private_dim=2)
+    params[B.AUXILIARY_KEYS[0]] = onp.array([0.3, -0.4])                     # the auxiliary scales get gradients too
+    check_grads(lambda p: B.mmvaeplus_objective(p, x1, x2, rng(11), beta=0.7), modes=["rev"], order=1)(params)
+
+
+def log_softmax(logits):
+    return logits - onp.log(onp.sum(onp.exp(logits), axis=-1, keepdims=True))
+
+
+def test_mmvaeplus_objective_is_its_terms_written_out(small_problem):
+    """Stratum by stratum, with the same draws, the objective is the mean of the terms in its docstring."""
+    _, x1, x2 = small_problem
+    params = B.init_mmvaeplus_params(rng(5), hidden=(5,), private_dim=1)
+    params[B.AUXILIARY_KEYS[1]] = onp.array([-0.5])
+    beta, value = 0.6, B.mmvaeplus_objective(params, x1, x2, rng(7), beta=0.6)
+    draws = rng(7)
+    means, log_vars = S.unimodal_experts(params, x1, x2)                         # (2, N, 3): (g, w)
+    u = means + onp.exp(0.5 * log_vars) * draws.standard_normal(means.shape)
+    aux = [params[B.AUXILIARY_KEYS[1]], params[B.AUXILIARY_KEYS[0]]]      # stratum 1 borrows r_2, stratum 2 r_1
+    w_other = onp.stack([onp.exp(0.5 * aux[m]) * e for m, e in enumerate(draws.standard_normal((2, len(x1), 1)))])
+    total = 0.0
+    for m in (0, 1):
+        g, w = u[m, :, :2], u[m, :, 2:]
+        z1, z2 = (onp.hstack([g, w]), onp.hstack([g, w_other[m]])) if m == 0 else (onp.hstack([g, w_other[m]]), onp.hstack([g, w]))
+        log_px = S.decoder_x1_log_likelihood(params, x1, z1) + onp.sum(x2 * log_softmax(S.mlp(params["decoder_x2"], z2, fused=False)), axis=-1)
+        q_mix = onp.log(0.5 * sum(onp.exp(S.log_normal(g, means[k, :, :2], log_vars[k, :, :2])) for k in (0, 1)))
+        log_ratio = (S.log_normal(g, 0.0, 0.0) + S.log_normal(w, 0.0, 0.0) - q_mix
+                     - S.log_normal(w, means[m, :, 2:], log_vars[m, :, 2:]))
+        total = total + onp.mean(log_px + beta * log_ratio) / 2
+    assert abs(value - total) < 1e-10
+
+
+def test_mmvaeplus_generation_and_bad_input(small_problem):
+    _, x1, x2 = small_problem
+    params = B.init_mmvaeplus_params(rng(6), hidden=(5,), private_dim=2)
+    for private in ("prior", "auxiliary", "zero"):
+        assert B.generate_from_labels(params, x2, rng(1), "mmvaeplus", private=private).shape == x1.shape
+    mean, log_var = B.label_latent(params, x2, "mmvaeplus", private="auxiliary")
+    assert mean.shape == (len(x2), 4) and onp.all(mean[:, 2:] == 0)
+    onp.testing.assert_array_equal(log_var[:, 2:], onp.broadcast_to(params[B.AUXILIARY_KEYS[0]], (len(x2), 2)))
+    with pytest.raises(ValueError, match="beta"):
+        B.mmvaeplus_objective(params, x1, x2, rng(), beta=-1.0)
+    with pytest.raises(ValueError, match="private must be"):
+        B.label_latent(params, x2, "mmvaeplus", private="posterior")
+    with pytest.raises(ValueError, match="private must be"):
+        B.generate_from_labels(S.init_params(rng()), x2, rng(), "mmvae", private="posterior")
+    with pytest.raises(ValueError, match="private_dim must be an integer >= 0"):
+        B.init_mmvaeplus_params(rng(), private_dim=-1)
+    broken = dict(params, **{B.AUXILIARY_KEYS[1]: onp.zeros(3)})
+    with pytest.raises(ValueError, match="auxiliary prior"):
+        B.mmvaeplus_objective(broken, x1, x2, rng())
+
+
+# ---------------------------------------------------------------- B6. digits
+
+def test_load_digits_shape_range_checksum_and_label_counts():
+    x1, labels = B.load_digits()
+    assert x1.shape == (1797, 64) and labels.shape == (1797,)
+    assert x1.min() == 0.0 and x1.max() == 1.0 and onp.all(x1 * 16 == onp.round(x1 * 16))   # counts 0..16
+    onp.testing.assert_array_equal(onp.bincount(labels), [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
+
+
+def test_load_digits_refuses_a_missing_or_altered_file(tmp_path):
+    with pytest.raises(ValueError, match="cannot read the digits file .*missing.csv.gz"):
+        B.load_digits(str(tmp_path / "missing.csv.gz"))
+    altered = bytearray(open(B.DIGITS_PATH, "rb").read())
+    altered[-1] ^= 1
+    (tmp_path / "altered.csv.gz").write_bytes(bytes(altered))
+    with pytest.raises(ValueError, match="altered.csv.gz is altered: its SHA-256"):
+        B.load_digits(str(tmp_path / "altered.csv.gz"))
+
+
+def test_leave_one_out_coherence_of_separated_and_mixed_classes():
+    separated = onp.array([[0.0], [0.1], [5.0], [5.1]])
+    assert B.leave_one_out_coherence(separated, onp.array([0, 0, 1, 1])) == [1.0, 1.0]
+    assert B.leave_one_out_coherence(separated, onp.array([0, 1, 0, 1])) == [0.0, 0.0]
+
+
+def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path, monkeypatch):
+    path = tmp_path / "digits.json"
+    assert T.main(["--data", "digits", "--quick", "--quiet", "--models", "mvae", "mmvae", "--json", str(path)]) == 0
+    results = json.loads(path.read_text())
+    trained = {(r["model"], r["class"]): r for r in results["rows"] if r["decoder"] == "trained"}
+    assert len(trained) == 2 * 10 and all(r["l1_method"] == "MC" for r in results["rows"])    # latent 8
+    mmvae = onp.array([trained["mmvae", c]["spread_ratio"] for c in range(10)])
+    mvae = onp.array([trained["mvae", c]["spread_ratio"] for c in range(10)])
+    # Measured (quick: hidden 64, 600 steps): MMVAE 0.020-0.057, MVAE 0.51-1.18; ratio at most 0.058.
+    assert onp.all(mmvae < 0.2 * mvae), (mmvae, mvae)
+    assert min(results["data_coherence"]) > 0.9                                  # the 1-NN yardstick works
+    P.plot_digit_samples(P.read_results(str(path), want_sweep=False), 0, str(tmp_path / "digits.png"))
+    assert (tmp_path / "digits.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("plot_digit_samples", "plot_theorem", "plot_training"):            # plots.main picks the digits'
+        monkeypatch.setattr(P, name, lambda *arguments: open(arguments[-1], "wb").close())
+    assert P.main(["--from-json", str(path), "--out", str(tmp_path / "figures")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["digits_samples.png", "theorem1_digits.png",
+                                                                       "training_digits.png"]
+
+
+def test_refine_labels_splits_each_arm_by_its_radial_coordinate():
+    x1, labels, radial = S.make_pinwheel(num_classes=2, num_per_class=40, rng=rng(1), return_radial=True)
+    fine, x2 = B.refine_labels(radial, labels, 4)
+    assert x2.shape == (80, 8) and onp.array_equal(onp.argmax(x2, axis=1), fine)
+    assert onp.array_equal(onp.bincount(fine), [10] * 8)
+    assert onp.array_equal(fine // 4, labels)                       # sub-labels stay inside their arm
+    for c in range(2):                                              # ordered from the centre outwards
+        assert all(radial[fine == c * 4 + j].max() <= radial[fine == c * 4 + j + 1].min() for j in range(3))
+    assert onp.array_equal(B.refine_labels(radial, labels, 1)[0], labels)
+    with pytest.raises(ValueError, match="exceeds the size of the smallest class"):
+        B.refine_labels(radial, labels, 41)
+    with pytest.raises(ValueError, match="position must be of 1 axes"):
+        B.refine_labels(x1, labels, 2)
+    # A point with r < 0 (radius |r| large) belongs at the centre, not at the tip.
+    radial_neg = radial.copy()
+    radial_neg[0] = -1.5
+    assert B.refine_labels(radial_neg, labels, 4)[0][0] == 0
+
+
+def test_quick_sweep_runs_checks_and_plots(tmp_path):
+    path = tmp_path / "sweep.json"
+    argv = ["--quick", "--quiet", "--sweep", "--sweep-ks", "1", "4", "--models", "mmvae", "--json", str(path)]
+    assert T.main(argv) == 0
+    results = json.loads(path.read_text())
+    assert [p["k"] for p in results["sweep"]] == [1, 4]
+    assert [p["num_labels"] for p in results["sweep"]] == [2, 8]
+    names = [c["name"] for c in results["checks"] if c["name"].startswith("sweep:")]
+    assert len(names) == 3 and all(c["passed"] for c in results["checks"])
+    first, second = results["sweep"]
+    assert second["data_within_label_variance"] < 0.5 * first["data_within_label_variance"]
+    P.read_results(str(path), want_sweep=True)                       # what plots.py --sweep checks first
+    P.plot_sweep(results, str(tmp_path / "surjectivity_sweep.png"))   # (the other figures: the plots tests)
+    assert (tmp_path / "surjectivity_sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- bad input on the extensions' surfaces
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p, x1, x2: B.refine_labels(onp.arange(6.0), onp.array([0, 0, 2, 2, 0, 2]), 1), "label 1 has no points"),
+    (lambda p, x1, x2: B.leave_one_out_coherence(onp.full((3, 2), onp.nan), onp.array([0, 1, 0])), "NaN"),
+    (lambda p, x1, x2: B.leave_one_out_coherence(onp.eye(3), onp.array([0, 1])), "labels has 2 entries but x1 has 3"),
+    (lambda p, x1, x2: B.label_coherence(onp.eye(2), onp.array([0]), onp.eye(2), onp.array([0, 1])),
+     "conditioning_labels must be 2 integer labels"),
+    (lambda p, x1, x2: B.mopoe_objective(p, x1, x2 * 2, rng()), "one-hot"),
+    (lambda p, x1, x2: B.train("vae", x1, x2), "unknown model 'vae'"),
+    (lambda p, x1, x2: B.train("mmvae", x1, x2, private_dim=2), "private_dim applies to MMVAE\\+ only"),
+    (lambda p, x1, x2: S.mmvae_objective(B.init_mmvaeplus_params(rng(), private_dim=2), x1, x2, rng()),
+     "MMVAE\\+'s go to beyond_the_paper"),
+    (lambda p, x1, x2: B.label_latent(B.init_mmvaeplus_params(rng(), private_dim=2), x2, "mmvae"), "which this model does not"),
+])
+def test_extensions_reject_bad_input(good_input, call, message):
+    params, x1, x2 = good_input
+    with pytest.raises(ValueError, match=message):
+        call(params, x1, x2)
+
+
+def test_conditional_log_likelihood_rejects_bad_input_on_every_model(good_input):
+    params, x1, x2 = good_input
+    with pytest.raises(ValueError, match="num_samples"):
+        B.conditional_log_likelihood(params, x1, x2, rng(), num_samples=0)
+    with pytest.raises(ValueError, match="rows"):
+        B.conditional_log_likelihood(params, x1[:-1], x2, rng())
+    with pytest.raises(ValueError, match="unknown model"):
+        B.conditional_log_likelihood(params, x1, x2, rng(), model="vae")
+
+
+# ---------------------------------------------------------------- bench.py
+
+def test_bench_times_a_step_in_a_fresh_interpreter_and_reads_the_peers_output(tmp_path):
+    seconds = bench.time_case(bench.HERE, ("mmvae", (8,), 16, "float64"))
+    assert 0 < seconds < 1.0
+    fake_peer = tmp_path / "peer.py"
+    fake_peer.write_text("print('MVAE: median step (fwd+bwd+Adam, bs 128) with 1 thread(s): 3.035 ms   [x]')\n"
+                         "print('MVAE: median step (fwd+bwd+Adam, bs 128) with 2 thread(s): 2.9 ms')\n"
+                         "print('MMVAE: median step (fwd+bwd+Adam, bs 128) with 1 thread(s): 2.987 ms')\n")
+    assert bench.peer_step_milliseconds(sys.executable, str(fake_peer)) == {("mvae", 128): 3.035, ("mmvae", 128): 2.987}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--torch-python", ""], "the path is empty"),
+    (["--torch-python", sys.executable], "go together"),
+    (["--against", "/nonexistent"], "not a folder with a surjvae_np.py"),
+])
+def test_bench_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(argv)
+    assert message in capsys.readouterr().err
