@@ -141,10 +141,10 @@ def label_latent(params, x2, model, private="prior"):
     """(mean, log_var) of the latent that label -> x1 generation draws, per row of x2. The paper's models:
     S.label_posterior; MoPoE: its one-modality component, the bare expert r_2; MMVAE+: mmvaeplus_label_latent."""
     if model == "mmvaeplus":
-        return S.unchecked(mmvaeplus_label_latent)(params, x2, private)
+        return mmvaeplus_label_latent.__wrapped__(params, x2, private)
     if model == "mopoe":
         return S.gaussian_expert(params["encoder_x2"], x2)
-    return S.unchecked(S.label_posterior)(params, x2, model)
+    return S.label_posterior.__wrapped__(params, x2, model)
 
 
 @S.checked
@@ -152,7 +152,7 @@ def x1_latent(params, x1, model):
     """(mean, log_var) of the latent q gives x1 alone: S.x1_posterior, MoPoE's r_1, or MMVAE+'s q(g, w_1|x1)."""
     if model in ("mopoe", "mmvaeplus"):
         return S.gaussian_expert(params["encoder_x1"], x1)
-    return S.unchecked(S.x1_posterior)(params, x1, model)
+    return S.x1_posterior.__wrapped__(params, x1, model)
 
 
 @S.checked
@@ -174,7 +174,7 @@ def train(model, x1, x2, seed=0, latent_dim=2, hidden=(32,), private_dim=None, *
 @S.checked
 def generate_from_prior(params, num_samples, rng, model):
     """x1 decoder means at g ~ p(g) = N(0, I) (Fig. 2, left), for any model (MMVAE+: u = (g, w) ~ N(0, I))."""
-    return S.unchecked(S.generate_from_prior)(params, num_samples, rng)
+    return S.generate_from_prior.__wrapped__(params, num_samples, rng)
 
 
 @S.checked
@@ -189,7 +189,7 @@ def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
 def generate_from_labels(params, x2, rng, model, with_noise=False, private="prior"):
     """x1 decoder means at one latent ~ label_latent per row of x2 (Fig. 2, right), for any model."""
     if model == "mmvaeplus":
-        return S.unchecked(mmvaeplus_generate_from_labels)(params, x2, rng, private, with_noise)
+        return mmvaeplus_generate_from_labels.__wrapped__(params, x2, rng, private, with_noise)
     return S.sample_x1(params, *label_latent(params, x2, model), rng, with_noise)
 
 
@@ -355,6 +355,12 @@ def check_labels_against(name, reference):
     return check
 
 
+def check_labels_of_x1(labels, arguments):
+    """S.check_labels, and one label per row of x1."""
+    S.check_labels(labels, arguments)
+    S.fail_unless(len(labels) == len(arguments["x1"]), f"labels has {len(labels)} entries but x1 has {len(arguments['x1'])} rows")
+
+
 def check_position(position, arguments):
     S.check_array(position, "position", 1)
     S.fail_unless(len(position) == len(arguments["labels"]), f"position has {len(position)} entries but labels has {len(arguments['labels'])}")
@@ -375,7 +381,7 @@ ARGUMENT_CHECKS = {      # the model first, then its parameters; k before the la
 }
 ARGUMENT_CHECKS.update({name: check for name, check in S.ARGUMENT_CHECKS.items() if name not in ARGUMENT_CHECKS})
 ARGUMENT_CHECKS.update({
-    "labels": lambda labels, arguments: (check_sweep_labels if "k" in arguments else S.check_labels)(labels, arguments),
+    "labels": lambda labels, arguments: (check_sweep_labels if "k" in arguments else check_labels_of_x1)(labels, arguments),
     "position": check_position, "private_dim": check_private_dim, "beta": S.number("beta", minimum=0.0),
     "private": lambda private, arguments: S.fail_unless(private in ("prior", "auxiliary") or (private == "zero" and "rng" in arguments),
                                                         f"private must be 'prior' or 'auxiliary'{' or zero' if 'rng' in arguments else ''}, got {private!r}"),
@@ -385,5 +391,5 @@ ARGUMENT_CHECKS.update({
     "reference_labels": check_labels_against("reference_labels", "reference_x1"),
 })
 MMVAEPLUS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: check_mmvaeplus_params(params))
-DEFENSIVE_CHECKS = dict(ARGUMENT_CHECKS, num_samples=lambda k, arguments: S.fail_unless(
-    S.is_integer(k) and k >= 2 and k % 2 == 0, f"num_samples must be an even integer >= 2 (half from each proposal), got {k!r}"))
+DEFENSIVE_CHECKS = dict(ARGUMENT_CHECKS, num_samples=lambda k, arguments: S.check_number(k, "num_samples", integer=True, minimum=2)
+                        or S.fail_unless(k % 2 == 0, f"num_samples must be an even integer (half from each proposal), got {k!r}"))

@@ -1,12 +1,10 @@
-"""surjvae_np: J. Wolff, T. Klein, M. Nabi, R. G. Krishnan, S. Nakajima, "Mixture-of-experts VAEs can
-disregard variation in surjective multimodal data", in NumPy and autograd. Read it beside the paper, top
-to bottom: Sec. 2's generative and inference models (Eq. 1-3), the cross-modal term (Eq. 4), the MMVAE
-(Eq. 5); App. A's MVAE (Eq. 8-10); Sec. 3's data, training and generation (Fig. 2). A function that
-implements an equation opens its docstring with "Eq. (N)". Theorem 1 (Eq. 6-7): theorem_check.py; what
-goes beyond the paper: beyond_the_paper.py, built from these functions. At the end: input checks, speed.
-Conventions: x1 in R^D1, x2 the one-hot label x_M (M = 2), experts stacked on axis 0: (M, N, D).
-Objectives are maximised; the one negation is the loss handed to Adam (training_step). Every random
-draw comes from an explicit numpy.random.Generator."""
+"""surjvae_np: J. Wolff, T. Klein, M. Nabi, R. G. Krishnan, S. Nakajima, "Mixture-of-experts VAEs can disregard
+variation in surjective multimodal data", in NumPy and autograd. Read it beside the paper, top to bottom: Sec. 2's
+generative and inference models (Eq. 1-3), the cross-modal term (Eq. 4), the MMVAE (Eq. 5); App. A's MVAE (Eq. 8-10);
+Sec. 3's data, training and generation (Fig. 2). A function implementing an equation opens its docstring with "Eq. (N)".
+Theorem 1 (Eq. 6-7): theorem_check.py; beyond the paper: beyond_the_paper.py. At the end: input checks, speed primitives.
+Conventions: x1 in R^D1, x2 the one-hot label x_M (M = 2), experts stacked on axis 0: (M, N, D). Objectives are
+maximised; the one negation is the loss handed to Adam (training_step). Every draw comes from a numpy.random.Generator."""
 import math
 
 import autograd.numpy as np
@@ -22,13 +20,14 @@ NUM_STEPS, STEP_SIZE, BATCH_SIZE = 800, 0.05, 128    # Adam: steps, peak step si
 
 
 def checked(function, registry="ARGUMENT_CHECKS"):
-    """Decorator: check function's arguments by their names (check_arguments, with the registry of checks
-    of function's module, at its end) before its body runs. function.__wrapped__ is the body (unchecked)."""
+    """Decorator: check function's arguments by their names (check_arguments, with the registry of checks of
+    function's module, at its end) before its body runs. function.__wrapped__ is the body alone, unchecked."""
     def with_checks(*args, **kwargs):
         check_arguments(function, args, kwargs, function.__globals__[registry])
         return function(*args, **kwargs)
-    with_checks.__name__, with_checks.__qualname__, with_checks.__module__ = function.__name__, function.__qualname__, function.__module__
-    with_checks.__doc__, with_checks.__wrapped__ = function.__doc__, function
+    for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
+        setattr(with_checks, attribute, getattr(function, attribute))
+    with_checks.__wrapped__ = function
     return with_checks
 
 
@@ -95,6 +94,11 @@ def sample_normal(mean, log_var, rng, leading_shape=()):
     leading_shape adds sample axes in front: (S,) with mean (N, D) gives (S, N, D)."""
     eps = rng.standard_normal(tuple(leading_shape) + np.shape(mean), dtype=_float_dtype(mean))
     return mean + np.exp(0.5 * log_var) * eps
+
+
+def _float_dtype(array):
+    """np.float32 for a float32 array (or a box holding one), np.float64 for anything else."""
+    return np.float32 if np.result_type(getval(array)) == np.float32 else np.float64
 
 
 def mixture_log_density(g, means, log_vars):
@@ -168,9 +172,8 @@ def product_of_experts(means, log_vars, subsets, prior_expert=None):
     Gaussians multiply in closed form: precisions add (the prior N(0, I) adds 1), the mean is the
     precision-weighted mean. means, log_vars (M, N, D), subsets (S, M) of 0/1 -> (S, N, D) each.
     prior_expert (S,) of 0/1: which products include p(g) (default all, as Eq. 8)."""
-    if prior_expert is None:
-        prior_expert = np.ones(np.shape(subsets)[0])
     subsets = np.asarray(subsets, dtype=_float_dtype(log_vars))                   # no float64 upcast
+    prior_expert = np.ones(len(subsets)) if prior_expert is None else prior_expert
     prior_expert = np.asarray(prior_expert, dtype=_float_dtype(log_vars))
     precisions = np.exp(-log_vars)                                                # (M, N, D)
     total_precision = np.reshape(prior_expert, (-1, 1, 1)) + np.tensordot(subsets, precisions, axes=1)  # (S, N, D)
@@ -218,8 +221,7 @@ def make_pinwheel(num_classes=2, num_per_class=500, radial_std=0.3, tangential_s
         angle = 2.0 * np.pi * labels / num_classes + rate * np.exp(radial)        # (N,)
         x1 = np.stack([radial * np.cos(angle) + tangential * np.sin(angle),
                        -radial * np.sin(angle) + tangential * np.cos(angle)], axis=1)   # (N, 2)
-    if not np.all(np.isfinite(x1)):
-        raise ValueError(f"radial_std = {radial_std} and rate = {rate} overflow exp(r): the data are not finite")
+    fail_unless(np.all(np.isfinite(x1)), f"radial_std {radial_std} and rate {rate} overflow exp(r): the data are not finite")
     return (x1, labels, radial) if return_radial else (x1, labels)
 
 
@@ -282,9 +284,14 @@ def training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, step_size
 
 
 def decaying_step_size(peak, num_steps):
-    """Adam's step size at step t: peak for the first half, then linearly down to peak * 2 / num_steps,
-    so that the stochastic optimum settles rather than being circled."""
+    """Adam's step size at step t: peak, then from half-way linearly down to peak * 2 / num_steps (the optimum settles)."""
     return lambda t: peak * min(1.0, 2.0 * (1.0 - t / num_steps))
+
+
+def _step_sizes(step_size, num_steps):
+    """The step size of every step (num_steps,); None is decaying_step_size(STEP_SIZE, num_steps)."""
+    schedule = decaying_step_size(STEP_SIZE, num_steps) if step_size is None else step_size
+    return onp.array([schedule(t) if callable(schedule) else schedule for t in range(num_steps)], dtype=float)
 
 
 @checked
@@ -295,14 +302,15 @@ def maximise(objective, start, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=No
     Prints every log_every steps (print_fn=None: silent); a non-finite objective stops with
     FloatingPointError. dtype=np.float32 trains in single precision; params come back float64."""
     rates, (flat, unflatten) = _step_sizes(step_size, num_steps), flatten_params(start)
-    step_objective = unchecked(objective)                   # checked at the edge, not at every step
+    step_objective = getattr(objective, "__wrapped__", objective)      # checked at this edge, not at every step
     objective_and_gradient = value_and_grad(lambda vector, *batch_and_rng: step_objective(unflatten(vector), *batch_and_rng))
     flat, x1, x2 = flat.astype(dtype), np.asarray(x1, dtype=dtype), np.asarray(x2, dtype=dtype)
     m, v, history = np.zeros_like(flat), np.zeros_like(flat), np.zeros(num_steps)
     for t in range(num_steps):
         flat, m, v, history[t] = training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, rates[t], batch_size)
         if not np.isfinite(history[t]):
-            raise FloatingPointError(f"{name} objective became {history[t]} at step {t}; lower step_size (now {rates[t]:.3g}) or check the data")
+            raise FloatingPointError(f"{name} objective became {history[t]} at step {t}; lower step_size "
+                                     f"(now {rates[t]:.3g}) or check the data")
         if print_fn is not None and (t % log_every == 0 or t == num_steps - 1):
             print_fn(f"  {name:5s} step {t:5d}  objective {history[t]:10.4f}")
     return unflatten(flat.astype(np.float64)), history
@@ -312,8 +320,7 @@ def x1_standardisation(x1):
     """(shift (D1,), scale): x1's mean and one overall standard deviation sqrt(tr Cov / D1), one for every
     dimension so that the isotropic decoder stays isotropic."""
     scale = math.sqrt(float(onp.mean(onp.var(x1, axis=0))))
-    if not scale > 0:
-        raise ValueError("x1 has no variation (all rows equal): nothing to model")
+    fail_unless(scale > 0, "x1 has no variation (all rows equal): nothing to model")
     return onp.mean(x1, axis=0), scale
 
 
@@ -335,19 +342,15 @@ def fit(objective, start, x1, x2, seed=0, standardise=True, **options):
     units, mapped back by change_x1_units; the objective per step, in y's units). options: maximise's."""
     shift, scale = x1_standardisation(x1) if standardise else (onp.zeros(np.shape(x1)[1]), 1.0)
     trained, history = maximise(objective, start, (x1 - shift) / scale, x2, seed=seed, **options)
-    return unchecked(change_x1_units)(trained, shift, scale), history             # any model's layout
+    return change_x1_units.__wrapped__(trained, shift, scale), history           # unchecked: any model's layout
 
 
 @checked
-def train(model, x1, x2, seed=0, initial_params=None, standardise=True, latent_dim=2, hidden=(32,), **options):
-    """Train the MVAE or the MMVAE, maximising Eq. (9) or (5) with fit: (params, objective per step).
-    Without initial_params (in x1's units): init_params(init_rng(seed), ...) in fit's standardised units."""
-    shift, scale = x1_standardisation(x1) if standardise else (onp.zeros(np.shape(x1)[1]), 1.0)
-    if initial_params is None:
-        start = init_params(init_rng(seed), num_classes=np.shape(x2)[1], latent_dim=latent_dim, data_dim=np.shape(x1)[1], hidden=hidden)
-    else:
-        start = change_x1_units(initial_params, -shift / scale, 1.0 / scale)
-    return fit(OBJECTIVES[model], start, x1, x2, seed=seed, standardise=standardise, name=model, **options)
+def train(model, x1, x2, seed=0, latent_dim=2, hidden=(32,), **options):
+    """Train the MVAE or the MMVAE, maximising Eq. (9) or (5) with fit from init_params(init_rng(seed), ...)
+    (in fit's standardised units): (params, objective per step). options: fit's and maximise's."""
+    start = init_params(init_rng(seed), np.shape(x2)[1], latent_dim, np.shape(x1)[1], hidden)
+    return fit(OBJECTIVES[model], start, x1, x2, seed=seed, name=model, **options)
 
 
 # ---------------------------------------------------------------- Sec. 3, Fig. 2: generation and the spread ratio
@@ -390,18 +393,13 @@ def spread_ratio(generated, data):
 
 # ================================================================ input checks, run by @checked at the edge
 
-def unchecked(function):
-    """The body of a @checked function without its checks, for a caller that checked at its own edge."""
-    return getattr(function, "__wrapped__", function)
-
-
 def check_arguments(function, args, kwargs, checks):
-    """Bind args, kwargs to function's parameter names (defaults filled in), then run each check of checks
-    (a dict: name -> check(value, arguments)) whose name is an argument, in its order. ValueError if one fails."""
+    """Bind args, kwargs to function's parameter names (defaults filled in), then run each check of checks (a dict
+    name -> check(value, arguments)) whose name is an argument, in the dict's order: ValueError at the first failure."""
     code, defaults = function.__code__, function.__defaults__ or ()
     names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-    arguments = dict(zip(names[code.co_argcount - len(defaults):code.co_argcount], defaults), **(function.__kwdefaults__ or {}))
-    arguments.update(zip(names, args), **kwargs)
+    arguments = dict(zip(names[code.co_argcount - len(defaults):code.co_argcount], defaults))
+    arguments.update(function.__kwdefaults__ or {}, **dict(zip(names, args)), **kwargs)
     for name, check in checks.items():
         if name in arguments:
             check(arguments[name], arguments)
@@ -410,10 +408,6 @@ def check_arguments(function, args, kwargs, checks):
 def fail_unless(condition, message):
     if not condition:
         raise ValueError(message)
-
-
-def is_integer(value):
-    return hasattr(value, "__index__") and not isinstance(value, bool)             # an int or a NumPy integer
 
 
 def check_number(value, name, minimum=None, positive=False, integer=False):
@@ -426,12 +420,12 @@ def check_number(value, name, minimum=None, positive=False, integer=False):
 
 
 def check_array(value, name, ndim=None, columns=None, rows=None):
-    """value is a NumPy array of finite real numbers (with ndim axes; for ndim=2, non-empty, with rows and columns)."""
+    """value is a NumPy array of finite reals, with ndim axes (2: non-empty, with these columns and rows) if given."""
     value = getval(value)
-    fail_unless(isinstance(value, (onp.ndarray, onp.generic)), f"{name} must be a NumPy array, got {type(value).__name__}; use numpy.asarray")
+    fail_unless(isinstance(value, (onp.ndarray, onp.generic)), f"{name} must be a NumPy array, got {type(value).__name__}")
     fail_unless(value.dtype.kind in "biuf", f"{name} must hold real numbers, got dtype {value.dtype}")
-    fail_unless(ndim is None or value.ndim == ndim, f"{name} must be {'a scalar' if ndim == 0 else f'of {ndim} axes'}"
-                f"{' (N, D)' if ndim == 2 else ''}, got shape {value.shape}")
+    axes = "a scalar" if ndim == 0 else f"of {ndim} axes" + " (N, D)" * (ndim == 2)
+    fail_unless(ndim is None or value.ndim == ndim, f"{name} must be {axes}, got shape {value.shape}")
     fail_unless(ndim != 2 or value.size > 0, f"{name} is empty: shape {value.shape}")
     fail_unless(onp.all(onp.isfinite(value)), f"{name} contains NaN or infinite values")
     shape = value.shape + (None, None)
@@ -440,23 +434,21 @@ def check_array(value, name, ndim=None, columns=None, rows=None):
 
 
 def input_size(arguments, network):
-    """The input size of params[network] (params or initial_params among the arguments; None if neither)."""
-    params = arguments.get("params", arguments.get("initial_params"))
-    return None if params is None else onp.shape(getval(params)[network][0]["W"])[0]
+    """The input size of params[network] if params is among the arguments, else None."""
+    return onp.shape(getval(arguments["params"])[network][0]["W"])[0] if "params" in arguments else None
 
 
 def check_x2(x2, arguments):
     """x2 pairs with x1 (same rows) and is one-hot labels, unless the function is generic (takes a start)."""
-    rows = len(getval(arguments["x1"])) if "x1" in arguments else None
-    check_array(x2, "x2", 2, rows=rows)
-    classes = input_size(arguments, "encoder_x2")
-    fail_unless(classes in (None, getval(x2).shape[1]), f"x2 has {getval(x2).shape[1]} classes but the model expects {classes}")
-    fail_unless("start" in arguments or (onp.all((getval(x2) == 0) | (getval(x2) == 1)) and onp.all(onp.sum(getval(x2), axis=1) == 1)),
+    x2, classes = getval(x2), input_size(arguments, "encoder_x2")
+    check_array(x2, "x2", 2, rows=len(getval(arguments["x1"])) if "x1" in arguments else None)
+    fail_unless(classes in (None, x2.shape[1]), f"x2 has {x2.shape[1]} classes but the model expects {classes}")
+    fail_unless("start" in arguments or (onp.all((x2 == 0) | (x2 == 1)) and onp.all(onp.sum(x2, axis=1) == 1)),
                 "x2 must be one-hot: every row needs exactly one 1 and zeros elsewhere")
 
 
 def check_network(layers, name, input_size=None, output_size=None):
-    """layers = [{"W": (d_in, d_out), "b": (d_out,)}, ...] of finite real arrays, sizes chained (from input_size to output_size)."""
+    """layers = [{"W": (d_in, d_out), "b": (d_out,)}, ...], finite real arrays, sizes chained from input to output."""
     fail_unless(isinstance(layers, list) and len(layers) > 0, f"params[{name!r}] must be a non-empty list of layers")
     size = input_size
     for index, layer in enumerate(layers):
@@ -464,27 +456,25 @@ def check_network(layers, name, input_size=None, output_size=None):
         fail_unless(isinstance(layer, dict) and set(layer) == {"W", "b"}, f"{where} must be a dict with keys 'W' and 'b'")
         check_array(layer["W"], f"{where}['W']", 2)
         check_array(layer["b"], f"{where}['b']", 1)
-        fail_unless(layer["b"].shape == layer["W"].shape[1:], f"{where}: W {layer['W'].shape} and b {layer['b'].shape} do not fit (d_in, d_out), (d_out,)")
-        fail_unless(size is None or layer["W"].shape[0] == size, f"{where} has {layer['W'].shape[0]} inputs, expected {size}")
-        size = layer["W"].shape[1]
-    fail_unless(output_size is None or size == output_size, f"params[{name!r}] has {size} outputs, expected {output_size}")
-
-
-PARAMS_KEYS = ("decoder_x1", "decoder_x1_log_var", "decoder_x2", "encoder_x1", "encoder_x2")
+        shape_w, shape_b = layer["W"].shape, layer["b"].shape
+        fail_unless(shape_b == shape_w[1:], f"{where}: W {shape_w} and b {shape_b} do not fit (d_in, d_out), (d_out,)")
+        fail_unless(size in (None, shape_w[0]), f"{where} has {shape_w[0]} inputs, expected {size}")
+        size = shape_w[1]
+    fail_unless(output_size in (None, size), f"params[{name!r}] has {size} outputs, expected {output_size}")
 
 
 def check_params(params, extra_keys=()):
     """params has init_params' layout, plus exactly extra_keys (an extension's), with sizes that fit together."""
-    params, expected = getval(params), set(PARAMS_KEYS) | set(extra_keys)
+    params, expected = getval(params), {"decoder_x1", "decoder_x1_log_var", "decoder_x2", "encoder_x1", "encoder_x2"}
+    expected |= set(extra_keys)
     fail_unless(isinstance(params, dict), f"params must be a dict made by init_params, got {type(params).__name__}")
     fail_unless(expected <= set(params), f"params lacks {sorted(expected - set(params))}; make it with init_params")
-    fail_unless(set(params) <= expected, f"params has {sorted(set(params) - expected)}, which this model does not: another "
-                "model's parameters? (MMVAE+'s go to beyond_the_paper's MMVAE+ functions)")
-    params = {key: [{k: getval(a) for k, a in layer.items()} if isinstance(layer, dict) else layer for layer in value]
-              if isinstance(value, list) else getval(value) for key, value in params.items()}     # raw arrays, not boxes
+    fail_unless(set(params) <= expected, f"params has {sorted(set(params) - expected)}, which this model does not: "
+                "another model's parameters? (MMVAE+'s go to beyond_the_paper's MMVAE+ functions)")
     for name in ("decoder_x1", "decoder_x2"):
         check_network(params[name], name)
-    latent_dim, data_dim, num_classes = params["decoder_x1"][0]["W"].shape[0], params["decoder_x1"][-1]["W"].shape[1], params["decoder_x2"][-1]["W"].shape[1]
+    latent_dim, data_dim = params["decoder_x1"][0]["W"].shape[0], params["decoder_x1"][-1]["W"].shape[1]
+    num_classes = params["decoder_x2"][-1]["W"].shape[1]
     check_network(params["decoder_x2"], "decoder_x2", latent_dim)
     check_network(params["encoder_x1"], "encoder_x1", data_dim, 2 * latent_dim)
     check_network(params["encoder_x2"], "encoder_x2", num_classes, 2 * latent_dim)
@@ -501,28 +491,29 @@ def check_start(start, arguments):
 
 def check_step_size(step_size, arguments):
     """A number, a function of the step, or None; at every step finite and positive."""
-    fail_unless(step_size is None or callable(step_size) or (not isinstance(step_size, (bool, str)) and onp.ndim(step_size) == 0),
-                f"step_size must be a number, a function of the step or None, got {step_size!r}")
+    is_number = onp.ndim(step_size) == 0 and not isinstance(step_size, (bool, str))
+    fail_unless(step_size is None or callable(step_size) or is_number, f"step_size must be a number, a function of the step "
+                f"or None, got {step_size!r}")
     rates = _step_sizes(step_size, arguments["num_steps"])
-    bad = [t for t, rate in enumerate(rates) if not (onp.isfinite(rate) and rate > 0)][:1]
-    fail_unless(not bad, f"step_size must be positive and finite at every step; at step {bad and bad[0]} it is {bad and rates[bad[0]]}")
+    bad = onp.flatnonzero(~(onp.isfinite(rates) & (rates > 0)))
+    if len(bad):
+        raise ValueError(f"step_size must be positive and finite at every step; at step {bad[0]} it is {rates[bad[0]]}")
 
 
 def check_labels(labels, arguments):
-    """A 1-D integer NumPy array (of x1's length if x1 is given) with values in 0..C-1."""
-    num_classes = arguments.get("num_classes", input_size(arguments, "encoder_x2"))
+    """A 1-D integer NumPy array with values in 0..num_classes - 1 (if num_classes is an argument)."""
     fail_unless(isinstance(labels, onp.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu",
                 f"labels must be a 1-D integer NumPy array, got {type(labels).__name__} of shape {onp.shape(labels)}")
-    fail_unless("x1" not in arguments or len(labels) == len(arguments["x1"]), f"labels has {len(labels)} entries but x1 has {len(arguments.get('x1', ()))} rows")
-    fail_unless(num_classes is None or not labels.size or 0 <= labels.min() <= labels.max() < num_classes,
-                f"labels must lie in 0..{(num_classes or 1) - 1}, got {labels.min() if labels.size else ''}..{labels.max() if labels.size else ''}")
+    span, classes = (f"{labels.min()}..{labels.max()}" if labels.size else "none"), arguments.get("num_classes")
+    fail_unless(classes is None or not labels.size or 0 <= labels.min() <= labels.max() < classes,
+                f"labels must lie in 0..{(classes or 1) - 1}, got {span}")
 
 
 def check_sizes(name, at_least=0):
     """A check: the argument is a list or tuple of at least at_least positive integers."""
     def check(sizes, arguments):
         fail_unless(isinstance(sizes, (list, tuple)) and len(sizes) >= at_least,
-                    f"{name} must be a list or tuple of {f'at least {at_least} ' if at_least else ''}sizes, e.g. (32,), got {sizes!r}")
+                    f"{name} must be a list or tuple of {at_least or ''} sizes, e.g. (32,), got {sizes!r}")
         for size in sizes:
             check_number(size, f"every {name} size", integer=True, positive=True)
     return check
@@ -532,47 +523,37 @@ def number(name, **limits):
     return lambda value, arguments: check_number(value, name, **limits)
 
 
-def optional(check):
-    return lambda value, arguments: value is None or check(value, arguments)
-
-
-def one_of(name, options, description):
-    return lambda value, arguments: fail_unless(any(value is option for option in options), f"{name} must be {description}, got {value!r}")
-
-
-def check_shift(shift, arguments):
-    check_array(shift, "shift", 1)
-    fail_unless(shift.shape == (input_size(arguments, "encoder_x1"),), f"shift must be a vector of x1's size, got shift shape {shift.shape}")
-
-
-def check_data(data, arguments):
-    check_array(data, "data", 2, getval(arguments["generated"]).shape[1])
-    fail_unless(len(data) >= 2 and total_variance(data) > 0, "spread_ratio needs data with at least two distinct rows")
-
-
-ARGUMENT_CHECKS = {     # in this order: the model and its parameters first, since the data's checks read their sizes
-    "model": lambda model, arguments: fail_unless(model in PAPER_MODELS, f"unknown model {model!r}; the paper's "
-                                                  f"models are {', '.join(PAPER_MODELS)} (MoPoE, MMVAE+: beyond_the_paper)"),
-    "params": lambda params, arguments: check_params(params),
-    "initial_params": optional(lambda params, arguments: check_params(params)),
-    "start": check_start, "num_classes": number("num_classes", integer=True, positive=True),
+ARGUMENT_CHECKS = {   # in this order: the model and its parameters first, since the data's checks read their sizes
+    "model": lambda model, arguments: fail_unless(model in PAPER_MODELS, f"unknown model {model!r}; the paper's models are "
+                                                  f"{', '.join(PAPER_MODELS)} (MoPoE, MMVAE+: beyond_the_paper)"),
+    "params": lambda params, arguments: check_params(params), "start": check_start,
+    "num_classes": number("num_classes", integer=True, positive=True),
     "x1": lambda x1, arguments: check_array(x1, "x1", 2, input_size(arguments, "encoder_x1")), "x2": check_x2,
-    "labels": check_labels, "shift": check_shift, "generated": lambda x, arguments: check_array(x, "generated", 2),
-    "data": check_data, "seed": number("seed", integer=True, minimum=0),
-    "rng": lambda rng, arguments: fail_unless(isinstance(rng, onp.random.Generator), f"rng must be a numpy.random.Generator, got {type(rng).__name__}"),
-    **{name: number(name, integer=True, positive=True) for name in ("num_samples", "num_per_class", "latent_dim", "data_dim", "num_steps", "log_every")},
+    "labels": check_labels, "shift": lambda shift, arguments: check_array(shift, "shift", 1) or fail_unless(
+        onp.shape(shift) == (input_size(arguments, "encoder_x1"),), f"shift shape {onp.shape(shift)} is not x1's size"),
+    "generated": lambda x, arguments: check_array(x, "generated", 2),
+    "data": lambda x, arguments: check_array(x, "data", 2, onp.shape(arguments["generated"])[1]) or fail_unless(
+        len(x) >= 2 and total_variance(x) > 0, "spread_ratio needs data with at least two distinct rows"),
+    "rng": lambda rng, arguments: fail_unless(isinstance(rng, onp.random.Generator),
+                                              f"rng must be a numpy.random.Generator, got {type(rng).__name__}"),
+    "seed": number("seed", integer=True, minimum=0),
+    **{name: number(name, integer=True, positive=True)
+       for name in ("num_samples", "num_per_class", "latent_dim", "data_dim", "num_steps", "log_every")},
+    "batch_size": lambda size, arguments: size is None or check_number(size, "batch_size", integer=True, positive=True),
     "hidden": check_sizes("hidden layer"), "sizes": check_sizes("layer", at_least=2), "output_scale": number("output_scale"),
     "decoder_std": number("decoder_std", positive=True), "radial_std": number("radial_std", minimum=0.0),
     "tangential_std": number("tangential_std", minimum=0.0), "rate": number("rate"), "scale": number("scale", positive=True),
-    "step_size": check_step_size, "batch_size": optional(number("batch_size", integer=True, positive=True)),
+    "step_size": check_step_size,
     "print_fn": lambda f, arguments: fail_unless(f is None or callable(f), f"print_fn must be callable or None, got {f!r}"),
     "objective": lambda f, arguments: fail_unless(callable(f), f"objective must be a function, got {f!r}"),
-    "dtype": one_of("dtype", (np.float32, np.float64), "numpy.float32 or numpy.float64"),
-    **{name: one_of(name, (True, False), "True or False") for name in ("with_noise", "standardise", "return_radial")},
+    "dtype": lambda d, arguments: fail_unless(d is np.float32 or d is np.float64,
+                                              f"dtype must be numpy.float32 or numpy.float64, got {d!r}"),
+    **{name: (lambda value, arguments, name=name: fail_unless(isinstance(value, bool), f"{name} must be True or False, "
+                                                               f"got {value!r}")) for name in ("with_noise", "standardise", "return_radial")},
 }
 
 
-# ================================================================ speed primitives (each tested against its plain form)
+# ================================================================ the parameter vector; speed primitives (tested against plain forms)
 
 def tree_leaves(tree):
     """The arrays of a nested dict/list, dict keys in sorted order."""
@@ -600,17 +581,6 @@ def flatten_params(params):
     return np.concatenate([np.ravel(leaf) for leaf in tree_leaves(params)]), unflatten
 
 
-def _float_dtype(array):
-    """np.float32 for a float32 array (or a box holding one), np.float64 for anything else."""
-    return np.float32 if np.result_type(getval(array)) == np.float32 else np.float64
-
-
-def _step_sizes(step_size, num_steps):
-    """The step size of every step (num_steps,); None is decaying_step_size(STEP_SIZE, num_steps)."""
-    schedule = decaying_step_size(STEP_SIZE, num_steps) if step_size is None else step_size
-    return onp.array([schedule(t) if callable(schedule) else schedule for t in range(num_steps)], dtype=float)
-
-
 def _hidden_activations(inputs, weights_and_biases):
     """[h_0, ..., h_(L-1)] of mlp as raw arrays; W_l, b_l alternate in weights_and_biases."""
     activations = [inputs]
@@ -636,8 +606,8 @@ def _mlp_fused_vjp(argnums, output, args, kwargs):
         gradients, delta = [None] * len(args), output_gradient                    # delta: (..., d_l)
         for layer in range(len(activations) - 1, -1, -1):
             W, h = weights_and_biases[2 * layer], activations[layer]
-            gradients[1 + 2 * layer] = _rows(h).T @ _rows(delta)                  # dW
-            gradients[2 + 2 * layer] = onp.sum(_rows(delta), axis=0)              # db
+            gradients[1 + 2 * layer] = onp.reshape(h, (-1, h.shape[-1])).T @ onp.reshape(delta, (-1, delta.shape[-1]))  # dW
+            gradients[2 + 2 * layer] = onp.sum(delta, axis=tuple(range(delta.ndim - 1)))                              # db
             if layer > 0:
                 delta = (delta @ W.T) * (1.0 - h * h)                             # d a_(l-1)
             elif 0 in argnums:
@@ -647,11 +617,6 @@ def _mlp_fused_vjp(argnums, output, args, kwargs):
 
 
 defvjp_argnums(_mlp_fused, _mlp_fused_vjp)
-
-
-def _rows(a):
-    """a (..., d) -> (prod(...), d)."""
-    return onp.reshape(a, (-1, onp.shape(a)[-1]))
 
 
 @primitive
@@ -670,9 +635,8 @@ def _take_block(vector, start, stop, shape):
 
 
 def _take_block_vjp(block, vector, start, stop, shape):
-    """vector's gradient, the block's on [start, stop) and zero elsewhere, as autograd's SparseObject:
-    one zero buffer for the whole vector, into whose slices the blocks add (in autograd's gradient
-    accumulation, not inside a differentiated function)."""
+    """vector's gradient (the block's on [start, stop), zero elsewhere) as autograd's SparseObject: one buffer for the
+    whole vector, into whose slices the blocks add (in autograd's accumulation, not in a differentiated function)."""
     def vjp(block_gradient):
         def add_into(gradient_buffer):
             gradient_buffer[start:stop] += onp.ravel(block_gradient)

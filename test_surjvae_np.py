@@ -463,7 +463,7 @@ def test_divergence_stops_with_a_message():
     params["decoder_x1_log_var"] = onp.array(-2000.0)              # exp(+2000) overflows: inf objective
     with pytest.raises(FloatingPointError, match="mvae objective .* at step 0"):
         with onp.errstate(over="ignore", invalid="ignore"):
-            S.train("mvae", x1, S.one_hot(labels, 2), num_steps=5, initial_params=params, print_fn=None)
+            S.fit(S.mvae_objective, params, x1, S.one_hot(labels, 2), num_steps=5, name="mvae", print_fn=None)
 
 
 def class_spread_ratios(params, x1, labels, rng, model):

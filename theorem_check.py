@@ -360,7 +360,7 @@ def trained_and_untrained(args, config, x1, labels, num_classes, print_fn):
              + [("direct", (x1[labels == c], c, num_classes, config, args.seed)) for c in range(2)])
     results = run_tasks(tasks, args.jobs, print_fn)
     trained = {model: dict(zip(order, results))[model] for model in args.models}          # paper order again
-    untrained = {model: S.unchecked(S.change_x1_units)(   # the same networks at step 0
+    untrained = {model: S.change_x1_units.__wrapped__(   # the same networks at step 0
         B.init_model_params(model, S.init_rng(args.seed), num_classes, config["latent_dim"], np.shape(x1)[1], config["hidden"],
                             private_size(model, config)), *S.x1_standardisation(x1)) for model in args.models}
     return trained, untrained, results[len(args.models):]
