@@ -195,26 +195,28 @@ def generate_from_labels(params, x2, rng, model, with_noise=False, private="prio
 
 # ---------------------------------------------------------------- B4. what the MMVAE loses, in nats: log p(x1|x2)
 
-CONDITIONAL_SAMPLES = 40_000     # per label, for conditional_log_likelihood
-DEFENSIVE_SAMPLES = 400          # per datapoint, for conditional_log_likelihood_defensive
+CONDITIONAL_SAMPLES = 40_000     # per label, for conditional_log_likelihood (the label proposal)
+DEFENSIVE_SAMPLES = 400          # per datapoint, for defensive_log_weights
 
 
 @S.checked
-def conditional_log_likelihood(params, x1, x2, rng, num_samples=CONDITIONAL_SAMPLES, model="mmvae", chunk_size=1024):
+def conditional_log_likelihood(params, x1, x2, rng, num_samples=CONDITIONAL_SAMPLES, model="mmvae", private="prior",
+                               chunk_size=1024):
     """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4), per datapoint (N,).
 
-    Estimated as log (1/K) sum_k p_theta(x1|g_k), g_k ~ q(g|x2) (label_latent; MMVAE+: w_1 ~ p(w_1)):
-    the importance-weighted bound (Burda et al. 2016) with q(g|x2) as proposal, L_1/N at K = 1 in
-    expectation, non-decreasing in K, tending to log p(x1|x2). A label's datapoints share q(g|x2), so
-    the K draws are made once per label, chunk_size at a time. With log N(x_n | mu_k, s^2 I) =
-    a_n + b_nk, a_n = -(D/2) log(2 pi s^2) - |x_n|^2 / (2 s^2), b_nk = (x_n . mu_k - |mu_k|^2 / 2) / s^2.
+    Estimated as log (1/K) sum_k p_theta(x1|g_k), g_k ~ q(g|x2) = label_latent (MMVAE+: w_1 ~ p(w_1) with
+    private="prior", ~ r_1 with "auxiliary"): the importance-weighted bound (Burda et al. 2016) with
+    q(g|x2) as proposal. Its expectation is L_1/N of Eq. (4) at K = 1 (for MMVAE+ with "auxiliary"), does
+    not decrease with K and tends to log p(x1|x2). A label's points share q(g|x2): K draws per label,
+    chunk_size at a time. log N(x_n | mu_k, s^2 I) = a_n + b_nk, a_n = -(D/2) log(2 pi s^2) - |x_n|^2 / (2 s^2),
+    b_nk = (x_n . mu_k - |mu_k|^2 / 2) / s^2.
     """
     labels, log_var = onp.argmax(x2, axis=1), params["decoder_x1_log_var"]
     a = -0.5 * np.shape(x1)[1] * (S.LOG_2PI + log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-log_var)   # (N,)
     log_mean_b = onp.zeros(len(x1))
     for label in onp.unique(labels):
         members = labels == label
-        mean, label_log_var = label_latent(params, x2[members][:1], model)       # (1, D [+ P])
+        mean, label_log_var = label_latent(params, x2[members][:1], model, private)   # (1, D [+ P])
         chunks = []
         for size in [min(chunk_size, num_samples - start) for start in range(0, num_samples, chunk_size)]:
             mu = S.decode_mean_x1(params, S.sample_normal(mean[0], label_log_var[0], rng, (size,)))   # (K_chunk, D1)
@@ -225,23 +227,31 @@ def conditional_log_likelihood(params, x1, x2, rng, num_samples=CONDITIONAL_SAMP
 
 
 @checked_with("DEFENSIVE_CHECKS")
-def conditional_log_likelihood_defensive(params, x1, x2, rng, num_samples=DEFENSIVE_SAMPLES, model="mmvae"):
-    """log p(x1|x2) per datapoint (N,), by importance sampling from r_n = (q(g|x2) + q(g|x1_n)) / 2.
-
-    log (1/K) sum_k q(g_k|x2) p_theta(x1|g_k) / r_n(g_k), half the g_k from each half of r_n (the
-    weights use the whole mixture: unbiased for p(x1|x2)). The weights never exceed 2 p_theta(x1|g):
-    never much worse than the label proposal, far better where a sharp decoder makes q(g|x2) a poor
-    proposal (the MVAE). A lower bound in expectation for every K (not L_1/N at K = 1).
-    """
-    label_mean, label_log_var = label_latent(params, x2, model)                  # (N, D [+ P])
+def defensive_log_weights(params, x1, x2, rng, num_samples=DEFENSIVE_SAMPLES, model="mmvae", private="prior"):
+    """Importance weights of log p(x1|x2) (K, N), from the proposal r_n = (q(g|x2) + q(g|x1_n)) / 2 per point:
+    log q(g_k|x2) p_theta(x1_n|g_k) / r_n(g_k), half the g_k from each half of r_n (the weights use the whole
+    mixture, so their mean is unbiased for p(x1|x2)). The weights never exceed 2 p_theta(x1|g): never much worse
+    than the label proposal, far better where a sharp decoder makes q(g|x2) a poor proposal (the MVAE)."""
+    label_mean, label_log_var = label_latent(params, x2, model, private)         # (N, D [+ P])
     own_mean, own_log_var = x1_latent(params, x1, model)                          # (N, D [+ P])
     half = (num_samples // 2,)
     g = onp.concatenate([S.sample_normal(label_mean, label_log_var, rng, half),
                          S.sample_normal(own_mean, own_log_var, rng, half)])     # (K, N, D)
     log_q_label = S.log_normal(g, label_mean, label_log_var)                      # (K, N)
     log_proposal = onp.logaddexp(log_q_label, S.log_normal(g, own_mean, own_log_var)) - math.log(2.0)
-    log_weights = log_q_label + S.decoder_x1_log_likelihood(params, x1, g) - log_proposal   # (K, N)
-    return S.logsumexp(log_weights, axis=0) - math.log(num_samples)
+    return log_q_label + S.decoder_x1_log_likelihood(params, x1, g) - log_proposal
+
+
+def conditional_log_likelihood_defensive(params, x1, x2, rng, num_samples=DEFENSIVE_SAMPLES, model="mmvae", private="prior"):
+    """log p(x1|x2) per datapoint (N,): log (1/K) sum_k w_k of defensive_log_weights. A lower bound in
+    expectation for every K, tending to log p(x1|x2) (it is not L_1/N at K = 1)."""
+    return S.logsumexp(defensive_log_weights(params, x1, x2, rng, num_samples, model, private), axis=0) - math.log(num_samples)
+
+
+def effective_sample_size(log_weights):
+    """Kish's effective sample size (sum_k w_k)^2 / sum_k w_k^2 per datapoint, of log weights (K, N) -> (N,).
+    K for equal weights, 1 when one weight dominates: a diagnostic of the proposal, not a proof of convergence."""
+    return onp.exp(2.0 * S.logsumexp(log_weights, axis=0) - S.logsumexp(2.0 * log_weights, axis=0))
 
 
 def nearest_label(points, reference_x1, reference_labels):
@@ -295,9 +305,10 @@ DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "
 DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 
 
-def load_digits(path=DIGITS_PATH):
-    """The digits as x1 (N, 64) in [0, 1] (pixel counts / 16) and integer labels (N,) in 0..9.
-    Checks the file's SHA-256 first: a missing or altered file is a ValueError naming it."""
+def load_digits(path=None):
+    """The digits as x1 (N, 64) in [0, 1] (pixel counts / 16) and integer labels (N,) in 0..9, from path
+    (default DIGITS_PATH). Checks the file's SHA-256 first: a missing or altered file is a ValueError naming it."""
+    path = DIGITS_PATH if path is None else path
     try:
         with open(path, "rb") as f:
             content = f.read()
@@ -346,19 +357,24 @@ def check_private_dim(value, arguments):
 
 
 def check_labels_against(name, reference):
-    """A check: the argument is a 1-D integer NumPy array of the reference array's length."""
+    """A check: the argument is a 1-D integer NumPy array of the reference array's length, with labels in
+    0..C-1, C the number of reference labels (for conditioning_labels: those of reference_labels)."""
     def check(labels, arguments):
         S.fail_unless(isinstance(labels, onp.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu",
                       f"{name} must be a 1-D integer NumPy array, got {type(labels).__name__} of shape {onp.shape(labels)}")
         S.fail_unless(len(labels) == len(arguments[reference]), f"{name} must be {len(arguments[reference])} integer labels "
                       f"(one per row of {reference}), got {len(labels)}")
+        classes = int(arguments["reference_labels"].max()) + 1 if name == "conditioning_labels" else None
+        S.check_labels(labels, {"num_classes": classes} if classes else {}, name)
+        S.fail_unless(labels.size == 0 or labels.min() >= 0, f"{name} must be labels >= 0, got {labels.min()}")
     return check
 
 
-def check_labels_of_x1(labels, arguments):
-    """S.check_labels, and one label per row of x1."""
+def check_leave_one_out_labels(labels, arguments):
+    """S.check_labels, one label per row of x1, and at least two rows (a point needs another to be its neighbour)."""
     S.check_labels(labels, arguments)
     S.fail_unless(len(labels) == len(arguments["x1"]), f"labels has {len(labels)} entries but x1 has {len(arguments['x1'])} rows")
+    S.fail_unless(len(labels) >= 2, f"leave-one-out coherence needs at least 2 points, got {len(labels)}")
 
 
 def check_position(position, arguments):
@@ -381,14 +397,14 @@ ARGUMENT_CHECKS = {      # the model first, then its parameters; k before the la
 }
 ARGUMENT_CHECKS.update({name: check for name, check in S.ARGUMENT_CHECKS.items() if name not in ARGUMENT_CHECKS})
 ARGUMENT_CHECKS.update({
-    "labels": lambda labels, arguments: (check_sweep_labels if "k" in arguments else check_labels_of_x1)(labels, arguments),
+    "labels": lambda labels, arguments: (check_sweep_labels if "k" in arguments else check_leave_one_out_labels)(labels, arguments),
     "position": check_position, "private_dim": check_private_dim, "beta": S.number("beta", minimum=0.0),
     "private": lambda private, arguments: S.fail_unless(private in ("prior", "auxiliary") or (private == "zero" and "rng" in arguments),
                                                         f"private must be 'prior' or 'auxiliary'{' or zero' if 'rng' in arguments else ''}, got {private!r}"),
     "chunk_size": S.number("chunk_size", integer=True, positive=True),
-    "conditioning_labels": check_labels_against("conditioning_labels", "generated"),
     "reference_x1": lambda x, arguments: S.check_array(x, "reference_x1", 2, onp.shape(arguments["generated"])[1]),
     "reference_labels": check_labels_against("reference_labels", "reference_x1"),
+    "conditioning_labels": check_labels_against("conditioning_labels", "generated"),
 })
 MMVAEPLUS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: check_mmvaeplus_params(params))
 DEFENSIVE_CHECKS = dict(ARGUMENT_CHECKS, num_samples=lambda k, arguments: S.check_number(k, "num_samples", integer=True, minimum=2)

@@ -231,7 +231,7 @@ def save(fig, path):
 
 
 def output_folder(text):
-    """An argparse type: a folder that exists (or whose parent does) and is writable."""
+    """An argparse type: a folder, existing or to be made in an existing parent, where files can be created (tried)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("the path is empty")
     path = os.path.abspath(text)
@@ -240,8 +240,18 @@ def output_folder(text):
     existing = path if os.path.isdir(path) else os.path.dirname(path)
     if not os.path.isdir(existing):
         raise argparse.ArgumentTypeError(f"neither {text} nor its parent folder exists")
-    if not os.access(existing, os.W_OK):
-        raise argparse.ArgumentTypeError(f"{existing} is not writable")
+    problem = T.writable_folder(existing)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def input_file(text):
+    """An argparse type: an existing file to read."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
     return text
 
 
@@ -251,7 +261,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=T.int_at_least(0), default=None,
                         help="seed for training and for the plotted samples (default: the JSON's, else 0)")
     parser.add_argument("--out", type=output_folder, default="figures", help="folder for the PNGs")
-    parser.add_argument("--from-json", metavar="PATH", help="reuse theorem_check.py --json results instead of training")
+    parser.add_argument("--from-json", metavar="PATH", type=input_file, help="reuse theorem_check.py --json results instead of training")
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests)")
     parser.add_argument("--data", choices=("pinwheel", "digits"), default="pinwheel",
                         help="which theorem_check run to draw (with --from-json, the file's own data decide)")
@@ -262,13 +272,74 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def all_finite(value):
-    """True if every number inside the nested lists and dicts of value is finite."""
+def finite_numbers(value, where):
+    """ValueError unless every number inside the nested lists and dicts of value is a finite float (an integer
+    beyond float range is not)."""
     if isinstance(value, dict):
-        return all(all_finite(item) for item in value.values())
+        return [finite_numbers(item, f"{where}.{key}") for key, item in value.items()]
     if isinstance(value, list):
-        return all(all_finite(item) for item in value)
-    return not isinstance(value, float) or np.isfinite(value)
+        return [finite_numbers(item, where) for item in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        S.fail_unless(abs(value) < 1e308 and np.isfinite(float(value)), f"{where} holds {value!r}: NaN, infinite or beyond float range")
+
+
+def check_fields(items, where, fields):
+    """items is a list of dicts, each with these fields of these types."""
+    S.fail_unless(isinstance(items, list), f"{where} must be a list, got {type(items).__name__}")
+    for index, item in enumerate(items):
+        S.fail_unless(isinstance(item, dict), f"{where}[{index}] must be a dict, got {type(item).__name__}")
+        for field, kinds in fields.items():
+            S.fail_unless(isinstance(item.get(field), kinds) and not isinstance(item.get(field), bool),
+                          f"{where}[{index}]['{field}'] must be {' or '.join(kind.__name__ for kind in kinds)}, got {item.get(field)!r}")
+
+
+NUMBER = (int, float)
+ROW_FIELDS = {"model": (str,), "decoder": (str,), "class": (int,), "bound": NUMBER, "l1": NUMBER, "conditional": NUMBER, "gap": NUMBER}
+DIRECT_FIELDS = {"class": (int,), "bound": NUMBER, "final": NUMBER, "history": (list,)}
+
+
+def check_results(results, want_sweep):
+    """ValueError naming the first thing in theorem_check's --json output that plots.py cannot draw from."""
+    S.fail_unless(isinstance(results, dict) and results.get("format") == T.JSON_FORMAT,
+                  f"it has format {results.get('format') if isinstance(results, dict) else type(results).__name__!r}, this plots.py "
+                  f"reads format {T.JSON_FORMAT}; write it again with this theorem_check.py --json")
+    for key, kind in (("config", dict), ("params", dict), ("data", dict), ("histories", dict)):
+        S.fail_unless(isinstance(results.get(key), kind), f"{key} must be a {kind.__name__}, got {results.get(key)!r:.60}")
+    finite_numbers({key: results.get(key) for key in ("params", "data", "rows", "histories", "direct_maximisation", "sweep")}, "the file")
+    seed = results["config"].get("seed", 0)
+    S.fail_unless(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, f"config.seed must be an integer >= 0, got {seed!r}")
+    S.fail_unless(results["config"].get("data", "pinwheel") in ("pinwheel", "digits"), f"config.data must be pinwheel or digits")
+    x1 = np.array(results["data"].get("x1"), dtype=float)
+    S.check_array(x1, "data.x1", 2)
+    labels = results["data"].get("labels")
+    S.fail_unless(isinstance(labels, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in labels),
+                  "data.labels must be a list of integers")
+    B.check_sweep_labels(np.array(labels, dtype=int), {"k": 1})
+    S.fail_unless(len(labels) == len(x1), f"data.labels has {len(labels)} entries but data.x1 has {len(x1)} rows")
+    check_models(results, x1.shape[1], max(labels) + 1, want_sweep)
+
+
+def check_models(results, data_dim, num_classes, want_sweep):
+    """The parameters, histories, rows and direct maximisations of check_results: one per model and class."""
+    models = list(results["params"])
+    S.fail_unless(models and all(model in NAMES for model in models), f"params has models {models}; expected some of {list(NAMES)}")
+    for model in models:
+        params = params_from_json(results["params"][model])
+        B.check_params_of_model(params, {"model": model})
+        S.fail_unless(S.input_size({"params": params}, "encoder_x1") == data_dim and
+                      S.input_size({"params": params}, "encoder_x2") == num_classes,
+                      f"params[{model!r}] do not fit the stored data's {data_dim} columns and {num_classes} classes")
+    S.fail_unless(sorted(results["histories"]) == sorted(models), f"histories has models {sorted(results['histories'])}, params {sorted(models)}")
+    S.fail_unless(all(isinstance(h, list) and h for h in results["histories"].values()), "every history must be a non-empty list")
+    check_fields(results.get("rows"), "rows", ROW_FIELDS)
+    trained = {(r["model"], r["class"]) for r in results["rows"] if r["decoder"] == "trained"}
+    missing = [(m, c) for m in models for c in range(num_classes) if (m, c) not in trained]
+    S.fail_unless(not missing, f"rows lacks the trained rows of (model, class) {missing[:4]}")
+    check_fields(results.get("direct_maximisation"), "direct_maximisation", DIRECT_FIELDS)
+    S.fail_unless(len(results["direct_maximisation"]) > 0, "direct_maximisation is empty")
+    if want_sweep or results.get("sweep"):
+        S.fail_unless(isinstance(results.get("sweep"), list) and results["sweep"], "it has no sweep; write it with theorem_check.py --sweep --json")
+        check_fields(results["sweep"], "sweep", {"k": (int,), "points_per_label": NUMBER, "data_within_label_variance": NUMBER, "models": (dict,)})
 
 
 def read_results(path, want_sweep):
@@ -276,27 +347,12 @@ def read_results(path, want_sweep):
     try:
         with open(path) as f:
             results = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise SystemExit(f"plots.py: error: cannot read --from-json {path}: {error}")
-    if not isinstance(results, dict) or results.get("format") != T.JSON_FORMAT:
-        found = results.get("format") if isinstance(results, dict) else type(results).__name__
-        raise SystemExit(f"plots.py: error: {path} has format {found!r}, this plots.py reads format {T.JSON_FORMAT}; "
-                         "write it again with this theorem_check.py --json")
-    missing = {"params", "data", "rows", "histories", "direct_maximisation", "config"} - set(results)
-    if missing:
-        raise SystemExit(f"plots.py: error: {path} lacks {sorted(missing)}; write it with theorem_check.py --json")
-    if not all_finite({key: results[key] for key in ("params", "data", "rows", "histories", "direct_maximisation", "sweep")
-                       if key in results}):
-        raise SystemExit(f"plots.py: error: {path} contains NaN or infinite numbers")
     try:
-        for model, tree in results["params"].items():
-            B.check_params_of_model(params_from_json(tree), {"model": model})
-            NAMES[model]
-        S.check_array(np.array(results["data"]["x1"], dtype=float), "the stored x1", 2)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise SystemExit(f"plots.py: error: {path} does not hold valid parameters and data: {error!r}")
-    if want_sweep and not results.get("sweep"):
-        raise SystemExit(f"plots.py: error: {path} has no sweep; write it with theorem_check.py --sweep --json")
+        check_results(results, want_sweep)
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, IndexError) as error:
+        raise SystemExit(f"plots.py: error: {path} cannot be drawn: {error}")
     return results
 
 

@@ -500,13 +500,13 @@ def check_step_size(step_size, arguments):
         raise ValueError(f"step_size must be positive and finite at every step; at step {bad[0]} it is {rates[bad[0]]}")
 
 
-def check_labels(labels, arguments):
+def check_labels(labels, arguments, name="labels"):
     """A 1-D integer NumPy array with values in 0..num_classes - 1 (if num_classes is an argument)."""
     fail_unless(isinstance(labels, onp.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu",
-                f"labels must be a 1-D integer NumPy array, got {type(labels).__name__} of shape {onp.shape(labels)}")
+                f"{name} must be a 1-D integer NumPy array, got {type(labels).__name__} of shape {onp.shape(labels)}")
     span, classes = (f"{labels.min()}..{labels.max()}" if labels.size else "none"), arguments.get("num_classes")
     fail_unless(classes is None or not labels.size or 0 <= labels.min() <= labels.max() < classes,
-                f"labels must lie in 0..{(classes or 1) - 1}, got {span}")
+                f"{name} must lie in 0..{(classes or 1) - 1}, got {span}")
 
 
 def check_sizes(name, at_least=0):

@@ -12,7 +12,7 @@ import bench
 import plots as P
 import surjvae_np as S
 import theorem_check as T
-from test_surjvae_np import (LinearGaussian, mixture_objective_equals_evidence_minus_kl_on_a_grid, perturbed_params,
+from test_surjvae_np import (LinearGaussian, linear_gaussian_conditional, mixture_objective_equals_evidence_minus_kl_on_a_grid, perturbed_params,
                              stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence)
 
 
@@ -82,16 +82,6 @@ def test_mopoe_float32_stays_float32():
     assert gradient.dtype == onp.float32 and onp.result_type(value) == onp.float32
 
 # ---------------------------------------------------------------- B4. log p(x1|x2) and coherence
-
-def linear_gaussian_conditional(model, mean, log_var):
-    """log p(x1|x2) in closed form: q(g|x2) = N(m, diag v) and x1 = A g + c + noise give N(A m + c, A diag(v) A^T + s^2 I)."""
-    values = []
-    for n in range(len(model.x1)):
-        cov = model.A @ onp.diag(onp.exp(log_var[n])) @ model.A.T + model.sigma ** 2 * onp.eye(2)
-        residual = model.x1[n] - model.A @ mean[n] - model.c
-        values.append(-0.5 * residual @ onp.linalg.solve(cov, residual) - 0.5 * onp.log(onp.linalg.det(2 * onp.pi * cov)))
-    return onp.array(values)
-
 
 def test_conditional_log_likelihood_matches_the_linear_gaussian_closed_form():
     model = LinearGaussian(num_points=5)
@@ -300,8 +290,9 @@ def test_quick_sweep_runs_checks_and_plots(tmp_path):
     results = json.loads(path.read_text())
     assert [p["k"] for p in results["sweep"]] == [1, 4]
     assert [p["num_labels"] for p in results["sweep"]] == [2, 8]
-    names = [c["name"] for c in results["checks"] if c["name"].startswith("sweep:")]
-    assert len(names) == 3 and all(c["passed"] for c in results["checks"])
+    sweep_findings = [f for f in results["findings"] if f["name"].startswith("sweep:")]
+    assert len(sweep_findings) == 3 and all(c["passed"] for c in results["checks"])
+    assert [f["passed"] for f in sweep_findings] == [True, True, True]            # measured at seed 0, quick
     first, second = results["sweep"]
     assert second["data_within_label_variance"] < 0.5 * first["data_within_label_variance"]
     P.read_results(str(path), want_sweep=True)                       # what plots.py --sweep checks first
@@ -362,3 +353,61 @@ def test_bench_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
         bench.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_mmvaeplus_jensen_compares_like_with_like():
+    """A constant-mean decoder that responds only to w, with a narrow r_1: L_1 (w~ ~ r_1) sits at the bound, while
+    log p(x1|x2) with w ~ p(w) lies below L_1/N. Jensen links L_1 only to log p under r_1, which the check uses."""
+    x1, labels = S.make_pinwheel(num_per_class=60, rng=rng(5))
+    params = B.init_mmvaeplus_params(rng(6), hidden=(4,), private_dim=1)
+    x1_class = x1[labels == 0]
+    params["decoder_x1"] = [{"W": onp.array([[0.0, 0.0], [0.0, 0.0], [3.0, 3.0]]), "b": x1_class.mean(axis=0)}]   # g ignored
+    params["decoder_x1_log_var"] = onp.array(onp.log(T.mle_variance(x1_class)))
+    params[B.AUXILIARY_KEYS[0]] = onp.array([-12.0])                               # r_1: std 0.0025
+    row = T.evaluate_class(params, "mmvaeplus", x1, labels, 2, 0, T.QUICK, rng(7))
+    assert abs(row["l1"] - row["bound"]) < 0.01 and T.jensen_margin(row) >= 0
+    prior_mean, prior_log_var = (a[0] for a in B.label_latent(params, S.one_hot(onp.array([0]), 2), "mmvaeplus", private="prior"))
+    under_prior = T.conditional_log_likelihood_grid(params, x1_class, prior_mean, prior_log_var, 64)
+    assert under_prior < row["l1"] - 1.0                                       # measured: 3.35 nats per point below
+
+
+@pytest.mark.parametrize("script, message", [
+    ("import sys; sys.exit('No module named torch')", "No module named torch"),
+    ("print('hello')", "printed no step time"),
+])
+def test_bench_shows_the_peers_own_error(tmp_path, script, message):
+    peer = tmp_path / "peer.py"
+    peer.write_text(script)
+    with pytest.raises(SystemExit, match=message):
+        bench.peer_step_milliseconds(sys.executable, str(peer))
+
+
+def test_bench_rejects_a_python_that_is_not_executable(tmp_path, capsys):
+    not_executable = tmp_path / "python"
+    not_executable.write_text("")
+    peer = tmp_path / "peer.py"
+    peer.write_text("")
+    with pytest.raises(SystemExit):
+        bench.main(["--torch-python", str(not_executable), "--peer", str(peer)])
+    assert "is not executable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p, x1, x2: B.label_coherence(x1, onp.array([5] * len(x1)), x1, onp.zeros(len(x1), dtype=int)),
+     "conditioning_labels must lie in 0..0"),
+    (lambda p, x1, x2: B.label_coherence(x1, onp.zeros(len(x1), dtype=int), x1, -onp.ones(len(x1), dtype=int)),
+     "reference_labels must be labels >= 0"),
+    (lambda p, x1, x2: B.leave_one_out_coherence(x1[:1], onp.array([0])), "at least 2 points"),
+    (lambda p, x1, x2: S.change_x1_units(p, onp.array([onp.nan, 0.0]), 2.0), "shift contains NaN"),
+    (lambda p, x1, x2: S.change_x1_units(p, onp.array([onp.inf, 0.0]), 2.0), "shift contains NaN or infinite"),
+    (lambda p, x1, x2: S.train("mmvae", x1, x2, num_steps=3, step_size="0.01"), "step_size must be a number"),
+    (lambda p, x1, x2: S.mmvae_objective(dict(p, decoder_x1_log_var=onp.array(onp.nan)), x1, x2, rng()), "contains NaN"),
+    (lambda p, x1, x2: S.mmvae_objective(dict(p, encoder_x1=[{"W": [[1.0]], "b": [0.0]}]), x1, x2, rng()), "must be a NumPy array"),
+    (lambda p, x1, x2: B.train("mmvaeplus", x1, x2, private_dim=-1), "private_dim must be an integer >= 0"),
+    (lambda p, x1, x2: B.mmvaeplus_objective(dict(B.init_mmvaeplus_params(rng()), **{B.AUXILIARY_KEYS[0]: onp.array([onp.inf])}),
+                                             x1, x2, rng()), "contains NaN or infinite"),
+])
+def test_new_surfaces_reject_bad_input(good_input, call, message):
+    params, x1, x2 = good_input
+    with pytest.raises(ValueError, match=message):
+        call(params, x1, x2)

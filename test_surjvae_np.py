@@ -295,6 +295,16 @@ def perturbed_params(model, seed=7):
     return model.params(expert_x1, post_mean + 0.4 * r.standard_normal(post_mean.shape), post_log_var - 0.6)
 
 
+def linear_gaussian_conditional(model, mean, log_var):
+    """log p(x1|x2) in closed form: q(g|x2) = N(m, diag v) and x1 = A g + c + noise give N(A m + c, A diag(v) A^T + s^2 I)."""
+    values = []
+    for n in range(len(model.x1)):
+        cov = model.A @ onp.diag(onp.exp(log_var[n])) @ model.A.T + model.sigma ** 2 * onp.eye(2)
+        residual = model.x1[n] - model.A @ mean[n] - model.c
+        values.append(-0.5 * residual @ onp.linalg.solve(cov, residual) - 0.5 * onp.log(onp.linalg.det(2 * onp.pi * cov)))
+    return onp.array(values)
+
+
 def test_mvae_objective_equals_evidence_minus_closed_form_kls():
     model = LinearGaussian(num_points=40)
     params = perturbed_params(model)
@@ -607,6 +617,7 @@ def test_change_x1_units_is_an_exact_reparameterisation():
 
 import json  # noqa: E402
 
+import beyond_the_paper as B  # noqa: E402
 import theorem_check as T  # noqa: E402
 
 
@@ -641,11 +652,14 @@ def test_theorem_check_quick_passes_and_writes_json(quick_run):
     results = json.loads(path.read_text())
     assert results["format"] == T.JSON_FORMAT
     assert results["all_passed"] and all(c["passed"] for c in results["checks"])
+    assert [f["passed"] for f in results["findings"]] == [True, True, True]   # measured: Fig. 2, the gap, log p(x1|x2)
     assert len(results["rows"]) == 2 * 2 * 2                          # the paper's models x decoders x classes
     for row in results["rows"]:                                       # Eq. (6) and Jensen, row by row
         assert row["bound"] >= row["l1"] - row["l1_error"]
-        assert row["conditional"] + row["conditional_change"] >= row["l1"] - row["l1_error"]
+        assert row["conditional_method"].startswith("grid") and row["conditional_error"] < T.CONDITIONAL_TOLERANCE
+        assert row["conditional"] + row["conditional_error"] >= row["l1"] - row["l1_error"]
         assert 0 <= row["coherence"] <= 1 and row["spread_ratio_sampled"] > 0
+    assert len(results["direct_maximisation"]) == 2                    # every class
     assert not list(path.parent.glob("*.partial"))
 
 
@@ -686,22 +700,40 @@ def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
     assert "FAIL  inequality (6)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--classes", "1"], ["--per-class", "0"], ["--per-class", "5"], ["--models", "vae"],
-                                  ["--steps", "ten"], ["--seed", "x"], ["--seed", "-1"], ["--jobs", "0"],
-                                  ["--sweep", "--sweep-ks", "600"], ["--quick", "--sweep", "--sweep-ks", "101"],
-                                  ["--json", ""], ["--json", "/nonexistent-folder/r.json"], ["--json", "."]])
-def test_theorem_check_rejects_bad_arguments(argv, capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["--classes", "1"], "must be >= 2"), (["--per-class", "0"], "must be >= 20"), (["--per-class", "5"], "must be >= 20"),
+    (["--models", "vae"], "invalid choice"), (["--steps", "ten"], "expected an integer"), (["--seed", "x"], "expected an integer"),
+    (["--seed", "-1"], "must be >= 0"), (["--jobs", "0"], "must be >= 1"),
+    (["--sweep", "--sweep-ks", "600"], "exceeds the 500 points"), (["--quick", "--sweep", "--sweep-ks", "101"], "exceeds the 100"),
+    (["--json", ""], "the path is empty"), (["--json", "/nonexistent-folder/r.json"], "does not exist"), (["--json", "."], "is a folder"),
+    (["--json", "/dev/null"], "not a regular file"), (["--sweep-ks", "1", "2"], "--sweep-ks applies only to --sweep"),
+    (["--private-dim", "2"], "--private-dim applies only to MMVAE+"), (["--data", "digits", "--classes", "3"], "--classes applies only"),
+    (["--data", "digits", "--sweep"], "--sweep applies only"), (["--data", "digits", "--per-class", "50"], "--per-class applies only"),
+    (["--data", "faces"], "invalid choice"),
+])
+def test_theorem_check_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as error:
         T.main(argv)
-    assert error.value.code == 2 and "error:" in capsys.readouterr().err
+    assert error.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--data", "digits", "--classes", "3"], ["--data", "digits", "--sweep"],
-                                  ["--data", "digits", "--per-class", "50"], ["--data", "faces"]])
-def test_theorem_check_rejects_pinwheel_options_for_digits(argv, capsys):
-    with pytest.raises(SystemExit) as error:
-        T.main(argv)
-    assert error.value.code == 2
+def test_theorem_check_rejects_an_unwritable_or_virtual_folder_and_a_fifo(tmp_path, capsys):
+    import os
+    os.mkfifo(tmp_path / "fifo")
+    for path, message in ((tmp_path / "fifo", "not a regular file"), ("/proc/results.json", "cannot write in the folder /proc")):
+        with pytest.raises(SystemExit):
+            T.main(["--json", str(path)])
+        assert message in capsys.readouterr().err
+
+
+def test_theorem_check_reports_a_missing_or_altered_digits_file_cleanly(tmp_path, monkeypatch, capsys):
+    altered = tmp_path / "digits.csv.gz"
+    altered.write_bytes(open(B.DIGITS_PATH, "rb").read()[:-10])
+    for path, message in ((tmp_path / "none.csv.gz", "cannot read the digits file"), (altered, "is altered: its SHA-256")):
+        monkeypatch.setattr(B, "DIGITS_PATH", str(path))
+        with pytest.raises(SystemExit) as error:
+            T.main(["--data", "digits", "--quick"])
+        assert error.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_theorem_check_checks_the_json_path_before_any_work(tmp_path, monkeypatch, capsys):
@@ -709,6 +741,68 @@ def test_theorem_check_checks_the_json_path_before_any_work(tmp_path, monkeypatc
     with pytest.raises(SystemExit):
         T.main(["--json", str(tmp_path / "missing" / "r.json")])
     assert "does not exist" in capsys.readouterr().err
+
+
+def fake_rows(num_rows=4, method="GH64"):
+    """Rows that pass every theorem check, for the checks' own tests."""
+    return [{"model": "mmvae", "decoder": "trained", "class": i, "bound": 0.0, "l1": -1.0, "l1_error": 1e-3, "l1_method": method,
+             "monte_carlo": -1.001, "monte_carlo_se": 0.01, "conditional": -0.5, "conditional_error": 1e-4,
+             "conditional_method": "grid64", "gap": 1.0} for i in range(num_rows)]
+
+
+STATIONARITY = [{"gradient_norm": 1e-13, "value_at_theta_hat": -5.0, "bound": -5.0, "largest_change": -1e-4}]
+DIRECT = [{"bound": 0.0, "final": -1e-5, "spread_ratio": 1e-5}]
+
+
+@pytest.mark.parametrize("field", ["l1", "l1_error", "bound", "conditional", "conditional_error", "monte_carlo_se"])
+def test_a_nan_in_any_row_fails_the_checks_that_read_it(field):
+    passing = T.theorem_checks(fake_rows(), STATIONARITY, DIRECT)
+    assert all(passed for _, passed, _, _ in passing)
+    rows = fake_rows()
+    rows[2][field] = float("nan")                                            # not the first row: Python's min would skip it
+    failed = [name for name, passed, _, _ in T.theorem_checks(rows, STATIONARITY, DIRECT) if passed is False]
+    assert failed, field
+    for key, table in (("gradient_norm", STATIONARITY), ("final", DIRECT)):
+        broken = [dict(table[0]), dict(table[0], **{key: float("nan")})]
+        checks = T.theorem_checks(fake_rows(), *((broken, DIRECT) if table is STATIONARITY else (STATIONARITY, broken)))
+        assert any(passed is False for _, passed, _, _ in checks), key
+
+
+def test_quadrature_check_says_skip_when_no_row_used_quadrature():
+    checks = {name: passed for name, passed, _, _ in T.theorem_checks(fake_rows(method="MC"), STATIONARITY, DIRECT)}
+    assert checks["quadrature agrees with Monte Carlo (within 4 SE)"] is None
+    assert all(passed for name, passed in checks.items() if not name.startswith("quadrature"))
+
+
+def test_jensen_fails_when_log_p_falls_below_l1():
+    rows = fake_rows()
+    rows[1]["conditional"] = -1.1                                            # below L_1 / N = -1.0 by more than the errors
+    checks = {name: passed for name, passed, _, _ in T.theorem_checks(rows, STATIONARITY, DIRECT)}
+    assert checks["Jensen: L_1 / N <= log p(x1|x2) for every decoder and class"] is False
+
+
+def test_grid_rule_integrates_gaussian_moments_and_gives_the_linear_gaussian_conditional():
+    z, log_weights = T.grid_rule(64, 2)
+    weights = onp.exp(log_weights)
+    assert abs(weights.sum() - 1) < 1e-12 and abs(weights @ z[:, 0] ** 2 - 1) < 1e-12
+    model = LinearGaussian(num_points=5)                     # every point its own label: one point per "class"
+    params = perturbed_params(model)
+    mean, log_var = S.label_posterior(params, model.x2, "mmvae")
+    closed = linear_gaussian_conditional(model, mean, log_var)
+    for n in range(5):
+        value = T.conditional_log_likelihood_grid(params, model.x1[n:n + 1], mean[n], log_var[n], 128)
+        assert abs(value - closed[n]) < 1e-10
+
+
+def test_direct_maximisation_covers_every_class(monkeypatch):
+    calls = []
+    monkeypatch.setattr(T, "maximise_cross_modal_term", lambda x1, c, *rest: calls.append(c) or {"class": c})
+    monkeypatch.setattr(T, "train_model", lambda model, x1, x2, seed, config: (None, onp.zeros(1)))
+    monkeypatch.setattr(B, "init_model_params", lambda *a: S.init_params(rng()))
+    args = T.parse_args(["--classes", "3", "--models", "mmvae", "--jobs", "1", "--quick"])
+    x1, labels, _, _ = T.load_data(args, T.run_config(args))
+    T.trained_and_untrained(args, T.run_config(args), x1, labels, 3, None)
+    assert calls == [0, 1, 2]
 
 
 # ---------------------------------------------------------------- plots.py
@@ -743,26 +837,70 @@ def test_plots_writes_four_non_blank_pngs(quick_results, tmp_path):
         assert pixels.std() > 0.05 and (pixels < 0.5).mean() > 0.001          # not blank: has dark marks
 
 
-def test_plots_rejects_a_missing_json(tmp_path):
-    with pytest.raises(SystemExit, match="cannot read --from-json"):
-        P.main(["--from-json", str(tmp_path / "none.json"), "--out", str(tmp_path)])
+def test_plots_rejects_a_missing_or_empty_json_path(tmp_path, capsys):
+    for path in (str(tmp_path / "none.json"), ""):
+        with pytest.raises(SystemExit):
+            P.main(["--from-json", path, "--out", str(tmp_path)])
+        assert "--from-json" in capsys.readouterr().err
+
+
+def set_in(results, keys, value):
+    """results with results[keys[0]][keys[1]]... set to value (a deep copy)."""
+    results = json.loads(json.dumps(results))
+    target = results
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
+    return results
+
+
+def without(results, keys):
+    results = json.loads(json.dumps(results))
+    target = results
+    for key in keys[:-1]:
+        target = target[key]
+    del target[keys[-1]]
+    return results
 
 
 @pytest.mark.parametrize("corrupt, message", [
-    (lambda text: text[:len(text) // 2], "cannot read"),
-    (lambda text: text.replace('"format": 2', '"format": 1'), "format 1"),
-    (lambda text: text.replace('"histories"', '"histories_old"'), "lacks"),
-    (lambda text: text.replace('"bound": -', '"bound": NaN, "x": -', 1), "NaN or infinite"),
-    (lambda text: text.replace('"decoder_x1_log_var"', '"log_var"', 1), "valid parameters"),
+    (lambda r: set_in(r, ["format"], 2), "format 2"),
+    (lambda r: [r], "format 'list'"),
+    (lambda r: without(r, ["histories"]), "histories must be a dict"),
+    (lambda r: set_in(r, ["config"], None), "config must be a dict"),
+    (lambda r: set_in(r, ["config", "seed"], -1), "config.seed must be an integer >= 0"),
+    (lambda r: set_in(r, ["config", "seed"], "3"), "config.seed must be an integer"),
+    (lambda r: set_in(r, ["rows", 3, "bound"], float("nan")), "NaN, infinite or beyond float range"),
+    (lambda r: set_in(r, ["histories", "mvae", 5], 10 ** 400), "beyond float range"),
+    (lambda r: set_in(r, ["data", "labels", 0], 7), "label 2 has no points|labels"),
+    (lambda r: set_in(r, ["data", "labels", 0], 0.5), "data.labels must be a list of integers"),
+    (lambda r: set_in(r, ["data", "labels", 0], -1), "labels"),
+    (lambda r: set_in(r, ["data", "labels"], r["data"]["labels"][:-1]), "data.labels has 199 entries"),
+    (lambda r: set_in(r, ["data", "x1", 0], [1.0]), "data.x1|shape|setting an array"),
+    (lambda r: set_in(r, ["rows"], [row for row in r["rows"] if row["class"] != 1]), "lacks the trained rows"),
+    (lambda r: set_in(r, ["rows"], [row for row in r["rows"] if row["model"] != "mmvae"]), "lacks the trained rows"),
+    (lambda r: set_in(r, ["rows", 0, "class"], "0"), r"rows\[0\]\['class'\] must be int"),
+    (lambda r: set_in(r, ["rows", 0], "a row"), r"rows\[0\] must be a dict"),
+    (lambda r: set_in(r, ["params", "vae"], r["params"]["mvae"]), "params has models"),
+    (lambda r: without(r, ["params", "mvae", "decoder_x1_log_var"]), "lacks"),
+    (lambda r: set_in(r, ["params", "mmvae", "decoder_x1", 0, "W"], [[1.0]]), "inputs, expected|do not fit"),
+    (lambda r: set_in(r, ["histories", "mvae"], []), "non-empty"),
+    (lambda r: set_in(r, ["direct_maximisation"], []), "direct_maximisation is empty"),
 ])
 def test_plots_validates_the_json_before_writing_any_figure(quick_results, tmp_path, corrupt, message):
-    broken = tmp_path / "broken.json"
-    broken.write_text(corrupt(quick_results.read_text()))
-    out = tmp_path / "figures"
+    broken, out = tmp_path / "broken.json", tmp_path / "figures"
+    broken.write_text(json.dumps(corrupt(json.loads(quick_results.read_text()))))
     out.mkdir()
     with pytest.raises(SystemExit, match=message):
         P.main(["--from-json", str(broken), "--out", str(out)])
     assert list(out.iterdir()) == []                                         # nothing half-written
+
+
+def test_plots_rejects_a_cut_json(quick_results, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text(quick_results.read_text()[:1000])
+    with pytest.raises(SystemExit, match="cannot read --from-json"):
+        P.main(["--from-json", str(broken), "--out", str(tmp_path)])
 
 
 def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys):
