@@ -262,14 +262,19 @@ def parse_args(argv):
                         help="seed for training and for the plotted samples (default: the JSON's, else 0)")
     parser.add_argument("--out", type=output_folder, default="figures", help="folder for the PNGs")
     parser.add_argument("--from-json", metavar="PATH", type=input_file, help="reuse theorem_check.py --json results instead of training")
-    parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests)")
-    parser.add_argument("--data", choices=("pinwheel", "digits"), default="pinwheel",
-                        help="which theorem_check run to draw (with --from-json, the file's own data decide)")
-    parser.add_argument("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
-                        help="models to train when not --from-json (beyond the paper: mopoe, mmvaeplus)")
+    parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests; not with --from-json)")
+    parser.add_argument("--data", choices=("pinwheel", "digits"), default=None,
+                        help="which theorem_check run to train and draw (default pinwheel; not with --from-json: its data decide)")
+    parser.add_argument("--models", nargs="+", choices=B.MODELS, default=None,
+                        help="models to train (default the paper's; beyond it mopoe, mmvaeplus; not with --from-json)")
     parser.add_argument("--sweep", action="store_true",
                         help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    given = [flag for flag, value in (("--quick", args.quick), ("--data", args.data), ("--models", args.models)) if value]
+    if args.from_json and given:
+        parser.error(f"{', '.join(given)} apply to training only, not to --from-json (the file decides)")
+    args.data, args.models = args.data or "pinwheel", args.models or list(S.PAPER_MODELS)
+    return args
 
 
 def finite_numbers(value, where):

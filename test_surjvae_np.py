@@ -896,6 +896,13 @@ def test_plots_validates_the_json_before_writing_any_figure(quick_results, tmp_p
     assert list(out.iterdir()) == []                                         # nothing half-written
 
 
+@pytest.mark.parametrize("flags", [["--models", "mvae"], ["--quick"], ["--data", "digits"]])
+def test_plots_rejects_training_flags_with_from_json(quick_results, tmp_path, flags, capsys):
+    with pytest.raises(SystemExit):
+        P.main(["--from-json", str(quick_results), "--out", str(tmp_path)] + flags)
+    assert "apply to training only" in capsys.readouterr().err
+
+
 def test_plots_rejects_a_cut_json(quick_results, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text(quick_results.read_text()[:1000])
