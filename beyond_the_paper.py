@@ -60,25 +60,56 @@ def mopoe_objective(params, x1, x2, rng):
 
 # ---------------------------------------------------------------- B2. MMVAE+: private latents and auxiliary priors
 
-AUXILIARY_KEYS = ("auxiliary_prior_log_var_x1", "auxiliary_prior_log_var_x2")     # r_1(w_1), r_2(w_2)
+# The auxiliary priors r_m(w_m) = N(0, diag s_m^2), and the private prior p(w) = N(0, s_p^2 I) of the objective
+# and of generation, in three parameterisations (the parameters' keys say which; a, learned, starts at 0):
+#   "free":     log s_m^2 = a (s_m = 1 at the start), s_p = 1: this project's first choice;
+#   "softplus": s_m = softplus(a) (log 2 at the start), s_p = softplus(0) = log 2: srl-ethz/mmvaeplus's Normal variant;
+#   "softmax":  s_m = P softmax(a) (1 at the start; the P scales' mean stays 1), s_p = 1: srl-ethz/mmvaeplus's
+#               default (there with Laplace distributions); at P = 1, r_m is p(w) and cannot narrow.
+AUXILIARY = {"free": ("auxiliary_prior_log_var_x1", "auxiliary_prior_log_var_x2"),
+             "softplus": ("auxiliary_prior_softplus_x1", "auxiliary_prior_softplus_x2"),
+             "softmax": ("auxiliary_prior_logits_x1", "auxiliary_prior_logits_x2")}
+AUXILIARY_KEYS = AUXILIARY["free"]
 
 
 @S.checked
-def init_mmvaeplus_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,), private_dim=1):
-    """init_params with latents u = (g, w) of size latent_dim + private_dim, and the auxiliary priors'
-    log-variances r_m(w_m) = N(0, diag exp(.)), learned, starting at 0. private_dim 0 is the MMVAE."""
+def init_mmvaeplus_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,), private_dim=1, auxiliary="free"):
+    """init_params with latents u = (g, w) of size latent_dim + private_dim, and the auxiliary priors' parameters a
+    (zeros) under the keys of auxiliary's parameterisation. private_dim 0 is the MMVAE."""
     params = S.init_params(rng, num_classes, latent_dim + private_dim, data_dim, hidden)
-    return dict(params, **{key: np.zeros(private_dim) for key in AUXILIARY_KEYS}) if private_dim else params
+    return dict(params, **{key: np.zeros(private_dim) for key in AUXILIARY[auxiliary]}) if private_dim else params
+
+
+def auxiliary_of(params):
+    """The parameterisation whose keys params hold, or None (the paper's parameters: no private latent)."""
+    return next((name for name, keys in AUXILIARY.items() if keys[0] in params), None)
 
 
 def private_dim(params):
     """The size of MMVAE+'s private latent w (0 for the paper's parameters)."""
-    return int(onp.shape(params.get(AUXILIARY_KEYS[0], onp.zeros(0)))[0])
+    return int(onp.shape(params[AUXILIARY[auxiliary_of(params)][0]])[0]) if auxiliary_of(params) else 0
 
 
 def shared_dim(params):
     """The size of the shared latent g: the decoders' input size less w's."""
     return int(onp.shape(params["decoder_x1"][0]["W"])[0]) - private_dim(params)
+
+
+def auxiliary_log_vars(params):
+    """log s_m^2 of r_1 and r_2, (M, P), from the parameters a of params' parameterisation."""
+    if auxiliary_of(params) is None:
+        return np.zeros((2, 0))
+    a = np.stack([params[key] for key in AUXILIARY[auxiliary_of(params)]])       # (M, P)
+    if auxiliary_of(params) == "softplus":
+        return 2.0 * np.log(np.logaddexp(0.0, a))                                  # s = softplus(a) = log(1 + e^a)
+    if auxiliary_of(params) == "softmax":
+        return 2.0 * (a - S.logsumexp(a, axis=-1)[:, None] + math.log(np.shape(a)[-1]))   # s = P softmax(a)
+    return a
+
+
+def private_prior_log_var(params):
+    """log s_p^2 of the private prior p(w) = N(0, s_p^2 I): log(log 2)^2 for "softplus", else 0."""
+    return 2.0 * math.log(math.log(2.0)) if auxiliary_of(params) == "softplus" else 0.0
 
 
 @checked_with("MMVAEPLUS_CHECKS")
@@ -90,20 +121,21 @@ def mmvaeplus_objective(params, x1, x2, rng, beta=1.0):
       log p(x_m|g, w_m) + log p(x_n|g, w~_n) + beta log [p(g) p(w_m) / (q_MoE(g|x1, x2) q(w_m|x_m))],
     averaged over m outside the log, as Eq. (5). The cross term log p(x_n|g, w~_n) is Eq. (4) over
     (g, w~): Theorem 1's proof holds for it unchanged, the law of (g, w~) being the same for every n
-    in S_c. Private size 0: mmvae_objective for the same noise (tested). The authors' code
-    (srl-ethz/mmvaeplus) differs in: Laplace distributions, K > 1 with DReG, likelihood weights, beta.
+    in S_c. p(g) = N(0, I); p(w), r_m: params' parameterisation (AUXILIARY). Private size 0: mmvae_objective
+    for the same noise (tested). The authors' code (srl-ethz/mmvaeplus) differs in: Laplace distributions (the
+    default), K > 1 with DReG, likelihood weights, beta = 2.5, and (Normal variant) p(g) of scale log 2 too.
     """
     shared = shared_dim(params)
     means, log_vars = S.unimodal_experts(params, x1, x2)                          # (M, N, D + P)
     u = S.sample_normal(means, log_vars, rng)                                     # (M, N, D + P): stratum m
     g, w_own = u[..., :shared], u[..., shared:]                                   # (M, N, D), (M, N, P)
     # Stratum m borrows the other modality's auxiliary prior: r_2 in stratum 1, r_1 in stratum 2.
-    auxiliary_log_vars = np.stack([params.get(key, np.zeros(0)) for key in AUXILIARY_KEYS[::-1]])   # (M, P)
-    w_other = S.sample_normal(np.zeros(np.shape(w_own)), auxiliary_log_vars[:, None, :], rng)         # (M, N, P)
+    w_other = S.sample_normal(np.zeros(np.shape(w_own)), auxiliary_log_vars(params)[::-1, None, :], rng)   # (M, N, P)
     w_for_x1, w_for_x2 = np.stack([w_own[0], w_other[1]]), np.stack([w_other[0], w_own[1]])  # own in its stratum
     log_p_x1 = S.decoder_x1_log_likelihood(params, x1, np.concatenate([g, w_for_x1], axis=-1))   # (M, N)
     log_p_x2 = S.decoder_x2_log_likelihood(params, x2, np.concatenate([g, w_for_x2], axis=-1))   # (M, N)
-    log_ratio = (S.log_prior(g) + S.log_prior(w_own) - S.mixture_log_density(g, means[..., :shared], log_vars[..., :shared])
+    log_ratio = (S.log_prior(g) + S.log_normal(w_own, 0.0, private_prior_log_var(params))
+                 - S.mixture_log_density(g, means[..., :shared], log_vars[..., :shared])
                  - S.log_normal(w_own, means[..., shared:], log_vars[..., shared:]))          # (M, N)
     return np.mean(log_p_x1 + log_p_x2 + beta * log_ratio)
 
@@ -111,11 +143,11 @@ def mmvaeplus_objective(params, x1, x2, rng, beta=1.0):
 @checked_with("MMVAEPLUS_CHECKS")
 def mmvaeplus_label_latent(params, x2, private="prior"):
     """(mean, log_var) (N, D + P) of u = (g, w_1) for label -> x1 generation: g ~ q(g|x2), the shared
-    part of expert r_2, and w_1 ~ p(w_1) = N(0, I) (private="prior", the authors' default at generation)
+    part of expert r_2, and w_1 ~ p(w_1) (private="prior", the authors' default at generation)
     or w_1 ~ r_1 (private="auxiliary", the law its cross term is trained under)."""
     mean, log_var = S.gaussian_expert(params["encoder_x2"], x2)
     mean, log_var = mean[..., :shared_dim(params)], log_var[..., :shared_dim(params)]    # (N, D)
-    w_log_var = params[AUXILIARY_KEYS[0]] if private == "auxiliary" else np.zeros(private_dim(params))
+    w_log_var = auxiliary_log_vars(params)[0] if private == "auxiliary" else np.full(private_dim(params), private_prior_log_var(params))
     w_mean, w_log_var = np.zeros((len(mean), private_dim(params))), w_log_var + np.zeros((len(mean), 1))  # (N, P)
     return np.concatenate([mean, w_mean], axis=-1), np.concatenate([log_var, w_log_var], axis=-1)
 
@@ -156,19 +188,35 @@ def x1_latent(params, x1, model):
 
 
 @S.checked
-def init_model_params(model, rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,), private_dim=None):
-    """Initial parameters of any model: init_params, or init_mmvaeplus_params (private_dim, default 1)."""
+def init_model_params(model, rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,), private_dim=None, auxiliary=None):
+    """Initial parameters of any model: init_params, or init_mmvaeplus_params (private_dim default 1, auxiliary "free")."""
     if model == "mmvaeplus":
-        return init_mmvaeplus_params(rng, num_classes, latent_dim, data_dim, hidden, 1 if private_dim is None else private_dim)
+        return init_mmvaeplus_params(rng, num_classes, latent_dim, data_dim, hidden, 1 if private_dim is None else private_dim,
+                                     auxiliary or "free")
     return S.init_params(rng, num_classes, latent_dim, data_dim, hidden)
 
 
+def objective_of(model, num_importance=1):
+    """A model's objective; with num_importance > 1 (the MMVAE, MoPoE) its K-sample version (B7)."""
+    if num_importance > 1:
+        iwae = {"mmvae": mmvae_iwae_objective, "mopoe": mopoe_iwae_objective}[model]
+        return lambda params, x1, x2, rng: iwae.__wrapped__(params, x1, x2, rng, num_importance)
+    return OBJECTIVES[model]
+
+
 @S.checked
-def train(model, x1, x2, seed=0, latent_dim=2, hidden=(32,), private_dim=None, **options):
-    """Train any model as S.train does: initial parameters from init_rng(seed) in standardised units, then
-    S.fit on its objective. private_dim: MMVAE+ only. options: S.fit's and S.maximise's."""
-    start = init_model_params(model, S.init_rng(seed), np.shape(x2)[1], latent_dim, np.shape(x1)[1], hidden, private_dim)
-    return S.fit(OBJECTIVES[model], start, x1, x2, seed=seed, name=model, **options)
+def train(model, x1, x2, seed=0, latent_dim=2, hidden=(32,), private_dim=None, auxiliary=None, decoder_std=None,
+          importance_samples=1, **options):
+    """Train any model as S.train does: initial parameters from init_rng(seed) in standardised units, then S.fit on
+    its objective. private_dim, auxiliary (AUXILIARY's parameterisations): MMVAE+ only. decoder_std: None learns the
+    x1 decoder's std (the paper's models do); a number S fixes it at S in x1's units. importance_samples: K per
+    stratum, for the MMVAE and MoPoE (B7). options: S.fit's and S.maximise's."""
+    start = init_model_params(model, S.init_rng(seed), np.shape(x2)[1], latent_dim, np.shape(x1)[1], hidden, private_dim, auxiliary)
+    objective = objective_of(model, importance_samples)
+    if decoder_std is not None:
+        fixed = np.array(2.0 * math.log(decoder_std / S.x1_standardisation(x1)[1]))     # in fit's standardised units
+        start, objective = dict(start, decoder_x1_log_var=fixed), with_fixed_decoder_std(objective, fixed)
+    return S.fit(objective, start, x1, x2, seed=seed, name=model, **options)
 
 
 @S.checked
@@ -322,21 +370,66 @@ def load_digits(path=None):
     return table[:, :64] / 16.0, table[:, 64].astype(int)
 
 
+# ---------------------------------------------------------------- B7. what controls the collapse's strength: K and sigma
+
+def stratified_importance_weighted_elbo(params, x1, x2, means, log_vars, rng, num_importance):
+    """Eq. (5) with K = num_importance importance samples per stratum (Shi et al.'s m_iwae_looser). Maximised:
+      (1/M) sum_m E log (1/K) sum_k p(g_mk, {x_m}) / q(g_mk|{x_m}),  g_mk ~ q_m, q the mixture of the components,
+    the log-mean-exp over the K samples inside each stratum, the 1/M average outside. K = 1 is
+    S.stratified_mixture_elbo exactly (tested). Its stratum m = M holds the K-sample cross term of
+    k_sample_cross_term, which the constant-mean decoder no longer maximises once K > 1."""
+    g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
+    log_joint = S.log_prior(g) + (S.decoder_x1_log_likelihood(params, x1, g) + S.decoder_x2_log_likelihood(params, x2, g))
+    log_weights = log_joint - S.mixture_log_density(g, means, log_vars)           # (K, M, N)
+    return np.mean(S.logsumexp(log_weights, axis=0) - math.log(num_importance))
+
+
+@S.checked
+def mmvae_iwae_objective(params, x1, x2, rng, num_importance=1):
+    """The MMVAE's objective (Eq. 5, the experts as components) with num_importance samples per stratum. Maximised."""
+    return stratified_importance_weighted_elbo(params, x1, x2, *S.unimodal_experts(params, x1, x2), rng, num_importance)
+
+
+@S.checked
+def mopoe_iwae_objective(params, x1, x2, rng, num_importance=1):
+    """MoPoE's objective (B1) with num_importance samples per stratum. Maximised."""
+    return stratified_importance_weighted_elbo(params, x1, x2, *mopoe_components(params, x1, x2), rng, num_importance)
+
+
+@S.checked
+def k_sample_cross_term(params, x1, label_mean, label_log_var, rng, num_importance, replicates=200):
+    """(1/N) sum_n E log (1/K) sum_k f_1(x1^(n) | tau_1(g_k)), g_k ~ N(label_mean, diag exp(label_log_var)), the label
+    posterior that all rows of x1 share (one class): (mean, standard error) over `replicates` sets of K draws.
+    At K = 1 it is L_1/N of Eq. (4); it does not decrease with K and tends to log p(x1|x2) (Burda et al. 2016).
+    The constant class-mean decoder scores the bound of Eq. (7) at every K, and a decoder that follows g can beat it."""
+    mu = S.decode_mean_x1(params, S.sample_normal(label_mean, label_log_var, rng, (replicates, num_importance)))  # (R, K, D1)
+    log_var = params["decoder_x1_log_var"]        # log f_1(x_n | mu_k) = a_n + b_nk, as in conditional_log_likelihood
+    a = -0.5 * np.shape(x1)[1] * (S.LOG_2PI + log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-log_var)   # (N,)
+    b = (mu @ x1.T - 0.5 * onp.sum(mu * mu, axis=-1)[..., None]) * onp.exp(-log_var)                         # (R, K, N)
+    per_replicate = np.mean(a + S.logsumexp(b, axis=1), axis=-1) - math.log(num_importance)                   # (R,)
+    return float(np.mean(per_replicate)), float(np.std(per_replicate, ddof=1) / np.sqrt(replicates))
+
+
+def with_fixed_decoder_std(objective, log_var):
+    """objective with the x1 decoder's log-variance held at log_var (not learned: its gradient is 0, so Adam leaves it)."""
+    return lambda params, *batch_and_rng: objective(dict(params, decoder_x1_log_var=log_var), *batch_and_rng)
+
+
 # ================================================================ input checks, run by S.checked at the edge
 
 def check_mmvaeplus_params(params, arguments=None):
-    """MMVAE+'s layout (the paper's plus the auxiliary priors' log-variances, two vectors of size P < the
-    latent size), or the paper's layout (private size 0)."""
+    """MMVAE+'s layout: the paper's plus one parameterisation's two vectors a (AUXILIARY) of one length P below the
+    latent size; or the paper's layout (private size 0)."""
     params = S.getval(params)
-    if not (isinstance(params, dict) and set(AUXILIARY_KEYS) & set(params)):
+    if not isinstance(params, dict) or auxiliary_of(params) is None:
         return S.check_params(params)
-    S.check_params(params, AUXILIARY_KEYS)
-    shapes = [onp.shape(S.getval(params[key])) for key in AUXILIARY_KEYS]
-    latent = onp.shape(params["decoder_x1"][0]["W"])[0]
+    keys = AUXILIARY[auxiliary_of(params)]
+    S.check_params(params, keys)
+    shapes, latent = [onp.shape(S.getval(params[key])) for key in keys], onp.shape(params["decoder_x1"][0]["W"])[0]
     S.fail_unless(shapes[0] == shapes[1] and len(shapes[0]) == 1 and 0 < shapes[0][0] < latent,
-                  f"params' auxiliary prior log-variances {AUXILIARY_KEYS} must be two vectors of one length "
-                  f"below the latent size {latent}, got shapes {shapes}")
-    for key in AUXILIARY_KEYS:
+                  f"params' auxiliary prior parameters {keys} must be two vectors of one length below the latent size "
+                  f"{latent}, got shapes {shapes}")
+    for key in keys:
         S.check_array(params[key], f"params[{key!r}]", 1)
 
 
@@ -354,6 +447,21 @@ def check_private_dim(value, arguments):
     S.check_number(value, "private_dim", integer=True, minimum=0)
     S.fail_unless(arguments.get("model", "mmvaeplus") == "mmvaeplus",
                   f"private_dim applies to MMVAE+ only, not to {arguments.get('model')!r}")
+
+
+def check_auxiliary(value, arguments):
+    """None (the default), or one of AUXILIARY's parameterisations, given only with model="mmvaeplus"."""
+    if value is None:
+        return
+    S.fail_unless(value in AUXILIARY, f"auxiliary must be one of {', '.join(AUXILIARY)}, got {value!r}")
+    S.fail_unless(arguments.get("model", "mmvaeplus") == "mmvaeplus", f"auxiliary applies to MMVAE+ only, not to {arguments.get('model')!r}")
+
+
+def check_importance_samples(value, arguments):
+    """An integer >= 1; above 1 only for the MMVAE and MoPoE (the models with a K-sample objective here)."""
+    S.check_number(value, "importance_samples", integer=True, positive=True)
+    S.fail_unless(value == 1 or arguments.get("model") in ("mmvae", "mopoe"),
+                  f"importance_samples > 1 applies to the MMVAE and MoPoE only, not to {arguments.get('model')!r}")
 
 
 def check_labels_against(name, reference):
@@ -398,7 +506,13 @@ ARGUMENT_CHECKS = {      # the model first, then its parameters; k before the la
 ARGUMENT_CHECKS.update({name: check for name, check in S.ARGUMENT_CHECKS.items() if name not in ARGUMENT_CHECKS})
 ARGUMENT_CHECKS.update({
     "labels": lambda labels, arguments: (check_sweep_labels if "k" in arguments else check_leave_one_out_labels)(labels, arguments),
-    "position": check_position, "private_dim": check_private_dim, "beta": S.number("beta", minimum=0.0),
+    "position": check_position, "private_dim": check_private_dim, "auxiliary": check_auxiliary, "beta": S.number("beta", minimum=0.0),
+    "importance_samples": check_importance_samples, "num_importance": S.number("num_importance", integer=True, positive=True),
+    "replicates": S.number("replicates", integer=True, minimum=2),
+    "decoder_std": lambda std, arguments: std is None or S.check_number(std, "decoder_std", positive=True),
+    "label_mean": lambda m, arguments: S.check_array(m, "label_mean", 1),
+    "label_log_var": lambda v, arguments: S.check_array(v, "label_log_var", 1) or S.fail_unless(
+        onp.shape(v) == onp.shape(arguments["label_mean"]), "label_log_var must have label_mean's shape"),
     "private": lambda private, arguments: S.fail_unless(private in ("prior", "auxiliary") or (private == "zero" and "rng" in arguments),
                                                         f"private must be 'prior' or 'auxiliary'{' or zero' if 'rng' in arguments else ''}, got {private!r}"),
     "chunk_size": S.number("chunk_size", integer=True, positive=True),

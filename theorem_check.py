@@ -249,10 +249,11 @@ def default_steps(num_classes):
 
 def run_config(args):
     """The run's sizes and architecture: QUICK, FULL or the digits', with --per-class, --steps, --private-dim."""
+    options = dict(decoder_std=args.decoder_std, importance_samples=args.importance_samples, auxiliary=args.auxiliary or "free")
     if args.data == "digits":
         config = DIGITS_QUICK if args.quick else DIGITS
-        return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"])
-    config = dict(QUICK if args.quick else FULL, private_dim=args.private_dim or 1)
+        return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"], **options)
+    config = dict(QUICK if args.quick else FULL, private_dim=args.private_dim or 1, **options)
     config["per_class"] = args.per_class or config["per_class"]
     config["steps"] = args.steps or config["steps"] or default_steps(args.classes)
     return config
@@ -268,18 +269,33 @@ def load_data(args, config):
     return x1, labels, radial, args.classes
 
 
-def private_size(model, config):
-    """The private latent size of a model: config["private_dim"] for MMVAE+, None (none) for the others."""
-    return config["private_dim"] if model == "mmvaeplus" else None
+def model_options(model, config):
+    """B.train's options for model under the run's configuration: the x1 decoder's std (None: learned) for every
+    model, K for the MMVAE and MoPoE, the private latent and its priors' parameterisation for MMVAE+."""
+    options = {"decoder_std": config["decoder_std"]}
+    if model in ("mmvae", "mopoe"):
+        options["importance_samples"] = config["importance_samples"]
+    if model == "mmvaeplus":
+        options.update(private_dim=config["private_dim"], auxiliary=config["auxiliary"])
+    return options
+
+
+def untrained_params(model, config, x1, num_classes, seed):
+    """The same networks as a trained model's at step 0, in x1's units."""
+    options, (shift, scale) = model_options(model, config), S.x1_standardisation(x1)
+    params = B.init_model_params(model, S.init_rng(seed), num_classes, config["latent_dim"], np.shape(x1)[1], config["hidden"],
+                                 options.get("private_dim"), options.get("auxiliary"))
+    if config["decoder_std"] is not None:
+        params = dict(params, decoder_x1_log_var=np.array(2.0 * np.log(config["decoder_std"] / scale)))
+    return S.change_x1_units.__wrapped__(params, shift, scale)
 
 
 # ================================================================ tasks, on up to --jobs processes
 
 def train_model(model, x1, x2, seed, config):
     """One model trained with the run's configuration: (params, objective per step)."""
-    return B.train(model, x1, x2, seed=seed, num_steps=config["steps"], latent_dim=config["latent_dim"],
-                   hidden=config["hidden"], private_dim=private_size(model, config), print_fn=None,
-                   step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]))
+    return B.train(model, x1, x2, seed=seed, num_steps=config["steps"], latent_dim=config["latent_dim"], hidden=config["hidden"],
+                   print_fn=None, step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]), **model_options(model, config))
 
 
 def run_task(task):
@@ -289,6 +305,8 @@ def run_task(task):
         return train_model(*arguments)
     if kind == "direct":
         return maximise_cross_modal_term(*arguments)
+    if kind == "study":
+        return study_task(*arguments)
     *evaluate_arguments, seed_sequence = arguments
     return evaluate_class(*evaluate_arguments, npr.default_rng(seed_sequence))
 
@@ -313,7 +331,8 @@ def report_task(task, index, total, start, print_fn):
     if print_fn is not None:
         kind, arguments = task
         what = {"train": lambda: f"trained {arguments[0]}", "direct": lambda: f"maximised L_1 alone, class {arguments[1]}",
-                "evaluate": lambda: f"evaluated {arguments[1]} class {arguments[5]}"}[kind]()
+                "evaluate": lambda: f"evaluated {arguments[1]} class {arguments[5]}",
+                "study": lambda: f"trained and evaluated {arguments[0]}, seed {arguments[4]}"}[kind]()
         print_fn(f"  [{index + 1}/{total}] {what}  ({time.perf_counter() - start:.1f} s)")
 
 
@@ -428,11 +447,13 @@ def comparison_findings(rows):
              "smallest MVAE - MMVAE per point" + ("; importance-sampling estimates, lower bounds in expectation" if sampled else ""))]
 
 
-def named_checks(rows, stationarity, direct, models, sweep=()):
+def named_checks(rows, stationarity, direct, models, sweep=(), k_sample=()):
     """(checks, findings) of the run, each a list of {name, passed (True, False, None), value, measures}."""
     findings = (comparison_findings(rows) if {"mvae", "mmvae"} <= set(models) else []) + (sweep_findings(sweep) if sweep and "mmvae" in models else [])
+    checks = theorem_checks(rows, stationarity, direct) + (k_sample_checks(k_sample) if k_sample else [])
+    findings += k_sample_findings(k_sample) if k_sample else []
     as_dicts = lambda items: [{"name": n, "passed": None if p is None else bool(p), "value": float(v), "measures": m} for n, p, v, m in items]
-    return as_dicts(theorem_checks(rows, stationarity, direct)), as_dicts(findings)
+    return as_dicts(checks), as_dicts(findings)
 
 
 # ================================================================ the run
@@ -444,9 +465,7 @@ def trained_and_untrained(args, config, x1, labels, num_classes, print_fn):
              + [("direct", (x1[labels == c], c, num_classes, config, args.seed)) for c in range(num_classes)])
     results = run_tasks(tasks, args.jobs, print_fn)
     trained = {model: dict(zip(order, results))[model] for model in args.models}          # paper order again
-    untrained = {model: S.change_x1_units.__wrapped__(   # the same networks at step 0
-        B.init_model_params(model, S.init_rng(args.seed), num_classes, config["latent_dim"], np.shape(x1)[1], config["hidden"],
-                            private_size(model, config)), *S.x1_standardisation(x1)) for model in args.models}
+    untrained = {model: untrained_params(model, config, x1, num_classes, args.seed) for model in args.models}
     return trained, untrained, results[len(args.models):]
 
 
@@ -466,9 +485,14 @@ def run(args, print_fn):
     sweep = run_sweep(args, config, x1, labels, radial, print_fn) if args.sweep else []
     private = (private_latent_diagnostics(trained["mmvaeplus"][0], x1, labels, num_classes, npr.default_rng([args.seed, 8]))
                if "mmvaeplus" in trained else None)
+    k_sample = ([dict(k_sample_terms(trained[model][0], model, x1[labels == c], c, num_classes, config["importance_samples"],
+                                     npr.default_rng([args.seed, 9, index, c])), model=model)
+                 for index, model in enumerate(args.models) if model in ("mmvae", "mopoe") for c in range(num_classes)]
+                if config["importance_samples"] > 1 else [])
     return {"format": JSON_FORMAT, "config": dict(vars(args), **config), "rows": rows, "stationarity": stationarity,
             "direct_maximisation": direct, "sweep": sweep, "data_coherence": B.leave_one_out_coherence(x1, labels),
-            "mmvaeplus_diagnostics": private, **dict(zip(("checks", "findings"), named_checks(rows, stationarity, direct, args.models, sweep))),
+            "mmvaeplus_diagnostics": private, "k_sample_cross_terms": k_sample,
+            **dict(zip(("checks", "findings"), named_checks(rows, stationarity, direct, args.models, sweep, k_sample))),
             "histories": {m: h.tolist() for m, (_, h) in trained.items()},
             "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
 
@@ -528,12 +552,17 @@ def format_notes(results, config):
 
 def print_results(results, args, config):
     """The table, the notes, the extensions' tables, the checks and the findings."""
-    print(format_table(results["rows"]))
-    print(format_notes(results, config))
-    if results["mmvaeplus_diagnostics"]:
+    if "study" in results:
+        print(format_study(results))
+    else:
+        print(format_table(results["rows"]))
+        print(format_notes(results, config))
+    if results.get("mmvaeplus_diagnostics"):
         print("\n" + format_private_diagnostics(results["mmvaeplus_diagnostics"]))
-    if results["sweep"]:
+    if results.get("sweep"):
         print("\n" + format_sweep(results["sweep"], args.models))
+    if results.get("k_sample_cross_terms"):
+        print("\n" + format_k_sample(results["k_sample_cross_terms"]))
     print("\nChecks (Theorem 1 and the numerics it is checked with; a FAIL sets the exit status):")
     for check in results["checks"]:
         print(f"  {({True: 'PASS', False: 'FAIL', None: 'SKIP'}[check['passed']])}  {check['name']}: {check['value']:.3g} ({check['measures']})")
@@ -569,6 +598,17 @@ def writable_folder(folder):
         return f"cannot write in the folder {folder}: {error.strerror}"
 
 
+def positive_number(text):
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def output_file(text):
     """An argparse type: a path to write a file to, neither a folder nor another kind of non-regular file
     (a FIFO, a device), in a folder where a file can be created."""
@@ -600,6 +640,13 @@ def parse_args(argv):
                         help="models to train and check: the paper's, and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
     parser.add_argument("--private-dim", type=int_at_least(1), default=None,
                         help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
+    parser.add_argument("--auxiliary", choices=tuple(B.AUXILIARY), default=None,
+                        help="MMVAE+'s auxiliary priors: free log-variances (default), softplus scales (the authors' Normal "
+                             "variant) or softmax scales of mean one (the authors' default)")
+    parser.add_argument("--decoder-std", type=positive_number, default=None, metavar="S",
+                        help="fix the x1 decoder's std at S in x1's units (default: learned, as in the paper's models)")
+    parser.add_argument("--importance-samples", type=int_at_least(1), default=1, metavar="K",
+                        help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser)")
     parser.add_argument("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
                         help="processes for training (results do not depend on it)")
     parser.add_argument("--quick", action="store_true", help="smaller everything (for tests)")
@@ -608,6 +655,10 @@ def parse_args(argv):
     parser.add_argument("--sweep", action="store_true", help="also run the surjectivity sweep (beyond the paper; about a minute)")
     parser.add_argument("--sweep-ks", nargs="+", type=int_at_least(1), default=None, metavar="K",
                         help="sub-labels per arm for --sweep (default 1 2 4 8 16 32)")
+    parser.add_argument("--study", nargs="+", choices=tuple(STUDY_PARTS), default=None,
+                        help="instead of the check: what controls the collapse's strength (beyond the paper; minutes to an hour)")
+    parser.add_argument("--study-seeds", nargs="+", type=int_at_least(0), default=None, metavar="SEED",
+                        help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits)")
     args = parser.parse_args(argv)
     check_combinations(parser, args)
     args.models, args.sweep_ks = list(dict.fromkeys(args.models)), args.sweep_ks or [1, 2, 4, 8, 16, 32]
@@ -621,7 +672,17 @@ def check_combinations(parser, args):
         ("--per-class", args.per_class is not None and args.data == "digits", "the pinwheel, not to --data digits"),
         ("--sweep", args.sweep and args.data == "digits", "the pinwheel, not to --data digits"),
         ("--sweep-ks", args.sweep_ks is not None and not args.sweep, "--sweep, which is not given"),
-        ("--private-dim", args.private_dim is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)")) if given]
+        ("--private-dim", args.private_dim is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
+        ("--auxiliary", args.auxiliary is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
+        ("--importance-samples", args.importance_samples > 1 and not {"mmvae", "mopoe"} & set(args.models),
+         "the MMVAE and MoPoE (--models ... mmvae)"),
+        ("--study-seeds", args.study_seeds is not None and not args.study, "--study, which is not given")) if given]
+    if args.study:
+        given = [flag for flag, value in (("--models", args.models != list(S.PAPER_MODELS)), ("--sweep", args.sweep),
+                                          ("--decoder-std", args.decoder_std), ("--importance-samples", args.importance_samples > 1),
+                                          ("--auxiliary", args.auxiliary), ("--classes", args.classes != 2)) if value]
+        if given:
+            parser.error(f"{', '.join(given)} do not apply with --study, which sets its own models and settings")
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
     per_class = args.per_class or (QUICK if args.quick else FULL)["per_class"]
@@ -639,7 +700,7 @@ def main(argv=None):
     config, start = run_config(args), time.perf_counter()
     print("theorem_check configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items())
           + f", steps per model={config['steps']}", flush=True)
-    results = run(args, None if args.quiet else print)
+    results = (run_study if args.study else run)(args, None if args.quiet else print)
     print_results(results, args, config)
     results["seconds"] = time.perf_counter() - start
     results["all_passed"] = all(c["passed"] is not False for c in results["checks"])     # SKIP: not decidable
@@ -648,6 +709,161 @@ def main(argv=None):
         print(f"wrote {args.json}")
     print(f"total time {results['seconds']:.1f} s")
     return 0 if results["all_passed"] else 1
+
+
+# ================================================================ beyond the paper: Theorem 1 at K > 1 importance samples (--importance-samples)
+
+def k_sample_counts(num_importance):
+    """K = 1, 2, 4, ... up to num_importance, and num_importance itself."""
+    return sorted({2 ** i for i in range(int(np.log2(num_importance)) + 1)} | {num_importance})
+
+
+def k_sample_terms(params, model, x1_class, c, num_classes, num_importance, rng, replicates=200):
+    """The K-sample cross term (B.k_sample_cross_term) of a trained decoder and of the constant class-mean decoder
+    theta_hat, per point, at K = 1, 2, 4, ..., num_importance (the K the model was trained with)."""
+    mean, log_var = class_label_posterior(params, model, num_classes, c)
+    theta_hat, counts = constant_mean_decoder(params, x1_class), k_sample_counts(num_importance)
+    trained = [B.k_sample_cross_term(params, x1_class, mean, log_var, rng, k, replicates) for k in counts]
+    constant = [B.k_sample_cross_term(theta_hat, x1_class, mean, log_var, rng, k, replicates)[0] for k in counts]
+    return {"class": c, "k": counts, "values": [v for v, _ in trained], "errors": [e for _, e in trained],
+            "constant_decoder": constant, "bound": constant_mean_bound(x1_class) / len(x1_class)}
+
+
+def k_sample_checks(terms):
+    """What holds at every K: the constant-mean decoder scores exactly the bound, and the K-sample cross term does
+    not decrease with K (Burda et al. 2016), within 4 standard errors of the difference."""
+    constant = largest([abs(v - t["bound"]) for t in terms for v in t["constant_decoder"]])
+    steps = [t["values"][i + 1] - t["values"][i] + 4.0 * np.hypot(t["errors"][i], t["errors"][i + 1])
+             for t in terms for i in range(len(t["k"]) - 1)]
+    return [("K-sample cross term: the constant class-mean decoder scores the bound at every K", constant < 1e-9, constant,
+             "largest |value - bound| per point"),
+            ("K-sample cross term does not decrease with K, every trained decoder and class (within 4 SE)", smallest(steps) >= 0,
+             smallest(steps), "smallest increase from K to the next K, plus 4 SE")]
+
+
+def k_sample_findings(terms):
+    """Whether the trained decoders beat the constant class mean at the K they were trained with."""
+    excess = [t["values"][-1] - t["bound"] for t in terms]
+    beyond = sum(e - 4.0 * t["errors"][-1] > 0 for e, t in zip(excess, terms))
+    return [(f"at K = {terms[0]['k'][-1]}, the trained decoder's K-sample cross term exceeds the bound (in {beyond} of "
+             f"{len(terms)} model-classes, beyond 4 SE)", beyond > 0, largest(excess), "largest K-sample cross term - bound per point")]
+
+
+def format_k_sample(terms):
+    header = f"{'model':6s} {'class':>5s} {'bound':>8s} " + " ".join(f"{'K=' + str(k):>16s}" for k in terms[0]["k"])
+    lines = ["K-sample cross term (1/N) sum_n E log (1/K) sum_k f_1(x1^(n)|tau_1(g_k)), g_k ~ r_M, per point, +- SE "
+             "(200 replicates); the constant class-mean decoder scores the bound at every K", header, "-" * len(header)]
+    for t in terms:
+        lines.append(f"{t['model']:6s} {t['class']:5d} {t['bound']:8.4f} "
+                     + " ".join(f"{v:8.4f} +- {e:.4f}" for v, e in zip(t["values"], t["errors"])))
+    return "\n".join(lines)
+
+
+# ================================================================ beyond the paper: what controls the collapse's strength (--study)
+
+# The settings the study varies, one at a time: the x1 decoder's std fixed in x1's units (None: learned), from about
+# a class's spread (0.26 on the pinwheel, 0.16-0.24 on digits) down to a tenth of the smallest; K importance samples
+# per stratum; MMVAE+'s auxiliary-prior parameterisation.
+STUDY = {"pinwheel": {"decoder-std": [None, 0.25, 0.15, 0.1, 0.05, 0.025], "seeds": [0, 1, 2, 3, 4]},
+         "digits": {"decoder-std": [None, 0.2, 0.1, 0.05, 0.02], "seeds": [0, 1, 2]}}
+STUDY_KS = [1, 2, 4, 8, 16, 32]
+STUDY_PARTS = {"decoder-std": ("decoder_std", ("mvae", "mmvae")), "importance-samples": ("importance_samples", ("mmvae", "mopoe")),
+               "auxiliary": ("auxiliary", ("mmvaeplus",))}
+
+
+def study_settings(parts, data):
+    """[(part, value, model)] of the study, and the distinct trainings they need as {(model, option, value)}: the
+    learned-std MVAE and MMVAE at K = 1 serve as every part's reference."""
+    settings = []
+    for part in parts:
+        option, models = STUDY_PARTS[part]
+        values = {"decoder-std": STUDY[data]["decoder-std"], "importance-samples": STUDY_KS, "auxiliary": list(B.AUXILIARY)}[part]
+        settings += [(part, value, model) for value in values for model in models]
+        settings += [(part, None, reference) for reference in ("mvae", "mmvae") if reference not in models]   # reference rows
+    return settings
+
+
+def study_key(part, value, model):
+    """The training a study setting needs: (model, decoder std, K, auxiliary); equal keys train once."""
+    option = STUDY_PARTS[part][0] if value is not None else None
+    return (model, value if option == "decoder_std" else None, value if option == "importance_samples" else 1,
+            (value if option == "auxiliary" else "free") if model == "mmvaeplus" else None)
+
+
+def study_task(key, x1, labels, num_classes, seed, config):
+    """Train one study setting and evaluate its trained rows (run in a worker process)."""
+    model, decoder_std, importance_samples, auxiliary = key
+    config = dict(config, decoder_std=decoder_std, importance_samples=importance_samples, auxiliary=auxiliary or "free")
+    params, _ = train_model(model, x1, S.one_hot(labels, num_classes), seed, config)
+    rows = [evaluate_class(params, model, x1, labels, num_classes, c, config, npr.default_rng([seed, 10, c])) for c in range(num_classes)]
+    if model == "mmvaeplus":
+        for row in rows:
+            x2_class = S.one_hot(np.full(row["num_points"], row["class"]), num_classes)
+            row.update({f"spread_w_{source}": S.spread_ratio(B.mmvaeplus_generate_from_labels(
+                params, x2_class, npr.default_rng([seed, 11, row["class"]]), source), x1[labels == row["class"]]) for source in ("prior", "auxiliary", "zero")})
+            row["auxiliary_std"] = np.exp(0.5 * B.auxiliary_log_vars(params)[0]).tolist()
+    return rows
+
+
+def run_study(args, print_fn):
+    """Every setting of --study for every seed: trained rows, the study's checks (Eq. 6 and Jensen on every row)."""
+    config = run_config(args)
+    x1, labels, _, num_classes = load_data(args, config)
+    settings, seeds = study_settings(args.study, args.data), args.study_seeds or STUDY[args.data]["seeds"]
+    keys = list(dict.fromkeys(study_key(*setting) for setting in settings))
+    jobs = [(key, seed) for key in keys for seed in seeds]
+    evaluated = run_tasks([("study", (key, x1, labels, num_classes, seed, config)) for key, seed in jobs], args.jobs, print_fn)
+    rows = {(key, seed): rows for (key, seed), rows in zip(jobs, evaluated)}
+    entries = [{"part": part, "value": value, "model": model, "seed": seed, "rows": rows[study_key(part, value, model), seed]}
+               for part, value, model in settings for seed in seeds]
+    all_rows = [row for key_rows in rows.values() for row in key_rows]
+    checks = study_checks(all_rows)
+    as_dicts = [{"name": n, "passed": None if p is None else bool(p), "value": float(v), "measures": m} for n, p, v, m in checks]
+    return {"format": JSON_FORMAT, "config": dict(vars(args), **config), "study": entries, "checks": as_dicts, "findings": []}
+
+
+def study_checks(rows):
+    """Eq. (6) and Jensen on every trained row of the study: they hold at every setting, including K > 1 and a fixed std."""
+    margin, jensen = smallest([r["bound"] - r["l1"] + r["l1_error"] for r in rows]), smallest([jensen_margin(r) for r in rows])
+    return [("inequality (6): bound >= L_1 for every setting, seed and class of the study", margin >= 0, margin,
+             "smallest (bound - L_1 + L_1's error) per point"),
+            ("Jensen: L_1 / N <= log p(x1|x2) for every setting, seed and class of the study", jensen >= 0, jensen,
+             "smallest log p(x1|x2) - L_1/N per point, less both errors")]
+
+
+def summarise(values):
+    """'mean [min, max]' of values."""
+    return f"{np.mean(values):7.3f} [{np.min(values):6.3f}, {np.max(values):6.3f}]"
+
+
+def format_study(results):
+    """One table per part: each setting and model, over seeds and classes: mean [min, max]."""
+    lines, entries = [], results["study"]
+    for part in dict.fromkeys(e["part"] for e in entries):
+        header = (f"{'setting':>10s} {'model':9s} {'spread ratio':>24s} {'sampled spread':>24s} {'gap to bound':>24s}"
+                  f" {'log p(x1|x2)':>24s} {'coherence':>24s} {'sigma':>7s}")
+        lines += [f"Study: {part} (beyond the paper); per class and seed, mean [min, max]; gap and log p per point", header, "-" * len(header)]
+        for value, model in dict.fromkeys((e["value"], e["model"]) for e in entries if e["part"] == part):
+            rows = [r for e in entries if (e["part"], e["value"], e["model"]) == (part, value, model) for r in e["rows"]]
+            setting = "learned" if value is None and part == "decoder-std" else ("-" if value is None else str(value))
+            lines.append(f"{setting:>10s} {model:9s} " + " ".join(summarise([r[field] for r in rows]) for field in
+                         ("spread_ratio", "spread_ratio_sampled", "gap", "conditional", "coherence")) + f" {np.mean([r['decoder_std'] for r in rows]):7.3f}")
+        if part == "auxiliary":
+            lines.append(format_auxiliary_study(entries))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def format_auxiliary_study(entries):
+    """MMVAE+'s label -> x1 spread with w_1 from p(w_1), r_1 and 0, and r_1's learned std, per parameterisation."""
+    lines = [f"{'MMVAE+':>10s} {'w_1 ~ p(w_1)':>24s} {'w_1 ~ r_1':>24s} {'w_1 = 0':>24s}  r_1 std (over seeds)"]
+    for value in dict.fromkeys(e["value"] for e in entries if e["part"] == "auxiliary" and e["model"] == "mmvaeplus"):
+        rows = [r for e in entries if e["part"] == "auxiliary" and e["model"] == "mmvaeplus" and e["value"] == value for r in e["rows"]]
+        stds = sorted({round(s, 3) for e in entries if e["part"] == "auxiliary" and e["value"] == value and e["model"] == "mmvaeplus"
+                       for s in e["rows"][0]["auxiliary_std"]})
+        lines.append(f"{value:>10s} " + " ".join(summarise([r[f"spread_w_{source}"] for r in rows]) for source in ("prior", "auxiliary", "zero"))
+                     + f"  {stds[0]:.3f}..{stds[-1]:.3f}")
+    return "\n".join(lines)
 
 
 # ================================================================ beyond the paper: the degree of surjectivity (--sweep)
@@ -746,8 +962,9 @@ def private_latent_diagnostics(params, x1, labels, num_classes, rng):
     classes = [dict(private_latent_class(params, x1[labels == c], S.one_hot(np.full(np.sum(labels == c), c), num_classes),
                                          mean[labels == c], np.exp(0.5 * log_var[labels == c]), rng), **{"class": c})
                for c in range(num_classes)]
-    return {"auxiliary_std_x1": np.exp(0.5 * params[B.AUXILIARY_KEYS[0]]).tolist(),
-            "auxiliary_std_x2": np.exp(0.5 * params[B.AUXILIARY_KEYS[1]]).tolist(), "classes": classes}
+    auxiliary_std = np.exp(0.5 * B.auxiliary_log_vars(params))                    # (M, P)
+    return {"auxiliary_std_x1": auxiliary_std[0].tolist(), "auxiliary_std_x2": auxiliary_std[1].tolist(),
+            "private_prior_std": float(np.exp(0.5 * B.private_prior_log_var(params))), "classes": classes}
 
 
 def format_private_diagnostics(diagnostics):
