@@ -191,6 +191,76 @@ def plot_sweep(results, path):
     save(fig, path)
 
 
+def study_curve(entries, part, model):
+    """(values, mean, low, high) of the spread ratio over seeds and classes, per value of a study part, for model."""
+    values = [v for v in dict.fromkeys(e["value"] for e in entries if e["part"] == part and e["model"] == model) if v is not None]
+    spreads = [[r["spread_ratio"] for e in entries if (e["part"], e["value"], e["model"]) == (part, v, model) for r in e["rows"]] for v in values]
+    return values, [np.mean(s) for s in spreads], [np.min(s) for s in spreads], [np.max(s) for s in spreads]
+
+
+def learned_point(entries, model):
+    """(mean learned sigma, mean, low, high spread ratio) of model's learned-sigma rows in the decoder-std part."""
+    rows = [r for e in entries if (e["part"], e["value"], e["model"]) == ("decoder-std", None, model) for r in e["rows"]]
+    spreads = [r["spread_ratio"] for r in rows]
+    return np.mean([r["decoder_std"] for r in rows]), np.mean(spreads), np.min(spreads), np.max(spreads)
+
+
+def plot_study_panel(ax, entries, part, models, reference):
+    """One panel: the MMVAE's (and others') spread ratio against the part's setting, the MVAE for reference, 1.0."""
+    colours = {"mvae": "#1f77b4", "mmvae": "#d62728", "mopoe": "#2ca02c"}
+    for model in models:
+        values, mean, low, high = study_curve(entries, part, model)
+        ax.errorbar(values, mean, yerr=[np.subtract(mean, low), np.subtract(high, mean)], fmt="-o", color=colours[model], capsize=3,
+                    label=f"{NAMES[model]}, fixed" if part == "decoder-std" else NAMES[model])
+        if part == "decoder-std":
+            sigma, mean, low, high = learned_point(entries, model)
+            ax.errorbar([sigma], [mean], yerr=[[mean - low], [high - mean]], fmt="*", ms=14, color=colours[model], capsize=3,
+                        label=f"{NAMES[model]}, learned (at its mean sigma)")
+    if reference:
+        rows = [r for e in entries if e["part"] == part and e["model"] == "mvae" and e["value"] is None for r in e["rows"]]
+        ax.axhline(np.mean([r["spread_ratio"] for r in rows]), color=colours["mvae"], ls="--", lw=1.2, label="MVAE (K = 1), for reference")
+    ax.axhline(1.0, color="k", lw=0.8, ls=":", label="the data's own spread (1.0)")
+    ax.set_xscale("log", base=10 if part == "decoder-std" else 2)
+    ax.set_yscale("log")
+
+
+def plot_study(studies, path):
+    """Beyond the paper: the label -> x1 spread ratio against the decoder's std (left) and against K (right), one row per study."""
+    fig, axes = plt.subplots(len(studies), 2, figsize=(13, 4.6 * len(studies)), squeeze=False, layout="constrained")
+    for (left, right), study in zip(axes, studies):
+        entries, data = study["study"], study["config"]["data"]
+        if any(e["part"] == "decoder-std" for e in entries):
+            plot_study_panel(left, entries, "decoder-std", ("mvae", "mmvae"), reference=False)
+            finish_axes(left, f"{data}: decoder std fixed in x1's units", "decoder std sigma (log)", "label -> x1 spread ratio (log)", "lower right")
+        else:
+            left.axis("off")
+        if any(e["part"] == "importance-samples" for e in entries):
+            plot_study_panel(right, entries, "importance-samples", ("mmvae", "mopoe"), reference=True)
+            finish_axes(right, f"{data}: K importance samples per stratum", "K (log 2)", "label -> x1 spread ratio (log)", "lower right")
+        else:
+            right.axis("off")
+    fig.suptitle("What controls the collapse: mean over seeds and classes, bars from the smallest to the largest", fontsize=12)
+    save(fig, path)
+
+
+def read_study(path):
+    """theorem_check.py --study --json output, validated before the figure is drawn; SystemExit names the problem."""
+    try:
+        with open(path) as f:
+            study = json.load(f)
+        S.fail_unless(isinstance(study, dict) and study.get("format") == T.JSON_FORMAT and isinstance(study.get("study"), list)
+                      and study["study"], f"it is not theorem_check.py --study --json output of format {T.JSON_FORMAT}")
+        S.fail_unless(isinstance(study.get("config"), dict) and study["config"].get("data") in ("pinwheel", "digits"), "config.data is missing")
+        check_fields(study["study"], "study", {"part": (str,), "model": (str,), "rows": (list,)})
+        for entry in study["study"]:
+            check_fields(entry["rows"], "study rows", {"spread_ratio": NUMBER, "decoder_std": NUMBER})
+            S.fail_unless(entry["model"] in NAMES and entry["rows"], f"study entry of model {entry['model']!r} has no rows")
+        finite_numbers(study["study"], "study")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"plots.py: error: cannot draw the study from {path}: {error}")
+    return study
+
+
 def digit_mosaic(images, gap=1):
     """images (rows, columns, 64) of 8 x 8 digits -> one 2-D array with a gap of blank pixels between them."""
     rows, columns = images.shape[:2]
@@ -269,10 +339,14 @@ def parse_args(argv):
                         help="models to train (default the paper's; beyond it mopoe, mmvaeplus; not with --from-json)")
     parser.add_argument("--sweep", action="store_true",
                         help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
+    parser.add_argument("--study-json", nargs="+", metavar="PATH", type=input_file,
+                        help="draw only collapse_strength.png, from theorem_check.py --study --json files (one row each)")
     args = parser.parse_args(argv)
+    if args.study_json and (args.from_json or args.sweep or args.seed is not None):
+        parser.error("--study-json draws the study's figure only: not with --from-json, --sweep or --seed")
     given = [flag for flag, value in (("--quick", args.quick), ("--data", args.data), ("--models", args.models)) if value]
-    if args.from_json and given:
-        parser.error(f"{', '.join(given)} apply to training only, not to --from-json (the file decides)")
+    if (args.from_json or args.study_json) and given:
+        parser.error(f"{', '.join(given)} apply to training only, not to --from-json or --study-json (the file decides)")
     args.data, args.models = args.data or "pinwheel", args.models or list(S.PAPER_MODELS)
     return args
 
@@ -373,10 +447,11 @@ def load_results(args):
     return T.run(check_args, print_fn=None), seed
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    print("plots configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
-    start = time.perf_counter()
+def figures_to_draw(args):
+    """[(file name, draw(path))] for the arguments: the study's figure, or the check's figures."""
+    if args.study_json:
+        studies = [read_study(path) for path in args.study_json]
+        return [("collapse_strength.png", lambda path: plot_study(studies, path))]
     results, seed = load_results(args)
     if results["config"].get("data", "pinwheel") == "digits":
         figures = [("digits_samples.png", lambda path: plot_digit_samples(results, seed, path)),
@@ -389,6 +464,14 @@ def main(argv=None):
                    ("training.png", lambda path: plot_training(results, path))]
     if results.get("sweep"):
         figures.append(("surjectivity_sweep.png", lambda path: plot_sweep(results, path)))
+    return figures
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print("plots configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
+    start = time.perf_counter()
+    figures = figures_to_draw(args)
     os.makedirs(args.out, exist_ok=True)
     drawn = []
     try:                                        # draw every figure first, then move them all into place

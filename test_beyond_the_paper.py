@@ -411,3 +411,98 @@ def test_new_surfaces_reject_bad_input(good_input, call, message):
     params, x1, x2 = good_input
     with pytest.raises(ValueError, match=message):
         call(params, x1, x2)
+
+
+# ---------------------------------------------------------------- B7. what controls the collapse's strength
+
+@pytest.mark.parametrize("name, iwae", [("mmvae", B.mmvae_iwae_objective), ("mopoe", B.mopoe_iwae_objective)])
+def test_k_sample_objective_at_k_1_is_the_objective_exactly(small_problem, name, iwae):
+    params, x1, x2 = small_problem
+    for seed in range(3):
+        assert iwae(params, x1, x2, rng(seed), num_importance=1) == B.OBJECTIVES[name](params, x1, x2, rng(seed))
+    check_grads(lambda p: iwae(p, x1, x2, rng(9), num_importance=3), modes=["rev"], order=1)(params)
+
+
+def test_k_sample_objective_is_the_log_mean_of_the_weights_written_out(small_problem):
+    """K = 3, the same draws: (1/M) sum_m mean_n log (1/K) sum_k p(g_mk, x) / q_mix(g_mk), term by term."""
+    params, x1, x2 = small_problem
+    value = B.mmvae_iwae_objective(params, x1, x2, rng(4), num_importance=3)
+    means, log_vars = S.unimodal_experts(params, x1, x2)                         # (M, N, D)
+    g = means + onp.exp(0.5 * log_vars) * rng(4).standard_normal((3,) + means.shape)   # (K, M, N, D)
+    q = onp.mean([onp.exp(S.log_normal(g, means[m], log_vars[m])) for m in range(2)], axis=0)        # (K, M, N)
+    joint = onp.exp(S.log_prior(g) + S.decoder_x1_log_likelihood(params, x1, g) + S.decoder_x2_log_likelihood(params, x2, g))
+    assert abs(value - onp.mean(onp.log(onp.mean(joint / q, axis=0)))) < 1e-10
+
+
+def test_k_sample_cross_term_of_the_constant_decoder_is_the_bound_and_grows_with_k_otherwise():
+    x1, labels = S.make_pinwheel(num_per_class=40, rng=rng(3))
+    x1_class, params = x1[labels == 0], S.init_params(rng(4))
+    mean, log_var = onp.array([0.2, -0.1]), onp.array([-0.5, 0.3])
+    theta_hat = T.constant_mean_decoder(params, x1_class)
+    for k in (1, 3, 32):
+        value, error = B.k_sample_cross_term(theta_hat, x1_class, mean, log_var, rng(k), k, replicates=10)
+        assert abs(value - T.constant_mean_bound(x1_class) / len(x1_class)) < 1e-12 and error < 1e-12
+    values = [B.k_sample_cross_term(params, x1_class, mean, log_var, rng(10 + k), k, replicates=400) for k in (1, 4, 16)]
+    l1 = T.cross_modal_term_quadrature(params, x1_class, mean, log_var, 64) / len(x1_class)
+    assert abs(values[0][0] - l1) < 4 * values[0][1]                            # K = 1: L_1 / N of Eq. (4)
+    for (low, low_error), (high, high_error) in zip(values[:-1], values[1:]):
+        assert high - low > 4 * onp.hypot(low_error, high_error), values         # measured: 16 and 17 combined SE
+
+
+def test_a_fixed_decoder_std_stays_fixed_and_the_rest_trains():
+    x1, labels = S.make_pinwheel(num_per_class=40, rng=rng(0))
+    x2 = S.one_hot(labels, 2)
+    fixed, _ = B.train("mmvae", x1, x2, seed=1, num_steps=30, decoder_std=0.07, print_fn=None)
+    learned, _ = B.train("mmvae", x1, x2, seed=1, num_steps=30, print_fn=None)
+    assert abs(onp.exp(0.5 * fixed["decoder_x1_log_var"]) - 0.07) < 1e-12
+    assert abs(onp.exp(0.5 * learned["decoder_x1_log_var"]) - 0.1 * S.x1_standardisation(x1)[1]) > 1e-3   # learned: it moved
+    start = S.init_params(S.init_rng(1))
+    assert not onp.array_equal(fixed["decoder_x1"][0]["W"], start["decoder_x1"][0]["W"])                  # the rest trained
+    wrapped, (vector, unflatten) = B.with_fixed_decoder_std(S.mmvae_objective.__wrapped__, onp.array(-1.0)), S.flatten_params(start)
+    gradient = unflatten(S.value_and_grad(lambda v: wrapped(unflatten(v), x1, x2, rng(2)))(vector)[1])
+    assert gradient["decoder_x1_log_var"] == 0.0 and onp.abs(gradient["decoder_x1"][0]["W"]).max() > 0
+
+
+def test_mmvaeplus_parameterisations_of_the_auxiliary_priors():
+    a = onp.array([0.3, -1.2, 0.5])
+    for auxiliary, expected_std, prior_std in (("free", onp.exp(0.5 * a), 1.0), ("softplus", onp.log1p(onp.exp(a)), onp.log(2.0)),
+                                               ("softmax", 3 * onp.exp(a) / onp.exp(a).sum(), 1.0)):
+        params = B.init_mmvaeplus_params(rng(1), latent_dim=2, hidden=(4,), private_dim=3, auxiliary=auxiliary)
+        assert B.auxiliary_of(params) == auxiliary
+        params = dict(params, **{key: a for key in B.AUXILIARY[auxiliary]})
+        onp.testing.assert_allclose(onp.exp(0.5 * B.auxiliary_log_vars(params)), [expected_std, expected_std], rtol=1e-12)
+        assert abs(onp.exp(0.5 * B.private_prior_log_var(params)) - prior_std) < 1e-15
+        x1, labels = S.make_pinwheel(num_per_class=3, rng=rng(2))
+        x2 = S.one_hot(labels, 2)
+        check_grads(lambda p: B.mmvaeplus_objective(p, x1, x2, rng(3)), modes=["rev"], order=1)(params)
+        mean, log_var = B.label_latent(params, x2, "mmvaeplus")                    # generation: w_1 ~ p(w_1)
+        onp.testing.assert_allclose(onp.exp(0.5 * log_var[:, 2:]), prior_std, rtol=1e-12)
+    one = dict(B.init_mmvaeplus_params(rng(1), private_dim=1, auxiliary="softmax"), **{B.AUXILIARY["softmax"][0]: onp.array([5.0])})
+    assert B.auxiliary_log_vars(one)[0, 0] == 0.0                                 # P = 1: r_1 is p(w) whatever a is
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--importance-samples", "4", "--models", "mvae"], "--importance-samples applies only to the MMVAE and MoPoE"),
+    (["--auxiliary", "softplus"], "--auxiliary applies only to MMVAE+"),
+    (["--decoder-std", "-0.1"], "must be a finite number > 0"), (["--decoder-std", "nan"], "must be a finite number > 0"),
+    (["--study-seeds", "1"], "--study-seeds applies only to --study"),
+    (["--study", "auxiliary", "--models", "mvae"], "do not apply with --study"),
+    (["--study", "weights"], "invalid choice"),
+])
+def test_theorem_check_rejects_flags_of_the_study_that_do_not_apply(argv, message, capsys):
+    with pytest.raises(SystemExit) as error:
+        T.main(argv)
+    assert error.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_quick_study_trains_every_setting_checks_eq6_and_draws(tmp_path):
+    path = tmp_path / "study.json"
+    assert T.main(["--quick", "--quiet", "--study", "auxiliary", "--study-seeds", "0", "--json", str(path)]) == 0
+    study = json.loads(path.read_text())
+    settings = {(e["value"], e["model"]) for e in study["study"]}
+    assert settings == {("free", "mmvaeplus"), ("softplus", "mmvaeplus"), ("softmax", "mmvaeplus"), (None, "mvae"), (None, "mmvae")}
+    assert all(c["passed"] for c in study["checks"]) and len(study["checks"]) == 2
+    softmax = [r for e in study["study"] if e["value"] == "softmax" for r in e["rows"]]
+    assert all(std == 1.0 for r in softmax for std in r["auxiliary_std"])       # P = 1: cannot narrow
+    assert P.main(["--study-json", str(path), "--out", str(tmp_path / "figures")]) == 0
+    assert (tmp_path / "figures" / "collapse_strength.png").read_bytes()[:4] == b"\x89PNG"
