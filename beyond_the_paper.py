@@ -415,6 +415,77 @@ def with_fixed_decoder_std(objective, log_var):
     return lambda params, *batch_and_rng: objective(dict(params, decoder_x1_log_var=log_var), *batch_and_rng)
 
 
+# ---------------------------------------------------------------- B8. the paper's augmentation warning: paired views of digits
+
+# x1 = an 8 x 8 digit, x2 = a second view of it, its 4 x 4 average-pooled image (a continuous modality with an
+# isotropic Gaussian f_2 and an encoder on the real vector: Eq. 3 allows any f_m). The pairs are one-to-one;
+# flip augmentation adds (mirror(x1), same x2) for every pair, so that each x2 describes two x1 (Sec. 1, 4).
+VIEWS_KEYS = ("decoder_x2_log_var",)               # the paper's layout plus f_2's log-variance
+
+
+def mirror(images):
+    """Each 8 x 8 image (N, 64) flipped left-right."""
+    return onp.reshape(onp.reshape(images, (-1, 8, 8))[:, :, ::-1], (-1, 64))
+
+
+def pooled_view(images):
+    """The second view: each 8 x 8 image (N, 64) averaged over 2 x 2 blocks, (N, 16)."""
+    return onp.reshape(onp.reshape(images, (-1, 4, 2, 4, 2)).mean(axis=(2, 4)), (-1, 16))
+
+
+@S.checked
+def digit_views(x1, augment):
+    """The paired views (x1, x2) of the digits x1 (N, 64), with augment "none" (N one-to-one pairs) or "flip"
+    (those and (mirror(x1_n), x2_n): 2N pairs, each x2 shared by a digit and its mirror image)."""
+    x2 = pooled_view(x1)
+    return (x1, x2) if augment == "none" else (onp.concatenate([x1, mirror(x1)]), onp.concatenate([x2, x2]))
+
+
+@S.checked
+def init_views_params(rng, latent_dim=8, data_dim=64, view_dim=16, hidden=(128,), decoder_std=0.1):
+    """init_params for the views (x2 of view_dim reals in place of the label), and f_2's log-variance, one learned
+    scalar starting at log decoder_std^2 like x1's."""
+    return dict(S.init_params(rng, view_dim, latent_dim, data_dim, hidden, decoder_std), decoder_x2_log_var=np.array(2.0 * math.log(decoder_std)))
+
+
+def views_x2_log_likelihood(params, x2, g):
+    """Eq. (3) with f_2 isotropic Gaussian: log p_theta(x2|g) = log N(x2 | tau_2(g) = mlp(g), exp(log-variance) I). -> (..., N)."""
+    return S.log_normal(x2, S.mlp(params["decoder_x2"], g), params["decoder_x2_log_var"])
+
+
+@checked_with("VIEWS_CHECKS")
+def views_objective(params, x1, x2, rng, model):
+    """The paper's objective of model (Eq. 9 for the MVAE, Eq. 5 for the MMVAE), with views_x2_log_likelihood as f_2. Maximised.
+    The paper's functions themselves, unchecked (their checks are for the label modality): no copy of them."""
+    return S.OBJECTIVES[model].__wrapped__(params, x1, x2, rng, x2_log_likelihood=views_x2_log_likelihood)
+
+
+@checked_with("VIEWS_CHECKS")
+def train_views(model, x1, x2, seed=0, latent_dim=8, hidden=(128,), **options):
+    """Train the MVAE or the MMVAE on paired views as S.train does (S.fit, x1 standardised; x2 as it is)."""
+    start = init_views_params(S.init_rng(seed), latent_dim, np.shape(x1)[1], np.shape(x2)[1], hidden)
+    return S.fit(lambda p, x1, x2, rng: views_objective.__wrapped__(p, x1, x2, rng, model), start, x1, x2, seed=seed, name=model, **options)
+
+
+@checked_with("VIEWS_CHECKS")
+def views_generate_x1(params, x2, rng, model):
+    """x1 decoder means at one g ~ q(g|x2) per row of x2: the model's posterior given the view (S.label_posterior's rule)."""
+    return S.sample_x1(params, *S.label_posterior.__wrapped__(params, x2, model), rng)
+
+
+def mirror_asymmetry(images):
+    """The mean left-right asymmetry of images (N, 64): the mean over images and pixels of |x - mirror(x)|."""
+    return float(onp.mean(onp.abs(images - mirror(images))))
+
+
+def nearest_of_three(generated, originals):
+    """Fractions of generated x1 (N, 64) nearest (Euclidean) to their original digit, to its mirror image, and to the
+    mirror average (original + mirror) / 2, row by row."""
+    candidates = onp.stack([originals, mirror(originals), 0.5 * (originals + mirror(originals))])   # (3, N, 64)
+    nearest = onp.argmin(onp.sum((candidates - generated) ** 2, axis=-1), axis=0)                   # (N,)
+    return {name: float(onp.mean(nearest == index)) for index, name in enumerate(("original", "mirror", "average"))}
+
+
 # ================================================================ input checks, run by S.checked at the edge
 
 def check_mmvaeplus_params(params, arguments=None):
@@ -516,10 +587,18 @@ ARGUMENT_CHECKS.update({
     "private": lambda private, arguments: S.fail_unless(private in ("prior", "auxiliary") or (private == "zero" and "rng" in arguments),
                                                         f"private must be 'prior' or 'auxiliary'{' or zero' if 'rng' in arguments else ''}, got {private!r}"),
     "chunk_size": S.number("chunk_size", integer=True, positive=True),
+    "augment": lambda augment, arguments: S.fail_unless(augment in ("none", "flip"), f"augment must be 'none' or 'flip', got {augment!r}"),
+    "view_dim": S.number("view_dim", integer=True, positive=True),
     "reference_x1": lambda x, arguments: S.check_array(x, "reference_x1", 2, onp.shape(arguments["generated"])[1]),
     "reference_labels": check_labels_against("reference_labels", "reference_x1"),
     "conditioning_labels": check_labels_against("conditioning_labels", "generated"),
 })
 MMVAEPLUS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: check_mmvaeplus_params(params))
+VIEWS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: S.check_params(params, VIEWS_KEYS),
+                    model=lambda model, arguments: S.fail_unless(model in S.PAPER_MODELS, f"unknown model {model!r}; the views "
+                                                                 f"train the paper's models: {', '.join(S.PAPER_MODELS)}"),
+                    x2=lambda x2, arguments: S.check_array(x2, "x2", 2, None, len(S.getval(arguments["x1"])) if "x1" in arguments else None) or
+                    S.fail_unless("params" not in arguments or S.getval(x2).shape[1] == S.input_size(arguments, "encoder_x2"),
+                                  "x2 does not fit the views' encoder"))
 DEFENSIVE_CHECKS = dict(ARGUMENT_CHECKS, num_samples=lambda k, arguments: S.check_number(k, "num_samples", integer=True, minimum=2)
                         or S.fail_unless(k % 2 == 0, f"num_samples must be an even integer (half from each proposal), got {k!r}"))

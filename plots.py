@@ -261,6 +261,48 @@ def read_study(path):
     return study
 
 
+def read_views(path):
+    """theorem_check.py --data digit-views --json output, validated before the figure is drawn; SystemExit names the problem."""
+    try:
+        with open(path) as f:
+            run = json.load(f)
+        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and isinstance(run.get("views"), list),
+                      f"it is not theorem_check.py --data digit-views --json output of format {T.JSON_FORMAT}")
+        S.fail_unless(isinstance(run.get("config"), dict) and run["config"].get("augment") in ("none", "flip"), "config.augment is missing")
+        S.fail_unless(isinstance(run.get("params"), dict) and run["params"] and set(run["params"]) <= set(S.PAPER_MODELS),
+                      f"params must hold some of {S.PAPER_MODELS}")
+        finite_numbers(run["params"], "params")
+        for model, tree in run["params"].items():
+            S.check_params(params_from_json(tree), B.VIEWS_KEYS)
+        shown = run.get("shown")
+        S.fail_unless(isinstance(shown, list) and shown and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1797 for i in shown),
+                      "shown must be a non-empty list of digit indices 0..1796")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"plots.py: error: cannot draw the views from {path}: {error}")
+    return run
+
+
+def plot_views(runs, path):
+    """Beyond the paper: for the same digits, rows data, mirrored, MMVAE x2 -> x1, MVAE x2 -> x1; one panel per run."""
+    x1, _ = B.load_digits()
+    fig, axes = plt.subplots(len(runs), 1, figsize=(2.0 + 0.62 * len(runs[0]["shown"]), 3.3 * len(runs)), squeeze=False, layout="constrained")
+    for ax, run in zip(axes[:, 0], runs):
+        digits = x1[run["shown"]]
+        rows = [("data x1", digits), ("mirrored", B.mirror(digits))]
+        for model in ("mmvae", "mvae"):
+            if model in run["params"]:
+                generated = B.views_generate_x1(params_from_json(run["params"][model]), B.pooled_view(digits), np.random.default_rng([run["config"]["seed"], 15]), model)
+                kept = next(r["mirror_asymmetry"] for r in run["views"] if r["model"] == model)
+                rows.append((f"{NAMES[model].split()[0]} x2 -> x1\n(asymmetry {kept:.2f})", generated))
+        ax.imshow(digit_mosaic(np.clip(np.stack([images for _, images in rows]), 0, 1)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_yticks(np.arange(len(rows)) * 9 + 3.5, [name for name, _ in rows], fontsize=8)
+        ax.set_xticks([])
+        ax.set_title(f"--augment {run['config']['augment']}" + (": each x2 shared by a digit and its mirror" if run["config"]["augment"] == "flip"
+                                                                 else ": one-to-one pairs (the control)"), fontsize=10)
+    fig.suptitle("Paired views x2 = the 4 x 4 pooled digit: x1 generated from x2 (decoder means); asymmetry relative to the data's", fontsize=11)
+    save(fig, path)
+
+
 def digit_mosaic(images, gap=1):
     """images (rows, columns, 64) of 8 x 8 digits -> one 2-D array with a gap of blank pixels between them."""
     rows, columns = images.shape[:2]
@@ -341,11 +383,14 @@ def parse_args(argv):
                         help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
     parser.add_argument("--study-json", nargs="+", metavar="PATH", type=input_file,
                         help="draw only collapse_strength.png, from theorem_check.py --study --json files (one row each)")
+    parser.add_argument("--views-json", nargs="+", metavar="PATH", type=input_file,
+                        help="draw only augmentation.png, from theorem_check.py --data digit-views --json files (one panel each)")
     args = parser.parse_args(argv)
-    if args.study_json and (args.from_json or args.sweep or args.seed is not None):
-        parser.error("--study-json draws the study's figure only: not with --from-json, --sweep or --seed")
+    alone = [flag for flag, value in (("--study-json", args.study_json), ("--views-json", args.views_json)) if value]
+    if alone and (args.from_json or args.sweep or args.seed is not None or len(alone) > 1):
+        parser.error(f"{alone[0]} draws its figure only: not with --from-json, --sweep, --seed or another --*-json")
     given = [flag for flag, value in (("--quick", args.quick), ("--data", args.data), ("--models", args.models)) if value]
-    if (args.from_json or args.study_json) and given:
+    if (args.from_json or args.study_json or args.views_json) and given:
         parser.error(f"{', '.join(given)} apply to training only, not to --from-json or --study-json (the file decides)")
     args.data, args.models = args.data or "pinwheel", args.models or list(S.PAPER_MODELS)
     return args
@@ -452,6 +497,9 @@ def figures_to_draw(args):
     if args.study_json:
         studies = [read_study(path) for path in args.study_json]
         return [("collapse_strength.png", lambda path: plot_study(studies, path))]
+    if args.views_json:
+        runs = [read_views(path) for path in args.views_json]
+        return [("augmentation.png", lambda path: plot_views(runs, path))]
     results, seed = load_results(args)
     if results["config"].get("data", "pinwheel") == "digits":
         figures = [("digits_samples.png", lambda path: plot_digit_samples(results, seed, path)),
