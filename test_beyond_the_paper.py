@@ -486,7 +486,7 @@ def test_mmvaeplus_parameterisations_of_the_auxiliary_priors():
     (["--auxiliary", "softplus"], "--auxiliary applies only to MMVAE+"),
     (["--decoder-std", "-0.1"], "must be a finite number > 0"), (["--decoder-std", "nan"], "must be a finite number > 0"),
     (["--study-seeds", "1"], "--study-seeds applies only to --study"),
-    (["--study", "auxiliary", "--models", "mvae"], "do not apply with --study"),
+    (["--study", "auxiliary", "--models", "mvae"], "--models applies only to the check"),
     (["--study", "weights"], "invalid choice"),
 ])
 def test_theorem_check_rejects_flags_of_the_study_that_do_not_apply(argv, message, capsys):
@@ -576,8 +576,9 @@ def test_quick_digit_views_collapse_with_flip_and_not_without(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--augment", "flip"], "--augment applies only to --data digit-views"),
     (["--data", "digit-views", "--augment", "rotate"], "invalid choice"),
-    (["--data", "digit-views", "--models", "mopoe"], "do not apply to --data digit-views"),
-    (["--data", "digit-views", "--importance-samples", "4"], "do not apply to --data digit-views"),
+    (["--data", "digit-views", "--models", "mopoe"], "--models applies only to the check"),
+    (["--data", "digit-views", "--importance-samples", "4"], "--importance-samples applies only to the MMVAE and MoPoE in the check"),
+    (["--data", "digit-views", "--study", "auxiliary"], "--study applies only to --data pinwheel or digits"),
 ])
 def test_theorem_check_rejects_bad_view_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as error:

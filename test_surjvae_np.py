@@ -707,7 +707,7 @@ def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
     (["--sweep", "--sweep-ks", "600"], "exceeds the 500 points"), (["--quick", "--sweep", "--sweep-ks", "101"], "exceeds the 100"),
     (["--json", ""], "the path is empty"), (["--json", "/nonexistent-folder/r.json"], "does not exist"), (["--json", "."], "is a folder"),
     (["--json", "/dev/null"], "not a regular file"), (["--sweep-ks", "1", "2"], "--sweep-ks applies only to --sweep"),
-    (["--private-dim", "2"], "--private-dim applies only to MMVAE+"), (["--data", "digits", "--classes", "3"], "--classes applies only"),
+    (["--private-dim", "2"], "--private-dim applies only to MMVAE+"), (["--data", "digits", "--classes", "3"], "--classes applies only to the pinwheel"),
     (["--data", "digits", "--sweep"], "--sweep applies only"), (["--data", "digits", "--per-class", "50"], "--per-class applies only"),
     (["--data", "faces"], "invalid choice"),
 ])

@@ -635,80 +635,76 @@ def output_file(text):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed for data, initialisation and training")
-    parser.add_argument("--data", choices=("pinwheel", "digits", "digit-views"), default="pinwheel",
-                        help="the paper's pinwheel, or beyond the paper: handwritten digits with their labels (about a minute), "
-                             "or digits paired with a pooled view of themselves (--augment)")
-    parser.add_argument("--augment", choices=("none", "flip"), default=None,
-                        help="with --data digit-views: flip adds (mirrored x1, the same x2) for every pair (default none)")
-    parser.add_argument("--classes", type=int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2")
-    parser.add_argument("--per-class", type=int_at_least(MIN_PER_CLASS), default=None,
-                        help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
-    parser.add_argument("--steps", type=int_at_least(1), default=None,
-                        help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, {default_steps(3)} for more; "
-                             f"--quick {QUICK['steps']})")
-    parser.add_argument("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
-                        help="models to train and check: the paper's, and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
-    parser.add_argument("--private-dim", type=int_at_least(1), default=None,
-                        help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
-    parser.add_argument("--auxiliary", choices=tuple(B.AUXILIARY), default=None,
-                        help="MMVAE+'s auxiliary priors: free log-variances (default), softplus scales (the authors' Normal "
-                             "variant) or softmax scales of mean one (the authors' default)")
-    parser.add_argument("--decoder-std", type=positive_number, default=None, metavar="S",
-                        help="fix the x1 decoder's std at S in x1's units (default: learned, as in the paper's models)")
-    parser.add_argument("--importance-samples", type=int_at_least(1), default=1, metavar="K",
-                        help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser)")
-    parser.add_argument("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
-                        help="processes for training (results do not depend on it)")
-    parser.add_argument("--quick", action="store_true", help="smaller everything (for tests)")
-    parser.add_argument("--json", metavar="PATH", type=output_file, help="write every number and check to PATH")
-    parser.add_argument("--quiet", action="store_true", help="print only the table, the checks and the time")
-    parser.add_argument("--sweep", action="store_true", help="also run the surjectivity sweep (beyond the paper; about a minute)")
-    parser.add_argument("--sweep-ks", nargs="+", type=int_at_least(1), default=None, metavar="K",
-                        help="sub-labels per arm for --sweep (default 1 2 4 8 16 32)")
-    parser.add_argument("--study", nargs="+", choices=tuple(STUDY_PARTS), default=None,
-                        help="instead of the check: what controls the collapse's strength (beyond the paper; minutes to an hour)")
-    parser.add_argument("--study-seeds", nargs="+", type=int_at_least(0), default=None, metavar="SEED",
-                        help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits)")
+    add = parser.add_argument
+    add("--seed", type=int_at_least(0), default=0, help="seed for data, initialisation and training")
+    add("--data", choices=("pinwheel", "digits", "digit-views"), default="pinwheel", help="the paper's pinwheel, or beyond the "
+        "paper: handwritten digits with their labels (about a minute), or digits paired with a pooled view of themselves (--augment)")
+    add("--classes", type=int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2")
+    add("--per-class", type=int_at_least(MIN_PER_CLASS), default=None,
+        help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
+    add("--steps", type=int_at_least(1), default=None,
+        help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, {default_steps(3)} for more; --quick {QUICK['steps']})")
+    add("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
+        help="models to train and check: the paper's, and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
+    add("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1), help="processes for training (results do not depend on it)")
+    add("--quick", action="store_true", help="smaller everything (for tests)")
+    add("--json", metavar="PATH", type=output_file, help="write every number and check to PATH")
+    add("--quiet", action="store_true", help="print only the table, the checks and the time")
+    add_extension_arguments(add)
     args = parser.parse_args(argv)
     check_combinations(parser, args)
     args.models, args.sweep_ks = list(dict.fromkeys(args.models)), args.sweep_ks or [1, 2, 4, 8, 16, 32]
+    args.augment = args.augment or ("none" if args.data == "digit-views" else None)
     return args
+
+
+def add_extension_arguments(add):
+    """The flags of what goes beyond the paper."""
+    add("--private-dim", type=int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
+    add("--auxiliary", choices=tuple(B.AUXILIARY), default=None, help="MMVAE+'s auxiliary priors: free log-variances (default), "
+        "softplus scales (the authors' Normal variant) or softmax scales of mean one (the authors' default)")
+    add("--decoder-std", type=positive_number, default=None, metavar="S",
+        help="fix the x1 decoder's std at S in x1's units (default: learned, as in the paper's models)")
+    add("--importance-samples", type=int_at_least(1), default=1, metavar="K",
+        help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser)")
+    add("--sweep", action="store_true", help="also run the surjectivity sweep (about a minute)")
+    add("--sweep-ks", nargs="+", type=int_at_least(1), default=None, metavar="K", help="sub-labels per arm for --sweep (default 1 2 4 8 16 32)")
+    add("--study", nargs="+", choices=tuple(STUDY_PARTS), default=None,
+        help="instead of the check: what controls the collapse's strength (minutes to an hour)")
+    add("--study-seeds", nargs="+", type=int_at_least(0), default=None, metavar="SEED",
+        help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits)")
+    add("--augment", choices=("none", "flip"), default=None,
+        help="with --data digit-views: flip adds (mirrored x1, the same x2) for every pair (default none)")
+
+
+def flags_not_applying(args):
+    """[(flag, what it applies to)] for every flag given where it does not apply."""
+    views, study = args.data == "digit-views", bool(args.study)
+    return [(flag, reason) for flag, given, reason in (
+        ("--classes", args.classes != 2 and args.data != "pinwheel", "the pinwheel"),
+        ("--per-class", args.per_class is not None and args.data != "pinwheel", "the pinwheel"),
+        ("--sweep", args.sweep and (args.data != "pinwheel" or study), "the check on the pinwheel"),
+        ("--sweep-ks", args.sweep_ks is not None and not args.sweep, "--sweep, which is not given"),
+        ("--private-dim", args.private_dim is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
+        ("--auxiliary", args.auxiliary is not None and ("mmvaeplus" not in args.models or study), "MMVAE+ in the check"),
+        ("--importance-samples", args.importance_samples > 1 and (not {"mmvae", "mopoe"} & set(args.models) or views or study),
+         "the MMVAE and MoPoE in the check (--models ... mmvae)"),
+        ("--decoder-std", args.decoder_std is not None and (views or study), "the check on the pinwheel or digits"),
+        ("--models", (views and not set(args.models) <= set(S.PAPER_MODELS)) or (study and args.models != list(S.PAPER_MODELS)),
+         "the check (--study sets its own; the views train the paper's two)"),
+        ("--study", study and views, "--data pinwheel or digits"),
+        ("--study-seeds", args.study_seeds is not None and not study, "--study, which is not given"),
+        ("--augment", args.augment is not None and not views, "--data digit-views")) if given]
 
 
 def check_combinations(parser, args):
     """parser.error for flags that do not apply to the others given, and for a missing or altered digits file."""
-    not_applying = [(flag, reason) for flag, given, reason in (
-        ("--classes", args.classes != 2 and args.data == "digits", "the pinwheel, not to --data digits"),
-        ("--per-class", args.per_class is not None and args.data == "digits", "the pinwheel, not to --data digits"),
-        ("--sweep", args.sweep and args.data == "digits", "the pinwheel, not to --data digits"),
-        ("--sweep", args.sweep and args.study, "the check, not to --study"),
-        ("--sweep-ks", args.sweep_ks is not None and not args.sweep, "--sweep, which is not given"),
-        ("--private-dim", args.private_dim is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
-        ("--auxiliary", args.auxiliary is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
-        ("--importance-samples", args.importance_samples > 1 and not {"mmvae", "mopoe"} & set(args.models),
-         "the MMVAE and MoPoE (--models ... mmvae)"),
-        ("--study-seeds", args.study_seeds is not None and not args.study, "--study, which is not given"),
-        ("--augment", args.augment is not None and args.data != "digit-views", "--data digit-views")) if given]
-    if args.data == "digit-views":
-        given = [flag for flag, value in (("--classes", args.classes != 2), ("--per-class", args.per_class), ("--sweep", args.sweep),
-                                          ("--study", args.study), ("--private-dim", args.private_dim), ("--auxiliary", args.auxiliary),
-                                          ("--decoder-std", args.decoder_std), ("--importance-samples", args.importance_samples > 1),
-                                          ("--models", not set(args.models) <= set(S.PAPER_MODELS))) if value]
-        if given:
-            parser.error(f"{', '.join(given)} do not apply to --data digit-views (the paper's two models on paired views)")
-    if args.study:
-        given = [flag for flag, value in (("--models", args.models != list(S.PAPER_MODELS)), ("--sweep", args.sweep),
-                                          ("--decoder-std", args.decoder_std), ("--importance-samples", args.importance_samples > 1),
-                                          ("--auxiliary", args.auxiliary), ("--classes", args.classes != 2)) if value]
-        if given:
-            parser.error(f"{', '.join(given)} do not apply with --study, which sets its own models and settings")
+    not_applying = flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
     per_class = args.per_class or (QUICK if args.quick else FULL)["per_class"]
     if args.sweep and max(args.sweep_ks or [1]) > per_class:
         parser.error(f"--sweep-ks: k = {max(args.sweep_ks)} exceeds the {per_class} points per class")
-    args.augment = args.augment or ("none" if args.data == "digit-views" else None)
     if args.data in ("digits", "digit-views"):
         try:
             B.load_digits()
