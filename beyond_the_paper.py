@@ -3,7 +3,9 @@
 B1 MoPoE (Sutter et al. 2021), a third posterior. B2 MMVAE+ (Palumbo, Daunhawer and Vogt 2023), the
 published remedy, with private latents. B3 every model behind one interface: what theorem_check.py
 and plots.py call. B4 what the MMVAE loses in nats: log p(x1|x2), and label coherence. B5 the
-surjectivity sweep's labels. B6 handwritten digits. surjvae_np never imports this module.
+surjectivity sweep's labels. B6 handwritten digits. B7 what controls the collapse's strength: K
+importance samples, a fixed decoder std. B8 the paper's augmentation warning: paired views of digits.
+Input checks at the end. surjvae_np never imports this module.
 """
 import gzip
 import hashlib
@@ -21,7 +23,7 @@ MODELS = S.PAPER_MODELS + ("mopoe", "mmvaeplus")
 
 def checked_with(registry):
     """S.checked with another registry of this module (at its end): MMVAEPLUS_CHECKS take MMVAE+'s params
-    (or the paper's: private size 0), DEFENSIVE_CHECKS an even num_samples."""
+    (or the paper's: private size 0), DEFENSIVE_CHECKS an even num_samples, VIEWS_CHECKS the views' params."""
     return lambda function: S.checked(function, registry)
 
 
@@ -62,7 +64,7 @@ def mopoe_objective(params, x1, x2, rng):
 
 # The auxiliary priors r_m(w_m) = N(0, diag s_m^2), and the private prior p(w) = N(0, s_p^2 I) of the objective
 # and of generation, in three parameterisations (the parameters' keys say which; a, learned, starts at 0):
-#   "free":     log s_m^2 = a (s_m = 1 at the start), s_p = 1: this project's first choice;
+#   "free":     log s_m^2 = a (s_m = 1 at the start), s_p = 1: this project's default;
 #   "softplus": s_m = softplus(a) (log 2 at the start), s_p = softplus(0) = log 2: srl-ethz/mmvaeplus's Normal variant;
 #   "softmax":  s_m = P softmax(a) (1 at the start; the P scales' mean stays 1), s_p = 1: srl-ethz/mmvaeplus's
 #               default (there with Laplace distributions); at P = 1, r_m is p(w) and cannot narrow.
@@ -221,8 +223,9 @@ def train(model, x1, x2, seed=0, latent_dim=2, hidden=(32,), private_dim=None, a
 
 @S.checked
 def generate_from_prior(params, num_samples, rng, model):
-    """x1 decoder means at g ~ p(g) = N(0, I) (Fig. 2, left), for any model (MMVAE+: u = (g, w) ~ N(0, I))."""
-    return S.generate_from_prior.__wrapped__(params, num_samples, rng)
+    """x1 decoder means at g ~ p(g) = N(0, I) (Fig. 2, left), for any model (MMVAE+: u = (g, w), w ~ p(w))."""
+    log_var = np.concatenate([np.zeros(shared_dim(params)), np.full(private_dim(params), private_prior_log_var(params))])
+    return S.decode_mean_x1(params, S.sample_normal(np.zeros((num_samples, len(log_var))), log_var, rng))
 
 
 @S.checked
