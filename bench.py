@@ -7,14 +7,20 @@ same rounds (a checkout of another commit: the ratio compares code, not moments 
 --torch-python PYTHON --peer SCRIPT adds the plain-PyTorch peer (../shared/peer/torch_minimal.py
 --steptime-only --act tanh), at its architecture: two tanh layers of 64, float32, one thread.
 """
-import argparse
-import json
 import os
-import re
-import statistics
-import subprocess
 import sys
-import time
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # inherited by every timed interpreter
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import theorem_check as T  # noqa: E402  (its argument types; the timed code runs in fresh interpreters)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ("mvae", "mmvae", "mopoe")
@@ -74,18 +80,9 @@ def peer_step_milliseconds(torch_python, peer_script):
     return found
 
 
-def existing_file(text):
-    """An argparse type: an existing file (not empty, not a folder)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the path is empty")
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"{text} is not a file")
-    return text
-
-
 def executable_file(text):
     """An argparse type: an existing, executable file."""
-    existing_file(text)
+    T.input_file(text)
     if not os.access(text, os.X_OK):
         raise argparse.ArgumentTypeError(f"{text} is not executable")
     return text
@@ -105,7 +102,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="the default width at batch 128 in float64 only")
     parser.add_argument("--against", type=module_folder, help="a folder with another version of surjvae_np.py to time alike")
     parser.add_argument("--torch-python", type=executable_file, help="python of a venv with torch, to time --peer")
-    parser.add_argument("--peer", type=existing_file, help="the PyTorch peer script (../shared/peer/torch_minimal.py)")
+    parser.add_argument("--peer", type=T.input_file, help="the PyTorch peer script (../shared/peer/torch_minimal.py)")
     parser.add_argument("--json", help="also write the table's numbers to this file")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -174,5 +171,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # inherited by every timed interpreter
     sys.exit(main())

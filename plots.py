@@ -358,22 +358,13 @@ def output_folder(text):
     return text
 
 
-def input_file(text):
-    """An argparse type: an existing file to read."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the path is empty")
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"{text} is not a file")
-    return text
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--seed", type=T.int_at_least(0), default=None,
                         help="seed for training and for the plotted samples (default: the JSON's, else 0)")
     parser.add_argument("--out", type=output_folder, default="figures", help="folder for the PNGs")
-    parser.add_argument("--from-json", metavar="PATH", type=input_file, help="reuse theorem_check.py --json results instead of training")
+    parser.add_argument("--from-json", metavar="PATH", type=T.input_file, help="reuse theorem_check.py --json results instead of training")
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests; not with --from-json)")
     parser.add_argument("--data", choices=("pinwheel", "digits"), default=None,
                         help="which theorem_check run to train and draw (default pinwheel; not with --from-json: its data decide)")
@@ -381,9 +372,9 @@ def parse_args(argv):
                         help="models to train (default the paper's; beyond it mopoe, mmvaeplus; not with --from-json)")
     parser.add_argument("--sweep", action="store_true",
                         help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
-    parser.add_argument("--study-json", nargs="+", metavar="PATH", type=input_file,
+    parser.add_argument("--study-json", nargs="+", metavar="PATH", type=T.input_file,
                         help="draw only collapse_strength.png, from theorem_check.py --study --json files (one row each)")
-    parser.add_argument("--views-json", nargs="+", metavar="PATH", type=input_file,
+    parser.add_argument("--views-json", nargs="+", metavar="PATH", type=T.input_file,
                         help="draw only augmentation.png, from theorem_check.py --data digit-views --json files (one panel each)")
     args = parser.parse_args(argv)
     alone = [flag for flag, value in (("--study-json", args.study_json), ("--views-json", args.views_json)) if value]

@@ -321,16 +321,6 @@ def test_extensions_reject_bad_input(good_input, call, message):
         call(params, x1, x2)
 
 
-def test_conditional_log_likelihood_rejects_bad_input_on_every_model(good_input):
-    params, x1, x2 = good_input
-    with pytest.raises(ValueError, match="num_samples"):
-        B.conditional_log_likelihood(params, x1, x2, rng(), num_samples=0)
-    with pytest.raises(ValueError, match="rows"):
-        B.conditional_log_likelihood(params, x1[:-1], x2, rng())
-    with pytest.raises(ValueError, match="unknown model"):
-        B.conditional_log_likelihood(params, x1, x2, rng(), model="vae")
-
-
 # ---------------------------------------------------------------- bench.py
 
 def test_bench_times_a_step_in_a_fresh_interpreter_and_reads_the_peers_output(tmp_path):

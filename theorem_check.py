@@ -606,6 +606,15 @@ def writable_folder(folder):
         return f"cannot write in the folder {folder}: {error.strerror}"
 
 
+def input_file(text):
+    """An argparse type: an existing file to read."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    return text
+
+
 def positive_number(text):
     """An argparse type: a finite number > 0."""
     try:
