@@ -1,7 +1,10 @@
 """plots.py: the paper's Fig. 2 and Fig. 3, the picture of Theorem 1, and training curves, as PNGs.
 
 Trains the models through theorem_check.run (or reads its --json output with --from-json) and
-writes figures/fig2_samples.png, fig3_latents.png, theorem1.png and training.png.
+writes figures/fig2_samples.png, fig3_latents.png, theorem1.png and training.png (for --data digits:
+digits_samples.png, theorem1_digits.png, training_digits.png; with --sweep also surjectivity_sweep.png).
+Beyond the paper, from theorem_check's --json files: --study-json draws collapse_strength.png and
+--views-json augmentation.png.
 """
 import os
 import sys
