@@ -324,8 +324,8 @@ def test_extensions_reject_bad_input(good_input, call, message):
 # ---------------------------------------------------------------- bench.py
 
 def test_bench_times_a_step_in_a_fresh_interpreter_and_reads_the_peers_output(tmp_path):
-    seconds = bench.time_case(bench.HERE, ("mmvae", (8,), 16, "float64"))
-    assert 0 < seconds < 1.0
+    step = bench.time_case(bench.HERE, ("mmvae", (8,), 16, "float64"))         # a median over 200 steps, in seconds
+    assert onp.isfinite(step) and step > 0                                      # how long is bench's business, not a test's
     fake_peer = tmp_path / "peer.py"
     fake_peer.write_text("print('MVAE: median step (fwd+bwd+Adam, bs 128) with 1 thread(s): 3.035 ms   [x]')\n"
                          "print('MVAE: median step (fwd+bwd+Adam, bs 128) with 2 thread(s): 2.9 ms')\n"
