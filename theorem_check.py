@@ -236,10 +236,12 @@ QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=40, m
 FULL = dict(QUICK, per_class=500, steps=None, nodes=64, mc_repeats=80, direct_steps=300, directions=8,
             conditional_samples=B.DEFENSIVE_SAMPLES, replicates=4, bound_samples=4000)
 # Digits (beyond the paper): all 1797 images, 10 labels; latent 8 (docs/digits.md).
-DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=600,
-              direct_peak_step_size=0.02, direct_samples=2, private_dim=4)
-DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, mc_repeats=40, directions=4, hidden=(64,),
-                    conditional_samples=100, fixed_draws=64, replicates=3, bound_samples=1000)
+# Direct maximisation on digits: 1200 steps at peak 0.01 (at 600 steps and 0.02, class 8 of seed 0 ended 0.065 nats
+# per image short of the bound; at 1200 and 0.01 every class of seed 0 ends within 0.002).
+DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=1200,
+              direct_peak_step_size=0.01, direct_samples=2, private_dim=4)
+DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, mc_repeats=40, directions=4, hidden=(64,), direct_steps=600,
+                    direct_peak_step_size=0.02, conditional_samples=100, fixed_draws=64, replicates=3, bound_samples=1000)
 
 
 def default_steps(num_classes):
