@@ -594,3 +594,24 @@ def test_plots_rejects_a_broken_views_json(tmp_path, capsys):
     broken.write_text(json.dumps({"format": T.JSON_FORMAT, "views": [], "config": {"augment": "flip"}, "params": {"mopoe": {}}}))
     with pytest.raises(SystemExit, match="params must hold some of"):
         P.main(["--views-json", str(broken), "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"format": T.JSON_FORMAT, "study": []}, "not theorem_check.py --study --json output"),
+    ({"format": 2, "study": [{"part": "auxiliary"}]}, "not theorem_check.py --study --json output"),
+    ({"format": T.JSON_FORMAT, "config": {"data": "pinwheel"}, "study": [{"part": "auxiliary", "model": "vae", "rows": [{}]}]},
+     "spread_ratio"),
+    ({"format": T.JSON_FORMAT, "config": {"data": "pinwheel"},
+      "study": [{"part": "auxiliary", "model": "mmvae", "rows": [{"spread_ratio": float("nan"), "decoder_std": 0.1}]}]}, "NaN"),
+])
+def test_plots_rejects_a_broken_study_json(tmp_path, content, message):
+    broken = tmp_path / "study.json"
+    broken.write_text(json.dumps(content))
+    with pytest.raises(SystemExit, match=message):
+        P.main(["--study-json", str(broken), "--out", str(tmp_path)])
+
+
+def test_plots_draws_one_kind_of_figure_at_a_time(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        P.main(["--study-json", __file__, "--views-json", __file__, "--out", str(tmp_path)])
+    assert "draws its figure only" in capsys.readouterr().err
