@@ -959,8 +959,8 @@ def run_views(args, print_fn):
     x1, _ = B.load_digits()
     results = run_tasks([("views", (model, x1, args.augment, args.seed, config)) for model in args.models], args.jobs, print_fn)
     rows, groups = [r[2] for r in results], [r[3] for r in results]
-    margin = smallest([(g["bound"] - g["l1"] + 4.0 * g["l1_se"]) / g["groups"] for g in groups])
     checked = all(g["infinite"] < g["groups"] for g in groups)
+    margin = smallest([(g["bound"] - g["l1"] + 4.0 * g["l1_se"]) / g["groups"] for g in groups]) if checked else float("nan")
     checks = [("inequality (6) per group sharing one x2, summed over the groups of finite bound", (margin >= 0) if checked else None,
                margin, "smallest (sum of bounds - sum of L_1 + 4 SE) per group" if checked else
                "every group has a single point: its MLE variance is 0 and its bound +inf; nothing to compare")]
@@ -991,10 +991,14 @@ def format_views(results):
     for r in results["views"]:
         lines.append(f"{r['model']:6s} {r['mirror_asymmetry']:14.3f} {r['nearest']['original']:18.3f} {r['nearest']['mirror']:7.3f}"
                      f" {r['nearest']['average']:8.3f} {r['decoder_std']:6.3f}")
+    group = results["groups"][0]
+    if group["infinite"] == group["groups"]:
+        lines.append("Theorem 1 per group (the rows sharing one x2): every group is a single point (one-to-one pairs), so every "
+                     "bound is +inf (MLE variance 0): the theorem has nothing to say, and the cross term nothing to average over")
+        return "\n".join(lines)
     lines.append("Theorem 1 per group (the rows sharing one x2), per group: " + "; ".join(
         f"{g['model']}: bound {g['bound'] / g['groups']:.2f}, L_1 {g['l1'] / g['groups']:.2f} +- {g['l1_se'] / g['groups']:.3f}"
         f" ({g['infinite']} of {g['groups']} groups with an infinite bound left out)" for g in results["groups"]))
-    group = results["groups"][0]
     lines.append(f"A group's bound grows without limit as its digit nears mirror symmetry (MLE variance -> 0): the most symmetric digit "
                  f"(asymmetry {group['smallest_group_asymmetry']:.4f} per pixel) has the largest, {group['largest_group_bound']:.1f} nats; "
                  "an exactly symmetric one would have +inf and nothing to check")
