@@ -1,5 +1,9 @@
 """Tests for beyond_the_paper (MoPoE, MMVAE+, the one interface, log p(x1|x2) and coherence, the sweep's
 labels, digits) and bench.py: each checks a math identity or a behaviour, and can fail."""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads, as the scripts do: small matrices, no BLAS threads
+
 import json
 import sys
 

@@ -1,5 +1,9 @@
 """Tests for surjvae_np (the paper), theorem_check.py and plots.py: math identities checked numerically,
 each able to fail. The extensions' tests are in test_beyond_the_paper.py."""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads, as the scripts do: small matrices, no BLAS threads
+
 import numpy as onp
 import pytest
 from autograd import grad
