@@ -14,7 +14,6 @@ if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # inherited by every timed interpreter
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -96,17 +95,15 @@ def module_folder(text):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows the median")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to time")
+    parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser.add_argument("--rounds", type=T.int_at_least(1), default=3, help="interleaved rounds; the table shows the median (default 3)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to time (default all three)")
     parser.add_argument("--quick", action="store_true", help="the default width at batch 128 in float64 only")
     parser.add_argument("--against", type=module_folder, help="a folder with another version of surjvae_np.py to time alike")
     parser.add_argument("--torch-python", type=executable_file, help="python of a venv with torch, to time --peer")
     parser.add_argument("--peer", type=T.input_file, help="the PyTorch peer script (../shared/peer/torch_minimal.py)")
-    parser.add_argument("--json", help="also write the table's numbers to this file")
+    parser.add_argument("--json", type=T.output_file, metavar="PATH", help="also write the table's numbers to PATH")
     args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     if bool(args.torch_python) != bool(args.peer):
         parser.error("--torch-python and --peer go together: the peer runs only when given both")
     return args
@@ -158,14 +155,17 @@ def main(argv=None):
     print(f"bench configuration: rounds={args.rounds}, models={args.models}, quick={args.quick}, against={args.against}, "
           f"torch_python={args.torch_python}, peer={args.peer}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
           flush=True)
-    start = time.perf_counter()
+    return T.interruptible(lambda: run(args, time.perf_counter()))
+
+
+def run(args, start):
+    """Time every case, print the table, write --json (whole or not at all)."""
     ours, peer = measure(args)
     print("\n".join(table(args, ours, peer)))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"this": {repr(case): ms for (name, case), ms in ours.items() if name == "this"},
-                       "against": {repr(case): ms for (name, case), ms in ours.items() if name == "against"},
-                       "peer": {repr(key): ms for key, ms in peer.items()}}, f)
+        T.write_json({"this": {repr(case): ms for (name, case), ms in ours.items() if name == "this"},
+                      "against": {repr(case): ms for (name, case), ms in ours.items() if name == "against"},
+                      "peer": {repr(key): ms for key, ms in peer.items()}}, args.json)
     print(f"total time {time.perf_counter() - start:.1f} s")
     return 0
 

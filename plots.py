@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
+import studies as ST  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
 
@@ -108,6 +109,7 @@ def plot_fig3(results, path):
                 ax.add_patch(Ellipse(mean, *(2 * k * np.exp(0.5 * log_var)), fill=False, lw=2.2 - 0.8 * k,
                                      ls="-" if k == 1 else "--", ec=colours[c]))
             ax.plot(*mean, marker="x", ms=10, mew=2.5, color="k")
+        ax.plot([], [], ls="", marker="x", ms=8, mew=2, color="k", label="mean of q(g|x2 = c)")
         ax.plot([], [], c="k", lw=1.4, label="q(g|x2 = c): 1 sigma")
         ax.plot([], [], c="k", lw=0.6, ls="--", label="2 sigma")
         ax.add_patch(Ellipse((0, 0), 2, 2, fill=False, ec="grey", ls=":", lw=1))
@@ -124,33 +126,48 @@ def plot_theorem(results, path):
     """Left: bound, trained L_1 and log p(x1|x2) per model and class. Right: maximising L_1 alone."""
     rows = [r for r in results["rows"] if r["decoder"] == "trained"]
     crowded = len(rows) > 8                                           # digits: 10 classes per model
-    fig, (left, right) = plt.subplots(1, 2, figsize=(17 if crowded else 12, 5.2 if crowded else 4.8),
+    fig, (left, right) = plt.subplots(1, 2, figsize=(16 if crowded else 12, 6.0 if crowded else 5.4),
                                       gridspec_kw={"width_ratios": [2, 1] if crowded else [1, 1]}, layout="constrained")
     positions = np.arange(len(rows))
     left.scatter(positions, [-r["bound"] for r in rows], marker="_", s=150 if crowded else 900, lw=3, c="k",
                  label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
-    left.scatter(positions, [-r["l1"] for r in rows], s=60, c="#c0392b",
-                 label="trained decoder: -L_1(theta, phi)", zorder=3)
-    left.scatter(positions, [-r["conditional"] for r in rows], s=70, marker="D", facecolors="none",
+    left.scatter(positions, [-r["l1"] for r in rows], s=40 if crowded else 60, c="#c0392b", label="trained decoder: -L_1(theta, phi)", zorder=3)
+    left.scatter(positions, [-r["conditional"] for r in rows], s=50 if crowded else 70, marker="D", facecolors="none",
                  edgecolors="#1f77b4", lw=1.5, label="trained model: -log p(x1|x2)", zorder=4)
     for x, r in zip(positions, [] if crowded else rows):
         left.annotate(f"gap {r['gap']:.2g}", (x, -r["l1"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
     left.set_yscale("symlog", linthresh=0.1)           # a small class's per-point bound can be > 0: keep every row
-    if crowded:
-        left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]} {r['class']}" for r in rows], fontsize=7, rotation=90)
-    else:
-        left.set_xticks(positions, [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=8)
+    model_ticks(left, rows, crowded)
     finish_axes(left, "Eq. (6): no decoder beats the constant class mean", "",
-                "nats per datapoint (symlog, linear within +-0.1; lower is better)", "upper right")
+                "nats per datapoint (symlog, linear within +-0.1; lower is better)")
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower left", ncol=3, fontsize=9)
+    window = 25 if crowded else 1                                     # digits: 1200 noisy steps per class, smoothed
     for d, colour in zip(results["direct_maximisation"], class_colours(len(results["direct_maximisation"]))):
-        history = np.array(d["history"])
-        right.plot(np.arange(len(history)), d["bound"] - history, color=colour, lw=1,
-                   label=f"class {d['class']} (final, deterministic estimate: {d['bound'] - d['final']:.1e})")
+        gap = np.convolve(d["bound"] - np.array(d["history"]), np.ones(window) / window, mode="valid")
+        right.plot(np.arange(len(gap)) + window - 1, gap, color=colour, lw=1, label=f"class {d['class']}: {d['bound'] - d['final']:.1e}")
     right.axhline(0.0, color="k", lw=0.8)
     right.set_yscale("symlog", linthresh=1e-3)                       # MC noise scatters around 0
+    smoothing = f", moving average of {window} steps" if window > 1 else ""
     finish_axes(right, "Maximising L_1 alone converges onto the bound", "Adam step",
-                "bound - L_1 per datapoint (Monte Carlo estimate, nats)", "upper right")
+                f"bound - L_1 per datapoint (Monte Carlo{smoothing}, nats)")
+    right.legend(title="final (deterministic estimate)", fontsize=8, title_fontsize=8, ncol=2 if crowded else 1,
+                 loc="upper right")
     save(fig, path)
+
+
+def model_ticks(ax, rows, crowded):
+    """x tick labels: "MODEL\nclass c", or for many classes the class number with each model's name under its group."""
+    if not crowded:
+        ax.set_xticks(np.arange(len(rows)), [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=9)
+        return
+    ax.set_xticks(np.arange(len(rows)), [str(r["class"]) for r in rows], fontsize=9)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    for model in models:
+        where = [i for i, r in enumerate(rows) if r["model"] == model]
+        ax.annotate(NAMES[model].split()[0] + " (classes)", (np.mean(where), 0), xycoords=("data", "axes fraction"),
+                    xytext=(0, -24), textcoords="offset points", ha="center", va="top", fontsize=10)
+        if where[0] > 0:
+            ax.axvline(where[0] - 0.5, color="grey", lw=0.6)
 
 
 def plot_training(results, path):
@@ -167,11 +184,18 @@ def plot_training(results, path):
         smooth = np.convolve(history, np.ones(window) / window, mode="valid")
         ax.plot(np.arange(len(history)), history, color="#c8c8c8", lw=0.6, label="each step (one batch)")
         ax.plot(np.arange(len(smooth)) + window - 1, smooth, color="k", lw=1.5, label=f"moving average of {window} steps")
-        ax.set_ylim(np.percentile(history, 2) - 0.5, history.max() + 0.5)
+        settled = history[len(history) // 2:]                             # the first steps would set the scale
+        low, high = np.percentile(settled, 1), settled.max()
+        ax.set_ylim(low - 0.1 * (high - low) - 0.1, high + 0.1 * (high - low) + 0.1)
         quantity = {"mvae": "sum of 3 ELBOs, Eq. (9)", "mmvaeplus": "its objective (B3)"}.get(model, "stratified ELBO, Eq. (5)")
         finish_axes(ax, f"{NAMES[model]}: {quantity}", "Adam step", "objective per datapoint (maximised)",
                     "lower right")
-    fig.suptitle("Training objectives, in the standardised units of x1 that train() uses", fontsize=12)
+        whole = ax.inset_axes([0.16, 0.6, 0.34, 0.3])                   # every step, on its own scale
+        whole.plot(np.arange(len(smooth)) + window - 1, smooth, color="k", lw=1)
+        whole.set_title("all steps", fontsize=7, pad=2)
+        whole.tick_params(labelsize=6)
+    fig.suptitle("Training objectives, in the standardised units of x1 that fit trains in\n(the main axes show the range of the "
+                 "last half of the steps; the inset, all of them)", fontsize=11)
     save(fig, path)
 
 
@@ -247,12 +271,12 @@ def plot_study(studies, path):
 
 
 def read_study(path):
-    """theorem_check.py --study --json output, validated before the figure is drawn; SystemExit names the problem."""
+    """studies.py --study --json output, validated before the figure is drawn; SystemExit names the problem."""
     try:
         with open(path) as f:
             study = json.load(f)
         S.fail_unless(isinstance(study, dict) and study.get("format") == T.JSON_FORMAT and isinstance(study.get("study"), list)
-                      and study["study"], f"it is not theorem_check.py --study --json output of format {T.JSON_FORMAT}")
+                      and study["study"], f"it is not studies.py --study --json output of format {T.JSON_FORMAT}")
         S.fail_unless(isinstance(study.get("config"), dict) and study["config"].get("data") in ("pinwheel", "digits"), "config.data is missing")
         check_fields(study["study"], "study", {"part": (str,), "model": (str,), "rows": (list,)})
         for entry in study["study"]:
@@ -260,17 +284,17 @@ def read_study(path):
             S.fail_unless(entry["model"] in NAMES and entry["rows"], f"study entry of model {entry['model']!r} has no rows")
         finite_numbers(study["study"], "study")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
-        raise SystemExit(f"plots.py: error: cannot draw the study from {path}: {error}")
+        usage_error(f"cannot draw the study from {path}: {error}")
     return study
 
 
 def read_views(path):
-    """theorem_check.py --data digit-views --json output, validated before the figure is drawn; SystemExit names the problem."""
+    """studies.py --data digit-views --json output, validated before the figure is drawn; SystemExit names the problem."""
     try:
         with open(path) as f:
             run = json.load(f)
         S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and isinstance(run.get("views"), list),
-                      f"it is not theorem_check.py --data digit-views --json output of format {T.JSON_FORMAT}")
+                      f"it is not studies.py --data digit-views --json output of format {T.JSON_FORMAT}")
         S.fail_unless(isinstance(run.get("config"), dict) and run["config"].get("augment") in ("none", "flip"), "config.augment is missing")
         S.fail_unless(isinstance(run.get("params"), dict) and run["params"] and set(run["params"]) <= set(S.PAPER_MODELS),
                       f"params must hold some of {S.PAPER_MODELS}")
@@ -281,7 +305,7 @@ def read_views(path):
         S.fail_unless(isinstance(shown, list) and shown and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1797 for i in shown),
                       "shown must be a non-empty list of digit indices 0..1796")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
-        raise SystemExit(f"plots.py: error: cannot draw the views from {path}: {error}")
+        usage_error(f"cannot draw the views from {path}: {error}")
     return run
 
 
@@ -316,27 +340,31 @@ def digit_mosaic(images, gap=1):
     return mosaic
 
 
-def plot_digit_samples(results, seed, path, per_label=8):
-    """Beyond the paper: label -> image samples of each model beside real digits and the class means."""
+def plot_digit_samples(results, seed, path, per_label=6):
+    """Beyond the paper: label -> image samples of each model beside real digits and the class means, three panels a row."""
     x1, labels = np.array(results["data"]["x1"]), np.array(results["data"]["labels"])
     rng = np.random.default_rng([seed, 7])
     real = np.stack([x1[rng.choice(np.flatnonzero(labels == c), per_label, replace=False)] for c in range(10)])
-    means = np.stack([x1[labels == c].mean(axis=0)[None] for c in range(10)])         # (10, 1, 64)
-    panels = [("real digits", real), ("class mean", means)]
+    means = np.stack([x1[labels == c].mean(axis=0) for c in range(10)])[:, None]          # (10, 1, 64)
+    blank = np.full((10, 1, 64), np.nan)
+    panels = [("class mean | real digits", np.concatenate([means, blank, real], axis=1))]
     x2 = S.one_hot(np.repeat(np.arange(10), per_label), 10)
     for model, tree in results["params"].items():
         generated = B.generate_from_labels(params_from_json(tree), x2, rng, model)
         panels.append((f"{NAMES[model]}: x1 from q(g|x2)", generated.reshape(10, per_label, 64)))
-    widths = [images.shape[1] for _, images in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 1.15 * sum(widths) / 2, 6.2),
-                             gridspec_kw={"width_ratios": widths}, layout="constrained")
-    for ax, (title, images) in zip(axes, panels):
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 5.6 * rows), squeeze=False, layout="constrained")
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for index, (ax, (title, images)) in enumerate(zip(axes.ravel(), panels)):
         ax.imshow(digit_mosaic(np.clip(images, 0, 1)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=12)
         ax.set_xticks([])
-        ax.set_yticks(np.arange(10) * 9 + 3.5, [str(c) for c in range(10)] if ax is axes[0] else [])
-    axes[0].set_ylabel("label x2")
-    fig.suptitle("Digits: decoder means of x1 generated from the label alone (one row per label)", fontsize=12)
+        ax.set_yticks(np.arange(10) * 9 + 3.5, [str(c) for c in range(10)] if index % columns == 0 else [], fontsize=10)
+        if index % columns == 0:
+            ax.set_ylabel("label x2", fontsize=11)
+    fig.suptitle("Digits: decoder means of x1 generated from the label alone (one row per label)", fontsize=13)
     save(fig, path)
 
 
@@ -362,23 +390,21 @@ def output_folder(text):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--seed", type=T.int_at_least(0), default=None,
-                        help="seed for training and for the plotted samples (default: the JSON's, else 0)")
-    parser.add_argument("--out", type=output_folder, default="figures", help="folder for the PNGs")
-    parser.add_argument("--from-json", metavar="PATH", type=T.input_file, help="reuse theorem_check.py --json results instead of training")
-    parser.add_argument("--quick", action="store_true", help="smaller, faster runs (for tests; not with --from-json)")
-    parser.add_argument("--data", choices=("pinwheel", "digits"), default=None,
-                        help="which theorem_check run to train and draw (default pinwheel; not with --from-json: its data decide)")
-    parser.add_argument("--models", nargs="+", choices=B.MODELS, default=None,
-                        help="models to train (default the paper's; beyond it mopoe, mmvaeplus; not with --from-json)")
-    parser.add_argument("--sweep", action="store_true",
-                        help="also draw surjectivity_sweep.png (runs theorem_check's sweep unless the JSON has it)")
-    parser.add_argument("--study-json", nargs="+", metavar="PATH", type=T.input_file,
-                        help="draw only collapse_strength.png, from theorem_check.py --study --json files (one row each)")
-    parser.add_argument("--views-json", nargs="+", metavar="PATH", type=T.input_file,
-                        help="draw only augmentation.png, from theorem_check.py --data digit-views --json files (one panel each)")
+    parser = argparse.ArgumentParser(prog="plots.py", description=__doc__.split("\n")[0], allow_abbrev=False)
+    add = parser.add_argument
+    add("--seed", type=T.int_at_least(0), default=None, help="seed for training and for the plotted samples (default: the JSON's, else 0)")
+    add("--out", type=output_folder, default="figures", help="folder for the PNGs (default figures)")
+    add("--from-json", metavar="PATH", type=T.input_file, help="draw from theorem_check.py or studies.py --json output instead of training")
+    add("--quick", action="store_true", help="smaller, faster runs (for tests; not with --from-json)")
+    add("--data", choices=("pinwheel", "digits"), default=None,
+        help="which check to train and draw (default pinwheel; not with --from-json: its data decide)")
+    add("--models", nargs="+", choices=B.MODELS, default=None,
+        help="models to train (default the paper's: mvae mmvae; beyond it mopoe, mmvaeplus; not with --from-json)")
+    add("--sweep", action="store_true", help="also draw surjectivity_sweep.png (runs studies.py's sweep unless the JSON has it)")
+    add("--study-json", nargs="+", metavar="PATH", type=T.input_file,
+        help="draw only collapse_strength.png, from studies.py --study --json files (one row each)")
+    add("--views-json", nargs="+", metavar="PATH", type=T.input_file,
+        help="draw only augmentation.png, from studies.py --data digit-views --json files (one panel each)")
     args = parser.parse_args(argv)
     alone = [flag for flag, value in (("--study-json", args.study_json), ("--views-json", args.views_json)) if value]
     if alone and (args.from_json or args.sweep or args.seed is not None or len(alone) > 1):
@@ -388,6 +414,12 @@ def parse_args(argv):
         parser.error(f"{', '.join(given)} apply to training only, not to --from-json or --study-json (the file decides)")
     args.data, args.models = args.data or "pinwheel", args.models or list(S.PAPER_MODELS)
     return args
+
+
+def usage_error(message):
+    """An argparse-style refusal: one line on stderr, exit status 2."""
+    print(f"plots.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def finite_numbers(value, where):
@@ -456,7 +488,7 @@ def check_models(results, data_dim, num_classes, want_sweep):
     check_fields(results.get("direct_maximisation"), "direct_maximisation", DIRECT_FIELDS)
     S.fail_unless(len(results["direct_maximisation"]) > 0, "direct_maximisation is empty")
     if want_sweep or results.get("sweep"):
-        S.fail_unless(isinstance(results.get("sweep"), list) and results["sweep"], "it has no sweep; write it with theorem_check.py --sweep --json")
+        S.fail_unless(isinstance(results.get("sweep"), list) and results["sweep"], "it has no sweep; write it with studies.py --sweep --json")
         check_fields(results["sweep"], "sweep", {"k": (int,), "points_per_label": NUMBER, "data_within_label_variance": NUMBER, "models": (dict,)})
 
 
@@ -466,35 +498,29 @@ def read_results(path, want_sweep):
         with open(path) as f:
             results = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise SystemExit(f"plots.py: error: cannot read --from-json {path}: {error}")
+        usage_error(f"cannot read --from-json {path}: {error}")
     try:
         check_results(results, want_sweep)
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, IndexError) as error:
-        raise SystemExit(f"plots.py: error: {path} cannot be drawn: {error}")
+        usage_error(f"{path} cannot be drawn: {error}")
     return results
 
 
 def load_results(args):
-    """(results, seed): from --from-json (its seed unless --seed) or from a fresh theorem_check run."""
+    """(results, seed): from --from-json (its seed unless --seed) or from a fresh run of the check (with --sweep, of studies.py's)."""
     if args.from_json:
         results = read_results(args.from_json, args.sweep)
         return results, results["config"].get("seed", 0) if args.seed is None else args.seed
     seed = 0 if args.seed is None else args.seed
-    check_args = T.parse_args(["--seed", str(seed), "--quiet", "--data", args.data, "--models", *args.models]
-                              + (["--quick"] if args.quick else [])
-                              + (["--sweep"] if args.sweep else []) + (["--sweep-ks", "1", "4"] if args.sweep and args.quick else []))
-    return T.run(check_args, print_fn=None), seed
+    argv = (["--seed", str(seed), "--quiet", "--data", args.data, "--models", *args.models] + (["--quick"] if args.quick else [])
+            + (["--sweep"] if args.sweep else []) + (["--sweep-ks", "1", "4"] if args.sweep and args.quick else []))
+    if args.sweep:
+        return ST.run_check_with_experiments(ST.parse_args(argv), print_fn=None), seed
+    return T.run(T.parse_args(argv), print_fn=None), seed
 
 
-def figures_to_draw(args):
-    """[(file name, draw(path))] for the arguments: the study's figure, or the check's figures."""
-    if args.study_json:
-        studies = [read_study(path) for path in args.study_json]
-        return [("collapse_strength.png", lambda path: plot_study(studies, path))]
-    if args.views_json:
-        runs = [read_views(path) for path in args.views_json]
-        return [("augmentation.png", lambda path: plot_views(runs, path))]
-    results, seed = load_results(args)
+def figures_to_draw(args, results, seed):
+    """[(file name, draw(path))] for the check's (or studies.py's) results."""
     if results["config"].get("data", "pinwheel") == "digits":
         figures = [("digits_samples.png", lambda path: plot_digit_samples(results, seed, path)),
                    ("theorem1_digits.png", lambda path: plot_theorem(results, path)),
@@ -509,21 +535,46 @@ def figures_to_draw(args):
     return figures
 
 
+def prepare(args):
+    """(what the run draws, in words; [(file name, draw(path))]): the input files read and checked, or the models trained."""
+    if args.study_json:
+        studies = [read_study(path) for path in args.study_json]
+        data = " and ".join(study["config"]["data"] for study in studies)
+        return f"the study of {data} from {' '.join(args.study_json)}", [("collapse_strength.png", lambda path: plot_study(studies, path))]
+    if args.views_json:
+        runs = [read_views(path) for path in args.views_json]
+        augment = " and ".join(run["config"]["augment"] for run in runs)
+        return f"the digit views (--augment {augment}) from {' '.join(args.views_json)}", [("augmentation.png", lambda path: plot_views(runs, path))]
+    if not args.from_json:
+        print(f"plots configuration: training {' '.join(args.models)} on {args.data} (seed {0 if args.seed is None else args.seed}, "
+              f"quick={args.quick}, sweep={args.sweep}) through {'studies.py' if args.sweep else 'theorem_check.py'}; out={args.out}", flush=True)
+    results, seed = load_results(args)
+    what = (f"{results['config'].get('data', 'pinwheel')} results of {' '.join(results['params'])} from {args.from_json} "
+            f"(samples drawn with seed {seed}{', with the sweep' if results.get('sweep') else ''})") if args.from_json else None
+    return what, figures_to_draw(args, results, seed)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    print("plots configuration: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()), flush=True)
-    start = time.perf_counter()
-    figures = figures_to_draw(args)
+    return T.interruptible(lambda: draw_all(args, time.perf_counter()))
+
+
+def draw_all(args, start):
+    """Read or train, then draw every figure into a hidden file, and only then move them all into place."""
+    what, figures = prepare(args)
+    if what:
+        print(f"plots configuration: {what}; out={args.out}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     drawn = []
-    try:                                        # draw every figure first, then move them all into place
+    try:
         for name, draw in figures:
             draw(os.path.join(args.out, f".{name}.partial.png"))
             drawn.append(name)
-    finally:
+    finally:                                    # a failure or Ctrl-C: no figure is replaced, no hidden file is left
         if len(drawn) < len(figures):
-            for name in drawn:
-                os.remove(os.path.join(args.out, f".{name}.partial.png"))
+            for name in drawn + [name for name, _ in figures[len(drawn):len(drawn) + 1]]:
+                if os.path.exists(os.path.join(args.out, f".{name}.partial.png")):
+                    os.remove(os.path.join(args.out, f".{name}.partial.png"))
     for name in drawn:
         os.replace(os.path.join(args.out, f".{name}.partial.png"), os.path.join(args.out, name))
         print(f"wrote {os.path.join(args.out, name)}")

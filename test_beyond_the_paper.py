@@ -1,5 +1,5 @@
 """Tests for beyond_the_paper (MoPoE, MMVAE+, the one interface, log p(x1|x2) and coherence, the sweep's
-labels, digits) and bench.py: each checks a math identity or a behaviour, and can fail."""
+labels, digits, K samples, paired views), studies.py and bench.py: each checks a math identity or a behaviour, and can fail."""
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads, as the scripts do: small matrices, no BLAS threads
@@ -14,9 +14,10 @@ from autograd.test_util import check_grads
 import beyond_the_paper as B
 import bench
 import plots as P
+import studies as ST
 import surjvae_np as S
 import theorem_check as T
-from test_surjvae_np import (LinearGaussian, linear_gaussian_conditional, mixture_objective_equals_evidence_minus_kl_on_a_grid, perturbed_params,
+from test_surjvae_np import (LinearGaussian, refused, linear_gaussian_conditional, mixture_objective_equals_evidence_minus_kl_on_a_grid, perturbed_params,
                              stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence)
 
 
@@ -290,7 +291,7 @@ def test_refine_labels_splits_each_arm_by_its_radial_coordinate():
 def test_quick_sweep_runs_checks_and_plots(tmp_path):
     path = tmp_path / "sweep.json"
     argv = ["--quick", "--quiet", "--sweep", "--sweep-ks", "1", "4", "--models", "mmvae", "--json", str(path)]
-    assert T.main(argv) == 0
+    assert ST.main(argv) == 0
     results = json.loads(path.read_text())
     assert [p["k"] for p in results["sweep"]] == [1, 4]
     assert [p["num_labels"] for p in results["sweep"]] == [2, 8]
@@ -338,7 +339,7 @@ def test_bench_times_a_step_in_a_fresh_interpreter_and_reads_the_peers_output(tm
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--rounds", "0"], "--rounds: must be >= 1"),
     (["--torch-python", ""], "the path is empty"),
     (["--torch-python", sys.executable], "go together"),
     (["--against", "/nonexistent"], "not a folder with a surjvae_np.py"),
@@ -479,19 +480,21 @@ def test_mmvaeplus_parameterisations_of_the_auxiliary_priors():
     (["--importance-samples", "4", "--models", "mvae"], "--importance-samples applies only to the MMVAE and MoPoE"),
     (["--auxiliary", "softplus"], "--auxiliary applies only to MMVAE+"),
     (["--decoder-std", "-0.1"], "must be a finite number > 0"), (["--decoder-std", "nan"], "must be a finite number > 0"),
-    (["--study-seeds", "1"], "--study-seeds applies only to --study"),
+    (["--study-seeds", "1", "--sweep"], "--study-seeds applies only to --study"),
     (["--study", "auxiliary", "--models", "mvae"], "--models applies only to the check"),
-    (["--study", "weights"], "invalid choice"),
+    (["--study", "weights"], "invalid choice"), (["--models", "mvae", "mmvae"], "nothing beyond the check"),
+    (["--sweep", "--sweep-ks", "600"], "exceeds the 500 points"), (["--quick", "--sweep", "--sweep-ks", "101"], "exceeds the 100"),
+    (["--sweep-ks", "1", "2"], "--sweep-ks applies only to --sweep"), (["--data", "digits", "--sweep"], "--sweep applies only"),
 ])
-def test_theorem_check_rejects_flags_of_the_study_that_do_not_apply(argv, message, capsys):
+def test_studies_reject_flags_that_do_not_apply(argv, message, capsys):
     with pytest.raises(SystemExit) as error:
-        T.main(argv)
+        (ST.main if "--study" in " ".join(argv) or "sweep" in " ".join(argv) or "nothing" in message else T.main)(argv)
     assert error.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_quick_study_trains_every_setting_checks_eq6_and_draws(tmp_path):
     path = tmp_path / "study.json"
-    assert T.main(["--quick", "--quiet", "--study", "auxiliary", "--study-seeds", "0", "--json", str(path)]) == 0
+    assert ST.main(["--quick", "--quiet", "--study", "auxiliary", "--study-seeds", "0", "--json", str(path)]) == 0
     study = json.loads(path.read_text())
     settings = {(e["value"], e["model"]) for e in study["study"]}
     assert settings == {("free", "mmvaeplus"), ("softplus", "mmvaeplus"), ("softmax", "mmvaeplus"), (None, "mvae"), (None, "mmvae")}
@@ -532,13 +535,13 @@ def test_views_objective_is_the_papers_with_a_gaussian_second_modality():
 def test_group_bound_and_cross_term_are_eq7_per_group():
     x1 = rng(7).random((5, 64))
     groups = onp.stack([x1, B.mirror(x1)], axis=1)                               # (N, 2, 64)
-    bounds = T.group_bound(groups)
+    bounds = ST.group_bound(groups)
     onp.testing.assert_allclose(bounds, [T.constant_mean_bound(group) for group in groups], rtol=1e-12)
-    assert onp.all(onp.isinf(T.group_bound(x1[:, None, :])))                    # one point: MLE variance 0
+    assert onp.all(onp.isinf(ST.group_bound(x1[:, None, :])))                    # one point: MLE variance 0
     symmetric = 0.5 * (x1 + B.mirror(x1))
-    assert onp.isinf(T.group_bound(onp.stack([symmetric, B.mirror(symmetric)], axis=1))[0])
+    assert onp.isinf(ST.group_bound(onp.stack([symmetric, B.mirror(symmetric)], axis=1))[0])
     params = B.init_views_params(rng(8), latent_dim=3, hidden=(5,))
-    totals = T.group_cross_term(params, "mmvae", groups, B.pooled_view(x1), rng(9), 4)              # (S,)
+    totals = ST.group_cross_term(params, "mmvae", groups, B.pooled_view(x1), rng(9), 4)              # (S,)
     mean, log_var = S.label_posterior.__wrapped__(params, B.pooled_view(x1), "mmvae")
     g = S.sample_normal(mean, log_var, rng(9), (4,))                                                 # the same draws
     direct = sum(S.decoder_x1_log_likelihood(params, groups[:, i, :], g) for i in (0, 1)).sum(axis=1)
@@ -557,7 +560,7 @@ def test_quick_digit_views_collapse_with_flip_and_not_without(tmp_path):
     runs = {}
     for augment in ("flip", "none"):
         path = tmp_path / f"{augment}.json"
-        assert T.main(["--data", "digit-views", "--augment", augment, "--quick", "--quiet", "--json", str(path)]) == 0
+        assert ST.main(["--data", "digit-views", "--augment", augment, "--quick", "--quiet", "--json", str(path)]) == 0
         runs[augment] = json.loads(path.read_text())
     kept = {a: {r["model"]: r["mirror_asymmetry"] for r in run["views"]} for a, run in runs.items()}
     # Measured (quick, seed 0): flip MMVAE 0.19, MVAE 0.61; none MMVAE 0.92, MVAE 0.89.
@@ -571,12 +574,12 @@ def test_quick_digit_views_collapse_with_flip_and_not_without(tmp_path):
     (["--augment", "flip"], "--augment applies only to --data digit-views"),
     (["--data", "digit-views", "--augment", "rotate"], "invalid choice"),
     (["--data", "digit-views", "--models", "mopoe"], "--models applies only to the check"),
-    (["--data", "digit-views", "--importance-samples", "4"], "--importance-samples applies only to the MMVAE and MoPoE in the check"),
+    (["--data", "digit-views", "--importance-samples", "4"], "--importance-samples applies only to the check"),
     (["--data", "digit-views", "--study", "auxiliary"], "--study applies only to --data pinwheel or digits"),
 ])
-def test_theorem_check_rejects_bad_view_arguments(argv, message, capsys):
+def test_studies_reject_bad_view_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as error:
-        T.main(argv)
+        ST.main(argv)
     assert error.value.code == 2 and message in capsys.readouterr().err
 
 
@@ -596,23 +599,21 @@ def test_views_reject_bad_input():
 def test_plots_rejects_a_broken_views_json(tmp_path, capsys):
     broken = tmp_path / "views.json"
     broken.write_text(json.dumps({"format": T.JSON_FORMAT, "views": [], "config": {"augment": "flip"}, "params": {"mopoe": {}}}))
-    with pytest.raises(SystemExit, match="params must hold some of"):
-        P.main(["--views-json", str(broken), "--out", str(tmp_path)])
+    refused(capsys, lambda: P.main(["--views-json", str(broken), "--out", str(tmp_path)]), "params must hold some of")
 
 
 @pytest.mark.parametrize("content, message", [
-    ({"format": T.JSON_FORMAT, "study": []}, "not theorem_check.py --study --json output"),
-    ({"format": 2, "study": [{"part": "auxiliary"}]}, "not theorem_check.py --study --json output"),
+    ({"format": T.JSON_FORMAT, "study": []}, "not studies.py --study --json output"),
+    ({"format": 2, "study": [{"part": "auxiliary"}]}, "not studies.py --study --json output"),
     ({"format": T.JSON_FORMAT, "config": {"data": "pinwheel"}, "study": [{"part": "auxiliary", "model": "vae", "rows": [{}]}]},
      "spread_ratio"),
     ({"format": T.JSON_FORMAT, "config": {"data": "pinwheel"},
       "study": [{"part": "auxiliary", "model": "mmvae", "rows": [{"spread_ratio": float("nan"), "decoder_std": 0.1}]}]}, "NaN"),
 ])
-def test_plots_rejects_a_broken_study_json(tmp_path, content, message):
+def test_plots_rejects_a_broken_study_json(tmp_path, content, message, capsys):
     broken = tmp_path / "study.json"
     broken.write_text(json.dumps(content))
-    with pytest.raises(SystemExit, match=message):
-        P.main(["--study-json", str(broken), "--out", str(tmp_path)])
+    refused(capsys, lambda: P.main(["--study-json", str(broken), "--out", str(tmp_path)]), message)
 
 
 def test_plots_draws_one_kind_of_figure_at_a_time(tmp_path, capsys):

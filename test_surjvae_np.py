@@ -1,6 +1,7 @@
 """Tests for surjvae_np (the paper), theorem_check.py and plots.py: math identities checked numerically,
 each able to fail. The extensions' tests are in test_beyond_the_paper.py."""
 import os
+import re
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads, as the scripts do: small matrices, no BLAS threads
 
@@ -694,7 +695,7 @@ def test_theorem_check_falls_back_to_monte_carlo_and_says_so(monkeypatch, capsys
     assert T.main(["--quick", "--models", "mmvae", "--steps", "60", "--jobs", "1"]) == 0     # not --quiet: progress too
     out = capsys.readouterr().out
     assert "L_1 by Monte Carlo" in out and "   MC " in out
-    assert "[1/3] trained mmvae" in out and "maximised L_1 alone, class 1" in out and "evaluated mmvae class 1" in out
+    assert "[1/3] trained mmvae" in out and "maximised L_1 alone, class 1" in out and "evaluated the untrained mmvae, class 1" in out
 
 
 def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
@@ -708,12 +709,11 @@ def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
     (["--classes", "1"], "must be >= 2"), (["--per-class", "0"], "must be >= 20"), (["--per-class", "5"], "must be >= 20"),
     (["--models", "vae"], "invalid choice"), (["--steps", "ten"], "expected an integer"), (["--seed", "x"], "expected an integer"),
     (["--seed", "-1"], "must be >= 0"), (["--jobs", "0"], "must be >= 1"),
-    (["--sweep", "--sweep-ks", "600"], "exceeds the 500 points"), (["--quick", "--sweep", "--sweep-ks", "101"], "exceeds the 100"),
     (["--json", ""], "the path is empty"), (["--json", "/nonexistent-folder/r.json"], "does not exist"), (["--json", "."], "is a folder"),
-    (["--json", "/dev/null"], "not a regular file"), (["--sweep-ks", "1", "2"], "--sweep-ks applies only to --sweep"),
+    (["--json", "/dev/null"], "not a regular file"), (["--sweep"], "unrecognized arguments: --sweep"),
     (["--private-dim", "2"], "--private-dim applies only to MMVAE+"), (["--data", "digits", "--classes", "3"], "--classes applies only to the pinwheel"),
-    (["--data", "digits", "--sweep"], "--sweep applies only"), (["--data", "digits", "--per-class", "50"], "--per-class applies only"),
-    (["--data", "faces"], "invalid choice"),
+    (["--data", "digits", "--per-class", "50"], "--per-class applies only"), (["--data", "digit-views"], "invalid choice"),
+    (["--data", "faces"], "invalid choice"), (["--mod", "mmvae"], "unrecognized arguments: --mod"),
 ])
 def test_theorem_check_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as error:
@@ -801,7 +801,7 @@ def test_grid_rule_integrates_gaussian_moments_and_gives_the_linear_gaussian_con
 def test_direct_maximisation_covers_every_class(monkeypatch):
     calls = []
     monkeypatch.setattr(T, "maximise_cross_modal_term", lambda x1, c, *rest: calls.append(c) or {"class": c})
-    monkeypatch.setattr(T, "train_model", lambda model, x1, x2, seed, config: (None, onp.zeros(1)))
+    monkeypatch.setattr(T, "train_model", lambda model, x1, x2, seed, config, progress: (None, onp.zeros(1)))
     monkeypatch.setattr(B, "init_model_params", lambda *a: S.init_params(rng()))
     args = T.parse_args(["--classes", "3", "--models", "mmvae", "--jobs", "1", "--quick"])
     x1, labels, _, _ = T.load_data(args, T.run_config(args))
@@ -848,6 +848,17 @@ def test_plots_rejects_a_missing_or_empty_json_path(tmp_path, capsys):
         assert "--from-json" in capsys.readouterr().err
 
 
+def refused(capsys, call, pattern):
+    """call() ends as argparse refuses: exit status 2, one line on stderr matching pattern, nothing on stdout; that line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:
+        call()
+    out, err = capsys.readouterr()
+    assert error.value.code == 2 and re.search(pattern, err), (error.value.code, err)
+    assert "Traceback" not in err
+    return err
+
+
 def set_in(results, keys, value):
     """results with results[keys[0]][keys[1]]... set to value (a deep copy)."""
     results = json.loads(json.dumps(results))
@@ -891,12 +902,11 @@ def without(results, keys):
     (lambda r: set_in(r, ["histories", "mvae"], []), "non-empty"),
     (lambda r: set_in(r, ["direct_maximisation"], []), "direct_maximisation is empty"),
 ])
-def test_plots_validates_the_json_before_writing_any_figure(quick_results, tmp_path, corrupt, message):
+def test_plots_validates_the_json_before_writing_any_figure(quick_results, tmp_path, corrupt, message, capsys):
     broken, out = tmp_path / "broken.json", tmp_path / "figures"
     broken.write_text(json.dumps(corrupt(json.loads(quick_results.read_text()))))
     out.mkdir()
-    with pytest.raises(SystemExit, match=message):
-        P.main(["--from-json", str(broken), "--out", str(out)])
+    refused(capsys, lambda: P.main(["--from-json", str(broken), "--out", str(out)]), message)
     assert list(out.iterdir()) == []                                         # nothing half-written
 
 
@@ -907,11 +917,10 @@ def test_plots_rejects_training_flags_with_from_json(quick_results, tmp_path, fl
     assert "apply to training only" in capsys.readouterr().err
 
 
-def test_plots_rejects_a_cut_json(quick_results, tmp_path):
+def test_plots_rejects_a_cut_json(quick_results, tmp_path, capsys):
     broken = tmp_path / "broken.json"
     broken.write_text(quick_results.read_text()[:1000])
-    with pytest.raises(SystemExit, match="cannot read --from-json"):
-        P.main(["--from-json", str(broken), "--out", str(tmp_path)])
+    refused(capsys, lambda: P.main(["--from-json", str(broken), "--out", str(tmp_path)]), "cannot read --from-json")
 
 
 def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys):

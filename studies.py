@@ -1,0 +1,546 @@
+"""studies.py: the experiments beyond the paper, each built on theorem_check.py's training and row evaluation.
+
+  --sweep             the degree of surjectivity: each pinwheel arm split into k sub-labels (docs/sweep.md)
+  --importance-samples K (> 1)  what becomes of Theorem 1 with K importance samples: the K-sample cross term
+  --models ... mmvaeplus        where MMVAE+'s private latent carries x1's variation (docs/mmvaeplus.md)
+  --study PARTS       what controls the collapse's strength, over seeds (docs/collapse_strength.md)
+  --data digit-views  the paper's augmentation warning, tested on digits paired with a pooled view (docs/augmentation.md)
+
+Without --study or --data digit-views, the run is theorem_check.py's check (its table, checks and findings) with the
+experiments' tables, checks and findings added; its --json is theorem_check's with their results added, and
+plots.py --from-json reads it as it reads theorem_check's. Exit status 0 only if no check FAILs.
+"""
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")        # before NumPy loads: small matrices, no BLAS threads
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import autograd.numpy as np  # noqa: E402
+import numpy.random as npr  # noqa: E402
+
+import beyond_the_paper as B  # noqa: E402
+import surjvae_np as S  # noqa: E402
+import theorem_check as T  # noqa: E402
+from theorem_check import largest, smallest  # noqa: E402
+
+
+# ================================================================ the degree of surjectivity (--sweep)
+
+def within_label_variance(x, labels):
+    """Mean over labels j of tr Cov(x | label j): the variation that the labels do not describe."""
+    return float(np.mean([S.total_variance(x[labels == j]) for j in np.unique(labels)]))
+
+
+def label_gap(params, model, x1, fine, num_labels, nodes):
+    """(sum_j bound_j - L_1,j) / N over the fine labels j: Eq. (6)'s gap, per datapoint."""
+    gaps = [T.constant_mean_bound(x1[fine == j])
+            - T.cross_modal_term_quadrature(params, x1[fine == j], *T.class_label_posterior(params, model, num_labels, j), nodes)
+            for j in range(num_labels)]
+    return float(np.sum(gaps) / len(x1))
+
+
+def sweep_point(k, params_by_model, x1, fine, num_labels, nodes, seed):
+    """What each model trained with each arm split into k sub-labels keeps of the within-label variance."""
+    x2, data_variance = S.one_hot(fine, num_labels), within_label_variance(x1, fine)
+    point = {"k": k, "num_labels": num_labels, "points_per_label": len(x1) / num_labels,
+             "data_within_label_variance": data_variance, "models": {}}
+    for model, params in params_by_model.items():
+        generated = B.generate_from_labels(params, x2, npr.default_rng([seed, 6, k]), model)
+        point["models"][model] = {
+            "generated_within_label_variance": within_label_variance(generated, fine),
+            "lost_variance": data_variance - within_label_variance(generated, fine),
+            "spread_ratio": float(np.mean([S.spread_ratio(generated[fine == j], x1[fine == j]) for j in range(num_labels)])),
+            "gap": label_gap(params, model, x1, fine, num_labels, nodes)}
+    return point
+
+
+def run_sweep(args, config, x1, labels, radial, print_fn):
+    """Train every model for every k of --sweep-ks (in parallel) and evaluate each point."""
+    refined = [B.refine_labels(radial, labels, k) for k in args.sweep_ks]
+    tasks = [(f"trained {model} with {k} sub-label{'s' * (k > 1)} per arm", T.train_model, (model, x1, x2, args.seed, config))
+             for k, (_, x2) in zip(args.sweep_ks, refined) for model in args.models]
+    trained = iter(T.run_tasks(tasks, args.jobs, print_fn))
+    return [sweep_point(k, {model: next(trained)[0] for model in args.models}, x1, fine, np.shape(x2)[1], config["nodes"], args.seed)
+            for k, (fine, x2) in zip(args.sweep_ks, refined)]
+
+
+def sweep_findings(sweep):
+    """Findings across k, as Theorem 1 leads one to expect: the MMVAE loses within-label variance, less as labels get finer.
+    'lost' is the data's mean within-label variance minus that of the MMVAE's cross-generated x1 (decoder
+    means); the third check applies where labels still describe >= 100 points each, the paper's regime."""
+    lost = [p["models"]["mmvae"]["lost_variance"] for p in sweep]
+    fraction = [l / p["data_within_label_variance"] for l, p in zip(lost, sweep)]
+    surjective = [f for f, p in zip(fraction, sweep) if p["points_per_label"] >= 100]
+    steps = [b - a for a, b in zip(lost[:-1], lost[1:])]
+    return [("sweep: the MMVAE's cross-generated x1 vary less within a label than the data, at every k", min(lost) > 0, min(lost),
+             "smallest lost variance"),
+            ("sweep: the MMVAE's lost variance decreases as k grows", all(d < 0 for d in steps), max(steps) if steps else 0.0,
+             "largest increase between consecutive k"),
+            ("sweep: with >= 100 points per label the MMVAE loses more than half the within-label variance",
+             bool(surjective) and min(surjective) > 0.5, min(surjective) if surjective else 0.0,
+             "smallest lost / data where points per label >= 100")]
+
+
+def format_sweep(sweep, models):
+    header = f"{'k':>4s} {'labels':>6s} {'pts/label':>9s} {'data var':>9s}" + "".join(
+        f" | {m + ' var':>10s} {'ratio':>6s} {'gap':>8s}" for m in models)
+    lines = ["Surjectivity sweep (beyond the paper): each arm split into k sub-labels. var = mean over labels of tr Cov(x1 | label), "
+             "of the data and of cross-generated x1 (decoder means); ratio = mean over labels of the per-label spread ratio; "
+             "gap = bound - L_1 per point", header, "-" * len(header)]
+    for p in sweep:
+        lines.append(f"{p['k']:4d} {p['num_labels']:6d} {p['points_per_label']:9.1f} {p['data_within_label_variance']:9.5f}"
+                     + "".join(f" | {p['models'][m]['generated_within_label_variance']:10.5f}"
+                               f" {p['models'][m]['spread_ratio']:6.3f} {p['models'][m]['gap']:8.3f}" for m in models))
+    return "\n".join(lines)
+
+
+# ================================================================ Theorem 1 at K > 1 importance samples
+
+def k_sample_counts(num_importance):
+    """K = 1, 2, 4, ... up to num_importance, and num_importance itself."""
+    return sorted({2 ** i for i in range(int(np.log2(num_importance)) + 1)} | {num_importance})
+
+
+def k_sample_terms(params, model, x1_class, c, num_classes, num_importance, rng, replicates=200):
+    """The K-sample cross term (B.k_sample_cross_term) of a trained decoder and of the constant class-mean decoder
+    theta_hat, per point, at K = 1, 2, 4, ..., num_importance (the K the model was trained with)."""
+    mean, log_var = T.class_label_posterior(params, model, num_classes, c)
+    theta_hat, counts = T.constant_mean_decoder(params, x1_class), k_sample_counts(num_importance)
+    trained = [B.k_sample_cross_term(params, x1_class, mean, log_var, rng, k, replicates) for k in counts]
+    constant = [B.k_sample_cross_term(theta_hat, x1_class, mean, log_var, rng, k, replicates)[0] for k in counts]
+    return {"class": c, "k": counts, "values": [v for v, _ in trained], "errors": [e for _, e in trained],
+            "constant_decoder": constant, "bound": T.constant_mean_bound(x1_class) / len(x1_class)}
+
+
+def k_sample_checks(terms):
+    """What holds at every K: the constant-mean decoder scores exactly the bound, and the K-sample cross term does
+    not decrease with K (Burda et al. 2016), within 4 standard errors of the difference."""
+    constant = largest([abs(v - t["bound"]) for t in terms for v in t["constant_decoder"]])
+    steps = [t["values"][i + 1] - t["values"][i] + 4.0 * np.hypot(t["errors"][i], t["errors"][i + 1])
+             for t in terms for i in range(len(t["k"]) - 1)]
+    return [("K-sample cross term: the constant class-mean decoder scores the bound at every K", constant < 1e-9, constant,
+             "largest |value - bound| per point"),
+            ("K-sample cross term does not decrease with K, every trained decoder and class (within 4 SE)", smallest(steps) >= 0,
+             smallest(steps), "smallest increase from K to the next K, plus 4 SE")]
+
+
+def k_sample_findings(terms):
+    """Whether the trained decoders beat the constant class mean at the K they were trained with."""
+    excess = [t["values"][-1] - t["bound"] for t in terms]
+    beyond = sum(e - 4.0 * t["errors"][-1] > 0 for e, t in zip(excess, terms))
+    return [(f"at K = {terms[0]['k'][-1]}, the trained decoder's K-sample cross term exceeds the bound (in {beyond} of "
+             f"{len(terms)} model-classes, beyond 4 SE)", beyond > 0, largest(excess), "largest K-sample cross term - bound per point")]
+
+
+def format_k_sample(terms):
+    header = f"{'model':6s} {'class':>5s} {'bound':>8s} " + " ".join(f"{'K=' + str(k):>16s}" for k in terms[0]["k"])
+    lines = ["K-sample cross term (1/N) sum_n E log (1/K) sum_k f_1(x1^(n)|tau_1(g_k)), g_k ~ r_M, per point, +- SE "
+             "(200 replicates); the constant class-mean decoder scores the bound at every K", header, "-" * len(header)]
+    for t in terms:
+        lines.append(f"{t['model']:6s} {t['class']:5d} {t['bound']:8.4f} "
+                     + " ".join(f"{v:8.4f} +- {e:.4f}" for v, e in zip(t["values"], t["errors"])))
+    return "\n".join(lines)
+
+
+# ================================================================ what MMVAE+'s private latent carries
+
+def private_latent_class(params, x1_class, x2_class, mean, std, rng):
+    """One class of private_latent_diagnostics."""
+    shared = B.shared_dim(params)
+    g, w = mean[:, :shared], mean[:, shared:]
+    only_g = S.decode_mean_x1(params, np.concatenate([g, np.zeros_like(w)], axis=1))
+    only_w = S.decode_mean_x1(params, np.concatenate([np.zeros_like(g) + g.mean(axis=0), w], axis=1))
+    return {"g_means_variance": S.total_variance(g), "w_means_variance": S.total_variance(w),
+            "g_posterior_std": float(np.mean(std[:, :shared])), "w_posterior_std": float(np.mean(std[:, shared:])),
+            "reconstruction_spread_g_only": S.spread_ratio(only_g, x1_class), "reconstruction_spread_w_only": S.spread_ratio(only_w, x1_class),
+            **{f"spread_w_{source}": S.spread_ratio(B.mmvaeplus_generate_from_labels(params, x2_class, rng, source), x1_class)
+               for source in ("prior", "auxiliary", "zero")}}
+
+
+def private_latent_diagnostics(params, x1, labels, num_classes, rng):
+    """MMVAE+ per class: where x1's within-class variation lives, and what label -> x1 generation keeps.
+
+    From q(g, w_1|x1): the within-class variance of the posterior means of g and of w_1 and their mean
+    posterior stds; reconstructions (decoder means at the posterior means) with w_1 = 0 and with g at
+    its class average, as spread ratios (what g alone and w_1 alone carry); the label -> x1 spread
+    ratio with w_1 from p(w_1), from r_1 and fixed at 0. r_1's learned stds are reported once.
+    """
+    mean, log_var = B.x1_latent(params, x1, "mmvaeplus")                          # (N, D + P)
+    classes = [dict(private_latent_class(params, x1[labels == c], S.one_hot(np.full(np.sum(labels == c), c), num_classes),
+                                         mean[labels == c], np.exp(0.5 * log_var[labels == c]), rng), **{"class": c})
+               for c in range(num_classes)]
+    auxiliary_std = np.exp(0.5 * B.auxiliary_log_vars(params))                    # (M, P)
+    return {"auxiliary_std_x1": auxiliary_std[0].tolist(), "auxiliary_std_x2": auxiliary_std[1].tolist(),
+            "private_prior_std": float(np.exp(0.5 * B.private_prior_log_var(params))), "classes": classes}
+
+
+def format_private_diagnostics(diagnostics):
+    header = (f"{'class':>5s} {'var E[g|x1]':>11s} {'var E[w|x1]':>11s} {'std g':>6s} {'std w':>6s}"
+              f" {'recon g':>7s} {'recon w':>7s} {'w~p(w)':>7s} {'w~r_1':>7s} {'w=0':>6s}")
+    lines = [f"MMVAE+ (beyond the paper): where x1's within-class variation lives. r_1 std (x1's private prior): "
+             f"{np.round(diagnostics['auxiliary_std_x1'], 3).tolist()}; var = within-class variance of posterior means; "
+             "std = mean posterior std; recon g / recon w = spread ratio of reconstructions from g alone (w = 0) / "
+             "w alone (g at its class mean); last three = label -> x1 spread ratio with w_1 from p(w_1), r_1, or 0",
+             header, "-" * len(header)]
+    for d in diagnostics["classes"]:
+        lines.append(f"{d['class']:5d} {d['g_means_variance']:11.4f} {d['w_means_variance']:11.4f} {d['g_posterior_std']:6.3f}"
+                     f" {d['w_posterior_std']:6.3f} {d['reconstruction_spread_g_only']:7.3f} {d['reconstruction_spread_w_only']:7.3f}"
+                     f" {d['spread_w_prior']:7.3f} {d['spread_w_auxiliary']:7.3f} {d['spread_w_zero']:6.3f}")
+    return "\n".join(lines)
+
+
+# ================================================================ what controls the collapse's strength (--study)
+
+# The settings the study varies, one at a time: the x1 decoder's std fixed in x1's units (None: learned), from about
+# a class's spread (0.26 on the pinwheel, 0.16-0.24 on digits) down to a tenth of the smallest; K importance samples
+# per stratum; MMVAE+'s auxiliary-prior parameterisation.
+STUDY = {"pinwheel": {"decoder-std": [None, 0.25, 0.15, 0.1, 0.05, 0.025], "seeds": [0, 1, 2, 3, 4]},
+         "digits": {"decoder-std": [None, 0.2, 0.1, 0.05, 0.02], "seeds": [0, 1, 2]}}
+STUDY_KS = [1, 2, 4, 8, 16, 32]
+STUDY_PARTS = {"decoder-std": ("decoder_std", ("mvae", "mmvae")), "importance-samples": ("importance_samples", ("mmvae", "mopoe")),
+               "auxiliary": ("auxiliary", ("mmvaeplus",))}
+
+
+def study_settings(parts, data):
+    """[(part, value, model)] of the study, and the distinct trainings they need as {(model, option, value)}: the
+    learned-std MVAE and MMVAE at K = 1 serve as every part's reference."""
+    settings = []
+    for part in parts:
+        option, models = STUDY_PARTS[part]
+        values = {"decoder-std": STUDY[data]["decoder-std"], "importance-samples": STUDY_KS, "auxiliary": list(B.AUXILIARY)}[part]
+        settings += [(part, value, model) for value in values for model in models]
+        settings += [(part, None, reference) for reference in ("mvae", "mmvae") if reference not in models]   # reference rows
+    return settings
+
+
+def study_key(part, value, model):
+    """The training a study setting needs: (model, decoder std, K, auxiliary); equal keys train once."""
+    option = STUDY_PARTS[part][0] if value is not None else None
+    return (model, value if option == "decoder_std" else None, value if option == "importance_samples" else 1,
+            (value if option == "auxiliary" else "free") if model == "mmvaeplus" else None)
+
+
+def describe_key(key):
+    """A study training in words: "mmvae, K = 8", "mvae, decoder std 0.1", "mmvaeplus, auxiliary softmax"."""
+    model, decoder_std, importance_samples, auxiliary = key
+    setting = ([f"decoder std {decoder_std}"] * (decoder_std is not None) + [f"K = {importance_samples}"] * (importance_samples > 1)
+               + [f"auxiliary {auxiliary}"] * (auxiliary is not None))
+    return ", ".join([model] + (setting or ["the reference setting"]))
+
+
+def study_task(key, x1, labels, num_classes, seed, config):
+    """Train one study setting and evaluate its trained rows (run in a worker process)."""
+    model, decoder_std, importance_samples, auxiliary = key
+    config = dict(config, decoder_std=decoder_std, importance_samples=importance_samples, auxiliary=auxiliary or "free")
+    params, _ = T.train_model(model, x1, S.one_hot(labels, num_classes), seed, config)
+    rows = [T.evaluate_class(params, model, x1, labels, num_classes, c, config, [seed, 10, c]) for c in range(num_classes)]
+    if model == "mmvaeplus":
+        for row in rows:
+            x2_class = S.one_hot(np.full(row["num_points"], row["class"]), num_classes)
+            row.update({f"spread_w_{source}": S.spread_ratio(B.mmvaeplus_generate_from_labels(
+                params, x2_class, npr.default_rng([seed, 11, row["class"]]), source), x1[labels == row["class"]]) for source in ("prior", "auxiliary", "zero")})
+            row["auxiliary_std"] = np.exp(0.5 * B.auxiliary_log_vars(params)[0]).tolist()
+    return rows
+
+
+def run_study(args, print_fn):
+    """Every setting of --study for every seed: trained rows, the study's checks (Eq. 6 and Jensen on every row)."""
+    config = T.run_config(args)
+    x1, labels, _, num_classes = T.load_data(args, config)
+    settings, seeds = study_settings(args.study, args.data), args.study_seeds or STUDY[args.data]["seeds"]
+    keys = list(dict.fromkeys(study_key(*setting) for setting in settings))
+    jobs = [(key, seed) for key in keys for seed in seeds]
+    evaluated = T.run_tasks([(f"trained and evaluated {describe_key(key)}, seed {seed}", study_task, (key, x1, labels, num_classes, seed, config))
+                             for key, seed in jobs], args.jobs, print_fn)
+    rows = {(key, seed): rows for (key, seed), rows in zip(jobs, evaluated)}
+    entries = [{"part": part, "value": value, "model": model, "seed": seed, "rows": rows[study_key(part, value, model), seed]}
+               for part, value, model in settings for seed in seeds]
+    all_rows = [row for key_rows in rows.values() for row in key_rows]
+    return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "study": entries,
+            "checks": T.as_dicts(study_checks(all_rows)), "findings": []}
+
+
+def study_checks(rows):
+    """Eq. (6) and Jensen on every trained row of the study: they hold at every setting, including K > 1 and a fixed std."""
+    margin, jensen = smallest([r["bound"] - r["l1"] + r["l1_error"] for r in rows]), smallest([T.jensen_margin(r) for r in rows])
+    return [("inequality (6): bound >= L_1 for every setting, seed and class of the study", margin >= 0, margin,
+             "smallest (bound - L_1 + L_1's error) per point"),
+            ("Jensen: L_1 / N <= log p(x1|x2) for every setting, seed and class of the study", jensen >= 0, jensen,
+             "smallest log p(x1|x2) - L_1/N per point, less both errors")]
+
+
+def summarise(values):
+    """'mean [min, max]' of values."""
+    return f"{np.mean(values):7.3f} [{np.min(values):6.3f}, {np.max(values):6.3f}]"
+
+
+def format_study(results):
+    """One table per part: each setting and model, over seeds and classes: mean [min, max]."""
+    lines, entries = [], results["study"]
+    for part in dict.fromkeys(e["part"] for e in entries):
+        header = (f"{'setting':>10s} {'model':9s} {'spread ratio':>24s} {'sampled spread':>24s} {'gap to bound':>24s}"
+                  f" {'log p(x1|x2)':>24s} {'coherence':>24s} {'sigma':>7s}")
+        lines += [f"Study: {part} (beyond the paper); per class and seed, mean [min, max]; gap and log p per point", header, "-" * len(header)]
+        for value, model in dict.fromkeys((e["value"], e["model"]) for e in entries if e["part"] == part):
+            rows = [r for e in entries if (e["part"], e["value"], e["model"]) == (part, value, model) for r in e["rows"]]
+            setting = "learned" if value is None and part == "decoder-std" else ("-" if value is None else str(value))
+            lines.append(f"{setting:>10s} {model:9s} " + " ".join(summarise([r[field] for r in rows]) for field in
+                         ("spread_ratio", "spread_ratio_sampled", "gap", "conditional", "coherence")) + f" {np.mean([r['decoder_std'] for r in rows]):7.3f}")
+        if part == "auxiliary":
+            lines.append(format_auxiliary_study(entries))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def format_auxiliary_study(entries):
+    """MMVAE+'s label -> x1 spread with w_1 from p(w_1), r_1 and 0, and r_1's learned std, per parameterisation."""
+    lines = [f"{'MMVAE+':>10s} {'w_1 ~ p(w_1)':>24s} {'w_1 ~ r_1':>24s} {'w_1 = 0':>24s}  r_1 std (over seeds)"]
+    for value in dict.fromkeys(e["value"] for e in entries if e["part"] == "auxiliary" and e["model"] == "mmvaeplus"):
+        rows = [r for e in entries if e["part"] == "auxiliary" and e["model"] == "mmvaeplus" and e["value"] == value for r in e["rows"]]
+        stds = sorted({round(s, 3) for e in entries if e["part"] == "auxiliary" and e["value"] == value and e["model"] == "mmvaeplus"
+                       for s in e["rows"][0]["auxiliary_std"]})
+        lines.append(f"{value:>10s} " + " ".join(summarise([r[f"spread_w_{source}"] for r in rows]) for source in ("prior", "auxiliary", "zero"))
+                     + f"  {stds[0]:.3f}..{stds[-1]:.3f}")
+    return "\n".join(lines)
+
+
+# ================================================================ the augmentation warning (--data digit-views)
+
+VIEWS = dict(latent_dim=8, hidden=(128,), steps=3000, peak_step_size=0.005, group_draws=64, shown=12)
+VIEWS_QUICK = dict(VIEWS, hidden=(64,), steps=600, peak_step_size=0.02, group_draws=16)
+
+
+def views_config(args):
+    """The views' sizes: VIEWS or VIEWS_QUICK, with --steps."""
+    config = VIEWS_QUICK if args.quick else VIEWS
+    return dict(config, steps=args.steps or config["steps"])
+
+
+def group_bound(x1_groups):
+    """Eq. (7), right, for each group of G rows sharing one x2 (x1_groups (N, G, D)): -(G D / 2)(log(2 pi v) + 1), v the
+    group's isotropic MLE variance. +inf where v = 0: a group of one point, or a digit equal to its mirror image."""
+    variance = np.mean((x1_groups - np.mean(x1_groups, axis=1, keepdims=True)) ** 2, axis=(1, 2))      # (N,)
+    size = np.shape(x1_groups)[1] * np.shape(x1_groups)[2]
+    with np.errstate(divide="ignore"):
+        return -0.5 * size * (np.log(2.0 * np.pi * variance) + 1.0)
+
+
+def group_cross_term(params, model, x1_groups, x2, rng, num_draws):
+    """Eq. (7), first line, for each group (x1_groups (N, G, D), one x2 row each): E_{g ~ q(g|x2_n)} sum over the group
+    of log f_1(x | tau_1(g)), through the group's statistics as class_log_likelihood: per draw, the sum over groups (S,)."""
+    mean, log_var = S.label_posterior.__wrapped__(params, x2, model)              # (N, D)
+    mu = S.decode_mean_x1(params, S.sample_normal(mean, log_var, rng, (num_draws,)))   # (S, N, D1)
+    size, dim = np.shape(x1_groups)[1], np.shape(x1_groups)[2]
+    x_bar, log_var_x = np.mean(x1_groups, axis=1), params["decoder_x1_log_var"]   # (N, D1)
+    scatter = np.sum((x1_groups - x_bar[:, None, :]) ** 2, axis=(1, 2))           # (N,)
+    per_group = (-0.5 * size * dim * (np.log(2.0 * np.pi) + log_var_x)
+                 - 0.5 * (scatter + size * np.sum((x_bar - mu) ** 2, axis=-1)) * np.exp(-log_var_x))     # (S, N)
+    return np.sum(per_group, axis=1)
+
+
+def views_model_row(params, model, x1, rng):
+    """What model generates from the pooled views of the digits x1: asymmetry kept, and what each sample is nearest."""
+    generated = B.views_generate_x1(params, B.pooled_view(x1), rng, model)
+    return {"mirror_asymmetry": B.mirror_asymmetry(generated) / B.mirror_asymmetry(x1),
+            "mirror_asymmetry_absolute": B.mirror_asymmetry(generated), "nearest": B.nearest_of_three(generated, x1),
+            "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"]))}
+
+
+def views_group_check(params, model, x1, augment, config, rng):
+    """Inequality (6) per group S_c = the rows sharing one x2 ({x1, mirror(x1)} with flip, {x1} without), summed over
+    the groups whose bound is finite: (sum of bounds, of L_1, SE of L_1, number of groups, of infinite bounds)."""
+    groups = np.stack([x1, B.mirror(x1)], axis=1) if augment == "flip" else x1[:, None, :]      # (N, G, D1)
+    bounds = group_bound(groups)
+    finite = np.isfinite(bounds)
+    totals = group_cross_term(params, model, groups[finite], B.pooled_view(x1)[finite], rng, config["group_draws"])
+    return {"model": model, "bound": float(np.sum(bounds[finite])), "l1": float(np.mean(totals)),
+            "l1_se": float(np.std(totals, ddof=1) / np.sqrt(len(totals))), "groups": len(bounds), "infinite": int(np.sum(~finite)),
+            "largest_group_bound": float(np.max(bounds)), "smallest_group_asymmetry": float(np.min(np.mean(np.abs(x1 - B.mirror(x1)), axis=1)))}
+
+
+def views_task(model, x1, augment, seed, config):
+    """Train model on the views and evaluate it (in a worker process)."""
+    views_x1, views_x2 = B.digit_views(x1, augment)
+    params, history = B.train_views(model, views_x1, views_x2, seed=seed, latent_dim=config["latent_dim"], hidden=config["hidden"],
+                                    num_steps=config["steps"], print_fn=None, step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]))
+    row = dict(views_model_row(params, model, x1, npr.default_rng([seed, 12])), model=model)
+    return params, history, row, views_group_check(params, model, x1, augment, config, npr.default_rng([seed, 13]))
+
+
+def run_views(args, print_fn):
+    """--data digit-views: the MVAE and the MMVAE on the digits' paired views, with or without flip augmentation."""
+    config = views_config(args)
+    x1, _ = B.load_digits()
+    results = T.run_tasks([(f"trained and evaluated {model} on the views, --augment {args.augment}", views_task,
+                            (model, x1, args.augment, args.seed, config)) for model in args.models], args.jobs, print_fn)
+    rows, groups = [r[2] for r in results], [r[3] for r in results]
+    checked = all(g["infinite"] < g["groups"] for g in groups)
+    margin = smallest([(g["bound"] - g["l1"] + 4.0 * g["l1_se"]) / g["groups"] for g in groups]) if checked else float("nan")
+    checks = [("inequality (6) per group sharing one x2, summed over the groups of finite bound", (margin >= 0) if checked else None,
+               margin, "smallest (sum of bounds - sum of L_1 + 4 SE) per group" if checked else
+               "every group has a single point: its MLE variance is 0 and its bound +inf; nothing to compare")]
+    return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "views": rows, "groups": groups,
+            "data_mirror_asymmetry": B.mirror_asymmetry(x1), "checks": [{"name": n, "passed": p, "value": float(v), "measures": m}
+                                                                        for n, p, v, m in checks],
+            "findings": views_findings(rows, args.augment), "shown": [int(i) for i in npr.default_rng([args.seed, 14]).choice(len(x1), config["shown"], replace=False)],
+            "params": {r[2]["model"]: T.tree_to_lists(r[0]) for r in results}, "histories": {r[2]["model"]: r[1].tolist() for r in results}}
+
+
+def views_findings(rows, augment):
+    """What the models keep of the digits' left-right asymmetry, as dicts of check form (not gating)."""
+    kept = {r["model"]: r for r in rows}
+    if "mmvae" not in kept:
+        return []
+    verdict = kept["mmvae"]["mirror_asymmetry"] < 0.5 if augment == "flip" else kept["mmvae"]["mirror_asymmetry"] > 0.8
+    name = (f"with flip augmentation the MMVAE keeps less than half the data's left-right asymmetry" if augment == "flip" else
+            "without augmentation (one-to-one pairs) the MMVAE keeps more than 0.8 of the data's left-right asymmetry")
+    return [{"name": name, "passed": bool(verdict), "value": kept["mmvae"]["mirror_asymmetry"],
+             "measures": f"asymmetry of its x2 -> x1 samples / the data's; nearest the mirror average: {kept['mmvae']['nearest']['average']:.3f}"}]
+
+
+def format_views(results):
+    header = f"{'model':6s} {'asymmetry kept':>14s} {'nearest: original':>18s} {'mirror':>7s} {'average':>8s} {'sigma':>6s}"
+    lines = [f"Digit views (beyond the paper), --augment {results['config']['augment']}: x1 = the 8 x 8 digit, x2 = its 4 x 4 pooled "
+             f"view; x2 -> x1 samples (decoder means) of every digit. Asymmetry = mean |x - mirror(x)|, relative to the data's "
+             f"{results['data_mirror_asymmetry']:.4f}", header, "-" * len(header)]
+    for r in results["views"]:
+        lines.append(f"{r['model']:6s} {r['mirror_asymmetry']:14.3f} {r['nearest']['original']:18.3f} {r['nearest']['mirror']:7.3f}"
+                     f" {r['nearest']['average']:8.3f} {r['decoder_std']:6.3f}")
+    group = results["groups"][0]
+    if group["infinite"] == group["groups"]:
+        lines.append("Theorem 1 per group (the rows sharing one x2): every group is a single point (one-to-one pairs), so every "
+                     "bound is +inf (MLE variance 0): the theorem has nothing to say, and the cross term nothing to average over")
+        return "\n".join(lines)
+    lines.append("Theorem 1 per group (the rows sharing one x2), per group: " + "; ".join(
+        f"{g['model']}: bound {g['bound'] / g['groups']:.2f}, L_1 {g['l1'] / g['groups']:.2f} +- {g['l1_se'] / g['groups']:.3f}"
+        f" ({g['infinite']} of {g['groups']} groups with an infinite bound left out)" for g in results["groups"]))
+    lines.append(f"A group's bound grows without limit as its digit nears mirror symmetry (MLE variance -> 0): the most symmetric digit "
+                 f"(asymmetry {group['smallest_group_asymmetry']:.4f} per pixel) has the largest, {group['largest_group_bound']:.1f} nats; "
+                 "an exactly symmetric one would have +inf and nothing to check")
+    return "\n".join(lines)
+
+
+# ================================================================ arguments and the run
+
+def add_study_arguments(add):
+    """The flags of the experiments."""
+    add("--sweep", action="store_true", help="the surjectivity sweep, beside the check on the pinwheel (about a minute)")
+    add("--sweep-ks", nargs="+", type=T.int_at_least(1), default=None, metavar="K",
+        help="sub-labels per arm for --sweep (default 1 2 4 8 16 32)")
+    add("--study", nargs="+", choices=tuple(STUDY_PARTS), default=None,
+        help="instead of the check: what controls the collapse's strength, over seeds (minutes to an hour)")
+    add("--study-seeds", nargs="+", type=T.int_at_least(0), default=None, metavar="SEED",
+        help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits)")
+    add("--augment", choices=("none", "flip"), default=None,
+        help="with --data digit-views: flip adds (mirrored x1, the same x2) for every pair (default none)")
+
+
+def study_flags_not_applying(args):
+    """[(flag, what it applies to)] for every flag given where it does not apply."""
+    views, study = args.data == "digit-views", bool(args.study)
+    return [(flag, reason) for flag, given, reason in (
+        ("--sweep", args.sweep and (args.data != "pinwheel" or study), "the check on the pinwheel"),
+        ("--sweep-ks", args.sweep_ks is not None and not args.sweep, "--sweep, which is not given"),
+        ("--auxiliary", args.auxiliary is not None and study, "MMVAE+ in the check (--study sets its own)"),
+        ("--importance-samples", args.importance_samples > 1 and (views or study), "the check (--study sets its own)"),
+        ("--decoder-std", args.decoder_std is not None and (views or study), "the check on the pinwheel or digits"),
+        ("--models", (views and not set(args.models) <= set(S.PAPER_MODELS)) or (study and args.models != list(S.PAPER_MODELS)),
+         "the check (--study sets its own; the views train the paper's two)"),
+        ("--study", study and views, "--data pinwheel or digits"),
+        ("--study-seeds", args.study_seeds is not None and not study, "--study, which is not given"),
+        ("--augment", args.augment is not None and not views, "--data digit-views")) if given]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="studies.py", description=__doc__.split("\n")[0], allow_abbrev=False)
+    T.add_check_arguments(parser.add_argument, data_choices=("pinwheel", "digits", "digit-views"))
+    add_study_arguments(parser.add_argument)
+    args = parser.parse_args(argv)
+    views = args.data == "digit-views"
+    not_applying = T.flags_not_applying(args) + study_flags_not_applying(args)
+    if not_applying:
+        parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
+    if not (args.sweep or args.study or views or args.importance_samples > 1 or "mmvaeplus" in args.models):
+        parser.error("nothing beyond the check: give --sweep, --study, --data digit-views, --importance-samples K > 1 or "
+                     "--models ... mmvaeplus (the check alone is theorem_check.py)")
+    per_class = args.per_class or (T.QUICK if args.quick else T.FULL)["per_class"]
+    if args.sweep and max(args.sweep_ks or [1]) > per_class:
+        parser.error(f"--sweep-ks: k = {max(args.sweep_ks)} exceeds the {per_class} points per class")
+    T.check_digits_file(parser, args)
+    args.models, args.sweep_ks = list(dict.fromkeys(args.models)), args.sweep_ks or [1, 2, 4, 8, 16, 32]
+    args.augment = args.augment or ("none" if views else None)
+    return args
+
+
+def run_check_with_experiments(args, print_fn):
+    """theorem_check's check, and the experiments that apply: the sweep, the K-sample cross term, MMVAE+'s private latent."""
+    results, trained, (x1, labels, radial, num_classes) = T.check(args, print_fn)
+    config, checks, findings = T.run_config(args), [], []
+    if args.sweep:
+        results["sweep"] = run_sweep(args, config, x1, labels, radial, print_fn)
+        findings += sweep_findings(results["sweep"]) if "mmvae" in args.models else []
+    if "mmvaeplus" in trained:
+        results["mmvaeplus_diagnostics"] = private_latent_diagnostics(trained["mmvaeplus"][0], x1, labels, num_classes,
+                                                                      npr.default_rng([args.seed, 8]))
+    if config["importance_samples"] > 1:
+        terms = [dict(k_sample_terms(trained[model][0], model, x1[labels == c], c, num_classes, config["importance_samples"],
+                                     npr.default_rng([args.seed, 9, index, c])), model=model)
+                 for index, model in enumerate(args.models) if model in ("mmvae", "mopoe") for c in range(num_classes)]
+        results["k_sample_cross_terms"], checks, findings = terms, checks + k_sample_checks(terms), findings + k_sample_findings(terms)
+    results["checks"] += T.as_dicts(checks)
+    results["findings"] += T.as_dicts(findings)
+    return results
+
+
+def print_experiments(results, args, config):
+    """The tables: the check's and the experiments', or the study's, or the views'."""
+    if "study" in results:
+        print(format_study(results))
+    elif "views" in results:
+        print(format_views(results))
+    else:
+        print(T.format_table(results["rows"]))
+        print(T.format_notes(results, config))
+    if results.get("mmvaeplus_diagnostics"):
+        print("\n" + format_private_diagnostics(results["mmvaeplus_diagnostics"]))
+    if results.get("sweep"):
+        print("\n" + format_sweep(results["sweep"], args.models))
+    if results.get("k_sample_cross_terms"):
+        print("\n" + format_k_sample(results["k_sample_cross_terms"]))
+
+
+def describe(args):
+    """The configuration line printed first: what the run will use."""
+    if args.data == "digit-views":
+        config = views_config(args)
+        return (f"seed={args.seed}, data=digit-views (1797 digits paired with their 4 x 4 pooled view), augment={args.augment}, "
+                f"models={' '.join(args.models)}, steps per model={config['steps']}, latent={config['latent_dim']}, "
+                f"hidden={config['hidden']}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
+    text = T.describe(args, T.run_config(args))
+    if args.study:
+        seeds = args.study_seeds or STUDY[args.data]["seeds"]
+        keys = dict.fromkeys(study_key(*setting) for setting in study_settings(args.study, args.data))
+        return text.split(", models=")[0] + (f", study={' '.join(args.study)}, seeds={' '.join(map(str, seeds))}, "
+                                             f"{len(keys) * len(seeds)} trainings, jobs={args.jobs}, quick={args.quick}, json={args.json}")
+    return text + (f", sweep ks={' '.join(map(str, args.sweep_ks))}" if args.sweep else "")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.perf_counter()
+    print("studies configuration: " + describe(args), flush=True)
+    run = run_study if args.study else run_views if args.data == "digit-views" else run_check_with_experiments
+
+    def body():
+        results = run(args, None if args.quiet else print)
+        print_experiments(results, args, T.run_config(args) if args.data != "digit-views" else None)
+        return T.report(args, results, start)
+    return T.interruptible(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
