@@ -23,7 +23,7 @@ MODELS = S.PAPER_MODELS + ("mopoe", "mmvaeplus")
 
 def checked_with(registry):
     """S.checked with another registry of this module (at its end): MMVAEPLUS_CHECKS take MMVAE+'s params
-    (or the paper's: private size 0), DEFENSIVE_CHECKS an even num_samples, VIEWS_CHECKS the views' params."""
+    (or the paper's: private size 0), LOG_P_CHECKS enough samples, VIEWS_CHECKS the views' params."""
     return lambda function: S.checked(function, registry)
 
 
@@ -246,63 +246,219 @@ def generate_from_labels(params, x2, rng, model, with_noise=False, private="prio
 
 # ---------------------------------------------------------------- B4. what the MMVAE loses, in nats: log p(x1|x2)
 
-CONDITIONAL_SAMPLES = 40_000     # per label, for conditional_log_likelihood (the label proposal)
-DEFENSIVE_SAMPLES = 400          # per datapoint, for defensive_log_weights
+# log p(x1|x2) = log int q(g|x2) p(x1|g) dg, per datapoint, for any latent size (log_p_x1_given_x2). On a latent of
+# at most 3 dimensions a uniform grid, where it converges and resolves the posterior; else importance sampling from
+# a proposal fitted to each point's posterior q(g|x2) p(x1|g) (Laplace), mixed with q(g|x2), judged by Pareto k.
+GRID_HALF_WIDTH = 8.0         # the grid covers mean +- 8 std of q(g|x2) (outside: < 1e-14 of its mass)
+GRID_TOLERANCE = 1e-4         # nats per point: the change of the mean over a label's points at which the doubling stops
+MAX_GRID_POINTS = 10 ** 6     # nodes ** latent size, at most: 512 per axis in 2-D (from 32), 64 in 3-D
+MAX_GRID_NODES = 1024         # per axis
+STUDENT_DOF = 3               # the Laplace components: multivariate Student-t, 3 degrees of freedom,
+WIDENING = 2.0                # with scale matrix 2 x the inverse Hessian (tails of non-Gaussian posteriors; docs/log_likelihood.md)
+LABEL_SHARE = 0.2             # the share of the proposal that is q(g|x2) itself: every weight <= 5 p_theta(x1|g)
+PARETO_K_RELIABLE = 0.7       # Vehtari et al. (2024): above it the importance-sampling estimate is unreliable
+LAPLACE_STEPS = 20            # damped Gauss-Newton steps to each mode, at most (the log posterior then moves < 1e-3 per point)
+RANDOM_STARTS = 2             # draws from q(g|x2) per point, besides its mean and q(g|x1)'s mean, to start mode searches from
 
 
-@S.checked
-def conditional_log_likelihood(params, x1, x2, rng, num_samples=CONDITIONAL_SAMPLES, model="mmvae", private="prior",
-                               chunk_size=1024):
-    """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4), per datapoint (N,).
+def node_counts(start, dim, max_nodes):
+    """The nodes per axis that a doubling rule tries in dim dimensions: from start (halved while its double exceeds
+    MAX_GRID_POINTS nodes in all, down to 8), doubled up to max_nodes; none if even that many nodes are too many."""
+    while start > 8 and (2 * start) ** dim > MAX_GRID_POINTS:
+        start //= 2
+    counts = [start] if start ** dim <= MAX_GRID_POINTS else []
+    while counts and 2 * counts[-1] <= max_nodes and (2 * counts[-1]) ** dim <= MAX_GRID_POINTS:
+        counts.append(2 * counts[-1])
+    return counts
 
-    Estimated as log (1/K) sum_k p_theta(x1|g_k), g_k ~ q(g|x2) = label_latent (MMVAE+: w_1 ~ p(w_1) with
-    private="prior", ~ r_1 with "auxiliary"): the importance-weighted bound (Burda et al. 2016) with
-    q(g|x2) as proposal. Its expectation is L_1/N of Eq. (4) at K = 1 (for MMVAE+ with "auxiliary"), does
-    not decrease with K and tends to log p(x1|x2). A label's points share q(g|x2): K draws per label,
-    chunk_size at a time. log N(x_n | mu_k, s^2 I) = a_n + b_nk, a_n = -(D/2) log(2 pi s^2) - |x_n|^2 / (2 s^2),
-    b_nk = (x_n . mu_k - |mu_k|^2 / 2) / s^2.
-    """
-    labels, log_var = onp.argmax(x2, axis=1), params["decoder_x1_log_var"]
-    a = -0.5 * np.shape(x1)[1] * (S.LOG_2PI + log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-log_var)   # (N,)
-    log_mean_b = onp.zeros(len(x1))
+
+def decoder_jacobian(params, g):
+    """The x1 decoder mean mu(g) (N, D1) and its Jacobian d mu / d g (N, D1, D), forward through mlp's layers
+    (h_l = tanh(a_l): d h_l = (1 - h_l^2) W_l^T d h_(l-1)). Plain NumPy: it is never differentiated."""
+    layers, hidden = params["decoder_x1"], g
+    jacobian = onp.broadcast_to(onp.eye(g.shape[-1]), g.shape + (g.shape[-1],))                 # (N, D, D)
+    for layer in layers[:-1]:
+        hidden = onp.tanh(hidden @ layer["W"] + layer["b"])                                       # (N, H)
+        jacobian = (1.0 - hidden ** 2)[..., None] * (layer["W"].T @ jacobian)                      # (N, H, D)
+    return hidden @ layers[-1]["W"] + layers[-1]["b"], layers[-1]["W"].T @ jacobian
+
+
+def log_posterior_unnormalised(params, x1, g, mean, log_var):
+    """log q(g|x2) + log p_theta(x1|g), g (..., N, D), x1 (N, D1): the integrand of log p(x1|x2), in logs. -> (..., N)."""
+    return S.log_normal(g, mean, log_var) + S.decoder_x1_log_likelihood(params, x1, g)
+
+
+def laplace_fit(params, x1, mean, log_var, start):
+    """Each point's posterior mode of q(g|x2) p_theta(x1_n|g) by damped Gauss-Newton from start (N, D) (each step the
+    Newton step, halved up to 5 times where it does not raise the log posterior, else none), and the Gauss-Newton
+    Hessian of -log there, diag(1 / var) + J^T J / s^2: (mode (N, D), Hessian (N, D, D))."""
+    precision, noise_precision, g = onp.exp(-log_var), onp.exp(-params["decoder_x1_log_var"]), onp.array(start, dtype=float)
+    value = log_posterior_unnormalised(params, x1, g, mean, log_var)                              # (N,)
+    for _ in range(LAPLACE_STEPS):
+        mu, jacobian = decoder_jacobian(params, g)                                                # (N, D1), (N, D1, D)
+        transposed = onp.swapaxes(jacobian, -1, -2)                                               # (N, D, D1)
+        hessian = onp.diag(precision) + noise_precision * (transposed @ jacobian)                 # (N, D, D)
+        gradient = -(g - mean) * precision + noise_precision * (transposed @ (x1 - mu)[..., None])[..., 0]   # (N, D)
+        step, todo = onp.linalg.solve(hessian, gradient[..., None])[..., 0], onp.arange(len(g))
+        for _ in range(6):                                                                        # 1, 1/2, ..., 1/32
+            candidate = g[todo] + step[todo]
+            candidate_value = log_posterior_unnormalised(params, x1[todo], candidate, mean, log_var)
+            better = candidate_value >= value[todo]
+            g[todo[better]], value[todo[better]] = candidate[better], candidate_value[better]
+            todo, step = todo[~better], step * 0.5
+            if not len(todo):
+                break
+        if onp.max(onp.abs(step) * onp.exp(-0.5 * log_var)) < 1e-6:                               # converged: in q's std units
+            break
+    _, jacobian = decoder_jacobian(params, g)
+    return g, onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
+
+
+def student_t_sample(mode, hessian, rng, size):
+    """size draws (size, N, D) of the multivariate Student-t with STUDENT_DOF degrees of freedom, location mode (N, D)
+    and scale matrix hessian^-1 (N, D, D): mode + L^-T z sqrt(nu / u), L L^T = hessian, z ~ N(0, I), u ~ chi^2_nu."""
+    inverse_transposed = onp.swapaxes(onp.linalg.inv(onp.linalg.cholesky(hessian)), -1, -2)     # L^-T (N, D, D)
+    z = rng.standard_normal((size,) + mode.shape)                                                 # (K, N, D)
+    steps = (inverse_transposed @ z[..., None])[..., 0]                                            # covariance hessian^-1
+    return mode + steps * onp.sqrt(STUDENT_DOF / rng.chisquare(STUDENT_DOF, (size, len(mode))))[..., None]
+
+
+def student_t_log_density(g, mode, hessian):
+    """log t_nu(g | mode, hessian^-1) of g (..., N, D): log Gamma((nu + D)/2) - log Gamma(nu/2) - (D/2) log(nu pi)
+    + (1/2) log|hessian| - ((nu + D)/2) log(1 + d^T hessian d / nu), d = g - mode."""
+    nu, dim, residual = STUDENT_DOF, mode.shape[-1], g - mode
+    quadratic = onp.sum(residual * (hessian @ residual[..., None])[..., 0], axis=-1)
+    constant = math.lgamma((nu + dim) / 2.0) - math.lgamma(nu / 2.0) - 0.5 * dim * math.log(nu * math.pi)
+    return constant + 0.5 * onp.linalg.slogdet(hessian)[1] - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
+
+
+def laplace_log_weights(params, x1, mean, log_var, fits, rng, num_samples, chunk=256):
+    """Importance log weights (K, N) of log p(x1|x2): log q(g|x2) p_theta(x1|g) - log r(g), from the proposal r per
+    point = (1 - LABEL_SHARE) x (the equal mixture of a Student-t at each fit (mode, hessian), scale matrix WIDENING x
+    hessian^-1) + LABEL_SHARE x q(g|x2).
+    Stratified: each component gets its share of the K draws; the weights use the whole mixture (unbiased)."""
+    fits = [(mode, hessian / WIDENING) for mode, hessian in fits]                                # scale WIDENING x hessian^-1
+    shares = [(1.0 - LABEL_SHARE) / len(fits)] * len(fits) + [LABEL_SHARE]
+    counts = [int(round(share * num_samples)) for share in shares[:-1]]
+    draws = [student_t_sample(mode, hessian, rng, count) for (mode, hessian), count in zip(fits, counts)]
+    draws.append(S.sample_normal(onp.broadcast_to(mean, x1.shape[:1] + mean.shape), log_var, rng, (num_samples - sum(counts),)))
+    g = onp.concatenate(draws)                                                                    # (K, N, D)
+    log_weights = []
+    for start in range(0, num_samples, chunk):
+        part = g[start:start + chunk]
+        components = [student_t_log_density(part, mode, hessian) for mode, hessian in fits] + [S.log_normal(part, mean, log_var)]
+        log_proposal = S.logsumexp(onp.stack([onp.log(share) + c for share, c in zip(shares, components)]), axis=0)
+        log_weights.append(log_posterior_unnormalised(params, x1, part, mean, log_var) - log_proposal)
+    return onp.concatenate(log_weights)
+
+
+def pareto_k(log_weights):
+    """Pareto k of each column of log weights (K, N): the generalised Pareto shape fitted (Zhang and Stephens 2009, with
+    Vehtari et al.'s weak prior) to the M = min(K / 5, 3 sqrt(K)) largest weights over the next one. k <= 0.7: the
+    estimate's error is trustworthy; above, the variance of the weights may be infinite (Vehtari et al. 2024)."""
+    size = len(log_weights)
+    tail = int(min(math.ceil(0.2 * size), math.ceil(3.0 * math.sqrt(size))))
+    ordered = onp.sort(log_weights, axis=0)
+    weights = onp.exp(ordered - ordered[-1])                                                       # largest weight 1
+    exceedances = weights[-tail:] - weights[-tail - 1]                                             # (M, N), ascending
+    return onp.array([_generalised_pareto_shape(column) for column in exceedances.T])
+
+
+def _generalised_pareto_shape(x):
+    """The shape k of a generalised Pareto fitted to the ascending exceedances x > 0 (Zhang and Stephens 2009, as in
+    Vehtari et al.'s PSIS): a quadrature over b = -k / sigma of the profile likelihood, then a weak prior at k = 0.5."""
+    if x[-1] <= 0.0:
+        return -onp.inf                                                                             # equal weights: no tail
+    if x[int(len(x) / 4 + 0.5) - 1] <= 0.0:
+        return onp.inf                                                                              # a few weights over a sea of equal ones
+    n, prior_strength, grid_size = len(x), 10.0, 30 + int(math.sqrt(len(x)))
+    b = 1.0 - onp.sqrt(grid_size / (onp.arange(1, grid_size + 1) - 0.5))
+    b = b / (3.0 * x[int(n / 4 + 0.5) - 1]) + 1.0 / x[-1]
+    k = onp.mean(onp.log1p(-b[:, None] * x), axis=1)                                              # (grid,)
+    log_likelihood = n * (onp.log(-b / k) - k - 1.0)
+    weights = 1.0 / onp.sum(onp.exp(log_likelihood[None, :] - log_likelihood[:, None]), axis=1)
+    b_mean = onp.sum(b * weights) / onp.sum(weights)
+    return float((n * onp.mean(onp.log1p(-b_mean * x)) + prior_strength * 0.5) / (n + prior_strength))
+
+
+def importance_estimate(log_weights):
+    """From log weights (K, N): log (1/K) sum_k w_k, its standard error by the delta method sqrt(var(w) / K) / mean(w)
+    (a standard error, trustworthy where Pareto k <= 0.7), Pareto k, and Kish's effective sample size / K."""
+    size = len(log_weights)
+    log_mean = S.logsumexp(log_weights, axis=0) - math.log(size)                                  # (N,)
+    relative = onp.exp(log_weights - log_mean)                                                     # w_k / mean(w)
+    standard_error = onp.sqrt(onp.sum((relative - 1.0) ** 2, axis=0) / (size * (size - 1)))
+    ess = onp.exp(2.0 * S.logsumexp(log_weights, axis=0) - S.logsumexp(2.0 * log_weights, axis=0)) / size
+    return log_mean, standard_error, pareto_k(log_weights), ess
+
+
+def grid_log_p(params, x1, mean, log_var, num_nodes, chunk=8192):
+    """log p(x1_n|x2) per point (N,) by the tensor-product trapezoid rule on mean +- GRID_HALF_WIDTH std of q(g|x2) =
+    N(mean, diag exp(log_var)), num_nodes per axis: the points share q(g|x2), so the decoder runs once per node.
+    log N(x_n | mu_k, s^2 I) = a_n + b_nk, a_n = -(D1/2) log(2 pi s^2) - |x_n|^2 / (2 s^2), b_nk = (x_n . mu_k - |mu_k|^2 / 2) / s^2."""
+    dim, axis = len(mean), onp.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, num_nodes)
+    z = onp.stack(onp.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)           # (K, D)
+    log_weights = -0.5 * onp.sum(z * z, axis=1) + dim * (math.log(axis[1] - axis[0]) - 0.5 * S.LOG_2PI)
+    noise_log_var, total = params["decoder_x1_log_var"], onp.full(len(x1), -onp.inf)
+    a = -0.5 * x1.shape[1] * (S.LOG_2PI + noise_log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-noise_log_var)
+    for start in range(0, len(z), chunk):
+        mu = S.decode_mean_x1(params, mean + onp.exp(0.5 * log_var) * z[start:start + chunk])       # (K_chunk, D1)
+        b = (x1 @ mu.T - 0.5 * onp.sum(mu * mu, axis=1)) * onp.exp(-noise_log_var) + log_weights[start:start + chunk]
+        total = onp.logaddexp(total, S.logsumexp(b, axis=1))
+    return a + total
+
+
+def converged_grid(params, x1, mean, log_var, hessians, start_nodes):
+    """grid_log_p with the nodes doubled from start_nodes until the mean over the points moves by less than GRID_TOLERANCE
+    and the node spacing is at most twice the narrowest posterior std (from the Laplace Hessians, in the grid's
+    standardised coordinates: a narrower peak can fall between the nodes, and two grids then agree on a wrong value;
+    the trapezoid rule's relative error on a Gaussian of std w at spacing h is about 2 exp(-2 pi^2 w^2 / h^2)):
+    (values, |last change| per point, nodes), or None if the counts run out first. The last change is a sign of
+    convergence, not a bound on the error."""
+    scaled = hessians * onp.exp(0.5 * (log_var[:, None] + log_var[None, :]))                      # diag(s) H diag(s)
+    narrowest = 1.0 / math.sqrt(onp.max(onp.linalg.eigvalsh(scaled)))
+    previous = None
+    for nodes in node_counts(start_nodes, len(mean), MAX_GRID_NODES):
+        values = grid_log_p(params, x1, mean, log_var, nodes)
+        resolved = 2.0 * GRID_HALF_WIDTH / (nodes - 1) <= 2.0 * narrowest
+        if previous is not None and resolved and abs(onp.mean(values - previous)) < GRID_TOLERANCE:
+            return values, onp.abs(values - previous), nodes
+        previous = values
+    return None
+
+
+@checked_with("LOG_P_CHECKS")
+def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2000, grid_nodes=32):
+    """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4) per datapoint, as a dict of arrays (N,):
+      "value";  "error": by importance sampling a standard error (delta method), by the grid |the last change|;
+      "reliable": the grid converged and resolved the posterior, or Pareto k <= PARETO_K_RELIABLE;
+      "method": "grid<nodes>" or "IS"; "pareto_k", "ess" (Kish ESS / K; NaN on the grid).
+    q(g|x2) = label_latent (MMVAE+: w_1 ~ p(w_1) with private="prior", ~ r_1 with "auxiliary"). Each point's
+    posterior mode is sought (laplace_fit) from the label's mean and from q(g|x1)'s mean. On a latent of at most 3
+    dimensions the grid is tried first (converged_grid, from grid_nodes per axis; None: never), trusted only where
+    its spacing resolves those modes' widths; else importance sampling (laplace_log_weights, num_samples draws per
+    point) from a Student-t at each mode, and at the modes found from RANDOM_STARTS draws of q(g|x2) (so that a
+    second mode is found, not only flagged), mixed with q(g|x2) itself. A posterior peak that no search finds and
+    that neither the grid's nodes nor q(g|x2)'s draws hit is missed by both methods (docs/log_likelihood.md)."""
+    labels, out = onp.argmax(x2, axis=1), {key: onp.zeros(len(x1)) for key in ("value", "error", "pareto_k", "ess")}
+    out.update(reliable=onp.zeros(len(x1), dtype=bool), method=onp.empty(len(x1), dtype=object))
+    own_mean = x1_latent.__wrapped__(params, x1, model)[0]
     for label in onp.unique(labels):
-        members = labels == label
-        mean, label_log_var = label_latent(params, x2[members][:1], model, private)   # (1, D [+ P])
-        chunks = []
-        for size in [min(chunk_size, num_samples - start) for start in range(0, num_samples, chunk_size)]:
-            mu = S.decode_mean_x1(params, S.sample_normal(mean[0], label_log_var[0], rng, (size,)))   # (K_chunk, D1)
-            b = (x1[members] @ mu.T - 0.5 * onp.sum(mu * mu, axis=1)) * onp.exp(-log_var)          # (N_c, K_chunk)
-            chunks.append(S.logsumexp(b, axis=1))
-        log_mean_b[members] = S.logsumexp(onp.stack(chunks), axis=0) - math.log(num_samples)
-    return a + log_mean_b
-
-
-@checked_with("DEFENSIVE_CHECKS")
-def defensive_log_weights(params, x1, x2, rng, num_samples=DEFENSIVE_SAMPLES, model="mmvae", private="prior"):
-    """Importance weights of log p(x1|x2) (K, N), from the proposal r_n = (q(g|x2) + q(g|x1_n)) / 2 per point:
-    log q(g_k|x2) p_theta(x1_n|g_k) / r_n(g_k), half the g_k from each half of r_n (the weights use the whole
-    mixture, so their mean is unbiased for p(x1|x2)). The weights never exceed 2 p_theta(x1|g): never much worse
-    than the label proposal, far better where a sharp decoder makes q(g|x2) a poor proposal (the MVAE)."""
-    label_mean, label_log_var = label_latent(params, x2, model, private)         # (N, D [+ P])
-    own_mean, own_log_var = x1_latent(params, x1, model)                          # (N, D [+ P])
-    half = (num_samples // 2,)
-    g = onp.concatenate([S.sample_normal(label_mean, label_log_var, rng, half),
-                         S.sample_normal(own_mean, own_log_var, rng, half)])     # (K, N, D)
-    log_q_label = S.log_normal(g, label_mean, label_log_var)                      # (K, N)
-    log_proposal = onp.logaddexp(log_q_label, S.log_normal(g, own_mean, own_log_var)) - math.log(2.0)
-    return log_q_label + S.decoder_x1_log_likelihood(params, x1, g) - log_proposal
-
-
-def conditional_log_likelihood_defensive(params, x1, x2, rng, num_samples=DEFENSIVE_SAMPLES, model="mmvae", private="prior"):
-    """log p(x1|x2) per datapoint (N,): log (1/K) sum_k w_k of defensive_log_weights. A lower bound in
-    expectation for every K, tending to log p(x1|x2) (it is not L_1/N at K = 1)."""
-    return S.logsumexp(defensive_log_weights(params, x1, x2, rng, num_samples, model, private), axis=0) - math.log(num_samples)
-
-
-def effective_sample_size(log_weights):
-    """Kish's effective sample size (sum_k w_k)^2 / sum_k w_k^2 per datapoint, of log weights (K, N) -> (N,).
-    K for equal weights, 1 when one weight dominates: a diagnostic of the proposal, not a proof of convergence."""
-    return onp.exp(2.0 * S.logsumexp(log_weights, axis=0) - S.logsumexp(2.0 * log_weights, axis=0))
+        members = onp.flatnonzero(labels == label)
+        mean, log_var = (a[0] for a in label_latent.__wrapped__(params, x2[members[:1]], model, private))
+        fits = [laplace_fit(params, x1[members], mean, log_var, start) for start in (onp.broadcast_to(mean, own_mean[members].shape), own_mean[members])]
+        hessians = onp.concatenate([hessian for _, hessian in fits])
+        grid = converged_grid(params, x1[members], mean, log_var, hessians, grid_nodes) if grid_nodes and len(mean) <= 3 else None
+        if grid is not None:
+            found = dict(value=grid[0], error=grid[1], pareto_k=onp.nan, ess=onp.nan, reliable=True, method=f"grid{grid[2]}")
+        else:
+            starts = S.sample_normal(onp.broadcast_to(mean, own_mean[members].shape), log_var, rng, (RANDOM_STARTS,))
+            fits += [laplace_fit(params, x1[members], mean, log_var, start) for start in starts]
+            value, error, k, ess = importance_estimate(laplace_log_weights(params, x1[members], mean, log_var, fits, rng, num_samples))
+            found = dict(value=value, error=error, pareto_k=k, ess=ess, reliable=k <= PARETO_K_RELIABLE, method="IS")
+        for key, column in found.items():
+            out[key][members] = column
+    return out
 
 
 def nearest_label(points, reference_x1, reference_labels):
@@ -406,7 +562,7 @@ def k_sample_cross_term(params, x1, label_mean, label_log_var, rng, num_importan
     At K = 1 it is L_1/N of Eq. (4); it does not decrease with K and tends to log p(x1|x2) (Burda et al. 2016).
     The constant class-mean decoder scores the bound of Eq. (7) at every K, and a decoder that follows g can beat it."""
     mu = S.decode_mean_x1(params, S.sample_normal(label_mean, label_log_var, rng, (replicates, num_importance)))  # (R, K, D1)
-    log_var = params["decoder_x1_log_var"]        # log f_1(x_n | mu_k) = a_n + b_nk, as in conditional_log_likelihood
+    log_var = params["decoder_x1_log_var"]        # log f_1(x_n | mu_k) = a_n + b_nk, as in grid_log_p
     a = -0.5 * np.shape(x1)[1] * (S.LOG_2PI + log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-log_var)   # (N,)
     b = (mu @ x1.T - 0.5 * onp.sum(mu * mu, axis=-1)[..., None]) * onp.exp(-log_var)                         # (R, K, N)
     per_replicate = np.mean(a + S.logsumexp(b, axis=1), axis=-1) - math.log(num_importance)                   # (R,)
@@ -603,5 +759,6 @@ VIEWS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: S.check_pa
                     x2=lambda x2, arguments: S.check_array(x2, "x2", 2, None, len(S.getval(arguments["x1"])) if "x1" in arguments else None) or
                     S.fail_unless("params" not in arguments or S.getval(x2).shape[1] == S.input_size(arguments, "encoder_x2"),
                                   "x2 does not fit the views' encoder"))
-DEFENSIVE_CHECKS = dict(ARGUMENT_CHECKS, num_samples=lambda k, arguments: S.check_number(k, "num_samples", integer=True, minimum=2)
-                        or S.fail_unless(k % 2 == 0, f"num_samples must be an even integer (half from each proposal), got {k!r}"))
+LOG_P_CHECKS = dict(ARGUMENT_CHECKS, num_samples=S.number("num_samples (at least 100: Pareto k is fitted to the largest 20)", integer=True,
+                                                          minimum=100),
+                    grid_nodes=lambda n, arguments: n is None or S.check_number(n, "grid_nodes", integer=True, minimum=2))
