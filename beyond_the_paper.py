@@ -15,6 +15,7 @@ import os
 
 import autograd.numpy as np
 import numpy as onp
+from autograd.tracer import getval
 
 import surjvae_np as S
 
@@ -123,12 +124,14 @@ def mmvaeplus_objective(params, x1, x2, rng, beta=1.0):
       log p(x_m|g, w_m) + log p(x_n|g, w~_n) + beta log [p(g) p(w_m) / (q_MoE(g|x1, x2) q(w_m|x_m))],
     averaged over m outside the log, as Eq. (5). The cross term log p(x_n|g, w~_n) is Eq. (4) over
     (g, w~): Theorem 1's proof holds for it unchanged, the law of (g, w~) being the same for every n
-    in S_c. p(g) = N(0, I); p(w), r_m: params' parameterisation (AUXILIARY). Private size 0: mmvae_objective
-    for the same noise (tested). The authors' code (srl-ethz/mmvaeplus) differs in: Laplace distributions (the
-    default), K > 1 with DReG, likelihood weights, beta = 2.5, and (Normal variant) p(g) of scale log 2 too.
+    in S_c. p(g) = N(0, I); p(w), r_m and the experts' scales: params' parameterisation (AUXILIARY, mmvaeplus_experts).
+    Private size 0: mmvae_objective for the same noise (tested). The authors' code (srl-ethz/mmvaeplus) runs two
+    experiments that differ from this in different ways: PolyMNIST with the ELBO, K = 1, beta = 2.5 and Laplace
+    distributions (their default, the softmax scales); CUB with their m_dreg (which computes the IWAE gradient), K = 10,
+    beta = 1 and Normal distributions (the softplus scales, and p(g) of scale log 2 too); both with likelihood weights.
     """
     shared = shared_dim(params)
-    means, log_vars = S.unimodal_experts(params, x1, x2)                          # (M, N, D + P)
+    means, log_vars = mmvaeplus_experts(params, x1, x2)                           # (M, N, D + P)
     u = S.sample_normal(means, log_vars, rng)                                     # (M, N, D + P): stratum m
     g, w_own = u[..., :shared], u[..., shared:]                                   # (M, N, D), (M, N, P)
     # Stratum m borrows the other modality's auxiliary prior: r_2 in stratum 1, r_1 in stratum 2.
@@ -142,13 +145,33 @@ def mmvaeplus_objective(params, x1, x2, rng, beta=1.0):
     return np.mean(log_p_x1 + log_p_x2 + beta * log_ratio)
 
 
+def mmvaeplus_experts(params, x1, x2):
+    """MMVAE+'s experts q(u|x_m), u = (g, w_m): means and log-variances (M, N, D + P), the scales under params'
+    parameterisation as the authors' encoders give them (srl-ethz/mmvaeplus, e.g. resnet_polyMNIST.py's Enc): "free"
+    exp(a / 2) of the network's output a (this project's); "softplus" softplus(a); "softmax" n softmax(a) over the n
+    entries of g and, apart, of w (their 1e-20 is left out: the log of each map is finite)."""
+    means, raw = S.unimodal_experts(params, x1, x2)                              # (M, N, D + P)
+    return means, expert_log_var(params, raw)
+
+
+def expert_log_var(params, raw):
+    """The experts' log-variances from the encoder's raw outputs (..., D + P), by params' parameterisation (mmvaeplus_experts)."""
+    kind, shared = auxiliary_of(params), shared_dim(params)
+    if kind == "softplus":
+        return 2.0 * np.log(np.logaddexp(0.0, raw))                               # s = softplus(a)
+    if kind == "softmax":
+        groups = [raw[..., :shared], raw[..., shared:]]                           # g and w apart
+        return np.concatenate([2.0 * (a - S.logsumexp(a, axis=-1)[..., None] + math.log(np.shape(a)[-1])) for a in groups], axis=-1)
+    return raw
+
+
 @checked_with("MMVAEPLUS_CHECKS")
 def mmvaeplus_label_latent(params, x2, private="prior"):
     """(mean, log_var) (N, D + P) of u = (g, w_1) for label -> x1 generation: g ~ q(g|x2), the shared
     part of expert r_2, and w_1 ~ p(w_1) (private="prior", the authors' default at generation)
     or w_1 ~ r_1 (private="auxiliary", the law its cross term is trained under)."""
-    mean, log_var = S.gaussian_expert(params["encoder_x2"], x2)
-    mean, log_var = mean[..., :shared_dim(params)], log_var[..., :shared_dim(params)]    # (N, D)
+    mean, raw = S.gaussian_expert(params["encoder_x2"], x2)
+    mean, log_var = mean[..., :shared_dim(params)], expert_log_var(params, raw)[..., :shared_dim(params)]    # (N, D)
     w_log_var = auxiliary_log_vars(params)[0] if private == "auxiliary" else np.full(private_dim(params), private_prior_log_var(params))
     w_mean, w_log_var = np.zeros((len(mean), private_dim(params))), w_log_var + np.zeros((len(mean), 1))  # (N, P)
     return np.concatenate([mean, w_mean], axis=-1), np.concatenate([log_var, w_log_var], axis=-1)
@@ -184,7 +207,10 @@ def label_latent(params, x2, model, private="prior"):
 @S.checked
 def x1_latent(params, x1, model):
     """(mean, log_var) of the latent q gives x1 alone: S.x1_posterior, MoPoE's r_1, or MMVAE+'s q(g, w_1|x1)."""
-    if model in ("mopoe", "mmvaeplus"):
+    if model == "mmvaeplus":
+        mean, raw = S.gaussian_expert(params["encoder_x1"], x1)
+        return mean, expert_log_var(params, raw)
+    if model == "mopoe":
         return S.gaussian_expert(params["encoder_x1"], x1)
     return S.x1_posterior.__wrapped__(params, x1, model)
 
@@ -198,23 +224,24 @@ def init_model_params(model, rng, num_classes=2, latent_dim=2, data_dim=2, hidde
     return S.init_params(rng, num_classes, latent_dim, data_dim, hidden)
 
 
-def objective_of(model, num_importance=1):
-    """A model's objective; with num_importance > 1 (the MMVAE, MoPoE) its K-sample version (B7)."""
-    if num_importance > 1:
-        iwae = {"mmvae": mmvae_iwae_objective, "mopoe": mopoe_iwae_objective}[model]
-        return lambda params, x1, x2, rng: iwae.__wrapped__(params, x1, x2, rng, num_importance)
-    return OBJECTIVES[model]
+def objective_of(model, num_importance=1, gradient="iwae"):
+    """A model's objective as training calls it at every step (unchecked: the checks ran at train's edge); for the
+    MMVAE and MoPoE with num_importance > 1 or another gradient than "iwae", its K-sample version (B7)."""
+    if num_importance > 1 or gradient != "iwae":
+        components, estimator = COMPONENTS[model], ESTIMATORS[gradient]
+        return lambda params, x1, x2, rng: estimator(params, x1, x2, *components(params, x1, x2), rng, num_importance)
+    return OBJECTIVES[model].__wrapped__
 
 
 @S.checked
 def train(model, x1, x2, seed=0, latent_dim=2, hidden=(32,), private_dim=None, auxiliary=None, decoder_std=None,
-          importance_samples=1, **options):
+          importance_samples=1, gradient="iwae", **options):
     """Train any model as S.train does: initial parameters from init_rng(seed) in standardised units, then S.fit on
     its objective. private_dim, auxiliary (AUXILIARY's parameterisations): MMVAE+ only. decoder_std: None learns the
     x1 decoder's std (the paper's models do); a number S fixes it at S in x1's units. importance_samples: K per
-    stratum, for the MMVAE and MoPoE (B7). options: S.fit's and S.maximise's."""
+    stratum, and gradient: its estimator (GRADIENTS), for the MMVAE and MoPoE (B7). options: S.fit's and S.maximise's."""
     start = init_model_params(model, S.init_rng(seed), np.shape(x2)[1], latent_dim, np.shape(x1)[1], hidden, private_dim, auxiliary)
-    objective = objective_of(model, importance_samples)
+    objective = objective_of(model, importance_samples, gradient)
     if decoder_std is not None:
         fixed = np.array(2.0 * math.log(decoder_std / S.x1_standardisation(x1)[1]))     # in fit's standardised units
         start, objective = dict(start, decoder_x1_log_var=fixed), with_fixed_decoder_std(objective, fixed)
@@ -529,30 +556,80 @@ def load_digits(path=None):
     return table[:, :64] / 16.0, table[:, 64].astype(int)
 
 
-# ---------------------------------------------------------------- B7. what controls the collapse's strength: K and sigma
+# ---------------------------------------------------------------- B7. what controls the collapse's strength: K, the gradient, sigma
+
+# The gradient estimators of the K-sample objective (docs/collapse_strength.md): "iwae" autograd's gradient of it
+# (this project's default; srl-ethz/mmvaeplus's m_dreg computes it too: its hook never fires and q is not detached);
+# "stl" the MMVAE's official code as it runs (iffsid/mmvae, src/objectives.py, m_dreg_looser: q's parameters detached,
+# the hook on a copy of the samples never fires); "dreg" Tucker et al. (2019) as intended (MultiVae after its PR #39).
+GRADIENTS = ("iwae", "stl", "dreg")
+
+
+def log_importance_weights(params, x1, x2, g, means, log_vars):
+    """log w = log p(g, {x_m}) - log q(g|{x_m}) at g (K, M, N, D), q the equal mixture of the components (means,
+    log_vars (M, N, D)): log p(g) + log p(x1|g) + log p(x2|g) - log q_mix(g) (Eq. 1, 3, 5). -> (K, M, N)."""
+    log_joint = S.log_prior(g) + (S.decoder_x1_log_likelihood(params, x1, g) + S.decoder_x2_log_likelihood(params, x2, g))
+    return log_joint - S.mixture_log_density(g, means, log_vars)
+
 
 def stratified_importance_weighted_elbo(params, x1, x2, means, log_vars, rng, num_importance):
     """Eq. (5) with K = num_importance importance samples per stratum (Shi et al.'s m_iwae_looser). Maximised:
-      (1/M) sum_m E log (1/K) sum_k p(g_mk, {x_m}) / q(g_mk|{x_m}),  g_mk ~ q_m, q the mixture of the components,
+      (1/M) sum_m E log (1/K) sum_k w_mk,  w_mk = p(g_mk, {x_m}) / q(g_mk|{x_m}),  g_mk ~ q_m (reparameterised),
     the log-mean-exp over the K samples inside each stratum, the 1/M average outside. K = 1 is
     S.stratified_mixture_elbo exactly (tested). Its stratum m = M holds the K-sample cross term of
-    k_sample_cross_term, which the constant-mean decoder no longer maximises once K > 1."""
+    k_sample_cross_term, which the constant-mean decoder no longer maximises once K > 1. Differentiated as it stands,
+    it gives the IWAE gradient (Burda et al. 2016): sum_k w~_k grad log w_k, w~ = w / sum_k w."""
     g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
-    log_joint = S.log_prior(g) + (S.decoder_x1_log_likelihood(params, x1, g) + S.decoder_x2_log_likelihood(params, x2, g))
-    log_weights = log_joint - S.mixture_log_density(g, means, log_vars)           # (K, M, N)
-    return np.mean(S.logsumexp(log_weights, axis=0) - math.log(num_importance))
+    return np.mean(S.logsumexp(log_importance_weights(params, x1, x2, g, means, log_vars), axis=0) - math.log(num_importance))
+
+
+def sticking_the_landing(params, x1, x2, means, log_vars, rng, num_importance):
+    """stratified_importance_weighted_elbo with q's parameters held in log q (Roeder et al. 2017): the same value; the
+    gradient sum_k w~_k (d log w_k / d g_k) (d g_k / d phi) for the encoders (the score term d log q / d phi at fixed g
+    dropped), the IWAE gradient for the decoders. What iffsid/mmvae's m_dreg_looser computes (src/objectives.py).
+    Biased for K > 1 (Tucker et al. 2019); at K = 1, summed over the strata, unbiased (the dropped term's
+    expectation, E_{q_mix} grad log q_mix, is 0)."""
+    g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D): depends on phi
+    held = log_importance_weights(params, x1, x2, g, getval(means), getval(log_vars))   # getval: q's parameters held
+    return np.mean(S.logsumexp(held, axis=0) - math.log(num_importance))
+
+
+def doubly_reparameterised(params, x1, x2, means, log_vars, rng, num_importance):
+    """The DReG estimator (Tucker et al. 2019) of the gradient of stratified_importance_weighted_elbo: for the encoders
+    sum_k w~_k^2 (d log w_k / d g_k)(d g_k / d phi), for the decoders the IWAE gradient sum_k w~_k grad log w_k. Its
+    surrogate: the weights w~ from a first pass on the values (what a hook on the samples reads), then
+    (1/M) sum_{m,k} w~_mk log w_mk at g' = g_held + w~ (g - g_held), whose value is g and whose derivative in phi is w~ dg/dphi,
+    with q's parameters held in log q. DReG's identity assumes the samples come from the q of the weight; here they
+    come from q_m and the weight holds q_mix (its bias is measured in the tests). Its value is the objective itself."""
+    g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
+    values = log_importance_weights(_values_of(params), x1, x2, getval(g), getval(means), getval(log_vars))   # (K, M, N)
+    weights = onp.exp(values - S.logsumexp(values, axis=0))                       # w~ over the K samples of a stratum
+    rescaled = getval(g) + weights[..., None] * (g - getval(g))                   # value g; d/d phi scaled by w~
+    surrogate = np.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, getval(means), getval(log_vars)), axis=0))
+    objective = np.mean(S.logsumexp(values, axis=0) - math.log(num_importance))
+    return surrogate + getval(objective - surrogate)                              # the value reported: the objective
+
+
+def _values_of(params):
+    """params with every array taken out of autograd's boxes (getval): a pass on it is not traced."""
+    return S.tree_rebuild(params, iter([getval(leaf) for leaf in S.tree_leaves(params)]))
+
+
+ESTIMATORS = {"iwae": stratified_importance_weighted_elbo, "stl": sticking_the_landing, "dreg": doubly_reparameterised}
+COMPONENTS = {"mmvae": lambda params, x1, x2: S.unimodal_experts(params, x1, x2), "mopoe": lambda params, x1, x2: mopoe_components(params, x1, x2)}
 
 
 @S.checked
-def mmvae_iwae_objective(params, x1, x2, rng, num_importance=1):
-    """The MMVAE's objective (Eq. 5, the experts as components) with num_importance samples per stratum. Maximised."""
-    return stratified_importance_weighted_elbo(params, x1, x2, *S.unimodal_experts(params, x1, x2), rng, num_importance)
+def mmvae_iwae_objective(params, x1, x2, rng, num_importance=1, gradient="iwae"):
+    """The MMVAE's objective (Eq. 5, the experts as components) with num_importance samples per stratum, differentiated
+    by the gradient estimator `gradient` (GRADIENTS). Maximised; its value is the objective for every estimator."""
+    return ESTIMATORS[gradient](params, x1, x2, *S.unimodal_experts(params, x1, x2), rng, num_importance)
 
 
 @S.checked
-def mopoe_iwae_objective(params, x1, x2, rng, num_importance=1):
-    """MoPoE's objective (B1) with num_importance samples per stratum. Maximised."""
-    return stratified_importance_weighted_elbo(params, x1, x2, *mopoe_components(params, x1, x2), rng, num_importance)
+def mopoe_iwae_objective(params, x1, x2, rng, num_importance=1, gradient="iwae"):
+    """MoPoE's objective (B1) with num_importance samples per stratum and the gradient estimator `gradient`. Maximised."""
+    return ESTIMATORS[gradient](params, x1, x2, *mopoe_components(params, x1, x2), rng, num_importance)
 
 
 @S.checked
@@ -694,6 +771,13 @@ def check_importance_samples(value, arguments):
                   f"importance_samples > 1 applies to the MMVAE and MoPoE only, not to {arguments.get('model')!r}")
 
 
+def check_gradient(value, arguments):
+    """One of GRADIENTS; other than "iwae" only for the MMVAE and MoPoE (the models with a K-sample objective here)."""
+    S.fail_unless(value in GRADIENTS, f"gradient must be one of {', '.join(GRADIENTS)}, got {value!r}")
+    S.fail_unless(value == "iwae" or arguments.get("model", "mmvae") in ("mmvae", "mopoe"),
+                  f"gradient {value!r} applies to the MMVAE and MoPoE only, not to {arguments.get('model')!r}")
+
+
 def check_labels_against(name, reference):
     """A check: the argument is a 1-D integer NumPy array of the reference array's length, with labels in
     0..C-1, C the number of reference labels (for conditioning_labels: those of reference_labels)."""
@@ -737,7 +821,7 @@ ARGUMENT_CHECKS.update({name: check for name, check in S.ARGUMENT_CHECKS.items()
 ARGUMENT_CHECKS.update({
     "labels": lambda labels, arguments: (check_sweep_labels if "k" in arguments else check_leave_one_out_labels)(labels, arguments),
     "position": check_position, "private_dim": check_private_dim, "auxiliary": check_auxiliary, "beta": S.number("beta", minimum=0.0),
-    "importance_samples": check_importance_samples, "num_importance": S.number("num_importance", integer=True, positive=True),
+    "importance_samples": check_importance_samples, "gradient": check_gradient, "num_importance": S.number("num_importance", integer=True, positive=True),
     "replicates": S.number("replicates", integer=True, minimum=2),
     "decoder_std": lambda std, arguments: std is None or S.check_number(std, "decoder_std", positive=True),
     "label_mean": lambda m, arguments: S.check_array(m, "label_mean", 1),

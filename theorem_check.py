@@ -205,7 +205,8 @@ def default_steps(num_classes):
 
 def run_config(args):
     """The run's sizes and architecture: QUICK, FULL or the digits', with --per-class, --steps, --private-dim."""
-    options = dict(decoder_std=args.decoder_std, importance_samples=args.importance_samples, auxiliary=args.auxiliary or "free")
+    options = dict(decoder_std=args.decoder_std, importance_samples=args.importance_samples, gradient=args.gradient,
+                   auxiliary=args.auxiliary or "free")
     if args.data == "digits":
         config = DIGITS_QUICK if args.quick else DIGITS
         return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"], **options)
@@ -227,10 +228,10 @@ def load_data(args, config):
 
 def model_options(model, config):
     """B.train's options for model under the run's configuration: the x1 decoder's std (None: learned) for every
-    model, K for the MMVAE and MoPoE, the private latent and its priors' parameterisation for MMVAE+."""
+    model, K and the gradient estimator for the MMVAE and MoPoE, the private latent and its priors' parameterisation for MMVAE+."""
     options = {"decoder_std": config["decoder_std"]}
     if model in ("mmvae", "mopoe"):
-        options["importance_samples"] = config["importance_samples"]
+        options.update(importance_samples=config["importance_samples"], gradient=config["gradient"])
     if model == "mmvaeplus":
         options.update(private_dim=config["private_dim"], auxiliary=config["auxiliary"])
     return options
@@ -613,6 +614,8 @@ def add_check_arguments(add, data_choices=("pinwheel", "digits")):
         help="fix the x1 decoder's std at S in x1's units (default: learned, as in the paper's models)")
     add("--importance-samples", type=int_at_least(1), default=1, metavar="K",
         help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser; default 1, Eq. 5)")
+    add("--gradient", choices=B.GRADIENTS, default="iwae", help="the MMVAE's and MoPoE's gradient estimator: iwae (autograd's gradient "
+        "of the objective, default), stl (what the MMVAE's official code computes) or dreg (Tucker et al.'s, as intended)")
 
 
 def flags_not_applying(args):
@@ -623,7 +626,9 @@ def flags_not_applying(args):
         ("--private-dim", args.private_dim is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
         ("--auxiliary", args.auxiliary is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
         ("--importance-samples", args.importance_samples > 1 and not {"mmvae", "mopoe"} & set(args.models),
-         "the MMVAE and MoPoE (--models ... mmvae)")) if given]
+         "the MMVAE and MoPoE (--models ... mmvae)"),
+        ("--gradient", args.gradient != "iwae" and not {"mmvae", "mopoe"} & set(args.models), "the MMVAE and MoPoE (--models ... mmvae)"))
+        if given]
 
 
 def check_digits_file(parser, args):
@@ -654,7 +659,7 @@ def describe(args, config):
     settings = [f"seed={args.seed}", data, f"models={' '.join(args.models)}", f"steps per model={config['steps']}",
                 f"latent={config['latent_dim']}", f"hidden={config['hidden']}",
                 f"decoder std={'learned' if config['decoder_std'] is None else config['decoder_std']}",
-                f"importance samples K={config['importance_samples']}", f"jobs={args.jobs}", f"quick={args.quick}",
+                f"importance samples K={config['importance_samples']}", f"gradient={config['gradient']}", f"jobs={args.jobs}", f"quick={args.quick}",
                 f"json={args.json}"]
     if "mmvaeplus" in args.models:
         settings.insert(3, f"MMVAE+ private dim={config['private_dim']}, auxiliary={config['auxiliary']}")
