@@ -30,6 +30,7 @@ def checked_with(registry):
 
 # ---------------------------------------------------------------- B1. MoPoE: a mixture of products of experts
 
+@S.checked
 def nonempty_subsets(num_modalities):
     """The non-empty subsets of {1..M} as 0/1 rows (2^M - 1, M), the full set first, singletons last.
     For M = 2: [[1, 1], [1, 0], [0, 1]], the paper's Eq. (9) subsets and MoPoE's components."""
@@ -38,7 +39,7 @@ def nonempty_subsets(num_modalities):
     return bits[np.argsort(-bits.sum(axis=1), kind="stable")].astype(float)
 
 
-SUBSETS_OF_TWO = nonempty_subsets(2)
+SUBSETS_OF_TWO = nonempty_subsets.__wrapped__(2)        # at import: the checks are defined at the end
 # Which products include the prior expert p(g): as Sutter et al. implement MoPoE (thomassutter/MoPoE,
 # poe_fusion), only the product over all modalities; a one-modality component is the bare expert r_m.
 PRIOR_IN_FULL_SET_ONLY = (SUBSETS_OF_TWO.sum(axis=1) == 2).astype(float)         # (S,) = [1, 0, 0]
@@ -75,7 +76,7 @@ AUXILIARY = {"free": ("auxiliary_prior_log_var_x1", "auxiliary_prior_log_var_x2"
 AUXILIARY_KEYS = AUXILIARY["free"]
 
 
-@S.checked
+@checked_with("MMVAEPLUS_CHECKS")
 def init_mmvaeplus_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,), private_dim=1, auxiliary="free"):
     """init_params with latents u = (g, w) of size latent_dim + private_dim, and the auxiliary priors' parameters a
     (zeros) under the keys of auxiliary's parameterisation. private_dim 0 is the MMVAE."""
@@ -224,11 +225,12 @@ def init_model_params(model, rng, num_classes=2, latent_dim=2, data_dim=2, hidde
     return S.init_params(rng, num_classes, latent_dim, data_dim, hidden)
 
 
+@S.checked
 def objective_of(model, num_importance=1, gradient="iwae"):
     """A model's objective as training calls it at every step (unchecked: the checks ran at train's edge); for the
     MMVAE and MoPoE with num_importance > 1 or another gradient than "iwae", its K-sample version (B7)."""
     if num_importance > 1 or gradient != "iwae":
-        components, estimator = COMPONENTS[model], ESTIMATORS[gradient]
+        components, estimator = COMPONENTS[model], ESTIMATORS[gradient].__wrapped__
         return lambda params, x1, x2, rng: estimator(params, x1, x2, *components(params, x1, x2), rng, num_importance)
     return OBJECTIVES[model].__wrapped__
 
@@ -244,7 +246,7 @@ def train(model, x1, x2, seed=0, latent_dim=2, hidden=(32,), private_dim=None, a
     objective = objective_of(model, importance_samples, gradient)
     if decoder_std is not None:
         fixed = np.array(2.0 * math.log(decoder_std / S.x1_standardisation(x1)[1]))     # in fit's standardised units
-        start, objective = dict(start, decoder_x1_log_var=fixed), with_fixed_decoder_std(objective, fixed)
+        start, objective = dict(start, decoder_x1_log_var=fixed), _with_fixed_decoder_std(objective, fixed)
     return S.fit(objective, start, x1, x2, seed=seed, name=model, **options)
 
 
@@ -268,7 +270,7 @@ def generate_from_labels(params, x2, rng, model, with_noise=False, private="prio
     """x1 decoder means at one latent ~ label_latent per row of x2 (Fig. 2, right), for any model."""
     if model == "mmvaeplus":
         return mmvaeplus_generate_from_labels.__wrapped__(params, x2, rng, private, with_noise)
-    return S.sample_x1(params, *label_latent(params, x2, model), rng, with_noise)
+    return S.sample_x1.__wrapped__(params, *label_latent.__wrapped__(params, x2, model), rng, with_noise)
 
 
 # ---------------------------------------------------------------- B4. what the MMVAE loses, in nats: log p(x1|x2)
@@ -288,17 +290,19 @@ LAPLACE_STEPS = 20            # damped Gauss-Newton steps to each mode, at most 
 RANDOM_STARTS = 2             # draws from q(g|x2) per point, besides its mean and q(g|x1)'s mean, to start mode searches from
 
 
-def node_counts(start, dim, max_nodes):
-    """The nodes per axis that a doubling rule tries in dim dimensions: from start (halved while its double exceeds
+@S.checked
+def node_counts(first, dim, max_nodes):
+    """The nodes per axis that a doubling rule tries in dim dimensions: from first (halved while its double exceeds
     MAX_GRID_POINTS nodes in all, down to 8), doubled up to max_nodes; none if even that many nodes are too many."""
-    while start > 8 and (2 * start) ** dim > MAX_GRID_POINTS:
-        start //= 2
-    counts = [start] if start ** dim <= MAX_GRID_POINTS else []
+    while first > 8 and (2 * first) ** dim > MAX_GRID_POINTS:
+        first //= 2
+    counts = [first] if first ** dim <= MAX_GRID_POINTS else []
     while counts and 2 * counts[-1] <= max_nodes and (2 * counts[-1]) ** dim <= MAX_GRID_POINTS:
         counts.append(2 * counts[-1])
     return counts
 
 
+@checked_with("MMVAEPLUS_CHECKS")
 def decoder_jacobian(params, g):
     """The x1 decoder mean mu(g) (N, D1) and its Jacobian d mu / d g (N, D1, D), forward through mlp's layers
     (h_l = tanh(a_l): d h_l = (1 - h_l^2) W_l^T d h_(l-1)). Plain NumPy: it is never differentiated."""
@@ -310,26 +314,26 @@ def decoder_jacobian(params, g):
     return hidden @ layers[-1]["W"] + layers[-1]["b"], layers[-1]["W"].T @ jacobian
 
 
-def log_posterior_unnormalised(params, x1, g, mean, log_var):
+def _log_posterior_unnormalised(params, x1, g, mean, log_var):
     """log q(g|x2) + log p_theta(x1|g), g (..., N, D), x1 (N, D1): the integrand of log p(x1|x2), in logs. -> (..., N)."""
     return S.log_normal(g, mean, log_var) + S.decoder_x1_log_likelihood(params, x1, g)
 
 
-def laplace_fit(params, x1, mean, log_var, start):
+def _laplace_fit(params, x1, mean, log_var, start):
     """Each point's posterior mode of q(g|x2) p_theta(x1_n|g) by damped Gauss-Newton from start (N, D) (each step the
     Newton step, halved up to 5 times where it does not raise the log posterior, else none), and the Gauss-Newton
     Hessian of -log there, diag(1 / var) + J^T J / s^2: (mode (N, D), Hessian (N, D, D))."""
     precision, noise_precision, g = onp.exp(-log_var), onp.exp(-params["decoder_x1_log_var"]), onp.array(start, dtype=float)
-    value = log_posterior_unnormalised(params, x1, g, mean, log_var)                              # (N,)
+    value = _log_posterior_unnormalised(params, x1, g, mean, log_var)                              # (N,)
     for _ in range(LAPLACE_STEPS):
-        mu, jacobian = decoder_jacobian(params, g)                                                # (N, D1), (N, D1, D)
+        mu, jacobian = decoder_jacobian.__wrapped__(params, g)                                    # (N, D1), (N, D1, D)
         transposed = onp.swapaxes(jacobian, -1, -2)                                               # (N, D, D1)
         hessian = onp.diag(precision) + noise_precision * (transposed @ jacobian)                 # (N, D, D)
         gradient = -(g - mean) * precision + noise_precision * (transposed @ (x1 - mu)[..., None])[..., 0]   # (N, D)
         step, todo = onp.linalg.solve(hessian, gradient[..., None])[..., 0], onp.arange(len(g))
         for _ in range(6):                                                                        # 1, 1/2, ..., 1/32
             candidate = g[todo] + step[todo]
-            candidate_value = log_posterior_unnormalised(params, x1[todo], candidate, mean, log_var)
+            candidate_value = _log_posterior_unnormalised(params, x1[todo], candidate, mean, log_var)
             better = candidate_value >= value[todo]
             g[todo[better]], value[todo[better]] = candidate[better], candidate_value[better]
             todo, step = todo[~better], step * 0.5
@@ -337,11 +341,11 @@ def laplace_fit(params, x1, mean, log_var, start):
                 break
         if onp.max(onp.abs(step) * onp.exp(-0.5 * log_var)) < 1e-6:                               # converged: in q's std units
             break
-    _, jacobian = decoder_jacobian(params, g)
+    _, jacobian = decoder_jacobian.__wrapped__(params, g)
     return g, onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
 
 
-def student_t_sample(mode, hessian, rng, size):
+def _student_t_sample(mode, hessian, rng, size):
     """size draws (size, N, D) of the multivariate Student-t with STUDENT_DOF degrees of freedom, location mode (N, D)
     and scale matrix hessian^-1 (N, D, D): mode + L^-T z sqrt(nu / u), L L^T = hessian, z ~ N(0, I), u ~ chi^2_nu."""
     inverse_transposed = onp.swapaxes(onp.linalg.inv(onp.linalg.cholesky(hessian)), -1, -2)     # L^-T (N, D, D)
@@ -350,7 +354,7 @@ def student_t_sample(mode, hessian, rng, size):
     return mode + steps * onp.sqrt(STUDENT_DOF / rng.chisquare(STUDENT_DOF, (size, len(mode))))[..., None]
 
 
-def student_t_log_density(g, mode, hessian):
+def _student_t_log_density(g, mode, hessian):
     """log t_nu(g | mode, hessian^-1) of g (..., N, D): log Gamma((nu + D)/2) - log Gamma(nu/2) - (D/2) log(nu pi)
     + (1/2) log|hessian| - ((nu + D)/2) log(1 + d^T hessian d / nu), d = g - mode."""
     nu, dim, residual = STUDENT_DOF, mode.shape[-1], g - mode
@@ -359,7 +363,7 @@ def student_t_log_density(g, mode, hessian):
     return constant + 0.5 * onp.linalg.slogdet(hessian)[1] - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
 
 
-def laplace_log_weights(params, x1, mean, log_var, fits, rng, num_samples, chunk=256):
+def _laplace_log_weights(params, x1, mean, log_var, fits, rng, num_samples, chunk=256):
     """Importance log weights (K, N) of log p(x1|x2): log q(g|x2) p_theta(x1|g) - log r(g), from the proposal r per
     point = (1 - LABEL_SHARE) x (the equal mixture of a Student-t at each fit (mode, hessian), scale matrix WIDENING x
     hessian^-1) + LABEL_SHARE x q(g|x2).
@@ -367,18 +371,19 @@ def laplace_log_weights(params, x1, mean, log_var, fits, rng, num_samples, chunk
     fits = [(mode, hessian / WIDENING) for mode, hessian in fits]                                # scale WIDENING x hessian^-1
     shares = [(1.0 - LABEL_SHARE) / len(fits)] * len(fits) + [LABEL_SHARE]
     counts = [int(round(share * num_samples)) for share in shares[:-1]]
-    draws = [student_t_sample(mode, hessian, rng, count) for (mode, hessian), count in zip(fits, counts)]
+    draws = [_student_t_sample(mode, hessian, rng, count) for (mode, hessian), count in zip(fits, counts)]
     draws.append(S.sample_normal(onp.broadcast_to(mean, x1.shape[:1] + mean.shape), log_var, rng, (num_samples - sum(counts),)))
     g = onp.concatenate(draws)                                                                    # (K, N, D)
     log_weights = []
     for start in range(0, num_samples, chunk):
         part = g[start:start + chunk]
-        components = [student_t_log_density(part, mode, hessian) for mode, hessian in fits] + [S.log_normal(part, mean, log_var)]
+        components = [_student_t_log_density(part, mode, hessian) for mode, hessian in fits] + [S.log_normal(part, mean, log_var)]
         log_proposal = S.logsumexp(onp.stack([onp.log(share) + c for share, c in zip(shares, components)]), axis=0)
-        log_weights.append(log_posterior_unnormalised(params, x1, part, mean, log_var) - log_proposal)
+        log_weights.append(_log_posterior_unnormalised(params, x1, part, mean, log_var) - log_proposal)
     return onp.concatenate(log_weights)
 
 
+@S.checked
 def pareto_k(log_weights):
     """Pareto k of each column of log weights (K, N): the generalised Pareto shape fitted (Zhang and Stephens 2009, with
     Vehtari et al.'s weak prior) to the M = min(K / 5, 3 sqrt(K)) largest weights over the next one. k <= 0.7: the
@@ -408,6 +413,7 @@ def _generalised_pareto_shape(x):
     return float((n * onp.mean(onp.log1p(-b_mean * x)) + prior_strength * 0.5) / (n + prior_strength))
 
 
+@S.checked
 def importance_estimate(log_weights):
     """From log weights (K, N): log (1/K) sum_k w_k, its standard error by the delta method sqrt(var(w) / K) / mean(w)
     (a standard error, trustworthy where Pareto k <= 0.7), Pareto k, and Kish's effective sample size / K."""
@@ -416,13 +422,15 @@ def importance_estimate(log_weights):
     relative = onp.exp(log_weights - log_mean)                                                     # w_k / mean(w)
     standard_error = onp.sqrt(onp.sum((relative - 1.0) ** 2, axis=0) / (size * (size - 1)))
     ess = onp.exp(2.0 * S.logsumexp(log_weights, axis=0) - S.logsumexp(2.0 * log_weights, axis=0)) / size
-    return log_mean, standard_error, pareto_k(log_weights), ess
+    return log_mean, standard_error, pareto_k.__wrapped__(log_weights), ess
 
 
-def grid_log_p(params, x1, mean, log_var, num_nodes, chunk=8192):
+@checked_with("MMVAEPLUS_CHECKS")
+def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, chunk=8192):
     """log p(x1_n|x2) per point (N,) by the tensor-product trapezoid rule on mean +- GRID_HALF_WIDTH std of q(g|x2) =
-    N(mean, diag exp(log_var)), num_nodes per axis: the points share q(g|x2), so the decoder runs once per node.
+    N(label_mean, diag exp(label_log_var)), num_nodes per axis: the points share q(g|x2), so the decoder runs once per node.
     log N(x_n | mu_k, s^2 I) = a_n + b_nk, a_n = -(D1/2) log(2 pi s^2) - |x_n|^2 / (2 s^2), b_nk = (x_n . mu_k - |mu_k|^2 / 2) / s^2."""
+    mean, log_var = label_mean, label_log_var
     dim, axis = len(mean), onp.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, num_nodes)
     z = onp.stack(onp.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)           # (K, D)
     log_weights = -0.5 * onp.sum(z * z, axis=1) + dim * (math.log(axis[1] - axis[0]) - 0.5 * S.LOG_2PI)
@@ -435,7 +443,7 @@ def grid_log_p(params, x1, mean, log_var, num_nodes, chunk=8192):
     return a + total
 
 
-def converged_grid(params, x1, mean, log_var, hessians, start_nodes):
+def _converged_grid(params, x1, mean, log_var, hessians, start_nodes):
     """grid_log_p with the nodes doubled from start_nodes until the mean over the points moves by less than GRID_TOLERANCE
     and the node spacing is at most twice the narrowest posterior std (from the Laplace Hessians, in the grid's
     standardised coordinates: a narrower peak can fall between the nodes, and two grids then agree on a wrong value;
@@ -445,8 +453,8 @@ def converged_grid(params, x1, mean, log_var, hessians, start_nodes):
     scaled = hessians * onp.exp(0.5 * (log_var[:, None] + log_var[None, :]))                      # diag(s) H diag(s)
     narrowest = 1.0 / math.sqrt(onp.max(onp.linalg.eigvalsh(scaled)))
     previous = None
-    for nodes in node_counts(start_nodes, len(mean), MAX_GRID_NODES):
-        values = grid_log_p(params, x1, mean, log_var, nodes)
+    for nodes in node_counts.__wrapped__(start_nodes, len(mean), MAX_GRID_NODES):
+        values = grid_log_p.__wrapped__(params, x1, mean, log_var, nodes)
         resolved = 2.0 * GRID_HALF_WIDTH / (nodes - 1) <= 2.0 * narrowest
         if previous is not None and resolved and abs(onp.mean(values - previous)) < GRID_TOLERANCE:
             return values, onp.abs(values - previous), nodes
@@ -461,9 +469,9 @@ def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2
       "reliable": the grid converged and resolved the posterior, or Pareto k <= PARETO_K_RELIABLE;
       "method": "grid<nodes>" or "IS"; "pareto_k", "ess" (Kish ESS / K; NaN on the grid).
     q(g|x2) = label_latent (MMVAE+: w_1 ~ p(w_1) with private="prior", ~ r_1 with "auxiliary"). Each point's
-    posterior mode is sought (laplace_fit) from the label's mean and from q(g|x1)'s mean. On a latent of at most 3
-    dimensions the grid is tried first (converged_grid, from grid_nodes per axis; None: never), trusted only where
-    its spacing resolves those modes' widths; else importance sampling (laplace_log_weights, num_samples draws per
+    posterior mode is sought (_laplace_fit) from the label's mean and from q(g|x1)'s mean. On a latent of at most 3
+    dimensions the grid is tried first (_converged_grid, from grid_nodes per axis; None: never), trusted only where
+    its spacing resolves those modes' widths; else importance sampling (_laplace_log_weights, num_samples draws per
     point) from a Student-t at each mode, and at the modes found from RANDOM_STARTS draws of q(g|x2) (so that a
     second mode is found, not only flagged), mixed with q(g|x2) itself. A posterior peak that no search finds and
     that neither the grid's nodes nor q(g|x2)'s draws hit is missed by both methods (docs/log_likelihood.md)."""
@@ -473,22 +481,22 @@ def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2
     for label in onp.unique(labels):
         members = onp.flatnonzero(labels == label)
         mean, log_var = (a[0] for a in label_latent.__wrapped__(params, x2[members[:1]], model, private))
-        fits = [laplace_fit(params, x1[members], mean, log_var, start) for start in (onp.broadcast_to(mean, own_mean[members].shape), own_mean[members])]
+        fits = [_laplace_fit(params, x1[members], mean, log_var, start) for start in (onp.broadcast_to(mean, own_mean[members].shape), own_mean[members])]
         hessians = onp.concatenate([hessian for _, hessian in fits])
-        grid = converged_grid(params, x1[members], mean, log_var, hessians, grid_nodes) if grid_nodes and len(mean) <= 3 else None
+        grid = _converged_grid(params, x1[members], mean, log_var, hessians, grid_nodes) if grid_nodes and len(mean) <= 3 else None
         if grid is not None:
             found = dict(value=grid[0], error=grid[1], pareto_k=onp.nan, ess=onp.nan, reliable=True, method=f"grid{grid[2]}")
         else:
             starts = S.sample_normal(onp.broadcast_to(mean, own_mean[members].shape), log_var, rng, (RANDOM_STARTS,))
-            fits += [laplace_fit(params, x1[members], mean, log_var, start) for start in starts]
-            value, error, k, ess = importance_estimate(laplace_log_weights(params, x1[members], mean, log_var, fits, rng, num_samples))
+            fits += [_laplace_fit(params, x1[members], mean, log_var, start) for start in starts]
+            value, error, k, ess = importance_estimate.__wrapped__(_laplace_log_weights(params, x1[members], mean, log_var, fits, rng, num_samples))
             found = dict(value=value, error=error, pareto_k=k, ess=ess, reliable=k <= PARETO_K_RELIABLE, method="IS")
         for key, column in found.items():
             out[key][members] = column
     return out
 
 
-def nearest_label(points, reference_x1, reference_labels):
+def _nearest_label(points, reference_x1, reference_labels):
     """The label of each point's nearest reference point (Euclidean): points (N, D) -> (N,)."""
     squared = (onp.sum(points ** 2, axis=1)[:, None] - 2.0 * points @ reference_x1.T
                + onp.sum(reference_x1 ** 2, axis=1)[None, :])                     # (N, R)
@@ -500,7 +508,7 @@ def label_coherence(generated, conditioning_labels, reference_x1, reference_labe
     """Fraction of generated x1 whose nearest reference point carries the conditioning label: 1 means
     every label -> x1 sample lands among its own class; it tells samples that stray to another class
     (the MVAE's overlapping label posteriors) from variation that is kept."""
-    return float(onp.mean(nearest_label(generated, reference_x1, reference_labels) == conditioning_labels))
+    return float(onp.mean(_nearest_label(generated, reference_x1, reference_labels) == conditioning_labels))
 
 
 @S.checked
@@ -539,6 +547,7 @@ DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "
 DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 
 
+@S.checked
 def load_digits(path=None):
     """The digits as x1 (N, 64) in [0, 1] (pixel counts / 16) and integer labels (N,) in 0..9, from path
     (default DIGITS_PATH). Checks the file's SHA-256 first: a missing or altered file is a ValueError naming it."""
@@ -572,6 +581,7 @@ def log_importance_weights(params, x1, x2, g, means, log_vars):
     return log_joint - S.mixture_log_density(g, means, log_vars)
 
 
+@S.checked
 def stratified_importance_weighted_elbo(params, x1, x2, means, log_vars, rng, num_importance):
     """Eq. (5) with K = num_importance importance samples per stratum (Shi et al.'s m_iwae_looser). Maximised:
       (1/M) sum_m E log (1/K) sum_k w_mk,  w_mk = p(g_mk, {x_m}) / q(g_mk|{x_m}),  g_mk ~ q_m (reparameterised),
@@ -583,6 +593,7 @@ def stratified_importance_weighted_elbo(params, x1, x2, means, log_vars, rng, nu
     return np.mean(S.logsumexp(log_importance_weights(params, x1, x2, g, means, log_vars), axis=0) - math.log(num_importance))
 
 
+@S.checked
 def sticking_the_landing(params, x1, x2, means, log_vars, rng, num_importance):
     """stratified_importance_weighted_elbo with q's parameters held in log q (Roeder et al. 2017): the same value; the
     gradient sum_k w~_k (d log w_k / d g_k) (d g_k / d phi) for the encoders (the score term d log q / d phi at fixed g
@@ -594,6 +605,7 @@ def sticking_the_landing(params, x1, x2, means, log_vars, rng, num_importance):
     return np.mean(S.logsumexp(held, axis=0) - math.log(num_importance))
 
 
+@S.checked
 def doubly_reparameterised(params, x1, x2, means, log_vars, rng, num_importance):
     """The DReG estimator (Tucker et al. 2019) of the gradient of stratified_importance_weighted_elbo: for the encoders
     sum_k w~_k^2 (d log w_k / d g_k)(d g_k / d phi), for the decoders the IWAE gradient sum_k w~_k grad log w_k. Its
@@ -623,13 +635,13 @@ COMPONENTS = {"mmvae": lambda params, x1, x2: S.unimodal_experts(params, x1, x2)
 def mmvae_iwae_objective(params, x1, x2, rng, num_importance=1, gradient="iwae"):
     """The MMVAE's objective (Eq. 5, the experts as components) with num_importance samples per stratum, differentiated
     by the gradient estimator `gradient` (GRADIENTS). Maximised; its value is the objective for every estimator."""
-    return ESTIMATORS[gradient](params, x1, x2, *S.unimodal_experts(params, x1, x2), rng, num_importance)
+    return ESTIMATORS[gradient].__wrapped__(params, x1, x2, *S.unimodal_experts(params, x1, x2), rng, num_importance)
 
 
 @S.checked
 def mopoe_iwae_objective(params, x1, x2, rng, num_importance=1, gradient="iwae"):
     """MoPoE's objective (B1) with num_importance samples per stratum and the gradient estimator `gradient`. Maximised."""
-    return ESTIMATORS[gradient](params, x1, x2, *mopoe_components(params, x1, x2), rng, num_importance)
+    return ESTIMATORS[gradient].__wrapped__(params, x1, x2, *mopoe_components(params, x1, x2), rng, num_importance)
 
 
 @S.checked
@@ -646,7 +658,7 @@ def k_sample_cross_term(params, x1, label_mean, label_log_var, rng, num_importan
     return float(np.mean(per_replicate)), float(np.std(per_replicate, ddof=1) / np.sqrt(replicates))
 
 
-def with_fixed_decoder_std(objective, log_var):
+def _with_fixed_decoder_std(objective, log_var):
     """objective with the x1 decoder's log-variance held at log_var (not learned: its gradient is 0, so Adam leaves it)."""
     return lambda params, *batch_and_rng: objective(dict(params, decoder_x1_log_var=log_var), *batch_and_rng)
 
@@ -659,22 +671,24 @@ def with_fixed_decoder_std(objective, log_var):
 VIEWS_KEYS = ("decoder_x2_log_var",)               # the paper's layout plus f_2's log-variance
 
 
+@checked_with("DIGITS_CHECKS")
 def mirror(images):
     """Each 8 x 8 image (N, 64) flipped left-right."""
     return onp.reshape(onp.reshape(images, (-1, 8, 8))[:, :, ::-1], (-1, 64))
 
 
+@checked_with("DIGITS_CHECKS")
 def pooled_view(images):
     """The second view: each 8 x 8 image (N, 64) averaged over 2 x 2 blocks, (N, 16)."""
     return onp.reshape(onp.reshape(images, (-1, 4, 2, 4, 2)).mean(axis=(2, 4)), (-1, 16))
 
 
-@S.checked
+@checked_with("DIGITS_CHECKS")
 def digit_views(x1, augment):
     """The paired views (x1, x2) of the digits x1 (N, 64), with augment "none" (N one-to-one pairs) or "flip"
     (those and (mirror(x1_n), x2_n): 2N pairs, each x2 shared by a digit and its mirror image)."""
-    x2 = pooled_view(x1)
-    return (x1, x2) if augment == "none" else (onp.concatenate([x1, mirror(x1)]), onp.concatenate([x2, x2]))
+    x2 = pooled_view.__wrapped__(x1)
+    return (x1, x2) if augment == "none" else (onp.concatenate([x1, mirror.__wrapped__(x1)]), onp.concatenate([x2, x2]))
 
 
 @S.checked
@@ -706,23 +720,35 @@ def train_views(model, x1, x2, seed=0, latent_dim=8, hidden=(128,), **options):
 @checked_with("VIEWS_CHECKS")
 def views_generate_x1(params, x2, rng, model):
     """x1 decoder means at one g ~ q(g|x2) per row of x2: the model's posterior given the view (S.label_posterior's rule)."""
-    return S.sample_x1(params, *S.label_posterior.__wrapped__(params, x2, model), rng)
+    return S.sample_x1.__wrapped__(params, *S.label_posterior.__wrapped__(params, x2, model), rng)
 
 
+@checked_with("DIGITS_CHECKS")
 def mirror_asymmetry(images):
     """The mean left-right asymmetry of images (N, 64): the mean over images and pixels of |x - mirror(x)|."""
-    return float(onp.mean(onp.abs(images - mirror(images))))
+    return float(onp.mean(onp.abs(images - mirror.__wrapped__(images))))
 
 
+@checked_with("DIGITS_CHECKS")
 def nearest_of_three(generated, originals):
     """Fractions of generated x1 (N, 64) nearest (Euclidean) to their original digit, to its mirror image, and to the
     mirror average (original + mirror) / 2, row by row."""
-    candidates = onp.stack([originals, mirror(originals), 0.5 * (originals + mirror(originals))])   # (3, N, 64)
+    mirrored = mirror.__wrapped__(originals)
+    candidates = onp.stack([originals, mirrored, 0.5 * (originals + mirrored)])   # (3, N, 64)
     nearest = onp.argmin(onp.sum((candidates - generated) ** 2, axis=-1), axis=0)                   # (N,)
     return {name: float(onp.mean(nearest == index)) for index, name in enumerate(("original", "mirror", "average"))}
 
 
 # ================================================================ input checks, run by S.checked at the edge
+
+# As in surjvae_np: every public function is @checked unless it is named here, a building block called inside the
+# differentiated objectives (their callers are checked) or a check itself. A test holds every public name to this.
+UNCHECKED = ("mopoe_components", "auxiliary_of", "private_dim", "shared_dim", "auxiliary_log_vars", "private_prior_log_var",
+             "mmvaeplus_experts", "expert_log_var", "log_importance_weights", "views_x2_log_likelihood",
+             "checked_with", "check_mmvaeplus_params", "check_params_of_model", "check_private_dim", "check_auxiliary",
+             "check_importance_samples", "check_gradient", "check_num_importance", "check_components", "check_log_weights",
+             "check_digit_images", "check_labels_against", "check_leave_one_out_labels", "check_position", "check_sweep_labels")
+
 
 def check_mmvaeplus_params(params, arguments=None):
     """MMVAE+'s layout: the paper's plus one parameterisation's two vectors a (AUXILIARY) of one length P below the
@@ -778,6 +804,38 @@ def check_gradient(value, arguments):
                   f"gradient {value!r} applies to the MMVAE and MoPoE only, not to {arguments.get('model')!r}")
 
 
+def check_num_importance(value, arguments):
+    """An integer >= 1; above 1 only for the MMVAE and MoPoE where a model is named."""
+    S.check_number(value, "num_importance", integer=True, positive=True)
+    S.fail_unless(value == 1 or arguments.get("model", "mmvae") in ("mmvae", "mopoe"),
+                  f"num_importance > 1 applies to the MMVAE and MoPoE only, not to {arguments.get('model')!r}")
+
+
+def check_components(name):
+    """A check: means or log_vars of a mixture, (M, N, D) arrays of finite reals, D the decoder's input size, N x1's rows."""
+    def check(value, arguments):
+        S.check_array(value, name, 3)
+        shape, latent = onp.shape(S.getval(value)), S.input_size(arguments, "decoder_x1")
+        S.fail_unless(latent in (None, shape[-1]), f"{name} has {shape[-1]} latent dimensions but the decoder takes {latent}")
+        S.fail_unless("x1" not in arguments or shape[1] == len(S.getval(arguments["x1"])), f"{name} has {shape[1]} rows but x1 has "
+                      f"{len(S.getval(arguments['x1']))}")
+        S.fail_unless(name == "means" or shape == onp.shape(S.getval(arguments["means"])), "log_vars must have means' shape")
+    return check
+
+
+def check_log_weights(value, arguments):
+    """Log importance weights (K, N): a 2-D real array of at least 5 rows, without NaN or +inf (-inf: a weight of 0)."""
+    S.fail_unless(isinstance(value, onp.ndarray) and value.ndim == 2 and value.dtype.kind in "iuf" and len(value) >= 5,
+                  f"log_weights must be a 2-D real NumPy array of at least 5 rows (K, N), got {type(value).__name__} of shape {onp.shape(value)}")
+    S.fail_unless(not onp.any(onp.isnan(value) | (value == onp.inf)), "log_weights contains NaN or +inf")
+
+
+def check_digit_images(name, columns=64):
+    """A check: name is an (N, 64) array of finite reals, the 8 x 8 digits (or the views' 16 pooled pixels)."""
+    return lambda value, arguments: S.check_array(value, name, 2) or S.fail_unless(
+        onp.shape(value)[1] == columns, f"{name} must hold {columns} columns (8 x 8 images), got {onp.shape(value)[1]}")
+
+
 def check_labels_against(name, reference):
     """A check: the argument is a 1-D integer NumPy array of the reference array's length, with labels in
     0..C-1, C the number of reference labels (for conditioning_labels: those of reference_labels)."""
@@ -824,7 +882,9 @@ ARGUMENT_CHECKS.update({
     "importance_samples": check_importance_samples, "gradient": check_gradient, "num_importance": S.number("num_importance", integer=True, positive=True),
     "replicates": S.number("replicates", integer=True, minimum=2),
     "decoder_std": lambda std, arguments: std is None or S.check_number(std, "decoder_std", positive=True),
-    "label_mean": lambda m, arguments: S.check_array(m, "label_mean", 1),
+    "label_mean": lambda m, arguments: S.check_array(m, "label_mean", 1) or S.fail_unless(
+        S.input_size(arguments, "decoder_x1") in (None, len(m)), f"label_mean has {len(m)} entries but the decoder takes "
+        f"{S.input_size(arguments, 'decoder_x1')} latent dimensions"),
     "label_log_var": lambda v, arguments: S.check_array(v, "label_log_var", 1) or S.fail_unless(
         onp.shape(v) == onp.shape(arguments["label_mean"]), "label_log_var must have label_mean's shape"),
     "private": lambda private, arguments: S.fail_unless(private in ("prior", "auxiliary") or (private == "zero" and "rng" in arguments),
@@ -836,13 +896,32 @@ ARGUMENT_CHECKS.update({
     "reference_labels": check_labels_against("reference_labels", "reference_x1"),
     "conditioning_labels": check_labels_against("conditioning_labels", "generated"),
 })
-MMVAEPLUS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: check_mmvaeplus_params(params))
 VIEWS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: S.check_params(params, VIEWS_KEYS),
                     model=lambda model, arguments: S.fail_unless(model in S.PAPER_MODELS, f"unknown model {model!r}; the views "
                                                                  f"train the paper's models: {', '.join(S.PAPER_MODELS)}"),
                     x2=lambda x2, arguments: S.check_array(x2, "x2", 2, None, len(S.getval(arguments["x1"])) if "x1" in arguments else None) or
                     S.fail_unless("params" not in arguments or S.getval(x2).shape[1] == S.input_size(arguments, "encoder_x2"),
                                   "x2 does not fit the views' encoder"))
+ARGUMENT_CHECKS.update({
+    "num_modalities": S.number("num_modalities", integer=True, positive=True, maximum=20),
+    "num_importance": check_num_importance, "first": S.number("first", integer=True, positive=True),
+    "dim": S.number("dim", integer=True, positive=True), "max_nodes": S.number("max_nodes", integer=True, positive=True),
+    "g": lambda g, arguments: S.check_array(g, "g", 2, S.input_size(arguments, "decoder_x1")),
+    "log_weights": check_log_weights, "means": check_components("means"), "log_vars": check_components("log_vars"),
+    "num_nodes": lambda n, arguments: S.check_number(n, "num_nodes", integer=True, minimum=2) or S.fail_unless(
+        n ** len(arguments["label_mean"]) <= 2 * 10 ** 7, f"num_nodes {n} in {len(arguments['label_mean'])}-D is more than 2e7 nodes"),
+    "path": lambda path, arguments: S.fail_unless(path is None or (isinstance(path, str) and path.strip()),
+                                                  f"path must be None or a file's path, got {path!r}"),
+})
+MMVAEPLUS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: check_mmvaeplus_params(params),
+                        private_dim=S.number("private_dim", integer=True, minimum=0, maximum=10 ** 4),
+                        auxiliary=lambda value, arguments: S.fail_unless(value in AUXILIARY, f"auxiliary must be one of "
+                                                                         f"{', '.join(AUXILIARY)}, got {value!r}"))
+DIGITS_CHECKS = dict(ARGUMENT_CHECKS, images=check_digit_images("images"), x1=check_digit_images("x1"),
+                     generated=check_digit_images("generated"),
+                     originals=lambda value, arguments: S.check_array(value, "originals", 2) or S.fail_unless(
+                         onp.shape(value) == onp.shape(arguments["generated"]), f"originals has shape {onp.shape(value)} but generated "
+                         f"{onp.shape(arguments['generated'])}: one original per generated row"))
 LOG_P_CHECKS = dict(ARGUMENT_CHECKS, num_samples=S.number("num_samples (at least 100: Pareto k is fitted to the largest 20)", integer=True,
                                                           minimum=100),
                     grid_nodes=lambda n, arguments: n is None or S.check_number(n, "grid_nodes", integer=True, minimum=2))

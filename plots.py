@@ -1,9 +1,9 @@
 """plots.py: the paper's Fig. 2 and Fig. 3, the picture of Theorem 1, and training curves, as PNGs.
 
-Trains the models through theorem_check.run (or reads its --json output with --from-json) and
+Trains the models through theorem_check.run (or reads its or studies.py's --json output with --from-json) and
 writes figures/fig2_samples.png, fig3_latents.png, theorem1.png and training.png (for --data digits:
 digits_samples.png, theorem1_digits.png, training_digits.png; with --sweep also surjectivity_sweep.png).
-Beyond the paper, from theorem_check's --json files: --study-json draws collapse_strength.png and
+Beyond the paper, from studies.py's --json files: --study-json draws collapse_strength.png and robustness.png,
 --views-json augmentation.png.
 """
 import os
@@ -218,93 +218,201 @@ def plot_sweep(results, path):
     save(fig, path)
 
 
-def study_curve(entries, part, model):
-    """(values, mean, low, high) of the spread ratio over seeds and classes, per value of a study part, for model."""
-    values = [v for v in dict.fromkeys(e["value"] for e in entries if e["part"] == part and e["model"] == model) if v is not None]
-    spreads = [[r["spread_ratio"] for e in entries if (e["part"], e["value"], e["model"]) == (part, v, model) for r in e["rows"]] for v in values]
-    return values, [np.mean(s) for s in spreads], [np.min(s) for s in spreads], [np.max(s) for s in spreads]
+GRADIENT_COLOURS = {"iwae": "#ff7f0e", "stl": "#9467bd", "dreg": "#8c564b"}
+MODEL_COLOURS = {"mvae": "#1f77b4", "mmvae": "#d62728", "mopoe": "#2ca02c", "mmvaeplus": "#7f7f7f"}
 
 
-def learned_point(entries, model):
-    """(mean learned sigma, mean, low, high spread ratio) of model's learned-sigma rows in the decoder-std part."""
-    rows = [r for e in entries if (e["part"], e["value"], e["model"]) == ("decoder-std", None, model) for r in e["rows"]]
-    spreads = [r["spread_ratio"] for r in rows]
-    return np.mean([r["decoder_std"] for r in rows]), np.mean(spreads), np.min(spreads), np.max(spreads)
+def seed_means(entries, field="spread_ratio"):
+    """Each entry's (one seed's) class mean of field, as a list over the entries."""
+    return [np.mean([r[field] for r in e["rows"]]) for e in entries]
 
 
-def plot_study_panel(ax, entries, part, models, reference):
-    """One panel: the MMVAE's (and others') spread ratio against the part's setting, the MVAE for reference, 1.0."""
-    colours = {"mvae": "#1f77b4", "mmvae": "#d62728", "mopoe": "#2ca02c"}
-    for model in models:
-        values, mean, low, high = study_curve(entries, part, model)
-        ax.errorbar(values, mean, yerr=[np.subtract(mean, low), np.subtract(high, mean)], fmt="-o", color=colours[model], capsize=3,
-                    label=f"{NAMES[model]}, fixed" if part == "decoder-std" else NAMES[model])
-        if part == "decoder-std":
-            sigma, mean, low, high = learned_point(entries, model)
-            ax.errorbar([sigma], [mean], yerr=[[mean - low], [high - mean]], fmt="*", ms=14, color=colours[model], capsize=3,
-                        label=f"{NAMES[model]}, learned (at its mean sigma)")
-    if reference:
-        rows = [r for e in entries if e["part"] == part and e["model"] == "mvae" and e["value"] is None for r in e["rows"]]
-        ax.axhline(np.mean([r["spread_ratio"] for r in rows]), color=colours["mvae"], ls="--", lw=1.2, label="MVAE (K = 1), for reference")
+def study_curve(entries, part, model, gradient="iwae"):
+    """(values, mean, low, high) over seeds of the class-mean spread ratio per value of a study part (95 % interval, ST.seed_interval)."""
+    chosen = [e for e in entries if (e["part"], e["model"], e.get("gradient", "iwae")) == (part, model, gradient) and e["value"] is not None]
+    values = list(dict.fromkeys(e["value"] for e in chosen))
+    summaries = [ST.seed_interval(seed_means([e for e in chosen if e["value"] == value])) for value in values]
+    return (values, *(list(column) for column in zip(*summaries))) if values else ([], [], [], [])
+
+
+def draw_interval(ax, x, mean, low, high, **style):
+    """A point or line with its 95 % interval over seeds as error bars (none where one seed gives no interval)."""
+    low, high = np.nan_to_num(low, nan=np.asarray(mean)), np.nan_to_num(high, nan=np.asarray(mean))
+    ax.errorbar(x, mean, yerr=[np.maximum(np.subtract(mean, low), 0), np.maximum(np.subtract(high, mean), 0)], capsize=3, **style)
+
+
+def plot_decoder_std_panel(ax, entries):
+    """The spread ratio against the fixed decoder std, the MVAE and the MMVAE, and each at its learned std (a star)."""
+    for model in ("mvae", "mmvae"):
+        values, mean, low, high = study_curve(entries, "decoder-std", model)
+        draw_interval(ax, values, mean, low, high, fmt="-o", color=MODEL_COLOURS[model], label=f"{NAMES[model]}, fixed")
+        learned = [e for e in entries if (e["part"], e["value"], e["model"]) == ("decoder-std", None, model)]
+        sigma = np.mean([r["decoder_std"] for e in learned for r in e["rows"]])
+        draw_interval(ax, [sigma], *([v] for v in ST.seed_interval(seed_means(learned))), fmt="*", ms=14, color=MODEL_COLOURS[model],
+                      label=f"{NAMES[model]}, learned (at its mean sigma)")
     ax.axhline(1.0, color="k", lw=0.8, ls=":", label="the data's own spread (1.0)")
-    ax.set_xscale("log", base=10 if part == "decoder-std" else 2)
+    ax.set_xscale("log")
     ax.set_yscale("log")
 
 
+def plot_k_panel(ax, entries):
+    """The spread ratio against K, one colour per gradient estimator; the MMVAE solid, MoPoE dashed; the MVAE for reference."""
+    for gradient in B.GRADIENTS:
+        for model, style in (("mmvae", "-o"), ("mopoe", "--s")):
+            values, mean, low, high = study_curve(entries, "importance-samples", model, gradient)
+            if values:
+                draw_interval(ax, values, mean, low, high, fmt=style, color=GRADIENT_COLOURS[gradient], ms=5,
+                              label=f"{NAMES[model].split()[0]}, {gradient} gradient")
+    reference = [e for e in entries if (e["part"], e["value"], e["model"]) == ("importance-samples", None, "mvae")]
+    if reference:
+        ax.axhline(ST.seed_interval(seed_means(reference))[0], color=MODEL_COLOURS["mvae"], ls="--", lw=1.2, label="MVAE (K = 1), for reference")
+    ax.axhline(1.0, color="k", lw=0.8, ls=":", label="the data's own spread (1.0)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+
+
+def merge_studies(studies):
+    """The studies of each data set as one (runs of other seeds, studies.py --study-seeds, drawn together): [(data, entries)]."""
+    merged = {}
+    for study in studies:
+        merged.setdefault(study["config"]["data"], []).extend(study["study"])
+    return list(merged.items())
+
+
 def plot_study(studies, path):
-    """Beyond the paper: the label -> x1 spread ratio against the decoder's std (left) and against K (right), one row per study."""
-    fig, axes = plt.subplots(len(studies), 2, figsize=(13, 4.6 * len(studies)), squeeze=False, layout="constrained")
-    for (left, right), study in zip(axes, studies):
-        entries, data = study["study"], study["config"]["data"]
+    """Beyond the paper: the label -> x1 spread ratio against the decoder's std (left) and against K per estimator (right), a row per data set."""
+    rows = merge_studies(studies)
+    fig, axes = plt.subplots(len(rows), 2, figsize=(14, 5.0 * len(rows)), squeeze=False, layout="constrained")
+    for (left, right), (data, entries) in zip(axes, rows):
         if any(e["part"] == "decoder-std" for e in entries):
-            plot_study_panel(left, entries, "decoder-std", ("mvae", "mmvae"), reference=False)
+            plot_decoder_std_panel(left, entries)
             finish_axes(left, f"{data}: decoder std fixed in x1's units", "decoder std sigma (log)", "label -> x1 spread ratio (log)", "lower right")
         else:
             left.axis("off")
         if any(e["part"] == "importance-samples" for e in entries):
-            plot_study_panel(right, entries, "importance-samples", ("mmvae", "mopoe"), reference=True)
-            finish_axes(right, f"{data}: K importance samples per stratum", "K (log 2)", "label -> x1 spread ratio (log)", "lower right")
+            plot_k_panel(right, entries)
+            finish_axes(right, f"{data}: K importance samples per stratum, per gradient estimator", "K (log 2)",
+                        "label -> x1 spread ratio (log)")
+            right.legend(fontsize=7, ncol=2, loc="lower right")
         else:
             right.axis("off")
-    fig.suptitle("What controls the collapse: mean over seeds and classes, bars from the smallest to the largest", fontsize=12)
+    fig.suptitle("What controls the collapse: mean over seeds of the class-mean spread ratio, bars its 95 % interval over seeds", fontsize=12)
     save(fig, path)
 
 
+def robustness_points(entries):
+    """[(label, colour, marker, spread ratio, coherence, annotation)]: every model and setting of a study once (the learned-std
+    references, repeated in every part, once per model), means over seeds of the class means."""
+    groups = {}
+    for e in entries:
+        key = ("reference", None, e["model"], "iwae") if e["value"] is None else (e["part"], e["value"], e["model"], e.get("gradient", "iwae"))
+        groups.setdefault(key, {}).setdefault(e["seed"], e)                      # one entry per seed
+    points = []
+    for (part, value, model, gradient), by_seed in groups.items():
+        chosen, name = list(by_seed.values()), NAMES[model].split()[0]
+        style = {"reference": (f"{name} (learned sigma, K = 1)", MODEL_COLOURS[model], "*", None),
+                 "importance-samples": (f"{name}, {gradient}", GRADIENT_COLOURS[gradient], "o" if model == "mmvae" else "s",
+                                        f"K={value}" if value in (1, 30) else None),
+                 "decoder-std": (f"{name}, fixed sigma", MODEL_COLOURS[model], "v", f"s={value}" if model == "mmvae" else None),
+                 "auxiliary": (f"MMVAE+, {value}", MODEL_COLOURS["mmvaeplus"], "D", None)}[part]
+        points.append(style[:3] + (np.mean(seed_means(chosen)), np.mean(seed_means(chosen, "coherence")), style[3]))
+    return points
+
+
+def plot_robustness(studies, path):
+    """Beyond the paper, the paper's closing question: label -> x1 diversity (spread ratio) against coherence, every setting."""
+    rows = merge_studies(studies)
+    fig, axes = plt.subplots(1, len(rows), figsize=(7.5 * len(rows), 6.2), squeeze=False, layout="constrained")
+    for ax, (data, entries) in zip(axes[0], rows):
+        coherence = next(np.mean(s["data_coherence"]) for s in studies if s["config"]["data"] == data)
+        labelled = set()
+        for label, colour, marker, spread, coherent, annotation in robustness_points(entries):
+            ax.scatter(spread, coherent, color=colour, marker=marker, s=110 if marker == "*" else 40, edgecolors="k", linewidths=0.4,
+                       zorder=3, label=None if label in labelled else label)
+            labelled.add(label)
+            if annotation:
+                ax.annotate(annotation, (spread, coherent), fontsize=6, xytext=(4, 2), textcoords="offset points")
+        ax.scatter([1.0], [coherence], c="k", marker="P", s=140, zorder=4, label="the data itself (spread 1, leave-one-out coherence)")
+        ax.set_xscale("log")
+        finish_axes(ax, f"{data}: diversity against coherence (means over seeds)", "label -> x1 spread ratio (log; 1 = the data's)",
+                    "label coherence (samples nearest their own class)")
+        ax.legend(fontsize=7, loc="lower left", ncol=2)
+    fig.suptitle("Does a remedy cost coherence? Each model and setting of the study as one point", fontsize=12)
+    save(fig, path)
+
+
+def check_study_entry(entry, index):
+    """One entry of studies.py --study output: its part, model, gradient, seed and value, and rows a figure can draw."""
+    where = f"study[{index}]"
+    S.fail_unless(isinstance(entry, dict) and entry.get("part") in ST.STUDY_PARTS, f"{where}['part'] must be one of {list(ST.STUDY_PARTS)}")
+    S.fail_unless(entry.get("model") in NAMES and entry.get("gradient", "iwae") in B.GRADIENTS, f"{where}: unknown model or gradient")
+    S.fail_unless(isinstance(entry.get("seed"), int) and entry["seed"] >= 0, f"{where}['seed'] must be an integer >= 0")
+    value, part = entry.get("value"), entry["part"]
+    valid = value is None or {"decoder-std": isinstance(value, NUMBER) and not isinstance(value, bool) and value > 0,
+                              "importance-samples": isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                              "auxiliary": value in B.AUXILIARY}[part]
+    S.fail_unless(valid, f"{where}['value'] {value!r:.40} is not a setting of {part}")
+    check_fields(entry.get("rows"), f"{where}['rows']", {"spread_ratio": NUMBER, "decoder_std": NUMBER, "coherence": NUMBER})
+    S.fail_unless(entry["rows"], f"{where} has no rows")
+    for row in entry["rows"]:
+        S.fail_unless(row["spread_ratio"] > 0 and row["decoder_std"] > 0 and 0 <= row["coherence"] <= 1,
+                      f"{where}: a spread ratio or decoder std <= 0, or a coherence outside [0, 1]")
+
+
+def check_study_has_what_it_draws(entries, where):
+    """Each part present has the rows its panel needs: the MVAE's and the MMVAE's, the MVAE's reference at K = 1."""
+    parts = {e["part"] for e in entries}
+    needs = {"decoder-std": [("mvae", None), ("mmvae", None), ("mmvae", "fixed")], "importance-samples": [("mmvae", "fixed"), ("mvae", None)],
+             "auxiliary": [("mmvaeplus", "fixed")]}
+    for part in parts:
+        for model, kind in needs[part]:
+            S.fail_unless(any(e["part"] == part and e["model"] == model and (e["value"] is None) == (kind is None) for e in entries),
+                          f"{where}: the {part} part lacks the {NAMES[model]}'s {'reference' if kind is None else 'settings'}")
+
+
 def read_study(path):
-    """studies.py --study --json output, validated before the figure is drawn; SystemExit names the problem."""
+    """studies.py --study --json output, validated before the figure is drawn; an argparse-style error names the problem."""
     try:
         with open(path) as f:
             study = json.load(f)
         S.fail_unless(isinstance(study, dict) and study.get("format") == T.JSON_FORMAT and isinstance(study.get("study"), list)
                       and study["study"], f"it is not studies.py --study --json output of format {T.JSON_FORMAT}")
         S.fail_unless(isinstance(study.get("config"), dict) and study["config"].get("data") in ("pinwheel", "digits"), "config.data is missing")
-        check_fields(study["study"], "study", {"part": (str,), "model": (str,), "rows": (list,)})
-        for entry in study["study"]:
-            check_fields(entry["rows"], "study rows", {"spread_ratio": NUMBER, "decoder_std": NUMBER})
-            S.fail_unless(entry["model"] in NAMES and entry["rows"], f"study entry of model {entry['model']!r} has no rows")
         finite_numbers(study["study"], "study")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
+        for index, entry in enumerate(study["study"]):
+            check_study_entry(entry, index)
+        check_study_has_what_it_draws(study["study"], path)
+        coherence = study.get("data_coherence")
+        S.fail_unless(isinstance(coherence, list) and coherence and all(isinstance(c, NUMBER) and 0 <= c <= 1 for c in coherence),
+                      "data_coherence must be a list of fractions in [0, 1]")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as error:
         usage_error(f"cannot draw the study from {path}: {error}")
     return study
 
 
 def read_views(path):
-    """studies.py --data digit-views --json output, validated before the figure is drawn; SystemExit names the problem."""
+    """studies.py --data digit-views --json output, validated before the figure is drawn; an argparse-style error names the problem."""
     try:
         with open(path) as f:
             run = json.load(f)
-        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and isinstance(run.get("views"), list),
-                      f"it is not studies.py --data digit-views --json output of format {T.JSON_FORMAT}")
-        S.fail_unless(isinstance(run.get("config"), dict) and run["config"].get("augment") in ("none", "flip"), "config.augment is missing")
+        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and isinstance(run.get("views"), list) and run["views"],
+                      f"it is not studies.py --data digit-views --json output of format {T.JSON_FORMAT} (with a non-empty views)")
+        config = run.get("config")
+        S.fail_unless(isinstance(config, dict) and config.get("augment") in ("none", "flip"), "config.augment is missing")
+        S.fail_unless(isinstance(config.get("seed"), int) and not isinstance(config["seed"], bool) and 0 <= config["seed"] <= S.MAX_SEED,
+                      f"config.seed must be an integer 0..{S.MAX_SEED}, got {config.get('seed')!r:.40}")
         S.fail_unless(isinstance(run.get("params"), dict) and run["params"] and set(run["params"]) <= set(S.PAPER_MODELS),
                       f"params must hold some of {S.PAPER_MODELS}")
-        finite_numbers(run["params"], "params")
+        finite_numbers({"params": run["params"], "views": run["views"]}, "the file")
+        check_fields(run["views"], "views", {"model": (str,), "mirror_asymmetry": NUMBER, "nearest": (dict,)})
         for model, tree in run["params"].items():
             S.check_params(params_from_json(tree), B.VIEWS_KEYS)
+            rows = [r for r in run["views"] if r["model"] == model]
+            S.fail_unless(len(rows) == 1 and rows[0]["mirror_asymmetry"] >= 0, f"views must hold one row of {model} with an asymmetry >= 0")
         shown = run.get("shown")
         S.fail_unless(isinstance(shown, list) and shown and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1797 for i in shown),
                       "shown must be a non-empty list of digit indices 0..1796")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as error:
         usage_error(f"cannot draw the views from {path}: {error}")
     return run
 
@@ -402,7 +510,8 @@ def parse_args(argv):
         help="models to train (default the paper's: mvae mmvae; beyond it mopoe, mmvaeplus; not with --from-json)")
     add("--sweep", action="store_true", help="also draw surjectivity_sweep.png (runs studies.py's sweep unless the JSON has it)")
     add("--study-json", nargs="+", metavar="PATH", type=T.input_file,
-        help="draw only collapse_strength.png, from studies.py --study --json files (one row each)")
+        help="draw only collapse_strength.png and robustness.png, from studies.py --study --json files (a row per data set; "
+             "runs of other seeds of one data set are drawn together)")
     add("--views-json", nargs="+", metavar="PATH", type=T.input_file,
         help="draw only augmentation.png, from studies.py --data digit-views --json files (one panel each)")
     args = parser.parse_args(argv)
@@ -497,7 +606,7 @@ def read_results(path, want_sweep):
     try:
         with open(path) as f:
             results = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:    # ValueError: bad JSON, or an integer of 5000 digits
         usage_error(f"cannot read --from-json {path}: {error}")
     try:
         check_results(results, want_sweep)
@@ -539,8 +648,9 @@ def prepare(args):
     """(what the run draws, in words; [(file name, draw(path))]): the input files read and checked, or the models trained."""
     if args.study_json:
         studies = [read_study(path) for path in args.study_json]
-        data = " and ".join(study["config"]["data"] for study in studies)
-        return f"the study of {data} from {' '.join(args.study_json)}", [("collapse_strength.png", lambda path: plot_study(studies, path))]
+        data = " and ".join(f"{data} ({len({e['seed'] for e in entries})} seeds)" for data, entries in merge_studies(studies))
+        return (f"the study of {data} from {' '.join(args.study_json)}", [("collapse_strength.png", lambda path: plot_study(studies, path)),
+                                                                          ("robustness.png", lambda path: plot_robustness(studies, path))])
     if args.views_json:
         runs = [read_views(path) for path in args.views_json]
         augment = " and ".join(run["config"]["augment"] for run in runs)

@@ -76,12 +76,12 @@ def sweep_findings(sweep):
     fraction = [l / p["data_within_label_variance"] for l, p in zip(lost, sweep)]
     surjective = [f for f, p in zip(fraction, sweep) if p["points_per_label"] >= 100]
     steps = [b - a for a, b in zip(lost[:-1], lost[1:])]
-    return [("sweep: the MMVAE's cross-generated x1 vary less within a label than the data, at every k", min(lost) > 0, min(lost),
+    return [("sweep: the MMVAE's cross-generated x1 vary less within a label than the data, at every k", smallest(lost) > 0, smallest(lost),
              "smallest lost variance"),
-            ("sweep: the MMVAE's lost variance decreases as k grows", all(d < 0 for d in steps), max(steps) if steps else 0.0,
+            ("sweep: the MMVAE's lost variance decreases as k grows", bool(steps) and largest(steps) < 0, largest(steps) if steps else float("nan"),
              "largest increase between consecutive k"),
             ("sweep: with >= 100 points per label the MMVAE loses more than half the within-label variance",
-             bool(surjective) and min(surjective) > 0.5, min(surjective) if surjective else 0.0,
+             bool(surjective) and smallest(surjective) > 0.5, smallest(surjective) if surjective else float("nan"),
              "smallest lost / data where points per label >= 100")]
 
 
@@ -434,20 +434,21 @@ def run_views(args, print_fn):
     rows, groups = [r[2] for r in results], [r[3] for r in results]
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "views": rows, "groups": groups,
             "data_mirror_asymmetry": B.mirror_asymmetry(x1), "checks": T.as_dicts(views_checks(groups)),
-            "findings": views_findings(rows, args.augment), "shown": [int(i) for i in npr.default_rng([args.seed, 14]).choice(len(x1), config["shown"], replace=False)],
+            "findings": T.as_dicts(views_findings(rows, args.augment)), "shown": [int(i) for i in npr.default_rng([args.seed, 14]).choice(len(x1), config["shown"], replace=False)],
             "params": {r[2]["model"]: T.tree_to_lists(r[0]) for r in results}, "histories": {r[2]["model"]: r[1].tolist() for r in results}}
 
 
 def views_findings(rows, augment):
-    """What the models keep of the digits' left-right asymmetry, as dicts of check form (not gating)."""
+    """What the MMVAE keeps of the digits' left-right asymmetry (a finding: it does not set the exit status)."""
     kept = {r["model"]: r for r in rows}
     if "mmvae" not in kept:
         return []
-    verdict = kept["mmvae"]["mirror_asymmetry"] < 0.5 if augment == "flip" else kept["mmvae"]["mirror_asymmetry"] > 0.8
+    asymmetry = kept["mmvae"]["mirror_asymmetry"]
+    verdict = asymmetry < 0.5 if augment == "flip" else asymmetry > 0.8
     name = (f"with flip augmentation the MMVAE keeps less than half the data's left-right asymmetry" if augment == "flip" else
             "without augmentation (one-to-one pairs) the MMVAE keeps more than 0.8 of the data's left-right asymmetry")
-    return [{"name": name, "passed": bool(verdict), "value": kept["mmvae"]["mirror_asymmetry"],
-             "measures": f"asymmetry of its x2 -> x1 samples / the data's; nearest the mirror average: {kept['mmvae']['nearest']['average']:.3f}"}]
+    return [(name, verdict, asymmetry, f"asymmetry of its x2 -> x1 samples / the data's; nearest the mirror average: "
+                                       f"{kept['mmvae']['nearest']['average']:.3f}")]
 
 
 def format_views(results):
@@ -515,6 +516,10 @@ def parse_args(argv):
     add_study_arguments(parser.add_argument)
     args = parser.parse_args(argv)
     views = args.data == "digit-views"
+    repeated = [f"--{flag.replace('_', '-')} lists {value} twice" for flag in ("study", "study_seeds", "study_gradients", "sweep_ks")
+                for value in {v for v in (getattr(args, flag) or []) if (getattr(args, flag) or []).count(v) > 1}]
+    if repeated:
+        parser.error("; ".join(repeated) + " (give each once)")
     not_applying = T.flags_not_applying(args) + study_flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
@@ -525,6 +530,7 @@ def parse_args(argv):
     if args.sweep and max(args.sweep_ks or [1]) > per_class:
         parser.error(f"--sweep-ks: k = {max(args.sweep_ks)} exceeds the {per_class} points per class")
     T.check_digits_file(parser, args)
+    T.check_sizes_and_scales(parser, args, T.run_config(args))
     args.models, args.sweep_ks = list(dict.fromkeys(args.models)), args.sweep_ks or [1, 2, 4, 8, 16, 32]
     args.augment = args.augment or ("none" if views else None)
     return args

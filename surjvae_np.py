@@ -17,6 +17,7 @@ from autograd.tracer import getval
 PAPER_MODELS = ("mvae", "mmvae")     # Sec. 3: the MVAE (Wu and Goodman 2018) and the MMVAE (Shi et al. 2019)
 LOG_2PI = math.log(2.0 * math.pi)    # a Python float: it keeps float32 arithmetic float32 (NumPy 2)
 NUM_STEPS, STEP_SIZE, BATCH_SIZE = 800, 0.05, 128    # Adam: steps, peak step size, batch (README, design choices)
+MAX_SEED = 2 ** 63 - 1               # seeds are integers 0..MAX_SEED (the scripts' parsers take the same range)
 
 
 def checked(function, registry="ARGUMENT_CHECKS"):
@@ -136,7 +137,7 @@ def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
     """Eq. (4): L_1 = sum_n int r_M(g | kappa_M(x_M^(n))) log f_1(x1^(n) | tau_1(g)) dg. Maximised.
     Monte Carlo, num_samples draws per datapoint. r_M: the label expert (model="mmvae", the
     paper's setting), or the MVAE's label posterior ("mvae"); Theorem 1 holds for any r_M."""
-    g = sample_normal(*label_posterior(params, x2, model), rng, (num_samples,))   # (S, N, D)
+    g = sample_normal(*label_posterior.__wrapped__(params, x2, model), rng, (num_samples,))   # (S, N, D); checked above
     return np.sum(np.mean(decoder_x1_log_likelihood(params, x1, g), axis=0))
 
 
@@ -283,6 +284,7 @@ def training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, step_size
     return flat, m, v, value
 
 
+@checked
 def decaying_step_size(peak, num_steps):
     """Adam's step size at step t: peak, then from half-way linearly down to peak * 2 / num_steps (the optimum settles)."""
     return lambda t: peak * min(1.0, 2.0 * (1.0 - t / num_steps))
@@ -316,10 +318,13 @@ def maximise(objective, start, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=No
     return unflatten(flat.astype(np.float64)), history
 
 
+@checked
 def x1_standardisation(x1):
     """(shift (D1,), scale): x1's mean and one overall standard deviation sqrt(tr Cov / D1), one for every
     dimension so that the isotropic decoder stays isotropic."""
-    scale = math.sqrt(float(onp.mean(onp.var(x1, axis=0))))
+    with onp.errstate(over="ignore", invalid="ignore"):                          # an overflow is refused just below
+        scale = math.sqrt(float(onp.mean(onp.var(x1, axis=0))))
+    fail_unless(math.isfinite(scale), "x1's variance overflows (its values are too large for float64 arithmetic); rescale x1")
     fail_unless(scale > 0, "x1 has no variation (all rows equal): nothing to model")
     return onp.mean(x1, axis=0), scale
 
@@ -340,7 +345,7 @@ def change_x1_units(params, shift, scale):
 def fit(objective, start, x1, x2, seed=0, standardise=True, **options):
     """maximise on y = (x1 - shift) / scale (x1_standardisation) from start, in y's units: (params in x1's
     units, mapped back by change_x1_units; the objective per step, in y's units). options: maximise's."""
-    shift, scale = x1_standardisation(x1) if standardise else (onp.zeros(np.shape(x1)[1]), 1.0)
+    shift, scale = x1_standardisation.__wrapped__(x1) if standardise else (onp.zeros(np.shape(x1)[1]), 1.0)
     trained, history = maximise(objective, start, (x1 - shift) / scale, x2, seed=seed, **options)
     return change_x1_units.__wrapped__(trained, shift, scale), history           # unchecked: any model's layout
 
@@ -360,6 +365,7 @@ def decode_mean_x1(params, g):
     return mlp(params["decoder_x1"], g)
 
 
+@checked
 def sample_x1(params, mean, log_var, rng, with_noise=False):
     """x1 decoder means at one g ~ N(mean, diag exp(log_var)) per row; with_noise: x1 ~ p_theta(x1|g)."""
     means = decode_mean_x1(params, sample_normal(mean, log_var, rng))             # (N, D1)
@@ -376,22 +382,34 @@ def generate_from_prior(params, num_samples, rng):
 def generate_from_labels(params, x2, rng, model, with_noise=False):
     """x1 decoder means at one g ~ q(g|x2) per row of x2 (Fig. 2, right): cross-generation. (N, D1).
     with_noise=True draws x1 ~ p_theta(x1|g): the mean plus the decoder's isotropic noise."""
-    return sample_x1(params, *label_posterior(params, x2, model), rng, with_noise)
+    return sample_x1.__wrapped__(params, *label_posterior.__wrapped__(params, x2, model), rng, with_noise)
 
 
-def total_variance(x):
-    """Trace of the (maximum-likelihood) covariance of the rows of x (N, D)."""
-    return np.sum(np.var(x, axis=0))
+@checked
+def total_variance(points):
+    """Trace of the (maximum-likelihood) covariance of the rows of points (N, D)."""
+    return np.sum(np.var(points, axis=0))
 
 
 @checked
 def spread_ratio(generated, data):
     """tr Cov(generated) / tr Cov(data): 1 keeps the data's variation, 0 disregards it. Decoder means
     leave out the decoder noise (D1 sigma^2 of the data's tr Cov); x1 drawn with_noise include it."""
-    return total_variance(generated) / total_variance(data)
+    return total_variance.__wrapped__(generated) / total_variance.__wrapped__(data)
 
 
 # ================================================================ input checks, run by @checked at the edge
+
+# Every public function checks its arguments (@checked) unless it is named here: the building blocks called inside
+# the differentiated objectives and the training step (a check at every call would cost speed; whoever calls them is
+# checked), and the checks themselves. A test holds every public name of the module to this.
+UNCHECKED = ("log_prior", "log_normal", "logsumexp", "mlp", "decoder_x1_log_likelihood", "decoder_x2_log_likelihood",
+             "gaussian_expert", "unimodal_experts", "sample_normal", "mixture_log_density", "stratified_mixture_elbo",
+             "product_of_experts", "kl_to_standard_normal", "decode_mean_x1", "adam_step", "training_step", "flatten_params",
+             "tree_leaves", "tree_rebuild",
+             "checked", "check_arguments", "fail_unless", "check_number", "check_array", "input_size", "check_x2",
+             "check_network", "check_params", "check_start", "check_step_size", "check_labels", "check_sizes", "number")
+
 
 def check_arguments(function, args, kwargs, checks):
     """Bind args, kwargs to function's parameter names (defaults filled in), then run each check of checks (a dict
@@ -410,12 +428,14 @@ def fail_unless(condition, message):
         raise ValueError(message)
 
 
-def check_number(value, name, minimum=None, positive=False, integer=False):
-    """value is a finite real number (an integer if integer; >= minimum; > 0 if positive)."""
+def check_number(value, name, minimum=None, positive=False, integer=False, maximum=None):
+    """value is a finite real number (an integer if integer; >= minimum; <= maximum; > 0 if positive)."""
     kind, kinds = ("an integer", "iu") if integer else ("a finite number", "iuf")
-    is_number = not isinstance(value, (bool, str)) and onp.ndim(value) == 0 and onp.asarray(value).dtype.kind in kinds
-    fail_unless(is_number and math.isfinite(float(value)), f"{name} must be {kind}, got {value!r}")
-    fail_unless(minimum is None or value >= minimum, f"{name} must be {kind} >= {minimum}, got {value!r}")
+    python_int = isinstance(value, int) and not isinstance(value, bool)                  # of any size: compared below
+    is_number = python_int or (not isinstance(value, (bool, str)) and onp.ndim(value) == 0 and onp.asarray(value).dtype.kind in kinds)
+    fail_unless(is_number and (python_int or math.isfinite(float(value))), f"{name} must be {kind}, got {value!r:.60}")
+    fail_unless(minimum is None or value >= minimum, f"{name} must be {kind} >= {minimum}, got {value!r:.60}")
+    fail_unless(maximum is None or value <= maximum, f"{name} must be {kind} <= {maximum}, got {value!r:.60}")
     fail_unless(not positive or value > 0, f"{name} must be a positive {kind.split()[-1]}, got {value!r}")
 
 
@@ -533,10 +553,14 @@ ARGUMENT_CHECKS = {   # in this order: the model and its parameters first, since
         onp.shape(shift) == (input_size(arguments, "encoder_x1"),), f"shift shape {onp.shape(shift)} is not x1's size"),
     "generated": lambda x, arguments: check_array(x, "generated", 2),
     "data": lambda x, arguments: check_array(x, "data", 2, onp.shape(arguments["generated"])[1]) or fail_unless(
-        len(x) >= 2 and total_variance(x) > 0, "spread_ratio needs data with at least two distinct rows"),
+        len(x) >= 2 and total_variance.__wrapped__(x) > 0, "spread_ratio needs data with at least two distinct rows"),
     "rng": lambda rng, arguments: fail_unless(isinstance(rng, onp.random.Generator),
                                               f"rng must be a numpy.random.Generator, got {type(rng).__name__}"),
-    "seed": number("seed", integer=True, minimum=0),
+    "seed": number("seed", integer=True, minimum=0, maximum=MAX_SEED),
+    "mean": lambda mean, arguments: check_array(mean, "mean", 2, input_size(arguments, "decoder_x1")),
+    "log_var": lambda log_var, arguments: check_array(log_var, "log_var", 2) or fail_unless(
+        onp.shape(getval(log_var)) == onp.shape(getval(arguments["mean"])), "log_var must have mean's shape"),
+    "points": lambda points, arguments: check_array(points, "points", 2), "peak": number("peak", positive=True),
     **{name: number(name, integer=True, positive=True)
        for name in ("num_samples", "num_per_class", "latent_dim", "data_dim", "num_steps", "log_every")},
     "batch_size": lambda size, arguments: size is None or check_number(size, "batch_size", integer=True, positive=True),

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads, as the scripts do: small matrices, no BLAS threads
 
 import json
+import re
 import sys
 
 import numpy as onp
@@ -123,7 +124,7 @@ def test_laplace_fit_of_an_affine_decoder_is_the_exact_posterior():
     W = params["decoder_x1"][0]["W"]
     precision = onp.diag(onp.exp(-log_var)) + W @ W.T / 0.2 ** 2                      # the Gaussian posterior's, exactly
     exact_mode = onp.linalg.solve(precision, (onp.exp(-log_var) * mean)[:, None] + W @ (x1 - params["decoder_x1"][0]["b"]).T / 0.04).T
-    mode, hessian = B.laplace_fit(params, x1, mean, log_var, onp.zeros_like(exact_mode))
+    mode, hessian = B._laplace_fit(params, x1, mean, log_var, onp.zeros_like(exact_mode))
     onp.testing.assert_allclose(mode, exact_mode, rtol=1e-9, atol=1e-9)
     onp.testing.assert_allclose(hessian, onp.broadcast_to(precision, hessian.shape), rtol=1e-9)
 
@@ -221,7 +222,7 @@ def test_label_coherence_counts_samples_nearest_their_own_class():
     reference_labels = onp.array([0, 0, 1, 1])
     generated = onp.array([[0.05, 0.0], [4.9, 5.0], [0.2, 0.1], [5.0, 4.8]])
     assert B.label_coherence(generated, onp.array([0, 1, 1, 1]), reference, reference_labels) == 0.75
-    onp.testing.assert_array_equal(B.nearest_label(generated, reference, reference_labels), [0, 1, 0, 1])
+    onp.testing.assert_array_equal(B._nearest_label(generated, reference, reference_labels), [0, 1, 0, 1])
 
 
 # ---------------------------------------------------------------- B2. MMVAE+
@@ -585,7 +586,7 @@ def test_a_fixed_decoder_std_stays_fixed_and_the_rest_trains():
     assert abs(onp.exp(0.5 * learned["decoder_x1_log_var"]) - 0.1 * S.x1_standardisation(x1)[1]) > 1e-3   # learned: it moved
     start = S.init_params(S.init_rng(1))
     assert not onp.array_equal(fixed["decoder_x1"][0]["W"], start["decoder_x1"][0]["W"])                  # the rest trained
-    wrapped, (vector, unflatten) = B.with_fixed_decoder_std(S.mmvae_objective.__wrapped__, onp.array(-1.0)), S.flatten_params(start)
+    wrapped, (vector, unflatten) = B._with_fixed_decoder_std(S.mmvae_objective.__wrapped__, onp.array(-1.0)), S.flatten_params(start)
     gradient = unflatten(S.value_and_grad(lambda v: wrapped(unflatten(v), x1, x2, rng(2)))(vector)[1])
     assert gradient["decoder_x1_log_var"] == 0.0 and onp.abs(gradient["decoder_x1"][0]["W"]).max() > 0
 
@@ -712,7 +713,7 @@ def test_group_bound_and_cross_term_are_eq7_per_group():
 def test_views_check_is_per_group_and_lists_the_groups_of_infinite_bound():
     """One group whose decoder beats its bound fails the check even when the other groups' slack would hide it in a sum."""
     x1 = rng(7).random((6, 64))
-    x1[2] = 0.5 * (x1[2] + B.mirror(x1[2]))                                        # exactly symmetric: bound +inf
+    x1[2] = 0.5 * (x1[2] + B.mirror(x1[2:3])[0])                                      # exactly symmetric: bound +inf
     params = B.init_views_params(rng(8), latent_dim=3, hidden=(5,))
     found = ST.views_group_check(params, "mmvae", x1, "flip", {"group_draws": 8}, rng(9))
     assert found["checked"] == 5 and found["infinite"] == [2] and found["smallest_margin"] > 0
@@ -731,17 +732,22 @@ def test_nearest_of_three():
     assert B.mirror_asymmetry(0.5 * (originals + B.mirror(originals))) == 0.0
 
 
-def test_quick_digit_views_collapse_with_flip_and_not_without(tmp_path):
-    runs = {}
+@pytest.fixture(scope="module")
+def quick_views(tmp_path_factory):
+    """The folder of flip.json and none.json, quick digit-views runs of studies.py."""
+    folder = tmp_path_factory.mktemp("views")
     for augment in ("flip", "none"):
-        path = tmp_path / f"{augment}.json"
-        assert ST.main(["--data", "digit-views", "--augment", augment, "--quick", "--quiet", "--json", str(path)]) == 0
-        runs[augment] = json.loads(path.read_text())
+        assert ST.main(["--data", "digit-views", "--augment", augment, "--quick", "--quiet", "--json", str(folder / f"{augment}.json")]) == 0
+    return folder
+
+
+def test_quick_digit_views_collapse_with_flip_and_not_without(quick_views, tmp_path):
+    runs = {augment: json.loads((quick_views / f"{augment}.json").read_text()) for augment in ("flip", "none")}
     kept = {a: {r["model"]: r["mirror_asymmetry"] for r in run["views"]} for a, run in runs.items()}
     # Measured (quick, seed 0): flip MMVAE 0.19, MVAE 0.61; none MMVAE 0.92, MVAE 0.89.
     assert kept["flip"]["mmvae"] < 0.3 and kept["flip"]["mvae"] > 2 * kept["flip"]["mmvae"] and kept["none"]["mmvae"] > 0.8
     assert runs["flip"]["checks"][0]["passed"] is True and runs["none"]["checks"][0]["passed"] is None   # one-point groups: SKIP
-    assert P.main(["--views-json", str(tmp_path / "flip.json"), str(tmp_path / "none.json"), "--out", str(tmp_path / "figures")]) == 0
+    assert P.main(["--views-json", str(quick_views / "flip.json"), str(quick_views / "none.json"), "--out", str(tmp_path / "figures")]) == 0
     assert (tmp_path / "figures" / "augmentation.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -771,17 +777,28 @@ def test_views_reject_bad_input():
         B.views_objective(params, x1, B.pooled_view(x1)[:5], rng(), "mmvae")
 
 
-def test_plots_rejects_a_broken_views_json(tmp_path, capsys):
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.update(views=[]), "with a non-empty views"), (lambda r: r["params"].update(mopoe={}), "params must hold some of"),
+    (lambda r: r["views"][0].update(mirror_asymmetry="0.2"), "mirror_asymmetry'\\] must be int or float"),
+    (lambda r: r["views"][0].update(mirror_asymmetry=float("nan")), "NaN"),
+    (lambda r: r.update(views=[v for v in r["views"] if v["model"] != "mmvae"]), "must hold one row of mmvae"),
+    (lambda r: r["config"].update(seed=-1), "config.seed must be an integer"),
+    (lambda r: r.update(shown=[5000]), "shown must be a non-empty list"),
+])
+def test_plots_rejects_a_broken_views_json(quick_views, tmp_path, change, message, capsys):
+    run = json.loads((quick_views / "flip.json").read_text())
+    change(run)
     broken = tmp_path / "views.json"
-    broken.write_text(json.dumps({"format": T.JSON_FORMAT, "views": [], "config": {"augment": "flip"}, "params": {"mopoe": {}}}))
-    refused(capsys, lambda: P.main(["--views-json", str(broken), "--out", str(tmp_path)]), "params must hold some of")
+    broken.write_text(json.dumps(run))
+    refused(capsys, lambda: P.main(["--views-json", str(broken), "--out", str(tmp_path / "figures")]), message)
+    assert not (tmp_path / "figures").exists()
 
 
 @pytest.mark.parametrize("content, message", [
     ({"format": T.JSON_FORMAT, "study": []}, "not studies.py --study --json output"),
     ({"format": 2, "study": [{"part": "auxiliary"}]}, "not studies.py --study --json output"),
     ({"format": T.JSON_FORMAT, "config": {"data": "pinwheel"}, "study": [{"part": "auxiliary", "model": "vae", "rows": [{}]}]},
-     "spread_ratio"),
+     "unknown model"),
     ({"format": T.JSON_FORMAT, "config": {"data": "pinwheel"},
       "study": [{"part": "auxiliary", "model": "mmvae", "rows": [{"spread_ratio": float("nan"), "decoder_std": 0.1}]}]}, "NaN"),
 ])
@@ -795,3 +812,137 @@ def test_plots_draws_one_kind_of_figure_at_a_time(tmp_path, capsys):
     with pytest.raises(SystemExit):
         P.main(["--study-json", __file__, "--views-json", __file__, "--out", str(tmp_path)])
     assert "draws its figure only" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- every entry point refuses bad input at once (issue 25's list)
+
+def library_cases():
+    x1, labels = S.make_pinwheel(num_per_class=5, rng=rng(0))
+    x2, params = S.one_hot(labels, 2), S.init_params(rng(0))
+    means, log_vars = S.unimodal_experts(params, x1, x2)
+    digits = rng(1).random((40, 64))
+    nan_digits = digits.copy()
+    nan_digits[3, 5] = onp.nan
+    return [
+        (lambda: S.x1_standardisation(x1 * 1e200), "x1's variance overflows"),
+        (lambda: S.train("mmvae", x1 * 1e200, x2, num_steps=2), "x1's variance overflows"),
+        (lambda: S.init_rng(2 ** 64), "seed must be an integer <="), (lambda: S.train("mmvae", x1, x2, seed=-1), "seed"),
+        (lambda: S.decaying_step_size(-0.1, 10), "peak must be a positive"),
+        (lambda: S.sample_x1(params, means[0][:, :1], log_vars[0][:, :1], rng()), "mean has 1 columns"),
+        (lambda: S.total_variance(onp.ones(3)), "points must be of 2 axes"),
+        (lambda: B.stratified_importance_weighted_elbo(params, x1, x2, means, log_vars, rng(), 0), "num_importance must be a positive"),
+        (lambda: B.stratified_importance_weighted_elbo(params, x1, x2, means, log_vars, rng(), 2.5), "num_importance must be an integer"),
+        (lambda: B.sticking_the_landing(params, x1, x2, means[:, :3], log_vars, rng(), 2), "means has 3 rows but x1 has 10"),
+        (lambda: B.k_sample_cross_term(params, x1, onp.zeros(3), onp.zeros(3), rng(), 2), "label_mean has 3 entries"),
+        (lambda: B.init_mmvaeplus_params(rng(), auxiliary=None), "auxiliary must be one of"),
+        (lambda: B.init_mmvaeplus_params(rng(), private_dim=None), "private_dim must be an integer"),
+        (lambda: B.objective_of("mvae", 4), "num_importance > 1 applies to the MMVAE and MoPoE only"),
+        (lambda: B.objective_of("mvae", 1, "stl"), "gradient 'stl' applies to the MMVAE and MoPoE only"),
+        (lambda: B.digit_views(digits[:, :63], "flip"), "x1 must hold 64 columns"), (lambda: B.digit_views(onp.ones((3, 128)), "none"), "x1 must hold 64"),
+        (lambda: B.mirror(onp.ones((3, 128))), "images must hold 64 columns"), (lambda: B.pooled_view(B.pooled_view(digits)), "images must hold 64"),
+        (lambda: B.nearest_of_three(digits[:1], digits), "originals has shape"), (lambda: B.mirror_asymmetry(nan_digits), "images contains NaN"),
+        (lambda: B.nearest_of_three(nan_digits, digits), "generated contains NaN"), (lambda: B.load_digits(""), "path must be None or"),
+        (lambda: B.pareto_k(onp.full((10, 2), onp.nan)), "log_weights contains NaN"), (lambda: B.node_counts(0, 2, 64), "first must be"),
+        (lambda: B.grid_log_p(params, x1, onp.zeros(2), onp.zeros(2), 10 ** 5), "more than 2e7 nodes"),
+        (lambda: B.decoder_jacobian(params, onp.zeros((3, 5))), "g has 5 columns"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(library_cases())))
+def test_the_library_refuses_bad_input_naming_it(index):
+    call, message = library_cases()[index]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    ("T", ["--decoder-std", "1e-300"], "--decoder-std 1e-300 is"), ("T", ["--decoder-std", "1e300"], "must lie within"),
+    ("T", ["--importance-samples", str(10 ** 9)], "--importance-samples: a training step would hold about"),
+    ("T", ["--models", "mmvaeplus", "--private-dim", str(10 ** 9)], "--private-dim: a training step would hold"),
+    ("T", ["--seed", str(2 ** 64)], "argument --seed: must be >= 0 and <="), ("T", ["--seed", "9" * 5000], "argument --seed"),
+    ("ST", ["--study", "decoder-std", "decoder-std"], "--study lists decoder-std twice"),
+    ("ST", ["--study", "auxiliary", "--study-seeds", "0", "0"], "--study-seeds lists 0 twice"),
+    ("ST", ["--sweep", "--sweep-ks", "2", "2"], "--sweep-ks lists 2 twice"),
+    ("bench", ["--json", "/nonexistent-folder/b.json"], "does not exist"), ("bench", ["--json", "."], "is a folder"),
+    ("bench", ["--json", ""], "the path is empty"), ("bench", ["--rou", "2"], "unrecognized arguments"),
+])
+def test_the_scripts_refuse_bad_input_with_an_argparse_error(script, argv, message, capsys, tmp_path):
+    main = {"T": T.main, "ST": ST.main, "bench": bench.main}[script]
+    before = set(os.listdir(tmp_path))
+    err = refused(capsys, lambda: main(argv), re.escape(message))
+    assert err.strip().splitlines()[-1].startswith(f"{'theorem_check' if script == 'T' else 'studies' if script == 'ST' else 'bench'}.py: error:")
+    assert set(os.listdir(tmp_path)) == before
+
+
+def study_json(tmp_path, change):
+    """A small valid study JSON with one change applied (a function of the dict), written to a file: its path."""
+    rows = [{"spread_ratio": 0.2, "decoder_std": 0.2, "coherence": 1.0, "conditional": 0.1, "conditional_reliable": True}]
+    entries = [{"part": "decoder-std", "value": value, "model": model, "gradient": "iwae", "seed": 0, "rows": rows}
+               for value in (None, 0.1) for model in ("mvae", "mmvae")]
+    study = {"format": T.JSON_FORMAT, "config": {"data": "pinwheel"}, "study": entries, "data_coherence": [1.0, 1.0]}
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(change(study) or study))
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(study=[e for e in s["study"] if e["model"] != "mmvae"]), "lacks the MMVAE"),
+    (lambda s: s["study"][0]["rows"][0].update(spread_ratio="0.2"), "spread_ratio'\\] must be int or float"),
+    (lambda s: s["study"][1]["rows"][0].update(spread_ratio=-0.2), "spread ratio or decoder std <= 0"),
+    (lambda s: s["study"][2]["rows"][0].update(decoder_std=-1.0), "spread ratio or decoder std <= 0"),
+    (lambda s: s["study"][0].update(part="weights"), "\\['part'\\] must be one of"),
+    (lambda s: s["study"][3].update(value="big"), "is not a setting of decoder-std"),
+    (lambda s: s.update(data_coherence=[2.0]), "data_coherence must be a list of fractions"),
+    (lambda s: s["study"][0].update(seed=-3), "\\['seed'\\] must be an integer >= 0"),
+])
+def test_plots_validates_the_study_json_before_drawing(tmp_path, change, message, capsys):
+    assert P.main(["--study-json", str(study_json(tmp_path, lambda s: None)), "--out", str(tmp_path / "valid")]) == 0   # unchanged: drawn
+    refused(capsys, lambda: P.main(["--study-json", str(study_json(tmp_path, change)), "--out", str(tmp_path / "broken")]), message)
+    assert not (tmp_path / "broken").exists()
+
+
+# ---------------------------------------------------------------- studies.py's checks and findings, each way
+
+def k_terms(values, errors=(0.01, 0.01, 0.01), constant_offset=0.0):
+    return [{"model": "mmvae", "class": 0, "k": [1, 2, 4], "values": list(values), "errors": list(errors),
+             "constant_decoder": [-0.2 + constant_offset] * 3, "bound": -0.2}]
+
+
+def test_k_sample_checks_and_finding_each_way():
+    checks = lambda terms: [c[1] for c in ST.k_sample_checks(terms)]
+    assert checks(k_terms([-2.0, -1.0, -0.5])) == [True, True]
+    assert checks(k_terms([-2.0, -1.0, -0.5], constant_offset=0.5e-9)) == [True, True]
+    assert checks(k_terms([-2.0, -1.0, -0.5], constant_offset=2e-9))[0] is False
+    assert checks(k_terms([-2.0, -1.0, -1.0 - 4 * onp.hypot(0.01, 0.01) + 1e-6]))[1] is True     # a dip within 4 SE
+    assert checks(k_terms([-2.0, -1.0, -1.0 - 4 * onp.hypot(0.01, 0.01) - 1e-6]))[1] is False
+    assert ST.k_sample_findings(k_terms([-2.0, -1.0, -0.2 + 0.041]))[0][1] is True                 # above the bound by > 4 SE
+    assert ST.k_sample_findings(k_terms([-2.0, -1.0, -0.2 + 0.039]))[0][1] is False
+
+
+def sweep_points(lost, data=0.1, per_label=(500, 125, 31)):
+    return [{"k": k, "points_per_label": p, "data_within_label_variance": data, "models": {"mmvae": {"lost_variance": l}}}
+            for k, p, l in zip((1, 4, 16), per_label, lost)]
+
+
+def test_sweep_findings_each_way():
+    findings = lambda lost: [f[1] for f in ST.sweep_findings(sweep_points(lost))]
+    assert findings([0.09, 0.06, 0.01]) == [True, True, True]
+    assert findings([0.09, 0.06, -0.001])[0] is False                        # the MMVAE varies more than the data at k = 16
+    assert findings([0.09, 0.095, 0.01])[1] is False                         # lost variance grew from k = 1 to 4
+    assert findings([0.049, 0.04, 0.01])[2] is False and findings([0.051, 0.051, 0.01])[2] is True   # half of 0.1 where >= 100 per label
+    assert findings([0.09, float("nan"), 0.01]) == [False, False, False]     # a NaN decides nothing in its favour
+
+
+def test_views_findings_each_way():
+    row = lambda asymmetry: [{"model": "mmvae", "mirror_asymmetry": asymmetry, "nearest": {"average": 0.9}}]
+    assert ST.views_findings(row(0.49), "flip")[0][1] is True and ST.views_findings(row(0.51), "flip")[0][1] is False
+    assert ST.views_findings(row(0.81), "none")[0][1] is True and ST.views_findings(row(0.79), "none")[0][1] is False
+    assert ST.views_findings([dict(row(0.3)[0], model="mvae")], "flip") == []
+
+
+def test_study_checks_each_way():
+    row = {"bound": 0.0, "l1": -1.0, "l1_error": 1e-3, "conditional": -0.5, "conditional_error": 1e-3, "conditional_reliable": True}
+    assert [c[1] for c in ST.study_checks([row, row])] == [True, True]
+    assert [c[1] for c in ST.study_checks([row, dict(row, l1=0.01)])][0] is False
+    assert [c[1] for c in ST.study_checks([row, dict(row, conditional=-1.5)])][1] is False
+    assert [c[1] for c in ST.study_checks([row, dict(row, conditional=-1.5, conditional_reliable=False)])][1] is None

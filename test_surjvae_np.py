@@ -452,6 +452,50 @@ def test_adam_reaches_the_minimum_of_a_quadratic():
     onp.testing.assert_allclose(x, target, atol=1e-3)
 
 
+def adam_by_algorithm_1(x, gradients, step_size, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma and Ba (2015), Algorithm 1, minimising, written out: the iterate after each gradient of the list."""
+    m, v, iterates = onp.zeros_like(x), onp.zeros_like(x), []
+    for t, g in enumerate(gradients, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        x = x - step_size * (m / (1 - b1 ** t)) / (onp.sqrt(v / (1 - b2 ** t)) + eps)
+        iterates.append(x)
+    return iterates
+
+
+def test_adam_first_step_moves_every_coordinate_by_the_step_size_and_matches_algorithm_1():
+    g = onp.array([3.0, -1e-3, 250.0, -7.0])
+    x, m, v = S.adam_step(onp.zeros(4), g, onp.zeros(4), onp.zeros(4), 1, step_size=0.05)
+    onp.testing.assert_allclose(x, -0.05 * g / (onp.abs(g) + 1e-8), rtol=1e-15)      # |step| = 0.05 up to eps / |g|
+    assert onp.all(onp.abs(onp.abs(x) - 0.05) < 0.05 * 1e-5)
+    gradients = [rng(t).standard_normal(4) * 10 ** rng(t + 50).uniform(-2, 2, 4) for t in range(10)]
+    expected, (x, m, v) = adam_by_algorithm_1(onp.ones(4), gradients, 0.01), (onp.ones(4), onp.zeros(4), onp.zeros(4))
+    for t, gradient in enumerate(gradients, start=1):
+        x, m, v = S.adam_step(x, gradient, m, v, t, step_size=0.01)
+        if t in (1, 2, 10):
+            onp.testing.assert_allclose(x, expected[t - 1], rtol=1e-14, atol=1e-16)
+
+
+def test_decaying_step_size_at_the_start_half_way_and_the_last_step():
+    schedule = S.decaying_step_size(0.05, 800)
+    assert schedule(0) == 0.05 and schedule(399) == 0.05 and schedule(400) == 0.05   # flat to half-way
+    assert abs(schedule(600) - 0.025) < 1e-15 and abs(schedule(799) - 0.05 * 2 / 800) < 1e-15
+
+
+def test_a_training_step_takes_its_batch_and_noise_from_the_generator_of_seed_1_t():
+    x1, x2 = rng(1).standard_normal((300, 2)), S.one_hot(rng(2).integers(0, 2, 300), 2)
+    seen = {}
+
+    def objective_and_gradient(flat, x1_batch, x2_batch, step_rng):
+        seen.update(x1=x1_batch, x2=x2_batch, noise=step_rng.standard_normal(5))
+        return 0.0, onp.ones_like(flat)
+    S.training_step(objective_and_gradient, onp.zeros(3), onp.zeros(3), onp.zeros(3), 7, x1, x2, 11, 0.01, 128)
+    expected = onp.random.default_rng([11, 1, 7])
+    rows = expected.choice(300, size=128, replace=False)
+    assert onp.array_equal(seen["x1"], x1[rows]) and onp.array_equal(seen["x2"], x2[rows])
+    assert onp.array_equal(seen["noise"], expected.standard_normal(5))
+
+
 def test_flatten_params_round_trip():
     params = S.init_params(rng(1))
     vector, unflatten = S.flatten_params(params)
@@ -889,6 +933,7 @@ def without(results, keys):
     (lambda r: set_in(r, ["config", "seed"], "3"), "config.seed must be an integer"),
     (lambda r: set_in(r, ["rows", 3, "bound"], float("nan")), "NaN, infinite or beyond float range"),
     (lambda r: set_in(r, ["histories", "mvae", 5], 10 ** 400), "beyond float range"),
+    (lambda r: set_in(r, ["histories", "mvae", 5], "__5000_digits__"), "cannot read --from-json.*digits"),   # written below
     (lambda r: set_in(r, ["data", "labels", 0], 7), "label 2 has no points|labels"),
     (lambda r: set_in(r, ["data", "labels", 0], 0.5), "data.labels must be a list of integers"),
     (lambda r: set_in(r, ["data", "labels", 0], -1), "labels"),
@@ -906,7 +951,7 @@ def without(results, keys):
 ])
 def test_plots_validates_the_json_before_writing_any_figure(quick_results, tmp_path, corrupt, message, capsys):
     broken, out = tmp_path / "broken.json", tmp_path / "figures"
-    broken.write_text(json.dumps(corrupt(json.loads(quick_results.read_text()))))
+    broken.write_text(json.dumps(corrupt(json.loads(quick_results.read_text()))).replace('"__5000_digits__"', "9" * 5000))
     out.mkdir()
     refused(capsys, lambda: P.main(["--from-json", str(broken), "--out", str(out)]), message)
     assert list(out.iterdir()) == []                                         # nothing half-written
@@ -932,3 +977,111 @@ def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys)
         P.main(["--from-json", str(quick_results), "--out", str(quick_results)])        # a file, not a folder
     assert "wants a folder" in capsys.readouterr().err
 
+
+
+# ---------------------------------------------------------------- the public/private line, and checks at the edge only
+
+@pytest.mark.parametrize("module_name", ["surjvae_np", "beyond_the_paper"])
+def test_every_public_function_checks_its_arguments_or_is_listed_as_unchecked(module_name):
+    """README: every public function of the two modules is @checked or named in the module's UNCHECKED (the building
+    blocks of the differentiated math and the checks themselves), and UNCHECKED names only such functions."""
+    import importlib
+    import inspect
+    module = importlib.import_module(module_name)
+    public = {name: f for name, f in vars(module).items() if not name.startswith("_") and inspect.isfunction(f) and f.__module__ == module_name}
+    unchecked = {name for name, f in public.items() if not hasattr(f, "__wrapped__")}
+    assert unchecked == set(module.UNCHECKED), (unchecked - set(module.UNCHECKED), set(module.UNCHECKED) - unchecked)
+
+
+def count_checks(monkeypatch, run):
+    """How often S.check_arguments runs during run()."""
+    calls, original = [], S.check_arguments
+    monkeypatch.setattr(S, "check_arguments", lambda *a: calls.append(1) or original(*a))
+    run()
+    return len(calls)
+
+
+def test_checks_run_at_the_edge_never_at_every_step(monkeypatch):
+    """A training with a fixed decoder std (the objective wrapped), and direct maximisation of L_1: the number of checks
+    does not grow with the steps."""
+    x1, labels = S.make_pinwheel(num_per_class=20, rng=rng(1))
+    x2 = S.one_hot(labels, 2)
+    for steps in (3, 12):
+        counts = [count_checks(monkeypatch, lambda: B.train("mmvae", x1, x2, num_steps=steps, decoder_std=0.1, print_fn=None)),
+                  count_checks(monkeypatch, lambda: B.train("mopoe", x1, x2, num_steps=steps, importance_samples=3, gradient="dreg", print_fn=None)),
+                  count_checks(monkeypatch, lambda: T.maximise_cross_modal_term(x1[labels == 0], 0, 2, dict(T.QUICK, direct_steps=steps), 0))]
+        if steps == 3:
+            few = counts
+    assert counts == few and max(counts) < 20, (few, counts)
+
+
+# ---------------------------------------------------------------- every check and finding, on each side of its threshold
+
+def verdict(items, prefix):
+    """The verdict (True, False, None) of the check or finding whose name starts with prefix."""
+    found = [item[1] for item in items if item[0].startswith(prefix)]
+    assert len(found) == 1, (prefix, [item[0] for item in items])
+    return found[0]
+
+
+def theorem_verdict(prefix, rows=None, stationarity=None, direct=None):
+    return verdict(T.theorem_checks(rows or fake_rows(), stationarity or STATIONARITY, direct or DIRECT), prefix)
+
+
+@pytest.mark.parametrize("prefix, field, table, passing, failing", [
+    ("stationarity: gradient", "gradient_norm", "stationarity", 0.9e-8, 1.1e-8),
+    ("stationarity: every perturbation", "largest_change", "stationarity", -1e-12, 1e-12),
+    ("direct maximisation of L_1 reaches", "final", "direct", -0.0099, -0.0101),          # bound 0: short = -final
+    ("direct maximisation makes the decoder constant", "spread_ratio", "direct", 0.049, 0.051),
+])
+def test_stationarity_and_direct_maximisation_checks_pass_and_fail_at_their_thresholds(prefix, field, table, passing, failing):
+    for value, expected in ((passing, True), (failing, False)):
+        entries = [dict((STATIONARITY if table == "stationarity" else DIRECT)[0], **{field: value})]
+        assert theorem_verdict(prefix, **{table: entries}) is expected, (field, value)
+
+
+def test_l1_at_theta_hat_must_equal_the_bound():
+    for relative, expected in ((0.9e-8, True), (1.1e-8, False)):
+        assert theorem_verdict("stationarity: L_1(theta_hat)", stationarity=[dict(STATIONARITY[0], value_at_theta_hat=-5.0 * (1 + relative))]) is expected
+
+
+def test_inequality_6_passes_within_its_error_and_fails_beyond_it():
+    for l1, expected in ((-1e-3, True), (1e-3, True), (1.0001e-3 + 1e-9, False), (0.5, False)):    # bound 0, error 1e-3
+        rows = fake_rows()
+        rows[3].update(l1=l1)
+        assert theorem_verdict("inequality (6)", rows) is expected, l1
+
+
+def test_quadrature_against_monte_carlo_passes_below_4_se_and_fails_above():
+    for z, expected in ((3.9, True), (4.1, False)):
+        rows = fake_rows()
+        rows[1].update(monte_carlo=rows[1]["l1"] + z * rows[1]["monte_carlo_se"])
+        assert theorem_verdict("quadrature agrees", rows) is expected
+
+
+def test_jensen_passes_and_fails_on_each_side_of_its_margin():
+    for conditional, expected in ((-1.0011 + 1e-6, True), (-1.0011 - 1e-6, False)):    # L_1/N -1.0, both errors 1.1e-3
+        rows = fake_rows()
+        rows[0].update(conditional=conditional, conditional_error=1e-4)
+        assert T.jensen_check(rows)[1] is expected, conditional
+
+
+def comparison(mvae, mmvae):
+    """Trained rows of the MVAE and the MMVAE (2 classes) with the given fields changed."""
+    base = {"decoder": "trained", "spread_ratio": 2.0, "gap": 20.0, "conditional": 0.7, "conditional_error": 1e-3, "conditional_reliable": True}
+    return [dict(base, model="mvae", **{"class": c}, **mvae) for c in (0, 1)] + [dict(base, model="mmvae", **{"class": c}, **mmvae) for c in (0, 1)]
+
+
+@pytest.mark.parametrize("prefix, mmvae, expected", [
+    ("Fig. 2", {"spread_ratio": 0.98, "conditional": 0.0}, True), ("Fig. 2", {"spread_ratio": 1.02, "conditional": 0.0}, False),
+    ("MMVAE's gap", {"gap": 4.9, "conditional": 0.0}, True), ("MMVAE's gap", {"gap": 5.1, "conditional": 0.0}, False),
+    ("log p(x1|x2)", {"conditional": 0.6}, True), ("log p(x1|x2)", {"conditional": 0.8}, False),
+    ("log p(x1|x2)", {"conditional": 0.6995}, None),                                        # within both errors: undecided
+])
+def test_each_finding_holds_and_fails_on_each_side_of_its_threshold(prefix, mmvae, expected):
+    assert verdict(T.comparison_findings(comparison({}, mmvae)), prefix) is expected
+
+
+def test_the_log_p_finding_skips_an_unreliable_class():
+    found = [f for f in T.comparison_findings(comparison({}, {"conditional": 0.6, "conditional_reliable": False})) if f[0].startswith("log p")][0]
+    assert found[1] is None and found[4] == 2 and "2 of 2 classes skipped" in found[3]

@@ -167,7 +167,7 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
     num_steps, peak = config["direct_steps"], config["direct_peak_step_size"]
 
     def per_point_l1(p, x1, x2, rng):
-        return S.cross_modal_term(p, x1, x2, rng, num_samples=config["direct_samples"]) / np.shape(x1)[0]
+        return S.cross_modal_term.__wrapped__(p, x1, x2, rng, num_samples=config["direct_samples"]) / np.shape(x1)[0]   # checked at maximise's edge
     params, history = S.maximise(per_point_l1, params, x1_class, x2_class, seed=seed, num_steps=num_steps, batch_size=None,
                                  step_size=lambda t: peak * (1.0 - t / num_steps), print_fn=None, name="L_1")
     final = deterministic_cross_modal_term(params, x1_class, *class_label_posterior(params, "mmvae", num_classes, c), config)
@@ -530,15 +530,15 @@ def print_verdicts(results):
 
 # ================================================================ arguments
 
-def int_at_least(minimum):
-    """An argparse type: an integer >= minimum."""
+def int_at_least(minimum, maximum=None):
+    """An argparse type: an integer >= minimum (and <= maximum)."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "") + f", got {text[:40]}")
         return value
     return parse
 
@@ -592,7 +592,7 @@ def output_file(text):
 
 def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     """The flags of the check, which studies.py takes too: the data, the models and every setting of the check."""
-    add("--seed", type=int_at_least(0), default=0, help="seed for data, initialisation and training (default 0)")
+    add("--seed", type=int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
     add("--data", choices=data_choices, default="pinwheel", help="the paper's pinwheel (default), or beyond the paper: "
         "handwritten digits with their labels (about a minute)")
     add("--classes", type=int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
@@ -640,6 +640,35 @@ def check_digits_file(parser, args):
             parser.error(str(error))
 
 
+MEMORY_BUDGET_GIB = 4.0      # the largest run this script starts: a run that would need more is refused before it starts
+DECODER_STD_RANGE = (1e-4, 1e4)   # --decoder-std over the data's std: beyond it the standardised log-variance over- or underflows
+
+
+def step_memory_gib(config, latent, data_dim, num_classes, samples):
+    """About what a training step holds, in GiB: 8 bytes x 3 copies (forward, backward) of the decoders' layers on
+    samples x M x batch latents (K importance samples; 1 else), and of every weight matrix."""
+    layers = 2 * sum(config["hidden"]) + 4 * latent + data_dim + num_classes
+    weights = (data_dim + num_classes + 2 * latent) * max(config["hidden"]) * 2
+    return 8.0 * 3 * (samples * 2 * S.BATCH_SIZE * layers + weights) / 2 ** 30
+
+
+def check_sizes_and_scales(parser, args, config):
+    """parser.error before any work for a --decoder-std far outside the data's scale, and for a run whose training step
+    would hold more than MEMORY_BUDGET_GIB (--importance-samples, --private-dim)."""
+    x1, _, _, num_classes = load_data(args, config) if args.data in ("pinwheel", "digits") else (None, None, None, None)
+    if args.decoder_std is not None and x1 is not None:
+        ratio = args.decoder_std / S.x1_standardisation(x1)[1]
+        if not DECODER_STD_RANGE[0] <= ratio <= DECODER_STD_RANGE[1]:
+            parser.error(f"--decoder-std {args.decoder_std:g} is {ratio:.3g} x the data's std; it must lie within "
+                         f"{DECODER_STD_RANGE[0]:g}..{DECODER_STD_RANGE[1]:g} x (float64 would over- or underflow)")
+    private = config["private_dim"] if "mmvaeplus" in args.models else 0
+    for flag, given, samples in (("--importance-samples", config["importance_samples"] > 1, config["importance_samples"]),
+                                 ("--private-dim", private > 0, 1)):
+        gib = step_memory_gib(config, config["latent_dim"] + private, np.shape(x1)[1] if x1 is not None else 64, num_classes or 16, samples)
+        if given and gib > MEMORY_BUDGET_GIB:
+            parser.error(f"{flag}: a training step would hold about {gib:.3g} GiB, more than this script's budget of {MEMORY_BUDGET_GIB:g} GiB")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="theorem_check.py", description=__doc__.split("\n")[0], allow_abbrev=False)
     add_check_arguments(parser.add_argument)
@@ -648,6 +677,7 @@ def parse_args(argv):
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
     check_digits_file(parser, args)
+    check_sizes_and_scales(parser, args, run_config(args))
     args.models = list(dict.fromkeys(args.models))
     return args
 
