@@ -625,7 +625,7 @@ def load_results(args):
             + (["--sweep"] if args.sweep else []) + (["--sweep-ks", "1", "4"] if args.sweep and args.quick else []))
     if args.sweep:
         return ST.run_check_with_experiments(ST.parse_args(argv), print_fn=None), seed
-    return T.run(T.parse_args(argv), print_fn=None), seed
+    return T.check(T.parse_args(argv), print_fn=None)[0], seed
 
 
 def figures_to_draw(args, results, seed):

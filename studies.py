@@ -529,8 +529,7 @@ def parse_args(argv):
     per_class = args.per_class or (T.QUICK if args.quick else T.FULL)["per_class"]
     if args.sweep and max(args.sweep_ks or [1]) > per_class:
         parser.error(f"--sweep-ks: k = {max(args.sweep_ks)} exceeds the {per_class} points per class")
-    T.check_digits_file(parser, args)
-    T.check_sizes_and_scales(parser, args, T.run_config(args))
+    T.check_data_sizes_and_scales(parser, args, T.run_config(args))
     args.models, args.sweep_ks = list(dict.fromkeys(args.models)), args.sweep_ks or [1, 2, 4, 8, 16, 32]
     args.augment = args.augment or ("none" if views else None)
     return args

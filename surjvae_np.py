@@ -403,12 +403,11 @@ def spread_ratio(generated, data):
 # Every public function checks its arguments (@checked) unless it is named here: the building blocks called inside
 # the differentiated objectives and the training step (a check at every call would cost speed; whoever calls them is
 # checked), and the checks themselves. A test holds every public name of the module to this.
-UNCHECKED = ("log_prior", "log_normal", "logsumexp", "mlp", "decoder_x1_log_likelihood", "decoder_x2_log_likelihood",
-             "gaussian_expert", "unimodal_experts", "sample_normal", "mixture_log_density", "stratified_mixture_elbo",
-             "product_of_experts", "kl_to_standard_normal", "decode_mean_x1", "adam_step", "training_step", "flatten_params",
-             "tree_leaves", "tree_rebuild",
-             "checked", "check_arguments", "fail_unless", "check_number", "check_array", "input_size", "check_x2",
-             "check_network", "check_params", "check_start", "check_step_size", "check_labels", "check_sizes", "number")
+UNCHECKED = ("log_prior", "log_normal", "logsumexp", "mlp", "decoder_x1_log_likelihood", "decoder_x2_log_likelihood", "gaussian_expert",
+             "unimodal_experts", "sample_normal", "mixture_log_density", "stratified_mixture_elbo", "product_of_experts", "kl_to_standard_normal",
+             "decode_mean_x1", "adam_step", "training_step", "flatten_params", "tree_leaves", "tree_rebuild",     # and the checks:
+             "checked", "check_arguments", "fail_unless", "check_number", "check_array", "input_size", "check_x2", "check_network",
+             "check_params", "check_start", "check_step_size", "check_labels", "check_sizes", "number")
 
 
 def check_arguments(function, args, kwargs, checks):
@@ -467,34 +466,30 @@ def check_x2(x2, arguments):
                 "x2 must be one-hot: every row needs exactly one 1 and zeros elsewhere")
 
 
-def check_network(layers, name, input_size=None, output_size=None):
-    """layers = [{"W": (d_in, d_out), "b": (d_out,)}, ...], finite real arrays, sizes chained from input to output."""
+def check_network(layers, name, size=None, output_size=None):
+    """layers = [{"W": (d_in, d_out), "b": (d_out,)}, ...], finite real arrays, sizes chained from size to output_size."""
     fail_unless(isinstance(layers, list) and len(layers) > 0, f"params[{name!r}] must be a non-empty list of layers")
-    size = input_size
-    for index, layer in enumerate(layers):
-        where = f"params[{name!r}][{index}]"
+    for where, layer in ((f"params[{name!r}][{index}]", layer) for index, layer in enumerate(layers)):
         fail_unless(isinstance(layer, dict) and set(layer) == {"W", "b"}, f"{where} must be a dict with keys 'W' and 'b'")
         check_array(layer["W"], f"{where}['W']", 2)
         check_array(layer["b"], f"{where}['b']", 1)
-        shape_w, shape_b = layer["W"].shape, layer["b"].shape
-        fail_unless(shape_b == shape_w[1:], f"{where}: W {shape_w} and b {shape_b} do not fit (d_in, d_out), (d_out,)")
-        fail_unless(size in (None, shape_w[0]), f"{where} has {shape_w[0]} inputs, expected {size}")
-        size = shape_w[1]
+        fail_unless(layer["b"].shape == layer["W"].shape[1:], f"{where}: W {layer['W'].shape} and b {layer['b'].shape} do not fit")
+        fail_unless(size in (None, layer["W"].shape[0]), f"{where} has {layer['W'].shape[0]} inputs, expected {size}")
+        size = layer["W"].shape[1]
     fail_unless(output_size in (None, size), f"params[{name!r}] has {size} outputs, expected {output_size}")
 
 
 def check_params(params, extra_keys=()):
     """params has init_params' layout, plus exactly extra_keys (an extension's), with sizes that fit together."""
-    params, expected = getval(params), {"decoder_x1", "decoder_x1_log_var", "decoder_x2", "encoder_x1", "encoder_x2"}
-    expected |= set(extra_keys)
+    params, expected = getval(params), {"decoder_x1", "decoder_x1_log_var", "decoder_x2", "encoder_x1", "encoder_x2", *extra_keys}
     fail_unless(isinstance(params, dict), f"params must be a dict made by init_params, got {type(params).__name__}")
     fail_unless(expected <= set(params), f"params lacks {sorted(expected - set(params))}; make it with init_params")
     fail_unless(set(params) <= expected, f"params has {sorted(set(params) - expected)}, which this model does not: "
                 "another model's parameters? (MMVAE+'s go to beyond_the_paper's MMVAE+ functions)")
     for name in ("decoder_x1", "decoder_x2"):
         check_network(params[name], name)
-    latent_dim, data_dim = params["decoder_x1"][0]["W"].shape[0], params["decoder_x1"][-1]["W"].shape[1]
-    num_classes = params["decoder_x2"][-1]["W"].shape[1]
+    latent_dim, data_dim, num_classes = (params[name][index]["W"].shape[axis] for name, index, axis in
+                                         (("decoder_x1", 0, 0), ("decoder_x1", -1, 1), ("decoder_x2", -1, 1)))
     check_network(params["decoder_x2"], "decoder_x2", latent_dim)
     check_network(params["encoder_x1"], "encoder_x1", data_dim, 2 * latent_dim)
     check_network(params["encoder_x2"], "encoder_x2", num_classes, 2 * latent_dim)
@@ -515,9 +510,8 @@ def check_step_size(step_size, arguments):
     fail_unless(step_size is None or callable(step_size) or is_number, f"step_size must be a number, a function of the step "
                 f"or None, got {step_size!r}")
     rates = _step_sizes(step_size, arguments["num_steps"])
-    bad = onp.flatnonzero(~(onp.isfinite(rates) & (rates > 0)))
-    if len(bad):
-        raise ValueError(f"step_size must be positive and finite at every step; at step {bad[0]} it is {rates[bad[0]]}")
+    bad = onp.flatnonzero(~(onp.isfinite(rates) & (rates > 0))).tolist() + [None]
+    fail_unless(bad[0] is None, f"step_size must be positive and finite at every step; at step {bad[0]} it is {rates[bad[0] or 0]}")
 
 
 def check_labels(labels, arguments, name="labels"):
@@ -557,10 +551,10 @@ ARGUMENT_CHECKS = {   # in this order: the model and its parameters first, since
     "rng": lambda rng, arguments: fail_unless(isinstance(rng, onp.random.Generator),
                                               f"rng must be a numpy.random.Generator, got {type(rng).__name__}"),
     "seed": number("seed", integer=True, minimum=0, maximum=MAX_SEED),
-    "mean": lambda mean, arguments: check_array(mean, "mean", 2, input_size(arguments, "decoder_x1")),
-    "log_var": lambda log_var, arguments: check_array(log_var, "log_var", 2) or fail_unless(
-        onp.shape(getval(log_var)) == onp.shape(getval(arguments["mean"])), "log_var must have mean's shape"),
-    "points": lambda points, arguments: check_array(points, "points", 2), "peak": number("peak", positive=True),
+    "mean": lambda mean, arguments: check_array(mean, "mean", 2, input_size(arguments, "decoder_x1")), "peak": number("peak", positive=True),
+    "log_var": lambda v, arguments: check_array(v, "log_var", 2) or fail_unless(
+        onp.shape(getval(v)) == onp.shape(getval(arguments["mean"])), "log_var must have mean's shape"),
+    "points": lambda points, arguments: check_array(points, "points", 2),
     **{name: number(name, integer=True, positive=True)
        for name in ("num_samples", "num_per_class", "latent_dim", "data_dim", "num_steps", "log_every")},
     "batch_size": lambda size, arguments: size is None or check_number(size, "batch_size", integer=True, positive=True),

@@ -785,7 +785,7 @@ def test_theorem_check_reports_a_missing_or_altered_digits_file_cleanly(tmp_path
 
 
 def test_theorem_check_checks_the_json_path_before_any_work(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(T, "run", lambda *a: pytest.fail("training started before the path was checked"))
+    monkeypatch.setattr(T, "check", lambda *a: pytest.fail("training started before the path was checked"))
     with pytest.raises(SystemExit):
         T.main(["--json", str(tmp_path / "missing" / "r.json")])
     assert "does not exist" in capsys.readouterr().err

@@ -9,11 +9,10 @@ For every class c, on the class's data X_c (the theorem's setting: every n in S_
   Eq. (6)  bound >= L_1, for every trained and every untrained decoder;
   Jensen   L_1 / N <= log p(x1|x2) under the same r_M, the conditional density L_1 bounds.
 
-Then: theta_hat is a stationary point inside the decoder's own parameterisation (gradient zero,
-perturbations only lower L_1), and maximising L_1 alone from a random start reaches the bound with a
-decoder that no longer depends on g. The same check runs on digits (--data digits), for MoPoE and
-MMVAE+ (--models), with a fixed decoder std and with K importance samples; the experiments beyond the
-paper are in studies.py. Exit status 0 only if every check passes or says SKIP (nothing to decide).
+Then: theta_hat is a stationary point inside the decoder's own parameterisation (gradient zero, perturbations only
+lower L_1), and maximising L_1 alone from a random start reaches the bound with a decoder that no longer depends on g.
+The same check runs on digits, for MoPoE and MMVAE+, with a fixed decoder std, with K importance samples and their
+gradient estimators; the experiments are in studies.py. Exit status 0 unless a check FAILs (SKIP: nothing to decide).
 """
 import os
 import sys
@@ -22,6 +21,7 @@ if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")        # before NumPy loads: small matrices, no BLAS threads
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -37,10 +37,11 @@ from numpy.polynomial.hermite_e import hermegauss  # noqa: E402
 import beyond_the_paper as B  # noqa: E402
 import surjvae_np as S  # noqa: E402
 
-JSON_FORMAT = 3                 # the layout of --json; plots.py --from-json reads this version only
+JSON_FORMAT = 4                 # the layout of --json; plots.py --from-json reads this version only
 QUADRATURE_TOLERANCE = 1e-4     # relative change of L_1 at which the node doubling stops
 MAX_GAUSS_HERMITE_NODES = 300   # numpy's hermegauss overflows (NaN weights) from about 350 nodes on
 MIN_PER_CLASS = 20              # smaller classes are too few points for the direct-maximisation check
+STEPS_BEYOND_TWO_CLASSES = 3 * S.NUM_STEPS    # 3+ pinwheel classes (2: S.NUM_STEPS): doubling either moves the spread less than the seeds
 
 
 # ================================================================ Theorem 1: the two sides of Eq. (6)
@@ -57,9 +58,8 @@ def constant_mean_bound(x1_class):
 
 
 def class_log_likelihood(params, x1_class, g):
-    """sum_{n in S_c} log f_1(x1^(n) | tau_1(g)) at each g (K, D) -> (K,), through the class's statistics:
-    for isotropic Gaussian f_1 with mean mu(g) and variance s^2, exactly -(N D / 2) log(2 pi s^2) -
-    (sum_n |x_n - xbar|^2 + N |xbar - mu(g)|^2) / (2 s^2): K decoder calls, not K N densities (tested)."""
+    """sum_{n in S_c} log f_1(x1^(n) | tau_1(g)) at each g (K, D) -> (K,), exactly -(N D / 2) log(2 pi s^2) - (sum_n |x_n -
+    xbar|^2 + N |xbar - mu(g)|^2) / (2 s^2) for isotropic f_1 of mean mu(g): K decoder calls, not K N densities (tested)."""
     num, dim = np.shape(x1_class)
     x_bar = np.mean(x1_class, axis=0)
     scatter = np.sum((x1_class - x_bar) ** 2)
@@ -79,36 +79,26 @@ def gauss_hermite(num_nodes, dim):
 
 
 def cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, num_nodes):
-    """Eq. (7), first line: L_1 = int r~_M(g) sum_n log f_1(x1^(n) | tau_1(g)) dg, by Gauss-Hermite.
-    Every n in S_c shares one label posterior r~_M = N(label_mean, diag exp(label_log_var)), so the
-    integral is over g in R^D once. Differentiable in params."""
+    """Eq. (7), first line: L_1 = int r~_M(g) sum_n log f_1(x1^(n) | tau_1(g)) dg, by Gauss-Hermite: every n in S_c shares
+    r~_M = N(label_mean, diag exp(label_log_var)), so the integral is over g in R^D once. Differentiable in params."""
     z, weights = gauss_hermite(num_nodes, np.shape(label_mean)[-1])
     g = label_mean + np.exp(0.5 * label_log_var) * z                              # (K, D)
     return weights @ class_log_likelihood(params, x1_class, g)
 
 
-def refine(evaluate, counts, close_enough):
-    """evaluate(nodes) for nodes in counts until close_enough(value, previous value): (value, error = the last
-    change, nodes), or None if the counts run out first."""
+def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, config):
+    """L_1 by Gauss-Hermite quadrature, the nodes per axis doubled from config["nodes"] (B.node_counts) until its relative
+    change is below QUADRATURE_TOLERANCE: (L_1, error = the last change, nodes), or None (the caller uses Monte Carlo)."""
     value = None
-    for nodes in counts:
-        previous, value = value, evaluate(nodes)
-        if previous is not None and close_enough(value, previous):
+    for nodes in B.node_counts(config["nodes"], np.shape(label_mean)[-1], config["max_nodes"]):
+        previous, value = value, cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, nodes)
+        if previous is not None and abs(value - previous) < QUADRATURE_TOLERANCE * abs(value):
             return value, abs(value - previous), nodes
     return None
 
 
-def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, config):
-    """L_1 by Gauss-Hermite quadrature, refined from config["nodes"] per axis until its relative change is below
-    QUADRATURE_TOLERANCE: (L_1, error, nodes), or None (the caller then uses Monte Carlo)."""
-    return refine(lambda nodes: cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, nodes),
-                  B.node_counts(config["nodes"], np.shape(label_mean)[-1], config["max_nodes"]),
-                  lambda value, previous: abs(value - previous) < QUADRATURE_TOLERANCE * abs(value))
-
-
 def class_label_posterior(params, model, num_classes, c):
-    """(mean, log_var) (D,) of the latent Eq. (4)'s L_1 integrates over for label c: the label posterior
-    each model generates from; for MMVAE+ the joint (g, w~_1) ~ q(g|x2) r_1(w_1) of its cross term."""
+    """(mean, log_var) (D,) of r_M(g|c) that L_1 integrates over: what each model generates from (MMVAE+: (g, w~_1) ~ q r_1)."""
     mean, log_var = B.label_latent(params, S.one_hot(np.array([c]), num_classes), model, private="auxiliary")
     return mean[0], log_var[0]
 
@@ -123,9 +113,8 @@ def constant_mean_decoder(params, x1_class):
 
 
 def deterministic_cross_modal_term(params, x1_class, label_mean, label_log_var, config):
-    """L_1 as a deterministic, differentiable function of params: quadrature with config["nodes"] per axis
-    if g has at most 2 dimensions, else the mean over config["fixed_draws"] fixed draws g_k. Either way
-    theta_hat attains exactly the bound and maximises it (an average of sum_n log f_1 <= the bound)."""
+    """L_1 as a deterministic, differentiable function of params: quadrature with config["nodes"] per axis up to 2-D g, else
+    the mean over config["fixed_draws"] fixed draws. Either way theta_hat attains exactly the bound and maximises it."""
     dim = np.shape(label_mean)[-1]
     if dim <= 2:
         return cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, config["nodes"])
@@ -158,9 +147,8 @@ def check_stationarity(params, x1_class, label_mean, label_log_var, config, rng)
 
 
 def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
-    """Maximise L_1 / N_c alone over the x1 decoder and the label expert, from a random start, with Adam.
-    The decoder std starts at 1 (no knowledge of the class spread); the step size decays linearly from
-    config["direct_peak_step_size"] to 0, so that the stochastic optimum is reached rather than circled."""
+    """Maximise L_1 / N_c alone over the x1 decoder and the label expert with Adam, from a random start (decoder std 1), the
+    step size decaying linearly from config["direct_peak_step_size"] to 0: the stochastic optimum reached, not circled."""
     x2_class = S.one_hot(np.full(np.shape(x1_class)[0], c), num_classes)
     params = S.init_params(npr.default_rng([seed, 2]), num_classes=num_classes, latent_dim=config["latent_dim"],
                            data_dim=np.shape(x1_class)[1], hidden=config["hidden"], decoder_std=1.0)
@@ -178,41 +166,31 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
 
 # ================================================================ the run's configuration and data
 
-# nodes: Gauss-Hermite nodes per latent dimension to start from, doubled up to max_nodes until L_1 stops
-# moving, else Monte Carlo (mc_repeats x mc_draws per point: many repeats, so that its standard error is itself
-# well estimated and a 4 SE check rarely fails by chance). fixed_draws: standard-normal draws of the
-# deterministic L_1 when g has more than 2 dimensions.
-# log p(x1|x2) (B.log_p_x1_given_x2): the grid from grid_nodes per axis (at most 3 latent dimensions), else
-# importance sampling with conditional_samples draws per point.
+# nodes: Gauss-Hermite nodes per latent dimension to start from, doubled up to max_nodes until L_1 stops moving, else
+# Monte Carlo (mc_repeats x mc_draws per point: many repeats, so that its SE is itself well estimated). fixed_draws: the
+# deterministic L_1's draws beyond 2 latent dimensions. log p(x1|x2) (B.log_p_x1_given_x2): the grid from grid_nodes
+# per axis (at most 3 latent dimensions), else importance sampling with conditional_samples draws per point.
 QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=40, mc_draws=4, direct_steps=150, directions=4,
              conditional_samples=500, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256,
              direct_peak_step_size=0.05, direct_samples=4, grid_nodes=32)
 FULL = dict(QUICK, per_class=500, steps=None, nodes=64, mc_repeats=80, direct_steps=300, directions=8, conditional_samples=2000)
-# Digits (beyond the paper): all 1797 images, 10 labels; latent 8 (docs/digits.md).
-# Direct maximisation on digits: 1200 steps at peak 0.01 (at 600 steps and 0.02, class 8 of seed 0 ended 0.065 nats
-# per image short of the bound; at 1200 and 0.01 every class of seed 0 ends within 0.002).
+# Digits (beyond the paper): all 1797 images, 10 labels, latent 8 (docs/digits.md). Direct maximisation: 1200 steps at peak
+# 0.01 (at 600 and 0.02, class 8 of seed 0 ended 0.065 nats per image short of the bound; now every class within 0.002).
 DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=1200,
               direct_peak_step_size=0.01, direct_samples=2, private_dim=4)
 DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, mc_repeats=40, directions=4, hidden=(64,), direct_steps=600,
                     direct_peak_step_size=0.02, conditional_samples=500, fixed_draws=64)
 
 
-def default_steps(num_classes):
-    """Steps after which the MMVAE's cross-generated spread has settled (README, design choices): over seeds
-    0-4, 2 classes by 800 steps, 3 and more by 2400 (doubling them moves the spread ratio less than the seeds do)."""
-    return S.NUM_STEPS if num_classes == 2 else 3 * S.NUM_STEPS
-
-
 def run_config(args):
     """The run's sizes and architecture: QUICK, FULL or the digits', with --per-class, --steps, --private-dim."""
-    options = dict(decoder_std=args.decoder_std, importance_samples=args.importance_samples, gradient=args.gradient,
-                   auxiliary=args.auxiliary or "free")
+    options = dict(decoder_std=args.decoder_std, importance_samples=args.importance_samples, gradient=args.gradient, auxiliary=args.auxiliary or "free")
     if args.data == "digits":
         config = DIGITS_QUICK if args.quick else DIGITS
         return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"], **options)
     config = dict(QUICK if args.quick else FULL, private_dim=args.private_dim or 1, **options)
     config["per_class"] = args.per_class or config["per_class"]
-    config["steps"] = args.steps or config["steps"] or default_steps(args.classes)
+    config["steps"] = args.steps or config["steps"] or (S.NUM_STEPS if args.classes == 2 else STEPS_BEYOND_TWO_CLASSES)
     return config
 
 
@@ -227,8 +205,7 @@ def load_data(args, config):
 
 
 def model_options(model, config):
-    """B.train's options for model under the run's configuration: the x1 decoder's std (None: learned) for every
-    model, K and the gradient estimator for the MMVAE and MoPoE, the private latent and its priors' parameterisation for MMVAE+."""
+    """B.train's options for model: the x1 decoder's std (None: learned), K and the gradient (MMVAE, MoPoE), MMVAE+'s private latent."""
     options = {"decoder_std": config["decoder_std"]}
     if model in ("mmvae", "mopoe"):
         options.update(importance_samples=config["importance_samples"], gradient=config["gradient"])
@@ -238,13 +215,12 @@ def model_options(model, config):
 
 
 def untrained_params(model, config, x1, num_classes, seed):
-    """The same networks as a trained model's at step 0, in x1's units."""
-    options, (shift, scale) = model_options(model, config), S.x1_standardisation(x1)
+    """The same networks as a trained model's at step 0 (B.train's start, its decoder std fixed if set), in x1's units."""
+    shift, scale = S.x1_standardisation(x1)
     params = B.init_model_params(model, S.init_rng(seed), num_classes, config["latent_dim"], np.shape(x1)[1], config["hidden"],
-                                 options.get("private_dim"), options.get("auxiliary"))
-    if config["decoder_std"] is not None:
-        params = dict(params, decoder_x1_log_var=np.array(2.0 * np.log(config["decoder_std"] / scale)))
-    return S.change_x1_units.__wrapped__(params, shift, scale)
+                                 *(model_options(model, config).get(key) for key in ("private_dim", "auxiliary")))
+    fixed = {} if config["decoder_std"] is None else {"decoder_x1_log_var": np.array(2.0 * np.log(config["decoder_std"] / scale))}
+    return S.change_x1_units.__wrapped__(dict(params, **fixed), shift, scale)
 
 
 def train_model(model, x1, x2, seed, config, print_fn=None):
@@ -269,27 +245,21 @@ def ignore_interrupts():
 def run_tasks(tasks, jobs, print_fn):
     """call_task's result for every task (what, function, arguments), in order; on `jobs` forked processes if jobs > 1.
     Every task draws only from its own seeded generators, so the results do not depend on jobs."""
-    start, results = time.perf_counter(), []
+    start, results, parallel = time.perf_counter(), [], jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods()
     if print_fn is not None:
-        print_fn(f"  {len(tasks)} tasks on {min(jobs, len(tasks))} process{'es' * (min(jobs, len(tasks)) > 1)}: {tasks[0][0]}, ...")
-    if jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=ignore_interrupts) as pool:
-            for index, result in enumerate(pool.imap(call_task, tasks)):
-                results.append(result)
-                report_task(tasks[index][0], index, len(tasks), start, print_fn)
-        return results
-    for index, task in enumerate(tasks):
-        results.append(call_task(task))
-        report_task(task[0], index, len(tasks), start, print_fn)
+        print_fn(f"  {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
+    with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=ignore_interrupts) if parallel else contextlib.nullcontext() as pool:
+        for index, result in enumerate(pool.imap(call_task, tasks) if parallel else map(call_task, tasks)):
+            results.append(result)
+            report_task(tasks[index][0], index, len(tasks), start, print_fn)
     return results
 
 
 def report_task(what, index, total, start, print_fn):
     """One progress line: what finished, the time since the tasks started and an estimate of the time left."""
+    elapsed, left = time.perf_counter() - start, total - index - 1
     if print_fn is not None:
-        elapsed = time.perf_counter() - start
-        left = f", about {elapsed / (index + 1) * (total - index - 1):.0f} s left" if index + 1 < total else ""
-        print_fn(f"  [{index + 1}/{total}] {what}  ({elapsed:.1f} s{left})")
+        print_fn(f"  [{index + 1}/{total}] {what}  ({elapsed:.1f} s{f', about {elapsed / (index + 1) * left:.0f} s left' if left else ''})")
 
 
 # ================================================================ one row: a model, a decoder, a class
@@ -308,9 +278,8 @@ def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
 
 
 def conditional_columns(params, model, x1_class, x2_class, config, rng):
-    """log p(x1|x2) per point under the law L_1 integrates over (MMVAE+: w~_1 ~ r_1), by B.log_p_x1_given_x2: the class
-    mean, its error (importance sampling: 4 standard errors of the mean, sqrt(sum SE_n^2) / N; the grid: the mean
-    |last change|), the share of points whose estimate is reliable, the largest Pareto k and the median ESS / K."""
+    """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by B.log_p_x1_given_x2: the class mean, its error (sampled: 4 SE of
+    the mean, sqrt(sum SE_n^2) / N; the grid: the mean |last change|), reliability, the largest Pareto k, the median ESS / K."""
     found = B.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
     sampled, num = found["method"][0] == "IS", len(x1_class)
     error = 4.0 * np.sqrt(np.sum(found["error"] ** 2)) / num if sampled else np.mean(found["error"])
@@ -352,9 +321,8 @@ def largest(values):
 def jensen_check(rows, scope="every decoder and class"):
     """Jensen under the same r_M: L_1 / N <= log p(x1|x2), on every row whose log p(x1|x2) is reliable, less both
     errors. FAIL if a reliable row breaks it (or reads NaN); else SKIP if a row was unreliable (the count is said)."""
-    reliable = [r for r in rows if r["conditional_reliable"]]
+    reliable, skipped = [r for r in rows if r["conditional_reliable"]], sum(not r["conditional_reliable"] for r in rows)
     margin = smallest([r["conditional"] + r["conditional_error"] - r["l1"] + r["l1_error"] for r in reliable]) if reliable else float("nan")
-    skipped = len(rows) - len(reliable)
     verdict = None if not reliable else (False if not margin >= 0 else (None if skipped else True))
     return (f"Jensen: L_1 / N <= log p(x1|x2) for {scope}", verdict, margin, "smallest log p(x1|x2) - L_1/N per point, less "
             "both errors" + (f"; {skipped} of {len(rows)} rows skipped: their log p(x1|x2) is unreliable (Pareto k > "
@@ -362,9 +330,8 @@ def jensen_check(rows, scope="every decoder and class"):
 
 
 def theorem_checks(rows, stationarity, direct):
-    """Theorem 1 (inequality 6, stationarity, direct maximisation) and the numerics it is checked with (quadrature
-    against Monte Carlo, Jensen), as (name, passed: True, False or None for SKIP, value, what the value is). They must
-    hold for every configuration; a NaN anywhere in what a check reads makes it FAIL."""
+    """Theorem 1 (inequality 6, stationarity, direct maximisation) and its numerics (quadrature against Monte Carlo, Jensen) as
+    (name, passed: True, False or None for SKIP, value, what it is): they hold in every setting; a NaN read makes one FAIL."""
     margin = smallest([r["bound"] - r["l1"] + r["l1_error"] for r in rows])
     z_scores = [abs(r["l1"] - r["monte_carlo"]) / r["monte_carlo_se"] for r in rows if r["l1_method"] != "MC"]
     z = largest(z_scores) if z_scores else float("nan")
@@ -429,8 +396,7 @@ def trained_and_untrained(args, config, x1, labels, num_classes, print_fn):
 
 
 def check(args, print_fn):
-    """Everything the check computes, as one JSON-ready dict, with the trained models and the data for studies.py:
-    (results, {model: (params, history)}, (x1, labels, radial, num_classes))."""
+    """(everything the check computes as one JSON-ready dict, {model: (params, history)}, (x1, labels, radial, num_classes))."""
     config = run_config(args)
     x1, labels, radial, num_classes = data = load_data(args, config)
     trained, untrained, direct = trained_and_untrained(args, config, x1, labels, num_classes, print_fn)
@@ -451,11 +417,6 @@ def check(args, print_fn):
     return results, trained, data
 
 
-def run(args, print_fn):
-    """Everything the check computes, as one JSON-ready dict."""
-    return check(args, print_fn)[0]
-
-
 def tree_to_lists(tree):
     """Parameters as nested lists, for JSON."""
     return S.tree_rebuild(tree, iter([np.asarray(leaf).tolist() for leaf in S.tree_leaves(tree)]))
@@ -463,14 +424,13 @@ def tree_to_lists(tree):
 
 def write_json(results, path):
     """Write results to path through a temporary file, so that a failure or Ctrl-C never leaves half a file."""
-    temporary = f"{path}.partial"
     try:
-        with open(temporary, "w") as f:
+        with open(f"{path}.partial", "w") as f:
             json.dump(results, f)
-        os.replace(temporary, path)
+        os.replace(f"{path}.partial", path)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        if os.path.exists(f"{path}.partial"):
+            os.remove(f"{path}.partial")
 
 
 # ================================================================ printing
@@ -478,140 +438,117 @@ def write_json(results, path):
 def format_table(rows):
     header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'bound':>8s} {'L_1':>9s} {'by':>5s} {'MC +- SE':>18s} {'gap':>8s}"
               f" {'log p(x1|x2) +- error':>21s} {'by':>7s} {'sigma':>6s} {'spread':>6s} {'sampled':>7s} {'coher.':>6s}")
-    lines = ["Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes "
-             "per axis) or Monte Carlo (MC; error 4 SE); gap = bound - L_1; log p(x1|x2) under the same r_M, by the grid rule "
-             "(gridn: n nodes per axis; error = its last change, a sign of convergence) or importance sampling from a Laplace "
-             "proposal (IS; error 4 standard errors; '!' = unreliable, Pareto k > 0.7); sigma = decoder std; spread = "
-             "cross-generated spread ratio of decoder means, sampled = of x1 ~ p(x1|g); coher. = label coherence", header, "-" * len(header)]
+    lines = ["Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes per axis) "
+             "or Monte Carlo (MC; error 4 SE); gap = bound - L_1; log p(x1|x2) under the same r_M, by the grid rule (gridn: n nodes per axis; "
+             "error = its last change, a sign of convergence) or importance sampling from a Laplace proposal (IS; error 4 SE; '!' = "
+             "unreliable, Pareto k > 0.7); sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of "
+             "x1 ~ p(x1|g); coher. = label coherence", header, "-" * len(header)]
     for r in rows:
-        flag = " " if r["conditional_reliable"] else "!"
         lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
                      f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f} {r['conditional']:11.4f} +- {r['conditional_error']:6.4f}"
-                     f"{flag}{r['conditional_method']:>7s} {r['decoder_std']:6.3f} {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
+                     f"{' !'[not r['conditional_reliable']]}{r['conditional_method']:>7s} {r['decoder_std']:6.3f} {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
     return "\n".join(lines)
 
 
 def format_notes(results, config):
-    """The notes under the table: where quadrature fell back to Monte Carlo, how log p(x1|x2) was estimated, the data's coherence."""
-    notes = []
-    for dim in sorted({r["latent_size"] for r in results["rows"]}):
-        fallbacks = [f"{r['model']} {r['decoder']} {r['class']}" for r in results["rows"] if r["l1_method"] == "MC" and r["latent_size"] == dim]
-        counts = B.node_counts(config["nodes"], dim, config["max_nodes"])
-        reason = (f"Gauss-Hermite did not settle within {counts[-1]} nodes per axis" if counts else
-                  f"a tensor-product rule would need more than {B.MAX_GRID_POINTS} nodes")
-        if fallbacks:
-            notes.append(f"L_1 by Monte Carlo (error = 4 SE) for {len(fallbacks)} rows with a {dim}-D latent, where {reason}: "
-                         f"{', '.join(fallbacks[:4])}{' ...' if len(fallbacks) > 4 else ''}")
-    sampled = [r for r in results["rows"] if r["conditional_method"] == "IS"]
+    """The notes under the table: where L_1 fell back to Monte Carlo, how log p(x1|x2) was sampled, the data's coherence."""
+    rows, notes = results["rows"], []
+    fallbacks = [f"{r['model']} {r['decoder']} {r['class']}" for r in rows if r["l1_method"] == "MC"]
+    if fallbacks:
+        notes.append(f"L_1 by Monte Carlo (error = 4 SE) in {len(fallbacks)} rows, where Gauss-Hermite did not settle within "
+                     f"{config['max_nodes']} nodes per axis or would need more than {B.MAX_GRID_POINTS}: {', '.join(fallbacks[:4])}"
+                     + " ..." * (len(fallbacks) > 4))
+    sampled = [r for r in rows if r["conditional_method"] == "IS"]
+    unreliable = [f"{r['model']} {r['decoder']} {r['class']} ({r['conditional_reliable_share']:.0%} of points)" for r in sampled if not r["conditional_reliable"]]
     if sampled:
-        unreliable = [f"{r['model']} {r['decoder']} {r['class']} ({r['conditional_reliable_share']:.0%} of points reliable)"
-                      for r in sampled if not r["conditional_reliable"]]
-        notes.append(f"log p(x1|x2) by importance sampling in {len(sampled)} rows (a latent of more than 3 dimensions, or a grid that "
-                     f"did not settle or resolve the posterior): median Kish ESS / K per row {min(r['conditional_ess'] for r in sampled):.3f}"
-                     f" to {max(r['conditional_ess'] for r in sampled):.3f}, largest Pareto k {max(r['conditional_pareto_k'] for r in sampled):.2f}; "
-                     + (f"unreliable (k > {B.PARETO_K_RELIABLE} at some point): {', '.join(unreliable)}" if unreliable else "every point reliable"))
-    notes.append("Data's own label coherence (leave-one-out nearest neighbour), per class: "
-                 + " ".join(f"{value:.3f}" for value in results["data_coherence"]))
-    return "\n".join(notes)
+        notes.append(f"log p(x1|x2) by importance sampling in {len(sampled)} rows (more than 3 latent dimensions, or a grid that did not "
+                     f"settle or resolve the posterior): median Kish ESS / K per row {min(r['conditional_ess'] for r in sampled):.3f} to "
+                     f"{max(r['conditional_ess'] for r in sampled):.3f}, largest Pareto k {max(r['conditional_pareto_k'] for r in sampled):.2f}; "
+                     + (f"unreliable (k > {B.PARETO_K_RELIABLE} somewhere): {', '.join(unreliable)}" if unreliable else "every point reliable"))
+    return "\n".join(notes + ["Data's own label coherence (leave-one-out nearest neighbour), per class: "
+                                + " ".join(f"{value:.3f}" for value in results["data_coherence"])])
 
 
 def print_verdicts(results):
-    """The checks (PASS, FAIL, SKIP) and the findings (HOLDS, DOES NOT HOLD, UNDECIDED)."""
+    """The checks (PASS, FAIL, SKIP) and the findings (HOLDS, DOES NOT HOLD, UNDECIDED, or SKIP for unreliable rows)."""
     print("\nChecks (Theorem 1 and the numerics it is checked with; a FAIL sets the exit status):")
     for item in results["checks"]:
         print(f"  {({True: 'PASS', False: 'FAIL', None: 'SKIP'}[item['passed']])}  {item['name']}: {item['value']:.3g} ({item['measures']})")
     if results["findings"]:
         print("Findings (measured on these trained models; they do not set the exit status):")
     for item in results["findings"]:
-        undecided = "SKIP" if item.get("skipped") else "UNDECIDED"
-        print(f"  {({True: 'HOLDS', False: 'DOES NOT HOLD', None: undecided}[item['passed']])}  {item['name']}: "
-              f"{item['value']:.3g} ({item['measures']})")
+        verdict = {True: "HOLDS", False: "DOES NOT HOLD", None: "SKIP" if item.get("skipped") else "UNDECIDED"}[item["passed"]]
+        print(f"  {verdict}  {item['name']}: {item['value']:.3g} ({item['measures']})")
 
 
 # ================================================================ arguments
 
-def int_at_least(minimum, maximum=None):
-    """An argparse type: an integer >= minimum (and <= maximum)."""
+def argument_type(convert, valid, requirement):
+    """An argparse type: convert(text), refused unless valid(value), with "expected ..." or "must be {requirement}"."""
     def parse(text):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}")
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "") + f", got {text[:40]}")
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if convert is int else 'a number'}, got {text[:40]!r}")
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text[:40]}")
         return value
     return parse
 
 
+def int_at_least(minimum, maximum=None):
+    """An argparse type: an integer >= minimum (and <= maximum)."""
+    return argument_type(int, lambda value: minimum <= value <= (maximum if maximum is not None else value),
+                         f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else ""))
+
+
+positive_number = argument_type(float, lambda value: np.isfinite(value) and value > 0, "a finite number > 0")
+
+
 def writable_folder(folder):
     """None if a file can be created in folder (tried: a read-only or virtual file system says no only then), else why not."""
-    if not os.path.isdir(folder):
-        return f"the folder {folder} does not exist"
     try:
         with tempfile.NamedTemporaryFile(dir=folder):
             return None
     except OSError as error:
-        return f"cannot write in the folder {folder}: {error.strerror}"
+        return f"the folder {folder} does not exist" if not os.path.isdir(folder) else f"cannot write in the folder {folder}: {error.strerror}"
 
 
-def input_file(text):
-    """An argparse type: an existing file to read."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the path is empty")
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"{text} is not a file")
-    return text
+def path_type(problem_of):
+    """An argparse type: the path, refused with problem_of(path) when that is not None (an empty path always)."""
+    def parse(text):
+        problem = "the path is empty" if not text.strip() else problem_of(text)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return text
+    return parse
 
 
-def positive_number(text):
-    """An argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def output_file(text):
-    """An argparse type: a path to write a file to, neither a folder nor another kind of non-regular file
-    (a FIFO, a device), in a folder where a file can be created."""
-    path = os.path.abspath(text)
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the path is empty")
-    if os.path.isdir(path):
-        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise argparse.ArgumentTypeError(f"{text} is not a regular file (a FIFO, a device?); give a file name")
-    problem = writable_folder(os.path.dirname(path))
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return text
+input_file = path_type(lambda text: None if os.path.isfile(text) else f"{text} is not a file")
+output_file = path_type(lambda text: f"{text} is a folder; give a file name" if os.path.isdir(text) else
+                        f"{text} is not a regular file (a FIFO, a device?); give a file name" if os.path.exists(text) and not os.path.isfile(text)
+                        else writable_folder(os.path.dirname(os.path.abspath(text))))
 
 
 def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     """The flags of the check, which studies.py takes too: the data, the models and every setting of the check."""
     add("--seed", type=int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
-    add("--data", choices=data_choices, default="pinwheel", help="the paper's pinwheel (default), or beyond the paper: "
-        "handwritten digits with their labels (about a minute)")
+    add("--data", choices=data_choices, default="pinwheel", help="the paper's pinwheel (default), or handwritten digits")
     add("--classes", type=int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
     add("--per-class", type=int_at_least(MIN_PER_CLASS), default=None,
         help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
     add("--steps", type=int_at_least(1), default=None, help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, "
-        f"{default_steps(3)} for more, {DIGITS['steps']} on digits; --quick {QUICK['steps']}, {DIGITS_QUICK['steps']})")
+        f"{STEPS_BEYOND_TWO_CLASSES} for more, {DIGITS['steps']} on digits; --quick {QUICK['steps']}, {DIGITS_QUICK['steps']})")
     add("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
         help="models to train and check: the paper's (default: mvae mmvae), and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
-    add("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
-        help=f"processes for training (default {min(2, os.cpu_count() or 1)}; results do not depend on it)")
+    add("--jobs", type=int_at_least(1), default=2, help="processes for training (default 2; results do not depend on it)")
     add("--quick", action="store_true", help="smaller everything (for tests)")
     add("--json", metavar="PATH", type=output_file, help="write every number and check to PATH")
     add("--quiet", action="store_true", help="print only the table, the checks and the time")
     add("--private-dim", type=int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
     add("--auxiliary", choices=tuple(B.AUXILIARY), default=None, help="MMVAE+'s auxiliary priors: free log-variances (default), "
         "softplus scales (the authors' Normal variant) or softmax scales of mean one (the authors' default)")
-    add("--decoder-std", type=positive_number, default=None, metavar="S",
-        help="fix the x1 decoder's std at S in x1's units (default: learned, as in the paper's models)")
+    add("--decoder-std", type=positive_number, default=None, metavar="S", help="fix the x1 decoder's std at S in x1's units (default learned)")
     add("--importance-samples", type=int_at_least(1), default=1, metavar="K",
         help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser; default 1, Eq. 5)")
     add("--gradient", choices=B.GRADIENTS, default="iwae", help="the MMVAE's and MoPoE's gradient estimator: iwae (autograd's gradient "
@@ -620,51 +557,36 @@ def add_check_arguments(add, data_choices=("pinwheel", "digits")):
 
 def flags_not_applying(args):
     """[(flag, what it applies to)] for every flag of the check given where it does not apply."""
+    pinwheel, plus, mixtures = args.data == "pinwheel", "mmvaeplus" in args.models, bool({"mmvae", "mopoe"} & set(args.models))
     return [(flag, reason) for flag, given, reason in (
-        ("--classes", args.classes != 2 and args.data != "pinwheel", "the pinwheel"),
-        ("--per-class", args.per_class is not None and args.data != "pinwheel", "the pinwheel"),
-        ("--private-dim", args.private_dim is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
-        ("--auxiliary", args.auxiliary is not None and "mmvaeplus" not in args.models, "MMVAE+ (--models ... mmvaeplus)"),
-        ("--importance-samples", args.importance_samples > 1 and not {"mmvae", "mopoe"} & set(args.models),
-         "the MMVAE and MoPoE (--models ... mmvae)"),
-        ("--gradient", args.gradient != "iwae" and not {"mmvae", "mopoe"} & set(args.models), "the MMVAE and MoPoE (--models ... mmvae)"))
-        if given]
+        ("--classes", args.classes != 2 and not pinwheel, "the pinwheel"), ("--per-class", args.per_class is not None and not pinwheel, "the pinwheel"),
+        ("--private-dim", args.private_dim is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
+        ("--auxiliary", args.auxiliary is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
+        ("--importance-samples", args.importance_samples > 1 and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)"),
+        ("--gradient", args.gradient != "iwae" and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)")) if given]
 
 
-def check_digits_file(parser, args):
-    """parser.error for a missing or altered digits file, before any work."""
-    if args.data in ("digits", "digit-views"):
-        try:
-            B.load_digits()
-        except ValueError as error:
-            parser.error(str(error))
-
-
-MEMORY_BUDGET_GIB = 4.0      # the largest run this script starts: a run that would need more is refused before it starts
+MEMORY_BUDGET_GIB = 4.0           # a run whose training step would hold more is refused before it starts
 DECODER_STD_RANGE = (1e-4, 1e4)   # --decoder-std over the data's std: beyond it the standardised log-variance over- or underflows
 
 
-def step_memory_gib(config, latent, data_dim, num_classes, samples):
-    """About what a training step holds, in GiB: 8 bytes x 3 copies (forward, backward) of the decoders' layers on
-    samples x M x batch latents (K importance samples; 1 else), and of every weight matrix."""
-    layers = 2 * sum(config["hidden"]) + 4 * latent + data_dim + num_classes
-    weights = (data_dim + num_classes + 2 * latent) * max(config["hidden"]) * 2
-    return 8.0 * 3 * (samples * 2 * S.BATCH_SIZE * layers + weights) / 2 ** 30
-
-
-def check_sizes_and_scales(parser, args, config):
-    """parser.error before any work for a --decoder-std far outside the data's scale, and for a run whose training step
-    would hold more than MEMORY_BUDGET_GIB (--importance-samples, --private-dim)."""
-    x1, _, _, num_classes = load_data(args, config) if args.data in ("pinwheel", "digits") else (None, None, None, None)
-    if args.decoder_std is not None and x1 is not None:
-        ratio = args.decoder_std / S.x1_standardisation(x1)[1]
-        if not DECODER_STD_RANGE[0] <= ratio <= DECODER_STD_RANGE[1]:
-            parser.error(f"--decoder-std {args.decoder_std:g} is {ratio:.3g} x the data's std; it must lie within "
-                         f"{DECODER_STD_RANGE[0]:g}..{DECODER_STD_RANGE[1]:g} x (float64 would over- or underflow)")
-    private = config["private_dim"] if "mmvaeplus" in args.models else 0
-    for flag, given, samples in (("--importance-samples", config["importance_samples"] > 1, config["importance_samples"]),
-                                 ("--private-dim", private > 0, 1)):
-        gib = step_memory_gib(config, config["latent_dim"] + private, np.shape(x1)[1] if x1 is not None else 64, num_classes or 16, samples)
+def check_data_sizes_and_scales(parser, args, config):
+    """parser.error before any work for a missing or altered digits file, a --decoder-std far off the data's scale, and
+    --importance-samples or --private-dim whose step would hold more than MEMORY_BUDGET_GIB (8 bytes x 3 copies of the
+    decoders' layers on K x M x batch latents, and of every weight matrix)."""
+    try:
+        x1, _, _, num_classes = load_data(args, config) if args.data != "digit-views" else (B.load_digits()[0], None, None, 16)
+    except ValueError as error:
+        parser.error(str(error))
+    ratio = (args.decoder_std or 1.0) / S.x1_standardisation(x1)[1]
+    if args.decoder_std is not None and not DECODER_STD_RANGE[0] <= ratio <= DECODER_STD_RANGE[1]:
+        parser.error(f"--decoder-std {args.decoder_std:g} is {ratio:.3g} x the data's std; it must lie within "
+                     f"{DECODER_STD_RANGE[0]:g}..{DECODER_STD_RANGE[1]:g} x (float64 would over- or underflow)")
+    latent, data_dim = config["latent_dim"] + (config["private_dim"] if "mmvaeplus" in args.models else 0), np.shape(x1)[1]
+    layers, weights = 2 * sum(config["hidden"]) + 4 * latent + data_dim + num_classes, (data_dim + num_classes + 2 * latent) * max(config["hidden"]) * 2
+    for flag, samples, given in (("--importance-samples", config["importance_samples"], config["importance_samples"] > 1),
+                                 ("--private-dim", 1, args.private_dim is not None)):
+        gib = 8.0 * 3 * (samples * 2 * S.BATCH_SIZE * layers + weights) / 2 ** 30
         if given and gib > MEMORY_BUDGET_GIB:
             parser.error(f"{flag}: a training step would hold about {gib:.3g} GiB, more than this script's budget of {MEMORY_BUDGET_GIB:g} GiB")
 
@@ -676,24 +598,18 @@ def parse_args(argv):
     not_applying = flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
-    check_digits_file(parser, args)
-    check_sizes_and_scales(parser, args, run_config(args))
+    check_data_sizes_and_scales(parser, args, run_config(args))
     args.models = list(dict.fromkeys(args.models))
     return args
 
 
 def describe(args, config):
-    """The configuration line printed first: what the run will use, resolved (defaults filled in)."""
-    data = (f"data=digits (1797 images, 10 labels)" if args.data == "digits" else
-            f"data=pinwheel ({args.classes} classes x {config['per_class']} points)")
-    settings = [f"seed={args.seed}", data, f"models={' '.join(args.models)}", f"steps per model={config['steps']}",
-                f"latent={config['latent_dim']}", f"hidden={config['hidden']}",
-                f"decoder std={'learned' if config['decoder_std'] is None else config['decoder_std']}",
-                f"importance samples K={config['importance_samples']}", f"gradient={config['gradient']}", f"jobs={args.jobs}", f"quick={args.quick}",
-                f"json={args.json}"]
-    if "mmvaeplus" in args.models:
-        settings.insert(3, f"MMVAE+ private dim={config['private_dim']}, auxiliary={config['auxiliary']}")
-    return ", ".join(settings)
+    """The configuration line printed first: what the run will use, defaults filled in."""
+    data = "digits (1797 images, 10 labels)" if args.data == "digits" else f"pinwheel ({args.classes} classes x {config['per_class']} points)"
+    mmvaeplus = f", MMVAE+ private dim={config['private_dim']}, auxiliary={config['auxiliary']}" if "mmvaeplus" in args.models else ""
+    return (f"seed={args.seed}, data={data}, models={' '.join(args.models)}{mmvaeplus}, steps per model={config['steps']}, "
+            f"latent={config['latent_dim']}, hidden={config['hidden']}, decoder std={config['decoder_std'] or 'learned'}, "
+            f"importance samples K={config['importance_samples']}, gradient={config['gradient']}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
 
 
 def interruptible(main_body):
@@ -711,7 +627,7 @@ def main(argv=None):
     print("theorem_check configuration: " + describe(args, config), flush=True)
 
     def body():
-        results = run(args, None if args.quiet else print)
+        results = check(args, None if args.quiet else print)[0]
         print(format_table(results["rows"]))
         print(format_notes(results, config))
         return report(args, results, start)
