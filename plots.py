@@ -132,8 +132,11 @@ def plot_theorem(results, path):
     left.scatter(positions, [-r["bound"] for r in rows], marker="_", s=150 if crowded else 900, lw=3, c="k",
                  label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
     left.scatter(positions, [-r["l1"] for r in rows], s=40 if crowded else 60, c="#c0392b", label="trained decoder: -L_1(theta, phi)", zorder=3)
-    left.scatter(positions, [-r["conditional"] for r in rows], s=50 if crowded else 70, marker="D", facecolors="none",
-                 edgecolors="#1f77b4", lw=1.5, label="trained model: -log p(x1|x2)", zorder=4)
+    for reliable, colour, label in ((True, "#1f77b4", "trained model: -log p(x1|x2)"), (False, "#aaaaaa", "-log p(x1|x2), unreliable (Pareto k > 0.7)")):
+        chosen = [i for i, r in enumerate(rows) if r["conditional_reliable"] == reliable]
+        if chosen:
+            left.scatter(positions[chosen], [-rows[i]["conditional"] for i in chosen], s=50 if crowded else 70, marker="D",
+                         facecolors="none", edgecolors=colour, lw=1.5, label=label, zorder=4)
     for x, r in zip(positions, [] if crowded else rows):
         left.annotate(f"gap {r['gap']:.2g}", (x, -r["l1"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
     left.set_yscale("symlog", linthresh=0.1)           # a small class's per-point bound can be > 0: keep every row
@@ -548,12 +551,13 @@ def check_fields(items, where, fields):
     for index, item in enumerate(items):
         S.fail_unless(isinstance(item, dict), f"{where}[{index}] must be a dict, got {type(item).__name__}")
         for field, kinds in fields.items():
-            S.fail_unless(isinstance(item.get(field), kinds) and not isinstance(item.get(field), bool),
+            S.fail_unless(isinstance(item.get(field), kinds) and (bool in kinds or not isinstance(item.get(field), bool)),
                           f"{where}[{index}]['{field}'] must be {' or '.join(kind.__name__ for kind in kinds)}, got {item.get(field)!r}")
 
 
 NUMBER = (int, float)
-ROW_FIELDS = {"model": (str,), "decoder": (str,), "class": (int,), "bound": NUMBER, "l1": NUMBER, "conditional": NUMBER, "gap": NUMBER}
+ROW_FIELDS = {"model": (str,), "decoder": (str,), "class": (int,), "bound": NUMBER, "l1": NUMBER, "conditional": NUMBER, "gap": NUMBER,
+              "conditional_reliable": (bool,)}
 DIRECT_FIELDS = {"class": (int,), "bound": NUMBER, "final": NUMBER, "history": (list,)}
 
 

@@ -946,3 +946,14 @@ def test_study_checks_each_way():
     assert [c[1] for c in ST.study_checks([row, dict(row, l1=0.01)])][0] is False
     assert [c[1] for c in ST.study_checks([row, dict(row, conditional=-1.5)])][1] is False
     assert [c[1] for c in ST.study_checks([row, dict(row, conditional=-1.5, conditional_reliable=False)])][1] is None
+
+
+@pytest.mark.parametrize("main, abbreviated", [(T.main, "--mod"), (ST.main, "--stud"), (P.main, "--model"), (bench.main, "--quic")])
+def test_every_parser_shows_each_default_once_and_refuses_abbreviations(main, abbreviated, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert done.value.code == 0 and "(default: None)" not in text
+    options = re.split(r"\n  (?=-)", text.split("options:")[1])
+    assert all(option.count("default") <= 1 for option in options), [o for o in options if o.count("default") > 1]
+    refused(capsys, lambda: main([abbreviated, "x"]), "unrecognized arguments")

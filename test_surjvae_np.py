@@ -1085,3 +1085,34 @@ def test_each_finding_holds_and_fails_on_each_side_of_its_threshold(prefix, mmva
 def test_the_log_p_finding_skips_an_unreliable_class():
     found = [f for f in T.comparison_findings(comparison({}, {"conditional": 0.6, "conditional_reliable": False})) if f[0].startswith("log p")][0]
     assert found[1] is None and found[4] == 2 and "2 of 2 classes skipped" in found[3]
+
+
+@pytest.mark.parametrize("script", ["theorem_check.py", "studies.py"])
+def test_ctrl_c_ends_with_one_line_status_130_no_output_and_no_workers(script, tmp_path):
+    """SIGINT once the workers run: exit status 130, one line on stderr, no JSON or partial file, every worker gone."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    path = tmp_path / "interrupted.json"
+    argv = [sys.executable, script, "--quick", "--json", str(path)] + (["--sweep", "--sweep-ks", "1", "2"] if script == "studies.py" else [])
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+    for line in child.stdout:                                      # the workers have started once the tasks are announced
+        if "tasks on" in line:
+            break
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and err.strip() == f"{script}: interrupted; nothing was written", err[-2000:]
+    assert list(tmp_path.iterdir()) == []
+    time.sleep(0.5)
+    assert [pid for pid in os.listdir("/proc") if pid.isdigit() and str(path) in command_line(pid)] == []
+
+
+def command_line(pid):
+    """The command line of process pid, or "" if it ended meanwhile."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="ignore")
+    except OSError:
+        return ""

@@ -540,14 +540,14 @@ def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     add("--steps", type=int_at_least(1), default=None, help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, "
         f"{STEPS_BEYOND_TWO_CLASSES} for more, {DIGITS['steps']} on digits; --quick {QUICK['steps']}, {DIGITS_QUICK['steps']})")
     add("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
-        help="models to train and check: the paper's (default: mvae mmvae), and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
+        help="models to train and check: the paper's (default mvae mmvae), and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
     add("--jobs", type=int_at_least(1), default=2, help="processes for training (default 2; results do not depend on it)")
     add("--quick", action="store_true", help="smaller everything (for tests)")
     add("--json", metavar="PATH", type=output_file, help="write every number and check to PATH")
     add("--quiet", action="store_true", help="print only the table, the checks and the time")
     add("--private-dim", type=int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
     add("--auxiliary", choices=tuple(B.AUXILIARY), default=None, help="MMVAE+'s auxiliary priors: free log-variances (default), "
-        "softplus scales (the authors' Normal variant) or softmax scales of mean one (the authors' default)")
+        "softplus scales (the authors' Normal variant) or softmax scales of mean one (the authors' Laplace variant)")
     add("--decoder-std", type=positive_number, default=None, metavar="S", help="fix the x1 decoder's std at S in x1's units (default learned)")
     add("--importance-samples", type=int_at_least(1), default=1, metavar="K",
         help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser; default 1, Eq. 5)")
