@@ -237,9 +237,14 @@ def call_task(task):
     return task[1](*task[2])
 
 
-def ignore_interrupts():
-    """A worker's start: Ctrl-C is the parent's to handle (it stops the pool), so workers print no traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def worker_pool(processes):
+    """A pool of forked workers that ignore Ctrl-C from their first instruction (they are forked while the parent ignores
+    it): the parent handles it, stops the pool, and no worker prints a traceback."""
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return multiprocessing.get_context("fork").Pool(processes)
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def run_tasks(tasks, jobs, print_fn):
@@ -248,7 +253,7 @@ def run_tasks(tasks, jobs, print_fn):
     start, results, parallel = time.perf_counter(), [], jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods()
     if print_fn is not None:
         print_fn(f"  {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
-    with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=ignore_interrupts) if parallel else contextlib.nullcontext() as pool:
+    with worker_pool(min(jobs, len(tasks))) if parallel else contextlib.nullcontext() as pool:
         for index, result in enumerate(pool.imap(call_task, tasks) if parallel else map(call_task, tasks)):
             results.append(result)
             report_task(tasks[index][0], index, len(tasks), start, print_fn)
