@@ -47,7 +47,7 @@ STEPS_BEYOND_TWO_CLASSES = 3 * S.NUM_STEPS    # 3+ pinwheel classes (2: S.NUM_ST
 # ================================================================ Theorem 1: the two sides of Eq. (6)
 
 def mle_variance(x1_class):
-    """The isotropic-Gaussian MLE variance: mean squared deviation from the class mean, over points and dims."""
+    """The isotropic-Gaussian MLE variance: the mean squared deviation from the class mean, over points and dims."""
     return np.mean((x1_class - np.mean(x1_class, axis=0)) ** 2)
 
 
@@ -170,9 +170,8 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
 # Monte Carlo (mc_repeats x mc_draws per point: many repeats, so that its SE is itself well estimated). fixed_draws: the
 # deterministic L_1's draws beyond 2 latent dimensions. log p(x1|x2) (B.log_p_x1_given_x2): the grid from grid_nodes
 # per axis (at most 3 latent dimensions), else importance sampling with conditional_samples draws per point.
-QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=40, mc_draws=4, direct_steps=150, directions=4,
-             conditional_samples=500, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256,
-             direct_peak_step_size=0.05, direct_samples=4, grid_nodes=32)
+QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=40, mc_draws=4, direct_steps=150, directions=4, grid_nodes=32,
+             conditional_samples=500, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256, direct_peak_step_size=0.05, direct_samples=4)
 FULL = dict(QUICK, per_class=500, steps=None, nodes=64, mc_repeats=80, direct_steps=300, directions=8, conditional_samples=2000)
 # Digits (beyond the paper): all 1797 images, 10 labels, latent 8 (docs/digits.md). Direct maximisation: 1200 steps at peak
 # 0.01 (at 600 and 0.02, class 8 of seed 0 ended 0.065 nats per image short of the bound; now every class within 0.002).
@@ -225,46 +224,45 @@ def untrained_params(model, config, x1, num_classes, seed):
 
 def train_model(model, x1, x2, seed, config, print_fn=None):
     """One model trained with the run's configuration: (params, objective per step). print_fn: progress, 5 lines."""
-    return B.train(model, x1, x2, seed=seed, num_steps=config["steps"], latent_dim=config["latent_dim"], hidden=config["hidden"],
-                   print_fn=print_fn, log_every=max(1, config["steps"] // 5),
-                   step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]), **model_options(model, config))
+    return B.train(model, x1, x2, seed, config["latent_dim"], config["hidden"], num_steps=config["steps"], print_fn=print_fn,
+                   log_every=max(1, config["steps"] // 5), step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]),
+                   **model_options(model, config))
 
 
 # ================================================================ tasks, on up to --jobs processes
 
 def call_task(task):
-    """Run one task (what, function, arguments): function(*arguments), in a worker process or here."""
+    """Run one task (what, function, arguments): function(*arguments), in a worker or here."""
     return task[1](*task[2])
 
 
 def worker_pool(processes):
-    """A pool of forked workers that ignore Ctrl-C from their first instruction (they are forked while the parent ignores
-    it): the parent handles it, stops the pool, and no worker prints a traceback."""
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Forked workers that ignore Ctrl-C (the parent stops the pool: no worker prints a traceback); a Ctrl-C while they
+    start is recorded, not lost: the pool is then stopped and KeyboardInterrupt raised."""
+    received = []
+    handler = signal.signal(signal.SIGINT, lambda *_: received.append(True))
     try:
-        return multiprocessing.get_context("fork").Pool(processes)
+        pool = multiprocessing.get_context("fork").Pool(processes, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
     finally:
         signal.signal(signal.SIGINT, handler)
+    if received:
+        pool.terminate()
+        raise KeyboardInterrupt
+    return pool
 
 
 def run_tasks(tasks, jobs, print_fn):
     """call_task's result for every task (what, function, arguments), in order; on `jobs` forked processes if jobs > 1.
     Every task draws only from its own seeded generators, so the results do not depend on jobs."""
     start, results, parallel = time.perf_counter(), [], jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods()
-    if print_fn is not None:
-        print_fn(f"  {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
+    print_fn is None or print_fn(f"  {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
     with worker_pool(min(jobs, len(tasks))) if parallel else contextlib.nullcontext() as pool:
         for index, result in enumerate(pool.imap(call_task, tasks) if parallel else map(call_task, tasks)):
             results.append(result)
-            report_task(tasks[index][0], index, len(tasks), start, print_fn)
+            elapsed, left = time.perf_counter() - start, len(tasks) - index - 1       # a line per task: elapsed, time left
+            if print_fn is not None:
+                print_fn(f"  [{index + 1}/{len(tasks)}] {tasks[index][0]}  ({elapsed:.1f} s{f', about {elapsed / (index + 1) * left:.0f} s left' if left else ''})")
     return results
-
-
-def report_task(what, index, total, start, print_fn):
-    """One progress line: what finished, the time since the tasks started and an estimate of the time left."""
-    elapsed, left = time.perf_counter() - start, total - index - 1
-    if print_fn is not None:
-        print_fn(f"  [{index + 1}/{total}] {what}  ({elapsed:.1f} s{f', about {elapsed / (index + 1) * left:.0f} s left' if left else ''})")
 
 
 # ================================================================ one row: a model, a decoder, a class
@@ -314,18 +312,17 @@ def evaluate_class(params, model, x1, labels, num_classes, c, config, seed_seque
 # ================================================================ the checks (they set the exit status) and the findings (reported)
 
 def smallest(values):
-    """The smallest value, NaN if any value is NaN (Python's min skips a NaN unless it comes first)."""
+    """The smallest value, NaN if any is NaN (Python's min skips a NaN unless it comes first); largest likewise."""
     return float(np.min(np.asarray(values, dtype=float)))
 
 
 def largest(values):
-    """The largest value, NaN if any value is NaN."""
     return float(np.max(np.asarray(values, dtype=float)))
 
 
 def jensen_check(rows, scope="every decoder and class"):
-    """Jensen under the same r_M: L_1 / N <= log p(x1|x2), on every row whose log p(x1|x2) is reliable, less both
-    errors. FAIL if a reliable row breaks it (or reads NaN); else SKIP if a row was unreliable (the count is said)."""
+    """Jensen under the same r_M, L_1 / N <= log p(x1|x2) less both errors: FAIL if a reliable row breaks it (or reads NaN),
+    else SKIP if a row's log p(x1|x2) was unreliable (counted), else PASS."""
     reliable, skipped = [r for r in rows if r["conditional_reliable"]], sum(not r["conditional_reliable"] for r in rows)
     margin = smallest([r["conditional"] + r["conditional_error"] - r["l1"] + r["l1_error"] for r in reliable]) if reliable else float("nan")
     verdict = None if not reliable else (False if not margin >= 0 else (None if skipped else True))
@@ -355,8 +352,7 @@ def theorem_checks(rows, stationarity, direct):
 
 
 def comparison_findings(rows):
-    """The paper's Fig. 2 claim and its consequences, MMVAE against MVAE in every class, as (name, holds: True,
-    False or None for undecided, value, what the value is). Measured on trained models: no theorem implies them."""
+    """The paper's Fig. 2 claim and its consequences, MMVAE against MVAE per class, as checks' tuples: no theorem implies them."""
     trained = {(r["model"], r["class"]): r for r in rows if r["decoder"] == "trained"}
     classes = sorted({c for _, c in trained})
     spread = largest([trained["mmvae", c]["spread_ratio"] / trained["mvae", c]["spread_ratio"] for c in classes])
@@ -367,8 +363,8 @@ def comparison_findings(rows):
 
 
 def conditional_finding(pairs):
-    """log p(x1|x2) of the MVAE above the MMVAE's beyond both errors, in every class whose two estimates are reliable:
-    HOLDS in all, DOES NOT HOLD if below in one, UNDECIDED if within the errors; SKIP if a class was unreliable."""
+    """The MVAE's log p(x1|x2) above the MMVAE's beyond both errors in every class: DOES NOT HOLD if below in one reliable
+    class, else HOLDS if above in all, else UNDECIDED (within the errors) or SKIP (a class unreliable)."""
     reliable = [(mvae, mmvae) for mvae, mmvae in pairs if mvae["conditional_reliable"] and mmvae["conditional_reliable"]]
     differences = np.array([mvae["conditional"] - mmvae["conditional"] for mvae, mmvae in reliable])
     errors = np.array([mvae["conditional_error"] + mmvae["conditional_error"] for mvae, mmvae in reliable])
@@ -381,8 +377,7 @@ def conditional_finding(pairs):
 
 def as_dicts(items):
     """Checks or findings (name, passed, value, measures[, rows skipped as unreliable]) as the JSON's dicts."""
-    return [{"name": item[0], "passed": None if item[1] is None else bool(item[1]), "value": float(item[2]), "measures": item[3],
-             "skipped": item[4] if len(item) > 4 else 0} for item in items]
+    return [dict(name=n, passed=None if p is None else bool(p), value=float(v), measures=m, skipped=(rest or [0])[0]) for n, p, v, m, *rest in items]
 
 
 # ================================================================ the run
@@ -618,7 +613,7 @@ def describe(args, config):
 
 
 def interruptible(main_body):
-    """main_body(), but Ctrl-C ends it with one line and exit status 130 (the pool's workers stop with it)."""
+    """main_body(), but Ctrl-C ends it with one line and exit status 130 (the workers stop with it)."""
     try:
         return main_body()
     except KeyboardInterrupt:
