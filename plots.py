@@ -314,10 +314,10 @@ def robustness_points(entries):
     for (part, value, model, gradient), by_seed in groups.items():
         chosen, name = list(by_seed.values()), NAMES[model].split()[0]
         style = {"reference": (f"{name} (learned sigma, K = 1)", MODEL_COLOURS[model], "*", None),
-                 "importance-samples": (f"{name}, {gradient}", GRADIENT_COLOURS[gradient], "o" if model == "mmvae" else "s",
-                                        f"K={value}" if value in (1, 30) else None),
+                 "importance-samples": (f"{name}, {gradient} gradient, K = 1..30", GRADIENT_COLOURS[gradient], "o" if model == "mmvae" else "s",
+                                        f"K={value}" if value == 30 else None),
                  "decoder-std": (f"{name}, fixed sigma", MODEL_COLOURS[model], "v", f"s={value}" if model == "mmvae" else None),
-                 "auxiliary": (f"MMVAE+, {value}", MODEL_COLOURS["mmvaeplus"], "D", None)}[part]
+                 "auxiliary": (f"MMVAE+, {value}", MODEL_COLOURS["mmvaeplus"], {"free": "D", "softplus": "d", "softmax": "h"}.get(value), None)}[part]
         points.append(style[:3] + (np.mean(seed_means(chosen)), np.mean(seed_means(chosen, "coherence")), style[3]))
     return points
 
