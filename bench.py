@@ -4,8 +4,10 @@ Every case runs in a fresh interpreter: one case's heap must not shape the next 
 malloc trims and re-grows the heap differently after another model's run, which moved a step by 10 %
 in this project's measurements). --against DIR times the surjvae_np.py in DIR the same way, in the
 same rounds (a checkout of another commit: the ratio compares code, not moments of a noisy machine).
---torch-python PYTHON --peer SCRIPT adds the plain-PyTorch peer (../shared/peer/torch_minimal.py
---steptime-only --act tanh), at its architecture: two tanh layers of 64, float32, one thread.
+--torch-python PYTHON --peer SCRIPT adds a plain-PyTorch MVAE/MMVAE of the same data (SCRIPT --steptime-only --act tanh,
+which prints lines like "MMVAE: median step (fwd+bwd+Adam, bs 128) with 1 thread(s): 3.0 ms"; the developers use one kept
+outside the repository), at its architecture: two tanh layers of 64, float32, one thread. docs/speed.md says how to make
+a baseline checkout and a PyTorch environment.
 """
 import os
 import sys
@@ -101,7 +103,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="the default width at batch 128 in float64 only")
     parser.add_argument("--against", type=module_folder, help="a folder with another version of surjvae_np.py to time alike")
     parser.add_argument("--torch-python", type=executable_file, help="python of a venv with torch, to time --peer")
-    parser.add_argument("--peer", type=T.input_file, help="the PyTorch peer script (../shared/peer/torch_minimal.py)")
+    parser.add_argument("--peer", type=T.input_file, help="a plain-PyTorch peer script that answers --steptime-only --act tanh")
     parser.add_argument("--json", type=T.output_file, metavar="PATH", help="also write the table's numbers to PATH")
     args = parser.parse_args(argv)
     if bool(args.torch_python) != bool(args.peer):
