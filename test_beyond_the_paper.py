@@ -183,6 +183,17 @@ def test_log_p_where_a_fixed_proposal_fails_is_right_or_says_unreliable(sigma):
     assert onp.max(exact - value) > 0.5 and onp.all(k > B.PARETO_K_RELIABLE)             # measured: 0.7-600 nats too low
 
 
+def test_a_point_of_high_pareto_k_is_estimated_again_with_four_times_the_draws(monkeypatch):
+    """The retry: exactly the points whose k exceeded 0.7 at K draws are estimated again from 4 K fresh draws."""
+    params, x1, x2, mean, log_var, exact = sharp_problem(0.1, seed=2)
+    calls, original = [], B._laplace_log_weights
+    monkeypatch.setattr(B, "_laplace_log_weights", lambda p, x, *rest: calls.append((len(x), rest[-1], original(p, x, *rest))) or calls[-1][2])
+    found = B.log_p_x1_given_x2(params, x1, x2, rng(2), "mmvae", num_samples=1000, grid_nodes=None)
+    flagged = int(onp.sum(B.pareto_k(calls[0][2]) > B.PARETO_K_RELIABLE))
+    assert flagged > 0 and [call[:2] for call in calls] == [(len(x1), 1000), (flagged, 4000)]
+    assert onp.sum(~found["reliable"]) < flagged and not onp.any(found["reliable"] & (onp.abs(found["value"] - exact) >= 4 * found["error"]))
+
+
 def test_the_grid_is_not_trusted_where_the_posterior_falls_between_its_nodes():
     """A decoder that steps from -1 to 1 within 0.01 of g_1 = 0, halfway between nodes: x1 = 0 is explained only there
     (a posterior peak of std 0.001), so every node sees the same constant likelihood and two grids agree to 1e-9 on a
