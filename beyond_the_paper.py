@@ -409,7 +409,8 @@ def _generalised_pareto_shape(x):
     b = b / (3.0 * x[int(n / 4 + 0.5) - 1]) + 1.0 / x[-1]
     k = onp.mean(onp.log1p(-b[:, None] * x), axis=1)                                              # (grid,)
     log_likelihood = n * (onp.log(-b / k) - k - 1.0)
-    weights = 1.0 / onp.sum(onp.exp(log_likelihood[None, :] - log_likelihood[:, None]), axis=1)
+    with onp.errstate(over="ignore"):                                                           # exp(huge) = inf: a weight of 0
+        weights = 1.0 / onp.sum(onp.exp(log_likelihood[None, :] - log_likelihood[:, None]), axis=1)
     b_mean = onp.sum(b * weights) / onp.sum(weights)
     return float((n * onp.mean(onp.log1p(-b_mean * x)) + prior_strength * 0.5) / (n + prior_strength))
 
