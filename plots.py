@@ -150,11 +150,9 @@ def plot_theorem(results, path):
         right.plot(np.arange(len(gap)) + window - 1, gap, color=colour, lw=1, label=f"class {d['class']}: {d['bound'] - d['final']:.1e}")
     right.axhline(0.0, color="k", lw=0.8)
     right.set_yscale("symlog", linthresh=1e-3)                       # MC noise scatters around 0
-    smoothing = f", moving average of {window} steps" if window > 1 else ""
-    finish_axes(right, "Maximising L_1 alone converges onto the bound", "Adam step",
-                f"bound - L_1 per datapoint (Monte Carlo{smoothing}, nats)")
-    right.legend(title="final (deterministic estimate)", fontsize=8, title_fontsize=8, ncol=2 if crowded else 1,
-                 loc="upper right")
+    finish_axes(right, "Maximising L_1 alone converges onto the bound", "Adam step", "bound - L_1 per datapoint, nats (Monte Carlo)")
+    smoothing = f"curves: moving averages of {window} steps; " if window > 1 else ""
+    right.legend(title=f"{smoothing}final (deterministic estimate)", fontsize=8, title_fontsize=8, ncol=2 if crowded else 1, loc="upper right")
     save(fig, path)
 
 
