@@ -483,7 +483,8 @@ def add_study_arguments(add):
     add("--sweep-ks", nargs="+", type=T.int_at_least(1), default=None, metavar="K",
         help="sub-labels per arm for --sweep (default 1 2 4 8 16 32)")
     add("--study", nargs="+", choices=tuple(STUDY_PARTS), default=None,
-        help="instead of the check: what controls the collapse's strength, over seeds (minutes to an hour)")
+        help="instead of the check: what controls the collapse's strength, over seeds (half an hour on the pinwheel; "
+             "hours on digits, where one K = 30 training takes minutes)")
     add("--study-seeds", nargs="+", type=T.int_at_least(0), default=None, metavar="SEED",
         help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits); runs of other seeds can be drawn together")
     add("--study-gradients", nargs="+", choices=B.GRADIENTS, default=list(B.GRADIENTS), metavar="GRADIENT",
