@@ -985,9 +985,8 @@ def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys)
 def test_every_public_function_checks_its_arguments_or_is_listed_as_unchecked(module_name):
     """README: every public function of the two modules is @checked or named in the module's UNCHECKED (the building
     blocks of the differentiated math and the checks themselves), and UNCHECKED names only such functions."""
-    import importlib
     import inspect
-    module = importlib.import_module(module_name)
+    module = __import__(module_name)
     public = {name: f for name, f in vars(module).items() if not name.startswith("_") and inspect.isfunction(f) and f.__module__ == module_name}
     unchecked = {name for name, f in public.items() if not hasattr(f, "__wrapped__")}
     assert unchecked == set(module.UNCHECKED), (unchecked - set(module.UNCHECKED), set(module.UNCHECKED) - unchecked)
