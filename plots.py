@@ -1,6 +1,6 @@
 """plots.py: the paper's Fig. 2 and Fig. 3, the picture of Theorem 1, and training curves, as PNGs.
 
-Trains the models through theorem_check.run (or reads its or studies.py's --json output with --from-json) and
+Trains the models through theorem_check.check (or reads its or studies.py's --json output with --from-json) and
 writes figures/fig2_samples.png, fig3_latents.png, theorem1.png and training.png (for --data digits:
 digits_samples.png, theorem1_digits.png, training_digits.png; with --sweep also surjectivity_sweep.png).
 Beyond the paper, from studies.py's --json files: --study-json draws collapse_strength.png and robustness.png,
