@@ -230,8 +230,8 @@ def objective_of(model, num_importance=1, gradient="iwae"):
     """A model's objective as training calls it at every step (unchecked: the checks ran at train's edge); for the
     MMVAE and MoPoE with num_importance > 1 or another gradient than "iwae", its K-sample version (B7)."""
     if num_importance > 1 or gradient != "iwae":
-        components, estimator = COMPONENTS[model], ESTIMATORS[gradient].__wrapped__
-        return lambda params, x1, x2, rng: estimator(params, x1, x2, *components(params, x1, x2), rng, num_importance)
+        k_sample = IWAE_OBJECTIVES[model].__wrapped__
+        return lambda params, x1, x2, rng: k_sample(params, x1, x2, rng, num_importance, gradient)
     return OBJECTIVES[model].__wrapped__
 
 
@@ -643,7 +643,6 @@ def _values_of(params):
 
 
 ESTIMATORS = {"iwae": stratified_importance_weighted_elbo, "stl": sticking_the_landing, "dreg": doubly_reparameterised}
-COMPONENTS = {"mmvae": lambda params, x1, x2: S.unimodal_experts(params, x1, x2), "mopoe": lambda params, x1, x2: mopoe_components(params, x1, x2)}
 
 
 @S.checked
@@ -657,6 +656,9 @@ def mmvae_iwae_objective(params, x1, x2, rng, num_importance=1, gradient="iwae")
 def mopoe_iwae_objective(params, x1, x2, rng, num_importance=1, gradient="iwae"):
     """MoPoE's objective (B1) with num_importance samples per stratum and the gradient estimator `gradient`. Maximised."""
     return ESTIMATORS[gradient].__wrapped__(params, x1, x2, *mopoe_components(params, x1, x2), rng, num_importance)
+
+
+IWAE_OBJECTIVES = {"mmvae": mmvae_iwae_objective, "mopoe": mopoe_iwae_objective}     # what objective_of trains at K > 1
 
 
 @S.checked
