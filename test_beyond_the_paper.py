@@ -544,7 +544,8 @@ def mean_difference(draws, gradient, k):
 
 def test_gradient_estimators_agree_in_expectation_at_k_1(gradient_draws):
     """At K = 1 the dropped score term has expectation 0 over the strata: stl and dreg (equal at K = 1: w~ = 1) agree with
-    the IWAE gradient within 4.5 SE in every encoder coordinate (measured: within 2.8 at 2000 draws); decoders equal."""
+    the IWAE gradient within 4.5 SE in every encoder coordinate (measured: within 2.8 at 2000 draws); decoders equal.
+    4.5, not 4: the bound holds for the largest |z| of all encoder coordinates at once (for its 50 coordinates, about 0.03 % false alarms)."""
     onp.testing.assert_allclose(gradient_draws["dreg", 1], gradient_draws["stl", 1], rtol=1e-10, atol=1e-12)
     bias, error = mean_difference(gradient_draws, "stl", 1)
     assert onp.all(onp.abs(bias) < 4.5 * error), onp.max(onp.abs(bias / error))
@@ -554,7 +555,7 @@ def test_gradient_estimators_agree_in_expectation_at_k_1(gradient_draws):
 def test_stl_is_biased_and_dreg_is_not_measurably_at_k_16(gradient_draws):
     """Tucker et al.: sticking the landing is biased for K > 1 (measured at 2000 draws: the mean difference is 0.19 of the
     gradient's norm, 390 SE in one coordinate); DReG within 4.5 SE of IWAE in every coordinate (measured 2.2 SE at
-    2000 draws, 0.8 % of the norm). Every estimator gives the decoders the IWAE gradient."""
+    2000 draws, 0.8 % of the norm; 4.5 for the largest of 50 coordinates, as above). Every estimator gives the decoders the IWAE gradient."""
     stl, stl_error = mean_difference(gradient_draws, "stl", 16)
     dreg, dreg_error = mean_difference(gradient_draws, "dreg", 16)
     assert onp.max(onp.abs(stl / stl_error)) > 10 and onp.all(onp.abs(dreg) < 4.5 * dreg_error)

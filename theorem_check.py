@@ -106,7 +106,7 @@ def class_label_posterior(params, model, num_classes, c):
 # ================================================================ Theorem 1: stationarity and direct maximisation
 
 def constant_mean_decoder(params, x1_class):
-    """theta_hat inside the decoder's parameterisation: last layer W = 0, b = class mean, log-variance = log MLE."""
+    """Eq. (6)-(7): theta_hat inside the decoder's parameterisation: last layer W = 0, b = class mean, log-variance = log MLE."""
     decoder = [dict(layer) for layer in params["decoder_x1"]]
     decoder[-1] = {"W": np.zeros_like(decoder[-1]["W"]), "b": np.mean(x1_class, axis=0)}
     return dict(params, decoder_x1=decoder, decoder_x1_log_var=np.array(np.log(mle_variance(x1_class))))
@@ -132,7 +132,7 @@ def decoder_direction(params, rng):
 
 
 def check_stationarity(params, x1_class, label_mean, label_log_var, config, rng):
-    """At theta_hat: the gradient of L_1 (all parameters), and L_1 along random decoder directions."""
+    """Theorem 1 (Eq. 6) at theta_hat: the gradient of L_1 (all parameters), and L_1 along random decoder directions."""
     theta_hat = constant_mean_decoder(params, x1_class)
 
     def l1(p):
@@ -174,7 +174,7 @@ QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=40, m
              conditional_samples=500, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256, direct_peak_step_size=0.05, direct_samples=4)
 FULL = dict(QUICK, per_class=500, steps=None, nodes=64, mc_repeats=80, direct_steps=300, directions=8, conditional_samples=2000)
 # Digits (beyond the paper): all 1797 images, 10 labels, latent 8 (docs/digits.md). Direct maximisation: 1200 steps at peak
-# 0.01 (at 600 and 0.02, class 8 of seed 0 ended 0.065 nats per image short of the bound; now every class within 0.002).
+# 0.01 (600 steps at 0.02 leave class 8 of seed 0 0.065 nats per image short of the bound; these, every class within 0.002).
 DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=1200,
               direct_peak_step_size=0.01, direct_samples=2, private_dim=4)
 DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, mc_repeats=40, directions=4, hidden=(64,), direct_steps=600,
