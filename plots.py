@@ -24,6 +24,8 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
+import data_sets as D  # noqa: E402
+import mopoe_mmvaeplus as MM  # noqa: E402
 import studies as ST  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
@@ -100,7 +102,7 @@ def plot_fig3(results, path):
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 5.0), squeeze=False, layout="constrained")
     for ax, model in zip(axes[0], models):
         params = params_from_json(results["params"][model])
-        shared = B.shared_dim(params)                                     # g; MMVAE+'s private w left out
+        shared = MM.shared_dim(params)                                     # g; MMVAE+'s private w left out
         means_x1 = B.x1_latent(params, x1, model)[0][:, :shared]
         for c in range(num_classes):
             ax.scatter(*means_x1[labels == c].T, s=5, color=colours[c], alpha=0.6, label=f"mean of q(g|x1), class {c}")
@@ -407,7 +409,7 @@ def read_views(path):
         finite_numbers({"params": run["params"], "views": run["views"]}, "the file")
         check_fields(run["views"], "views", {"model": (str,), "mirror_asymmetry": NUMBER, "nearest": (dict,)})
         for model, tree in run["params"].items():
-            S.check_params(params_from_json(tree), B.VIEWS_KEYS)
+            S.check_params(params_from_json(tree), D.VIEWS_KEYS)
             rows = [r for r in run["views"] if r["model"] == model]
             S.fail_unless(len(rows) == 1 and rows[0]["mirror_asymmetry"] >= 0, f"views must hold one row of {model} with an asymmetry >= 0")
         shown = run.get("shown")
@@ -420,14 +422,14 @@ def read_views(path):
 
 def plot_views(runs, path):
     """Beyond the paper: for the same digits, rows data, mirrored, MMVAE x2 -> x1, MVAE x2 -> x1; one panel per run."""
-    x1, _ = B.load_digits()
+    x1, _ = D.load_digits()
     fig, axes = plt.subplots(len(runs), 1, figsize=(2.0 + 0.62 * len(runs[0]["shown"]), 3.3 * len(runs)), squeeze=False, layout="constrained")
     for ax, run in zip(axes[:, 0], runs):
         digits = x1[run["shown"]]
-        rows = [("data x1", digits), ("mirrored", B.mirror(digits))]
+        rows = [("data x1", digits), ("mirrored", D.mirror(digits))]
         for model in ("mmvae", "mvae"):
             if model in run["params"]:
-                generated = B.views_generate_x1(params_from_json(run["params"][model]), B.pooled_view(digits), np.random.default_rng([run["config"]["seed"], 15]), model)
+                generated = D.views_generate_x1(params_from_json(run["params"][model]), D.pooled_view(digits), np.random.default_rng([run["config"]["seed"], 15]), model)
                 kept = next(r["mirror_asymmetry"] for r in run["views"] if r["model"] == model)
                 rows.append((f"{NAMES[model].split()[0]} x2 -> x1\n(asymmetry {kept:.2f})", generated))
         ax.imshow(digit_mosaic(np.clip(np.stack([images for _, images in rows]), 0, 1)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
@@ -575,7 +577,7 @@ def check_results(results, want_sweep):
     labels = results["data"].get("labels")
     S.fail_unless(isinstance(labels, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in labels),
                   "data.labels must be a list of integers")
-    B.check_sweep_labels(np.array(labels, dtype=int), {"k": 1})
+    D.check_sweep_labels(np.array(labels, dtype=int), {"k": 1})
     S.fail_unless(len(labels) == len(x1), f"data.labels has {len(labels)} entries but data.x1 has {len(x1)} rows")
     check_models(results, x1.shape[1], max(labels) + 1, want_sweep)
 
@@ -586,7 +588,7 @@ def check_models(results, data_dim, num_classes, want_sweep):
     S.fail_unless(models and all(model in NAMES for model in models), f"params has models {models}; expected some of {list(NAMES)}")
     for model in models:
         params = params_from_json(results["params"][model])
-        B.check_params_of_model(params, {"model": model})
+        MM.check_params_of_model(params, {"model": model})
         S.fail_unless(S.input_size({"params": params}, "encoder_x1") == data_dim and
                       S.input_size({"params": params}, "encoder_x2") == num_classes,
                       f"params[{model!r}] do not fit the stored data's {data_dim} columns and {num_classes} classes")

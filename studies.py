@@ -23,6 +23,10 @@ import autograd.numpy as np  # noqa: E402
 import numpy.random as npr  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
+import data_sets as D  # noqa: E402
+import k_samples as K  # noqa: E402
+import log_likelihood as L  # noqa: E402
+import mopoe_mmvaeplus as MM  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
 from theorem_check import largest, smallest  # noqa: E402
@@ -60,7 +64,7 @@ def sweep_point(k, params_by_model, x1, fine, num_labels, nodes, seed):
 
 def run_sweep(args, config, x1, labels, radial, print_fn):
     """Train every model for every k of --sweep-ks (in parallel) and evaluate each point."""
-    refined = [B.refine_labels(radial, labels, k) for k in args.sweep_ks]
+    refined = [D.refine_labels(radial, labels, k) for k in args.sweep_ks]
     tasks = [(f"trained {model} with {k} sub-label{'s' * (k > 1)} per arm", T.train_model, (model, x1, x2, args.seed, config))
              for k, (_, x2) in zip(args.sweep_ks, refined) for model in args.models]
     trained = iter(T.run_tasks(tasks, args.jobs, print_fn))
@@ -106,12 +110,12 @@ def k_sample_counts(num_importance):
 
 
 def k_sample_terms(params, model, x1_class, c, num_classes, num_importance, rng, replicates=200):
-    """The K-sample cross term (B.k_sample_cross_term) of a trained decoder and of the constant class-mean decoder
+    """The K-sample cross term (K.k_sample_cross_term) of a trained decoder and of the constant class-mean decoder
     theta_hat, per point, at K = 1, 2, 4, ..., num_importance (the K the model was trained with)."""
     mean, log_var = T.class_label_posterior(params, model, num_classes, c)
     theta_hat, counts = T.constant_mean_decoder(params, x1_class), k_sample_counts(num_importance)
-    trained = [B.k_sample_cross_term(params, x1_class, mean, log_var, rng, k, replicates) for k in counts]
-    constant = [B.k_sample_cross_term(theta_hat, x1_class, mean, log_var, rng, k, replicates)[0] for k in counts]
+    trained = [K.k_sample_cross_term(params, x1_class, mean, log_var, rng, k, replicates) for k in counts]
+    constant = [K.k_sample_cross_term(theta_hat, x1_class, mean, log_var, rng, k, replicates)[0] for k in counts]
     return {"class": c, "k": counts, "values": [v for v, _ in trained], "errors": [e for _, e in trained],
             "constant_decoder": constant, "bound": T.constant_mean_bound(x1_class) / len(x1_class)}
 
@@ -151,14 +155,14 @@ def format_k_sample(terms):
 
 def private_latent_class(params, x1_class, x2_class, mean, std, rng):
     """One class of private_latent_diagnostics."""
-    shared = B.shared_dim(params)
+    shared = MM.shared_dim(params)
     g, w = mean[:, :shared], mean[:, shared:]
     only_g = S.decode_mean_x1(params, np.concatenate([g, np.zeros_like(w)], axis=1))
     only_w = S.decode_mean_x1(params, np.concatenate([np.zeros_like(g) + g.mean(axis=0), w], axis=1))
     return {"g_means_variance": S.total_variance(g), "w_means_variance": S.total_variance(w),
             "g_posterior_std": float(np.mean(std[:, :shared])), "w_posterior_std": float(np.mean(std[:, shared:])),
             "reconstruction_spread_g_only": S.spread_ratio(only_g, x1_class), "reconstruction_spread_w_only": S.spread_ratio(only_w, x1_class),
-            **{f"spread_w_{source}": S.spread_ratio(B.mmvaeplus_generate_from_labels(params, x2_class, rng, source), x1_class)
+            **{f"spread_w_{source}": S.spread_ratio(MM.mmvaeplus_generate_from_labels(params, x2_class, rng, source), x1_class)
                for source in ("prior", "auxiliary", "zero")}}
 
 
@@ -174,9 +178,9 @@ def private_latent_diagnostics(params, x1, labels, num_classes, rng):
     classes = [dict(private_latent_class(params, x1[labels == c], S.one_hot(np.full(np.sum(labels == c), c), num_classes),
                                          mean[labels == c], np.exp(0.5 * log_var[labels == c]), rng), **{"class": c})
                for c in range(num_classes)]
-    auxiliary_std = np.exp(0.5 * B.auxiliary_log_vars(params))                    # (M, P)
+    auxiliary_std = np.exp(0.5 * MM.auxiliary_log_vars(params))                    # (M, P)
     return {"auxiliary_std_x1": auxiliary_std[0].tolist(), "auxiliary_std_x2": auxiliary_std[1].tolist(),
-            "private_prior_std": float(np.exp(0.5 * B.private_prior_log_var(params))), "classes": classes}
+            "private_prior_std": float(np.exp(0.5 * MM.private_prior_log_var(params))), "classes": classes}
 
 
 def format_private_diagnostics(diagnostics):
@@ -248,9 +252,9 @@ def study_task(key, x1, labels, num_classes, seed, config):
     if model == "mmvaeplus":
         for row in rows:
             x2_class = S.one_hot(np.full(row["num_points"], row["class"]), num_classes)
-            row.update({f"spread_w_{source}": S.spread_ratio(B.mmvaeplus_generate_from_labels(
+            row.update({f"spread_w_{source}": S.spread_ratio(MM.mmvaeplus_generate_from_labels(
                 params, x2_class, npr.default_rng([seed, 11, row["class"]]), source), x1[labels == row["class"]]) for source in ("prior", "auxiliary", "zero")})
-            row["auxiliary_std"] = np.exp(0.5 * B.auxiliary_log_vars(params)[0]).tolist()
+            row["auxiliary_std"] = np.exp(0.5 * MM.auxiliary_log_vars(params)[0]).tolist()
     return rows
 
 
@@ -267,7 +271,7 @@ def run_study(args, print_fn):
     entries = [{"part": part, "value": value, "model": model, "gradient": gradient, "seed": seed, "rows": rows[study_key(part, value, model, gradient), seed]}
                for part, value, model, gradient in settings for seed in seeds]
     all_rows = [row for key_rows in rows.values() for row in key_rows]
-    return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "study": entries, "data_coherence": B.leave_one_out_coherence(x1, labels),
+    return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "study": entries, "data_coherence": L.leave_one_out_coherence(x1, labels),
             "checks": T.as_dicts(study_checks(all_rows)), "findings": []}
 
 
@@ -377,9 +381,9 @@ def group_cross_term(params, model, x1_groups, x2, rng, num_draws):
 
 def views_model_row(params, model, x1, rng):
     """What model generates from the pooled views of the digits x1: asymmetry kept, and what each sample is nearest."""
-    generated = B.views_generate_x1(params, B.pooled_view(x1), rng, model)
-    return {"mirror_asymmetry": B.mirror_asymmetry(generated) / B.mirror_asymmetry(x1),
-            "mirror_asymmetry_absolute": B.mirror_asymmetry(generated), "nearest": B.nearest_of_three(generated, x1),
+    generated = D.views_generate_x1(params, D.pooled_view(x1), rng, model)
+    return {"mirror_asymmetry": D.mirror_asymmetry(generated) / D.mirror_asymmetry(x1),
+            "mirror_asymmetry_absolute": D.mirror_asymmetry(generated), "nearest": D.nearest_of_three(generated, x1),
             "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"]))}
 
 
@@ -390,19 +394,19 @@ def views_group_check(params, model, x1, augment, config, rng):
     """Inequality (6) for every group S_c = the rows sharing one x2 ({x1, mirror(x1)} with flip, {x1} without): the smallest
     bound - L_1 + GROUP_STANDARD_ERRORS x its Monte Carlo SE over the groups of finite bound, with the group it belongs to;
     the groups of infinite bound (one point, or a digit equal to its mirror image: MLE variance 0) are listed, not checked."""
-    groups = np.stack([x1, B.mirror(x1)], axis=1) if augment == "flip" else x1[:, None, :]      # (N, G, D1)
+    groups = np.stack([x1, D.mirror(x1)], axis=1) if augment == "flip" else x1[:, None, :]      # (N, G, D1)
     bounds = group_bound(groups)
     finite = np.flatnonzero(np.isfinite(bounds))
     if not len(finite):
         return {"model": model, "groups": len(bounds), "checked": 0, "infinite": [int(i) for i in range(len(bounds))]}
-    draws = group_cross_term(params, model, groups[finite], B.pooled_view(x1)[finite], rng, config["group_draws"])   # (S, N)
+    draws = group_cross_term(params, model, groups[finite], D.pooled_view(x1)[finite], rng, config["group_draws"])   # (S, N)
     l1, l1_se = np.mean(draws, axis=0), np.std(draws, axis=0, ddof=1) / np.sqrt(len(draws))
     margins = bounds[finite] - l1 + GROUP_STANDARD_ERRORS * l1_se
     worst = int(np.argmin(margins)) if np.all(np.isfinite(margins)) else int(np.flatnonzero(~np.isfinite(margins))[0])
     return {"model": model, "groups": len(bounds), "checked": len(finite), "infinite": [int(i) for i in np.flatnonzero(~np.isfinite(bounds))],
             "smallest_margin": smallest(margins), "smallest_margin_group": int(finite[worst]), "median_margin": float(np.median(margins)),
             "smallest_bound_minus_l1": smallest(bounds[finite] - l1), "largest_group_bound": float(np.max(bounds[finite])),
-            "smallest_group_asymmetry": float(np.min(np.mean(np.abs(x1 - B.mirror(x1)), axis=1)))}
+            "smallest_group_asymmetry": float(np.min(np.mean(np.abs(x1 - D.mirror(x1)), axis=1)))}
 
 
 def views_checks(groups):
@@ -419,8 +423,8 @@ def views_checks(groups):
 
 def views_task(model, x1, augment, seed, config):
     """Train model on the views and evaluate it (in a worker process)."""
-    views_x1, views_x2 = B.digit_views(x1, augment)
-    params, history = B.train_views(model, views_x1, views_x2, seed=seed, latent_dim=config["latent_dim"], hidden=config["hidden"],
+    views_x1, views_x2 = D.digit_views(x1, augment)
+    params, history = D.train_views(model, views_x1, views_x2, seed=seed, latent_dim=config["latent_dim"], hidden=config["hidden"],
                                     num_steps=config["steps"], print_fn=None, step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]))
     row = dict(views_model_row(params, model, x1, npr.default_rng([seed, 12])), model=model)
     return params, history, row, views_group_check(params, model, x1, augment, config, npr.default_rng([seed, 13]))
@@ -429,12 +433,12 @@ def views_task(model, x1, augment, seed, config):
 def run_views(args, print_fn):
     """--data digit-views: the MVAE and the MMVAE on the digits' paired views, with or without flip augmentation."""
     config = views_config(args)
-    x1, _ = B.load_digits()
+    x1, _ = D.load_digits()
     results = T.run_tasks([(f"trained and evaluated {model} on the views, --augment {args.augment}", views_task,
                             (model, x1, args.augment, args.seed, config)) for model in args.models], args.jobs, print_fn)
     rows, groups = [r[2] for r in results], [r[3] for r in results]
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "views": rows, "groups": groups,
-            "data_mirror_asymmetry": B.mirror_asymmetry(x1), "checks": T.as_dicts(views_checks(groups)),
+            "data_mirror_asymmetry": D.mirror_asymmetry(x1), "checks": T.as_dicts(views_checks(groups)),
             "findings": T.as_dicts(views_findings(rows, args.augment)), "shown": [int(i) for i in npr.default_rng([args.seed, 14]).choice(len(x1), config["shown"], replace=False)],
             "params": {r[2]["model"]: T.tree_to_lists(r[0]) for r in results}, "histories": {r[2]["model"]: r[1].tolist() for r in results}}
 

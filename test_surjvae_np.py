@@ -667,6 +667,8 @@ def test_change_x1_units_is_an_exact_reparameterisation():
 import json  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
+import data_sets as D  # noqa: E402
+import log_likelihood as L  # noqa: E402
 import theorem_check as T  # noqa: E402
 
 
@@ -776,9 +778,9 @@ def test_theorem_check_rejects_an_unwritable_or_virtual_folder_and_a_fifo(tmp_pa
 
 def test_theorem_check_reports_a_missing_or_altered_digits_file_cleanly(tmp_path, monkeypatch, capsys):
     altered = tmp_path / "digits.csv.gz"
-    altered.write_bytes(open(B.DIGITS_PATH, "rb").read()[:-10])
+    altered.write_bytes(open(D.DIGITS_PATH, "rb").read()[:-10])
     for path, message in ((tmp_path / "none.csv.gz", "cannot read the digits file"), (altered, "is altered: its SHA-256")):
-        monkeypatch.setattr(B, "DIGITS_PATH", str(path))
+        monkeypatch.setattr(D, "DIGITS_PATH", str(path))
         with pytest.raises(SystemExit) as error:
             T.main(["--data", "digits", "--quick"])
         assert error.value.code == 2 and message in capsys.readouterr().err
@@ -840,7 +842,7 @@ def test_grid_gives_the_linear_gaussian_conditional():
     mean, log_var = S.label_posterior(params, model.x2, "mmvae")
     closed = linear_gaussian_conditional(model, mean, log_var)
     for n in range(5):
-        value = B.grid_log_p(params, model.x1[n:n + 1], mean[n], log_var[n], 128)
+        value = L.grid_log_p(params, model.x1[n:n + 1], mean[n], log_var[n], 128)
         assert abs(value[0] - closed[n]) < 1e-10
 
 
@@ -981,9 +983,9 @@ def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys)
 
 # ---------------------------------------------------------------- the public/private line, and checks at the edge only
 
-@pytest.mark.parametrize("module_name", ["surjvae_np", "beyond_the_paper"])
+@pytest.mark.parametrize("module_name", ["surjvae_np", "mopoe_mmvaeplus", "k_samples", "beyond_the_paper", "log_likelihood", "data_sets"])
 def test_every_public_function_checks_its_arguments_or_is_listed_as_unchecked(module_name):
-    """README: every public function of the two modules is @checked or named in the module's UNCHECKED (the building
+    """README: every public function of the paper's module and of each extension module is @checked or named in the module's UNCHECKED (the building
     blocks of the differentiated math and the checks themselves), and UNCHECKED names only such functions."""
     import inspect
     module = __import__(module_name)
@@ -1120,7 +1122,7 @@ def command_line(pid):
 def test_the_rows_log_p_error_is_four_standard_errors_of_the_class_mean():
     """The row's error over 4 against the spread of 40 independent row estimates of one class (8-D affine model: importance
     sampling): their ratio within 0.7..1.4 (measured 1.1; the ratio's sampling SD about 0.11)."""
-    from test_beyond_the_paper import affine_problem
+    from test_log_likelihood import affine_problem
     params, x1, x2, _ = affine_problem(8, 0.1, seed=6, num=12, classes=1)
     config = dict(T.QUICK, conditional_samples=200)
     rows = [T.conditional_columns(params, "mmvae", x1, x2, config, rng(200 + r)) for r in range(40)]

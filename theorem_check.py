@@ -35,6 +35,8 @@ from autograd import grad  # noqa: E402
 from numpy.polynomial.hermite_e import hermegauss  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
+import data_sets as D  # noqa: E402
+import log_likelihood as L  # noqa: E402
 import surjvae_np as S  # noqa: E402
 
 JSON_FORMAT = 4                 # the layout of --json; plots.py --from-json reads this version only
@@ -87,10 +89,10 @@ def cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, num
 
 
 def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, config):
-    """L_1 by Gauss-Hermite quadrature, the nodes per axis doubled from config["nodes"] (B.node_counts) until its relative
+    """L_1 by Gauss-Hermite quadrature, the nodes per axis doubled from config["nodes"] (L.node_counts) until its relative
     change is below QUADRATURE_TOLERANCE: (L_1, error = the last change, nodes), or None (the caller uses Monte Carlo)."""
     value = None
-    for nodes in B.node_counts(config["nodes"], np.shape(label_mean)[-1], config["max_nodes"]):
+    for nodes in L.node_counts(config["nodes"], np.shape(label_mean)[-1], config["max_nodes"]):
         previous, value = value, cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, nodes)
         if previous is not None and abs(value - previous) < QUADRATURE_TOLERANCE * abs(value):
             return value, abs(value - previous), nodes
@@ -168,7 +170,7 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
 
 # nodes: Gauss-Hermite nodes per latent dimension to start from, doubled up to max_nodes until L_1 stops moving, else
 # Monte Carlo (mc_repeats x mc_draws per point: many repeats, so that its SE is itself well estimated). fixed_draws: the
-# deterministic L_1's draws beyond 2 latent dimensions. log p(x1|x2) (B.log_p_x1_given_x2): the grid from grid_nodes
+# deterministic L_1's draws beyond 2 latent dimensions. log p(x1|x2) (L.log_p_x1_given_x2): the grid from grid_nodes
 # per axis (at most 3 latent dimensions), else importance sampling with conditional_samples draws per point.
 QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=40, mc_draws=4, direct_steps=150, directions=4, grid_nodes=32,
              conditional_samples=500, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256, direct_peak_step_size=0.05, direct_samples=4)
@@ -196,7 +198,7 @@ def run_config(args):
 def load_data(args, config):
     """(x1, labels, radial, num_classes): the pinwheel of the arguments, or the digits (radial None)."""
     if args.data == "digits":
-        x1, labels = B.load_digits()
+        x1, labels = D.load_digits()
         return x1, labels, None, 10
     x1, labels, radial = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
                                          rng=npr.default_rng([args.seed, 3]), return_radial=True)
@@ -281,9 +283,9 @@ def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
 
 
 def conditional_columns(params, model, x1_class, x2_class, config, rng):
-    """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by B.log_p_x1_given_x2: the class mean, its error (sampled: 4 SE of
+    """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by L.log_p_x1_given_x2: the class mean, its error (sampled: 4 SE of
     the mean, sqrt(sum SE_n^2) / N; the grid: the mean |last change|), reliability, the largest Pareto k, the median ESS / K."""
-    found = B.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
+    found = L.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
     sampled, num = found["method"][0] == "IS", len(x1_class)
     error = 4.0 * np.sqrt(np.sum(found["error"] ** 2)) / num if sampled else np.mean(found["error"])
     return {"conditional": np.mean(found["value"]), "conditional_error": error, "conditional_method": found["method"][0],
@@ -306,7 +308,7 @@ def evaluate_class(params, model, x1, labels, num_classes, c, config, seed_seque
     return dict(row, **{"class": c, "num_points": num, "latent_size": len(posterior[0]), "bound": bound, "gap": bound - row["l1"],
                         "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"])),
                         "spread_ratio": S.spread_ratio(means, x1_class), "spread_ratio_sampled": S.spread_ratio(noisy, x1_class),
-                        "coherence": B.label_coherence(means, np.full(num, c), x1, labels)})
+                        "coherence": L.label_coherence(means, np.full(num, c), x1, labels)})
 
 
 # ================================================================ the checks (they set the exit status) and the findings (reported)
@@ -328,7 +330,7 @@ def jensen_check(rows, scope="every decoder and class"):
     verdict = None if not reliable else (False if not margin >= 0 else (None if skipped else True))
     return (f"Jensen: L_1 / N <= log p(x1|x2) for {scope}", verdict, margin, "smallest log p(x1|x2) - L_1/N per point, less "
             "both errors" + (f"; {skipped} of {len(rows)} rows skipped: their log p(x1|x2) is unreliable (Pareto k > "
-                             f"{B.PARETO_K_RELIABLE})" if skipped else ""), skipped)
+                             f"{L.PARETO_K_RELIABLE})" if skipped else ""), skipped)
 
 
 def theorem_checks(rows, stationarity, direct):
@@ -410,7 +412,7 @@ def check(args, print_fn):
                                             config, npr.default_rng([args.seed, 5, c])), **{"class": c}) for c in range(num_classes)]
     findings = comparison_findings(rows) if {"mvae", "mmvae"} <= set(args.models) else []
     results = {"format": JSON_FORMAT, "config": dict(vars(args), **config), "rows": rows, "stationarity": stationarity,
-               "direct_maximisation": direct, "data_coherence": B.leave_one_out_coherence(x1, labels),
+               "direct_maximisation": direct, "data_coherence": L.leave_one_out_coherence(x1, labels),
                "checks": as_dicts(theorem_checks(rows, stationarity, direct)), "findings": as_dicts(findings),
                "histories": {m: h.tolist() for m, (_, h) in trained.items()},
                "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
@@ -456,7 +458,7 @@ def format_notes(results, config):
     fallbacks = [f"{r['model']} {r['decoder']} {r['class']}" for r in rows if r["l1_method"] == "MC"]
     if fallbacks:
         notes.append(f"L_1 by Monte Carlo (error = 4 SE) in {len(fallbacks)} rows, where Gauss-Hermite did not settle within "
-                     f"{config['max_nodes']} nodes per axis or would need more than {B.MAX_GRID_POINTS}: {', '.join(fallbacks[:4])}"
+                     f"{config['max_nodes']} nodes per axis or would need more than {L.MAX_GRID_POINTS}: {', '.join(fallbacks[:4])}"
                      + " ..." * (len(fallbacks) > 4))
     sampled = [r for r in rows if r["conditional_method"] == "IS"]
     unreliable = [f"{r['model']} {r['decoder']} {r['class']} ({r['conditional_reliable_share']:.0%} of points)" for r in sampled if not r["conditional_reliable"]]
@@ -464,7 +466,7 @@ def format_notes(results, config):
         notes.append(f"log p(x1|x2) by importance sampling in {len(sampled)} rows (more than 3 latent dimensions, or a grid that did not "
                      f"settle or resolve the posterior): median Kish ESS / K per row {min(r['conditional_ess'] for r in sampled):.3f} to "
                      f"{max(r['conditional_ess'] for r in sampled):.3f}, largest Pareto k {max(r['conditional_pareto_k'] for r in sampled):.2f}; "
-                     + (f"unreliable (k > {B.PARETO_K_RELIABLE} somewhere): {', '.join(unreliable)}" if unreliable else "every point reliable"))
+                     + (f"unreliable (k > {L.PARETO_K_RELIABLE} somewhere): {', '.join(unreliable)}" if unreliable else "every point reliable"))
     return "\n".join(notes + ["Data's own label coherence (leave-one-out nearest neighbour), per class: "
                                 + " ".join(f"{value:.3f}" for value in results["data_coherence"])])
 
@@ -575,7 +577,7 @@ def check_data_sizes_and_scales(parser, args, config):
     --importance-samples or --private-dim whose step would hold more than MEMORY_BUDGET_GIB (8 bytes x 3 copies of the
     decoders' layers on K x M x batch latents, and of every weight matrix)."""
     try:
-        x1, _, _, num_classes = load_data(args, config) if args.data != "digit-views" else (B.load_digits()[0], None, None, 16)
+        x1, _, _, num_classes = load_data(args, config) if args.data != "digit-views" else (D.load_digits()[0], None, None, 16)
     except ValueError as error:
         parser.error(str(error))
     ratio = (args.decoder_std or 1.0) / S.x1_standardisation(x1)[1]

@@ -1,0 +1,187 @@
+"""data_sets: the data beyond the paper's pinwheel. The surjectivity sweep's finer labels; real surjective data, handwritten
+digits; and the paper's augmentation warning as an experiment, paired views of digits, one-to-one until x1 is mirrored.
+Composed of surjvae_np's functions; input checks at the end. surjvae_np never imports this module.
+"""
+import gzip
+import hashlib
+import io
+import math
+import os
+
+import autograd.numpy as np
+import numpy as onp
+
+import surjvae_np as S
+
+
+def checked_with(registry):
+    """S.checked with another registry of this module (at its end): DIGITS_CHECKS take 8 x 8 images, VIEWS_CHECKS the views' params."""
+    return lambda function: S.checked(function, registry)
+
+
+# ---------------------------------------------------------------- 1. the surjectivity sweep's labels
+
+@S.checked
+def refine_labels(position, labels, k):
+    """Split each class into k sub-labels of (near) equal size by position along its pinwheel arm.
+
+    position (N,): the radial coordinate r of make_pinwheel(return_radial=True) (|x1| would misplace
+    the rare points with r < 0). Sub-label j of class c is c k + j, j = 0 nearest the centre; k = 1 is
+    the paper's setting. Returns (fine_labels (N,), x2 one-hot (N, C k)).
+    """
+    num_classes, fine = int(labels.max()) + 1, onp.zeros(len(labels), dtype=int)
+    for c in range(num_classes):
+        members = onp.flatnonzero(labels == c)
+        order = members[onp.argsort(position[members], kind="stable")]            # centre -> tip
+        fine[order] = c * k + (onp.arange(len(order)) * k) // len(order)
+    return fine, S.one_hot(fine, num_classes * k)
+
+
+# ---------------------------------------------------------------- 2. real surjective data: handwritten digits
+
+# UCI Optical Recognition of Handwritten Digits, test set (E. Alpaydin and C. Kaynak; CC BY 4.0), the copy
+# inside scikit-learn's wheel, unchanged: 1797 rows of 64 pixel counts 0..16 (8 x 8 images), then the label.
+DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "digits.csv.gz")
+DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
+
+
+@S.checked
+def load_digits(path=None):
+    """The digits as x1 (N, 64) in [0, 1] (pixel counts / 16) and integer labels (N,) in 0..9, from path
+    (default DIGITS_PATH). Checks the file's SHA-256 first: a missing or altered file is a ValueError naming it."""
+    path = DIGITS_PATH if path is None else path
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as error:
+        raise ValueError(f"cannot read the digits file {path}: {error.strerror}; it ships in the repository "
+                         "as data/digits.csv.gz") from None
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != DIGITS_SHA256:
+        raise ValueError(f"{path} is altered: its SHA-256 is {digest}, expected {DIGITS_SHA256}")
+    table = onp.loadtxt(io.StringIO(gzip.decompress(content).decode("ascii")), delimiter=",")   # (N, 65)
+    return table[:, :64] / 16.0, table[:, 64].astype(int)
+
+
+# ---------------------------------------------------------------- 3. the paper's augmentation warning: paired views of digits
+
+# x1 = an 8 x 8 digit, x2 = a second view of it, its 4 x 4 average-pooled image (a continuous modality with an
+# isotropic Gaussian f_2 and an encoder on the real vector: Eq. 3 allows any f_m). The pairs are one-to-one;
+# flip augmentation adds (mirror(x1), same x2) for every pair, so that each x2 describes two x1 (Sec. 1, 4).
+VIEWS_KEYS = ("decoder_x2_log_var",)               # the paper's layout plus f_2's log-variance
+
+
+@checked_with("DIGITS_CHECKS")
+def mirror(images):
+    """Each 8 x 8 image (N, 64) flipped left-right."""
+    return onp.reshape(onp.reshape(images, (-1, 8, 8))[:, :, ::-1], (-1, 64))
+
+
+@checked_with("DIGITS_CHECKS")
+def pooled_view(images):
+    """The second view: each 8 x 8 image (N, 64) averaged over 2 x 2 blocks, (N, 16)."""
+    return onp.reshape(onp.reshape(images, (-1, 4, 2, 4, 2)).mean(axis=(2, 4)), (-1, 16))
+
+
+@checked_with("DIGITS_CHECKS")
+def digit_views(x1, augment):
+    """The paired views (x1, x2) of the digits x1 (N, 64), with augment "none" (N one-to-one pairs) or "flip"
+    (those and (mirror(x1_n), x2_n): 2N pairs, each x2 shared by a digit and its mirror image)."""
+    x2 = pooled_view.__wrapped__(x1)
+    return (x1, x2) if augment == "none" else (onp.concatenate([x1, mirror.__wrapped__(x1)]), onp.concatenate([x2, x2]))
+
+
+@S.checked
+def init_views_params(rng, latent_dim=8, data_dim=64, view_dim=16, hidden=(128,), decoder_std=0.1):
+    """init_params for the views (x2 of view_dim reals in place of the label), and f_2's log-variance, one learned
+    scalar starting at log decoder_std^2 like x1's."""
+    return dict(S.init_params(rng, view_dim, latent_dim, data_dim, hidden, decoder_std), decoder_x2_log_var=np.array(2.0 * math.log(decoder_std)))
+
+
+def views_x2_log_likelihood(params, x2, g):
+    """Eq. (3) with f_2 isotropic Gaussian: log p_theta(x2|g) = log N(x2 | tau_2(g) = mlp(g), exp(log-variance) I). -> (..., N)."""
+    return S.log_normal(x2, S.mlp(params["decoder_x2"], g), params["decoder_x2_log_var"])
+
+
+@checked_with("VIEWS_CHECKS")
+def views_objective(params, x1, x2, rng, model):
+    """The paper's objective of model (Eq. 9 for the MVAE, Eq. 5 for the MMVAE), with views_x2_log_likelihood as f_2. Maximised.
+    The paper's functions themselves, unchecked (their checks are for the label modality): no copy of them."""
+    return S.OBJECTIVES[model].__wrapped__(params, x1, x2, rng, x2_log_likelihood=views_x2_log_likelihood)
+
+
+@checked_with("VIEWS_CHECKS")
+def train_views(model, x1, x2, seed=0, latent_dim=8, hidden=(128,), **options):
+    """Train the MVAE or the MMVAE on paired views as S.train does (S.fit, x1 standardised; x2 as it is)."""
+    start = init_views_params(S.init_rng(seed), latent_dim, np.shape(x1)[1], np.shape(x2)[1], hidden)
+    return S.fit(lambda p, x1, x2, rng: views_objective.__wrapped__(p, x1, x2, rng, model), start, x1, x2, seed=seed, name=model, **options)
+
+
+@checked_with("VIEWS_CHECKS")
+def views_generate_x1(params, x2, rng, model):
+    """x1 decoder means at one g ~ q(g|x2) per row of x2: the model's posterior given the view (S.label_posterior's rule)."""
+    return S.sample_x1.__wrapped__(params, *S.label_posterior.__wrapped__(params, x2, model), rng)
+
+
+@checked_with("DIGITS_CHECKS")
+def mirror_asymmetry(images):
+    """The mean left-right asymmetry of images (N, 64): the mean over images and pixels of |x - mirror(x)|."""
+    return float(onp.mean(onp.abs(images - mirror.__wrapped__(images))))
+
+
+@checked_with("DIGITS_CHECKS")
+def nearest_of_three(generated, originals):
+    """Fractions of generated x1 (N, 64) nearest (Euclidean) to their original digit, to its mirror image, and to the
+    mirror average (original + mirror) / 2, row by row."""
+    mirrored = mirror.__wrapped__(originals)
+    candidates = onp.stack([originals, mirrored, 0.5 * (originals + mirrored)])   # (3, N, 64)
+    nearest = onp.argmin(onp.sum((candidates - generated) ** 2, axis=-1), axis=0)                   # (N,)
+    return {name: float(onp.mean(nearest == index)) for index, name in enumerate(("original", "mirror", "average"))}
+
+
+# ================================================================ input checks, run by S.checked at the edge
+
+# As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
+UNCHECKED = ("views_x2_log_likelihood", "checked_with", "check_digit_images", "check_position", "check_sweep_labels")
+
+
+def check_digit_images(name, columns=64):
+    """A check: name is an (N, 64) array of finite reals, the 8 x 8 digits (or the views' 16 pooled pixels)."""
+    return lambda value, arguments: S.check_array(value, name, 2) or S.fail_unless(
+        onp.shape(value)[1] == columns, f"{name} must hold {columns} columns (8 x 8 images), got {onp.shape(value)[1]}")
+
+
+def check_position(position, arguments):
+    S.check_array(position, "position", 1)
+    S.fail_unless(len(position) == len(arguments["labels"]), f"position has {len(position)} entries but labels has {len(arguments['labels'])}")
+
+
+def check_sweep_labels(labels, arguments):
+    """refine_labels' labels: 0..C-1, every label used, and k at most the smallest class's size."""
+    S.check_labels(labels, {})
+    S.fail_unless(labels.size > 0 and labels.min() >= 0, "labels must be a non-empty array of labels 0..C-1")
+    counts = onp.bincount(labels)
+    S.fail_unless(onp.all(counts > 0), f"label {int(onp.argmin(counts))} has no points; labels must be 0..C-1, each used")
+    S.fail_unless(arguments["k"] <= counts.min(), f"k = {arguments['k']} exceeds the size of the smallest class ({counts.min()} points)")
+
+
+ARGUMENT_CHECKS = {"k": S.number("k", integer=True, positive=True)}      # k before the labels it splits
+ARGUMENT_CHECKS.update(S.ARGUMENT_CHECKS)
+ARGUMENT_CHECKS.update({
+    "labels": check_sweep_labels, "position": check_position,
+    "augment": lambda augment, arguments: S.fail_unless(augment in ("none", "flip"), f"augment must be 'none' or 'flip', got {augment!r}"),
+    "view_dim": S.number("view_dim", integer=True, positive=True),
+    "path": lambda path, arguments: S.fail_unless(path is None or (isinstance(path, str) and path.strip()),
+                                                  f"path must be None or a file's path, got {path!r}"),
+})
+VIEWS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: S.check_params(params, VIEWS_KEYS),
+                    model=lambda model, arguments: S.fail_unless(model in S.PAPER_MODELS, f"unknown model {model!r}; the views "
+                                                                 f"train the paper's models: {', '.join(S.PAPER_MODELS)}"),
+                    x2=lambda x2, arguments: S.check_array(x2, "x2", 2, None, len(S.getval(arguments["x1"])) if "x1" in arguments else None) or
+                    S.fail_unless("params" not in arguments or S.getval(x2).shape[1] == S.input_size(arguments, "encoder_x2"),
+                                  "x2 does not fit the views' encoder"))
+DIGITS_CHECKS = dict(ARGUMENT_CHECKS, images=check_digit_images("images"), x1=check_digit_images("x1"),
+                     generated=check_digit_images("generated"),
+                     originals=lambda value, arguments: S.check_array(value, "originals", 2) or S.fail_unless(
+                         onp.shape(value) == onp.shape(arguments["generated"]), f"originals has shape {onp.shape(value)} but generated "
+                         f"{onp.shape(arguments['generated'])}: one original per generated row"))

@@ -1,0 +1,163 @@
+"""k_samples: the K-sample objectives of the mixture posteriors and their gradient estimators, composed of surjvae_np's
+functions. Eq. (5) with K importance samples per stratum (Shi et al.'s m_iwae_looser), differentiated by autograd (IWAE),
+by sticking the landing (what the MMVAE's code computes) or by DReG (what it intends); and the K-sample cross term,
+the quantity whose maximiser K moves away from Theorem 1's constant mean. Input checks at the end.
+"""
+import math
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+import mopoe_mmvaeplus as MM
+import surjvae_np as S
+
+
+# ---------------------------------------------------------------- 1. K importance samples per stratum, and their gradient estimators
+
+# The gradient estimators of the K-sample objective (docs/collapse_strength.md): "iwae" autograd's gradient of it
+# (this project's default; srl-ethz/mmvaeplus's m_dreg computes it too: its hook never fires and q is not detached);
+# "stl" the MMVAE's official code as it runs (iffsid/mmvae, src/objectives.py, m_dreg_looser: q's parameters detached,
+# the hook on a copy of the samples never fires); "dreg" Tucker et al. (2019) as intended (MultiVae after its PR #39).
+GRADIENTS = ("iwae", "stl", "dreg")
+
+
+def log_importance_weights(params, x1, x2, g, means, log_vars):
+    """log w = log p(g, {x_m}) - log q(g|{x_m}) at g (K, M, N, D), q the equal mixture of the components (means,
+    log_vars (M, N, D)): log p(g) + log p(x1|g) + log p(x2|g) - log q_mix(g) (Eq. 1, 3, 5). -> (K, M, N)."""
+    log_joint = S.log_prior(g) + (S.decoder_x1_log_likelihood(params, x1, g) + S.decoder_x2_log_likelihood(params, x2, g))
+    return log_joint - S.mixture_log_density(g, means, log_vars)
+
+
+@S.checked
+def stratified_importance_weighted_elbo(params, x1, x2, means, log_vars, rng, num_importance):
+    """Eq. (5) with K = num_importance importance samples per stratum (Shi et al.'s m_iwae_looser). Maximised:
+      (1/M) sum_m E log (1/K) sum_k w_mk,  w_mk = p(g_mk, {x_m}) / q(g_mk|{x_m}),  g_mk ~ q_m (reparameterised),
+    the log-mean-exp over the K samples inside each stratum, the 1/M average outside. K = 1 is
+    S.stratified_mixture_elbo exactly (tested). Its stratum m = M holds the K-sample cross term of
+    k_sample_cross_term, which the constant-mean decoder no longer maximises once K > 1. Differentiated as it stands,
+    it gives the IWAE gradient (Burda et al. 2016): sum_k w~_k grad log w_k, w~ = w / sum_k w."""
+    g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
+    return np.mean(S.logsumexp(log_importance_weights(params, x1, x2, g, means, log_vars), axis=0) - math.log(num_importance))
+
+
+@S.checked
+def sticking_the_landing(params, x1, x2, means, log_vars, rng, num_importance):
+    """stratified_importance_weighted_elbo with q's parameters held in log q (Roeder et al. 2017): the same value; the
+    gradient sum_k w~_k (d log w_k / d g_k) (d g_k / d phi) for the encoders (the score term d log q / d phi at fixed g
+    dropped), the IWAE gradient for the decoders. What iffsid/mmvae's m_dreg_looser computes (src/objectives.py).
+    Biased for K > 1 (Tucker et al. 2019); at K = 1, summed over the strata, unbiased (the dropped term's
+    expectation, E_{q_mix} grad log q_mix, is 0)."""
+    g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D): depends on phi
+    held = log_importance_weights(params, x1, x2, g, getval(means), getval(log_vars))   # getval: q's parameters held
+    return np.mean(S.logsumexp(held, axis=0) - math.log(num_importance))
+
+
+@S.checked
+def doubly_reparameterised(params, x1, x2, means, log_vars, rng, num_importance):
+    """The DReG estimator (Tucker et al. 2019) of the gradient of stratified_importance_weighted_elbo: for the encoders
+    sum_k w~_k^2 (d log w_k / d g_k)(d g_k / d phi), for the decoders the IWAE gradient sum_k w~_k grad log w_k. Its
+    surrogate: the weights w~ from a first pass on the values (what a hook on the samples reads), then
+    (1/M) sum_{m,k} w~_mk log w_mk at g' = g_held + w~ (g - g_held), whose value is g and whose derivative in phi is w~ dg/dphi,
+    with q's parameters held in log q. DReG's identity assumes the samples come from the q of the weight; here they
+    come from q_m and the weight holds q_mix (its bias is measured in the tests). Its value is the objective itself."""
+    g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
+    values = log_importance_weights(_values_of(params), x1, x2, getval(g), getval(means), getval(log_vars))   # (K, M, N)
+    weights = onp.exp(values - S.logsumexp(values, axis=0))                       # w~ over the K samples of a stratum
+    rescaled = getval(g) + weights[..., None] * (g - getval(g))                   # value g; d/d phi scaled by w~
+    surrogate = np.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, getval(means), getval(log_vars)), axis=0))
+    objective = np.mean(S.logsumexp(values, axis=0) - math.log(num_importance))
+    return surrogate + getval(objective - surrogate)                              # the value reported: the objective
+
+
+def _values_of(params):
+    """params with every array taken out of autograd's boxes (getval): a pass on it is not traced."""
+    return S.tree_rebuild(params, iter([getval(leaf) for leaf in S.tree_leaves(params)]))
+
+
+ESTIMATORS = {"iwae": stratified_importance_weighted_elbo, "stl": sticking_the_landing, "dreg": doubly_reparameterised}
+
+
+@S.checked
+def mmvae_iwae_objective(params, x1, x2, rng, num_importance=1, gradient="iwae"):
+    """The MMVAE's objective (Eq. 5, the experts as components) with num_importance samples per stratum, differentiated
+    by the gradient estimator `gradient` (GRADIENTS). Maximised; its value is the objective for every estimator."""
+    return ESTIMATORS[gradient].__wrapped__(params, x1, x2, *S.unimodal_experts(params, x1, x2), rng, num_importance)
+
+
+@S.checked
+def mopoe_iwae_objective(params, x1, x2, rng, num_importance=1, gradient="iwae"):
+    """MoPoE's objective (mopoe_mmvaeplus) with num_importance samples per stratum and the gradient estimator `gradient`. Maximised."""
+    return ESTIMATORS[gradient].__wrapped__(params, x1, x2, *MM.mopoe_components(params, x1, x2), rng, num_importance)
+
+
+IWAE_OBJECTIVES = {"mmvae": mmvae_iwae_objective, "mopoe": mopoe_iwae_objective}     # what objective_of trains at K > 1
+
+
+@S.checked
+def k_sample_cross_term(params, x1, label_mean, label_log_var, rng, num_importance, replicates=200):
+    """(1/N) sum_n E log (1/K) sum_k f_1(x1^(n) | tau_1(g_k)), g_k ~ N(label_mean, diag exp(label_log_var)), the label
+    posterior that all rows of x1 share (one class): (mean, standard error) over `replicates` sets of K draws.
+    At K = 1 it is L_1/N of Eq. (4); it does not decrease with K and tends to log p(x1|x2) (Burda et al. 2016).
+    The constant class-mean decoder scores the bound of Eq. (7) at every K, and a decoder that follows g can beat it.
+    A proxy: the K-sample objective's stratum M takes its log-mean-exp over f_1 p(x2|g) p(g) / q_mix(g), not over f_1
+    alone: for K > 1 the objective's own term is not this one (on the pinwheel's MMVAE trained at K = 8, the two differ by
+    0.76-0.79 nats per point at K = 4 and 0.79-0.83 at K = 8)."""
+    mu = S.decode_mean_x1(params, S.sample_normal(label_mean, label_log_var, rng, (replicates, num_importance)))  # (R, K, D1)
+    log_var = params["decoder_x1_log_var"]        # log f_1(x_n | mu_k) = a_n + b_nk, as in grid_log_p
+    a = -0.5 * np.shape(x1)[1] * (S.LOG_2PI + log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-log_var)   # (N,)
+    b = (mu @ x1.T - 0.5 * onp.sum(mu * mu, axis=-1)[..., None]) * onp.exp(-log_var)                         # (R, K, N)
+    per_replicate = np.mean(a + S.logsumexp(b, axis=1), axis=-1) - math.log(num_importance)                   # (R,)
+    return float(np.mean(per_replicate)), float(np.std(per_replicate, ddof=1) / np.sqrt(replicates))
+
+
+# ================================================================ input checks, run by S.checked at the edge
+
+# As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
+UNCHECKED = ("log_importance_weights", "check_importance_samples", "check_gradient", "check_num_importance", "check_components")
+
+
+def check_importance_samples(value, arguments):
+    """An integer >= 1; above 1 only for the MMVAE and MoPoE (the models with a K-sample objective here)."""
+    S.check_number(value, "importance_samples", integer=True, positive=True)
+    S.fail_unless(value == 1 or arguments.get("model") in ("mmvae", "mopoe"),
+                  f"importance_samples > 1 applies to the MMVAE and MoPoE only, not to {arguments.get('model')!r}")
+
+
+def check_gradient(value, arguments):
+    """One of GRADIENTS; other than "iwae" only for the MMVAE and MoPoE (the models with a K-sample objective here)."""
+    S.fail_unless(value in GRADIENTS, f"gradient must be one of {', '.join(GRADIENTS)}, got {value!r}")
+    S.fail_unless(value == "iwae" or arguments.get("model", "mmvae") in ("mmvae", "mopoe"),
+                  f"gradient {value!r} applies to the MMVAE and MoPoE only, not to {arguments.get('model')!r}")
+
+
+def check_num_importance(value, arguments):
+    """An integer >= 1; above 1 only for the MMVAE and MoPoE where a model is named."""
+    S.check_number(value, "num_importance", integer=True, positive=True)
+    S.fail_unless(value == 1 or arguments.get("model", "mmvae") in ("mmvae", "mopoe"),
+                  f"num_importance > 1 applies to the MMVAE and MoPoE only, not to {arguments.get('model')!r}")
+
+
+def check_components(name):
+    """A check: means or log_vars of a mixture, (M, N, D) arrays of finite reals, D the decoder's input size, N x1's rows."""
+    def check(value, arguments):
+        S.check_array(value, name, 3)
+        shape, latent = onp.shape(S.getval(value)), S.input_size(arguments, "decoder_x1")
+        S.fail_unless(latent in (None, shape[-1]), f"{name} has {shape[-1]} latent dimensions but the decoder takes {latent}")
+        S.fail_unless("x1" not in arguments or shape[1] == len(S.getval(arguments["x1"])), f"{name} has {shape[1]} rows but x1 has "
+                      f"{len(S.getval(arguments['x1']))}")
+        S.fail_unless(name == "means" or shape == onp.shape(S.getval(arguments["means"])), "log_vars must have means' shape")
+    return check
+
+
+ARGUMENT_CHECKS = dict(MM.ARGUMENT_CHECKS)
+ARGUMENT_CHECKS.update({
+    "importance_samples": check_importance_samples, "gradient": check_gradient, "num_importance": check_num_importance,
+    "replicates": S.number("replicates", integer=True, minimum=2),
+    "label_mean": lambda m, arguments: S.check_array(m, "label_mean", 1) or S.fail_unless(
+        S.input_size(arguments, "decoder_x1") in (None, len(m)), f"label_mean has {len(m)} entries but the decoder takes "
+        f"{S.input_size(arguments, 'decoder_x1')} latent dimensions"),
+    "label_log_var": lambda v, arguments: S.check_array(v, "label_log_var", 1) or S.fail_unless(
+        onp.shape(v) == onp.shape(arguments["label_mean"]), "label_log_var must have label_mean's shape"),
+    "means": check_components("means"), "log_vars": check_components("log_vars"),
+})

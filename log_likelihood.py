@@ -1,0 +1,334 @@
+"""log_likelihood: what the MMVAE loses, in nats, and where its samples land. log p(x1|x2) per datapoint for any model and
+latent size (a grid where it converges, else importance sampling from Laplace proposals, judged by Pareto k), and label
+coherence. Composed of surjvae_np's and beyond_the_paper's functions; input checks at the end.
+"""
+import math
+
+import numpy as onp
+
+import beyond_the_paper as B
+import mopoe_mmvaeplus as MM
+import surjvae_np as S
+
+
+def checked_with(registry):
+    """S.checked with another registry of this module (at its end): MMVAEPLUS_CHECKS take MMVAE+'s params, LOG_P_CHECKS enough samples."""
+    return lambda function: S.checked(function, registry)
+
+
+# ---------------------------------------------------------------- 1. log p(x1|x2) per datapoint
+
+# log p(x1|x2) = log int q(g|x2) p(x1|g) dg, per datapoint, for any latent size (log_p_x1_given_x2). On a latent of
+# at most 3 dimensions a uniform grid, where it converges and resolves the posterior; else importance sampling from
+# a proposal fitted to each point's posterior q(g|x2) p(x1|g) (Laplace), mixed with q(g|x2), judged by Pareto k.
+GRID_HALF_WIDTH = 8.0         # the grid covers mean +- 8 std of q(g|x2) (outside: < 1e-14 of its mass)
+GRID_TOLERANCE = 1e-4         # nats per point: the change of the mean over a label's points at which the doubling stops
+MAX_GRID_POINTS = 10 ** 6     # nodes ** latent size, at most: 512 per axis in 2-D (from 32), 64 in 3-D
+MAX_GRID_NODES = 1024         # per axis
+STUDENT_DOF = 3               # the Laplace components: multivariate Student-t, 3 degrees of freedom,
+WIDENING = 2.0                # with scale matrix 2 x the inverse Hessian (tails of non-Gaussian posteriors; docs/log_likelihood.md)
+LABEL_SHARE = 0.2             # the share of the proposal that is q(g|x2) itself: every weight <= 5 p_theta(x1|g)
+PARETO_K_RELIABLE = 0.7       # Vehtari et al. (2024): above it the importance-sampling estimate is unreliable
+LAPLACE_STEPS = 20            # damped Gauss-Newton steps to each mode, at most (the log posterior then moves < 1e-3 per point)
+RANDOM_STARTS = 2             # draws from q(g|x2) per point, besides its mean and q(g|x1)'s mean, to start mode searches from
+RETRY_FACTOR = 4              # a point whose Pareto k exceeds PARETO_K_RELIABLE is estimated once more, with 4 x the draws
+
+
+@S.checked
+def node_counts(first, dim, max_nodes):
+    """The nodes per axis that a doubling rule tries in dim dimensions: from first (halved while its double exceeds
+    MAX_GRID_POINTS nodes in all, down to 8), doubled up to max_nodes; none if even that many nodes are too many."""
+    while first > 8 and (2 * first) ** dim > MAX_GRID_POINTS:
+        first //= 2
+    counts = [first] if first ** dim <= MAX_GRID_POINTS else []
+    while counts and 2 * counts[-1] <= max_nodes and (2 * counts[-1]) ** dim <= MAX_GRID_POINTS:
+        counts.append(2 * counts[-1])
+    return counts
+
+
+@checked_with("MMVAEPLUS_CHECKS")
+def decoder_jacobian(params, g):
+    """The x1 decoder mean mu(g) (N, D1) and its Jacobian d mu / d g (N, D1, D), forward through mlp's layers
+    (h_l = tanh(a_l): d h_l = (1 - h_l^2) W_l^T d h_(l-1)). Plain NumPy: it is never differentiated."""
+    layers, hidden = params["decoder_x1"], g
+    jacobian = onp.broadcast_to(onp.eye(g.shape[-1]), g.shape + (g.shape[-1],))                 # (N, D, D)
+    for layer in layers[:-1]:
+        hidden = onp.tanh(hidden @ layer["W"] + layer["b"])                                       # (N, H)
+        jacobian = (1.0 - hidden ** 2)[..., None] * (layer["W"].T @ jacobian)                      # (N, H, D)
+    return hidden @ layers[-1]["W"] + layers[-1]["b"], layers[-1]["W"].T @ jacobian
+
+
+def _log_posterior_unnormalised(params, x1, g, mean, log_var):
+    """log q(g|x2) + log p_theta(x1|g), g (..., N, D), x1 (N, D1): the integrand of log p(x1|x2), in logs. -> (..., N)."""
+    return S.log_normal(g, mean, log_var) + S.decoder_x1_log_likelihood(params, x1, g)
+
+
+def _laplace_fit(params, x1, mean, log_var, start):
+    """Each point's posterior mode of q(g|x2) p_theta(x1_n|g) by damped Gauss-Newton from start (N, D) (each step the
+    Newton step, halved up to 5 times where it does not raise the log posterior, else none), and the Gauss-Newton
+    Hessian of -log there, diag(1 / var) + J^T J / s^2: (mode (N, D), Hessian (N, D, D))."""
+    precision, noise_precision, g = onp.exp(-log_var), onp.exp(-params["decoder_x1_log_var"]), onp.array(start, dtype=float)
+    value = _log_posterior_unnormalised(params, x1, g, mean, log_var)                              # (N,)
+    for _ in range(LAPLACE_STEPS):
+        mu, jacobian = decoder_jacobian.__wrapped__(params, g)                                    # (N, D1), (N, D1, D)
+        transposed = onp.swapaxes(jacobian, -1, -2)                                               # (N, D, D1)
+        hessian = onp.diag(precision) + noise_precision * (transposed @ jacobian)                 # (N, D, D)
+        gradient = -(g - mean) * precision + noise_precision * (transposed @ (x1 - mu)[..., None])[..., 0]   # (N, D)
+        step, todo = onp.linalg.solve(hessian, gradient[..., None])[..., 0], onp.arange(len(g))
+        for _ in range(6):                                                                        # 1, 1/2, ..., 1/32
+            candidate = g[todo] + step[todo]
+            candidate_value = _log_posterior_unnormalised(params, x1[todo], candidate, mean, log_var)
+            better = candidate_value >= value[todo]
+            g[todo[better]], value[todo[better]] = candidate[better], candidate_value[better]
+            todo, step = todo[~better], step * 0.5
+            if not len(todo):
+                break
+        if onp.max(onp.abs(step) * onp.exp(-0.5 * log_var)) < 1e-6:                               # converged: in q's std units
+            break
+    _, jacobian = decoder_jacobian.__wrapped__(params, g)
+    return g, onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
+
+
+def _student_t_sample(mode, hessian, rng, size):
+    """size draws (size, N, D) of the multivariate Student-t with STUDENT_DOF degrees of freedom, location mode (N, D)
+    and scale matrix hessian^-1 (N, D, D): mode + L^-T z sqrt(nu / u), L L^T = hessian, z ~ N(0, I), u ~ chi^2_nu."""
+    inverse_transposed = onp.swapaxes(onp.linalg.inv(onp.linalg.cholesky(hessian)), -1, -2)     # L^-T (N, D, D)
+    z = rng.standard_normal((size,) + mode.shape)                                                 # (K, N, D)
+    steps = (inverse_transposed @ z[..., None])[..., 0]                                            # covariance hessian^-1
+    return mode + steps * onp.sqrt(STUDENT_DOF / rng.chisquare(STUDENT_DOF, (size, len(mode))))[..., None]
+
+
+def _student_t_log_density(g, mode, hessian):
+    """log t_nu(g | mode, hessian^-1) of g (..., N, D): log Gamma((nu + D)/2) - log Gamma(nu/2) - (D/2) log(nu pi)
+    + (1/2) log|hessian| - ((nu + D)/2) log(1 + d^T hessian d / nu), d = g - mode."""
+    nu, dim, residual = STUDENT_DOF, mode.shape[-1], g - mode
+    quadratic = onp.sum(residual * (hessian @ residual[..., None])[..., 0], axis=-1)
+    constant = math.lgamma((nu + dim) / 2.0) - math.lgamma(nu / 2.0) - 0.5 * dim * math.log(nu * math.pi)
+    return constant + 0.5 * onp.linalg.slogdet(hessian)[1] - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
+
+
+def _laplace_log_weights(params, x1, mean, log_var, fits, rng, num_samples, chunk=256):
+    """Importance log weights (K, N) of log p(x1|x2): log q(g|x2) p_theta(x1|g) - log r(g), from the proposal r per
+    point = (1 - LABEL_SHARE) x (the equal mixture of a Student-t at each fit (mode, hessian), scale matrix WIDENING x
+    hessian^-1) + LABEL_SHARE x q(g|x2).
+    Stratified: each component gets its share of the K draws; the weights use the whole mixture (unbiased)."""
+    fits = [(mode, hessian / WIDENING) for mode, hessian in fits]                                # scale WIDENING x hessian^-1
+    shares = [(1.0 - LABEL_SHARE) / len(fits)] * len(fits) + [LABEL_SHARE]
+    counts = [int(round(share * num_samples)) for share in shares[:-1]]
+    draws = [_student_t_sample(mode, hessian, rng, count) for (mode, hessian), count in zip(fits, counts)]
+    draws.append(S.sample_normal(onp.broadcast_to(mean, x1.shape[:1] + mean.shape), log_var, rng, (num_samples - sum(counts),)))
+    g = onp.concatenate(draws)                                                                    # (K, N, D)
+    log_weights = []
+    for start in range(0, num_samples, chunk):
+        part = g[start:start + chunk]
+        components = [_student_t_log_density(part, mode, hessian) for mode, hessian in fits] + [S.log_normal(part, mean, log_var)]
+        log_proposal = S.logsumexp(onp.stack([onp.log(share) + c for share, c in zip(shares, components)]), axis=0)
+        log_weights.append(_log_posterior_unnormalised(params, x1, part, mean, log_var) - log_proposal)
+    return onp.concatenate(log_weights)
+
+
+@S.checked
+def pareto_k(log_weights):
+    """Pareto k of each column of log weights (K, N): the generalised Pareto shape fitted (Zhang and Stephens 2009, with
+    Vehtari et al.'s weak prior) to the M = min(K / 5, 3 sqrt(K)) largest weights over the next one. k <= 0.7: the
+    estimate's error is trustworthy; above, the variance of the weights may be infinite (Vehtari et al. 2024)."""
+    size = len(log_weights)
+    tail = int(min(math.ceil(0.2 * size), math.ceil(3.0 * math.sqrt(size))))
+    ordered = onp.sort(log_weights, axis=0)
+    weights = onp.exp(ordered - ordered[-1])                                                       # largest weight 1
+    exceedances = weights[-tail:] - weights[-tail - 1]                                             # (M, N), ascending
+    return onp.array([_generalised_pareto_shape(column) for column in exceedances.T])
+
+
+def _generalised_pareto_shape(x):
+    """The shape k of a generalised Pareto fitted to the ascending exceedances x > 0 (Zhang and Stephens 2009, as in
+    Vehtari et al.'s PSIS): a quadrature over b = -k / sigma of the profile likelihood, then a weak prior at k = 0.5."""
+    if x[-1] <= 0.0:
+        return -onp.inf                                                                             # equal weights: no tail
+    if x[int(len(x) / 4 + 0.5) - 1] <= 0.0:
+        return onp.inf                                                                              # a few weights over a sea of equal ones
+    n, prior_strength, grid_size = len(x), 10.0, 30 + int(math.sqrt(len(x)))
+    b = 1.0 - onp.sqrt(grid_size / (onp.arange(1, grid_size + 1) - 0.5))
+    b = b / (3.0 * x[int(n / 4 + 0.5) - 1]) + 1.0 / x[-1]
+    k = onp.mean(onp.log1p(-b[:, None] * x), axis=1)                                              # (grid,)
+    log_likelihood = n * (onp.log(-b / k) - k - 1.0)
+    with onp.errstate(over="ignore"):                                                           # exp(huge) = inf: a weight of 0
+        weights = 1.0 / onp.sum(onp.exp(log_likelihood[None, :] - log_likelihood[:, None]), axis=1)
+    b_mean = onp.sum(b * weights) / onp.sum(weights)
+    return float((n * onp.mean(onp.log1p(-b_mean * x)) + prior_strength * 0.5) / (n + prior_strength))
+
+
+@S.checked
+def importance_estimate(log_weights):
+    """From log weights (K, N): log (1/K) sum_k w_k, its standard error by the delta method sqrt(var(w) / K) / mean(w)
+    (a standard error, trustworthy where Pareto k <= 0.7), Pareto k, and Kish's effective sample size / K."""
+    size = len(log_weights)
+    log_mean = S.logsumexp(log_weights, axis=0) - math.log(size)                                  # (N,)
+    relative = onp.exp(log_weights - log_mean)                                                     # w_k / mean(w)
+    standard_error = onp.sqrt(onp.sum((relative - 1.0) ** 2, axis=0) / (size * (size - 1)))
+    ess = onp.exp(2.0 * S.logsumexp(log_weights, axis=0) - S.logsumexp(2.0 * log_weights, axis=0)) / size
+    return log_mean, standard_error, pareto_k.__wrapped__(log_weights), ess
+
+
+@checked_with("MMVAEPLUS_CHECKS")
+def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, chunk=8192):
+    """log p(x1_n|x2) per point (N,) by the tensor-product trapezoid rule on mean +- GRID_HALF_WIDTH std of q(g|x2) =
+    N(label_mean, diag exp(label_log_var)), num_nodes per axis: the points share q(g|x2), so the decoder runs once per node.
+    log N(x_n | mu_k, s^2 I) = a_n + b_nk, a_n = -(D1/2) log(2 pi s^2) - |x_n|^2 / (2 s^2), b_nk = (x_n . mu_k - |mu_k|^2 / 2) / s^2."""
+    mean, log_var = label_mean, label_log_var
+    dim, axis = len(mean), onp.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, num_nodes)
+    z = onp.stack(onp.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)           # (K, D)
+    log_weights = -0.5 * onp.sum(z * z, axis=1) + dim * (math.log(axis[1] - axis[0]) - 0.5 * S.LOG_2PI)
+    noise_log_var, total = params["decoder_x1_log_var"], onp.full(len(x1), -onp.inf)
+    a = -0.5 * x1.shape[1] * (S.LOG_2PI + noise_log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-noise_log_var)
+    for start in range(0, len(z), chunk):
+        mu = S.decode_mean_x1(params, mean + onp.exp(0.5 * log_var) * z[start:start + chunk])       # (K_chunk, D1)
+        b = (x1 @ mu.T - 0.5 * onp.sum(mu * mu, axis=1)) * onp.exp(-noise_log_var) + log_weights[start:start + chunk]
+        total = onp.logaddexp(total, S.logsumexp(b, axis=1))
+    return a + total
+
+
+def _converged_grid(params, x1, mean, log_var, hessians, start_nodes):
+    """grid_log_p with the nodes doubled from start_nodes until the mean over the points moves by less than GRID_TOLERANCE
+    and the node spacing is at most twice the narrowest posterior std (from the Laplace Hessians, in the grid's
+    standardised coordinates: a narrower peak can fall between the nodes, and two grids then agree on a wrong value;
+    the trapezoid rule's relative error on a Gaussian of std w at spacing h is about 2 exp(-2 pi^2 w^2 / h^2)):
+    (values, |last change| per point, nodes), or None if the counts run out first. The last change is a sign of
+    convergence, not a bound on the error."""
+    scaled = hessians * onp.exp(0.5 * (log_var[:, None] + log_var[None, :]))                      # diag(s) H diag(s)
+    narrowest = 1.0 / math.sqrt(onp.max(onp.linalg.eigvalsh(scaled)))
+    previous = None
+    for nodes in node_counts.__wrapped__(start_nodes, len(mean), MAX_GRID_NODES):
+        values = grid_log_p.__wrapped__(params, x1, mean, log_var, nodes)
+        resolved = 2.0 * GRID_HALF_WIDTH / (nodes - 1) <= 2.0 * narrowest
+        if previous is not None and resolved and abs(onp.mean(values - previous)) < GRID_TOLERANCE:
+            return values, onp.abs(values - previous), nodes
+        previous = values
+    return None
+
+
+@checked_with("LOG_P_CHECKS")
+def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2000, grid_nodes=32):
+    """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4) per datapoint, as a dict of arrays (N,):
+      "value";  "error": by importance sampling a standard error (delta method), by the grid |the last change|;
+      "reliable": the grid converged and resolved the posterior, or Pareto k <= PARETO_K_RELIABLE;
+      "method": "grid<nodes>" or "IS"; "pareto_k", "ess" (Kish ESS / K; NaN on the grid).
+    q(g|x2) = label_latent (MMVAE+: w_1 ~ p(w_1) with private="prior", ~ r_1 with "auxiliary"). Each point's
+    posterior mode is sought (_laplace_fit) from the label's mean and from q(g|x1)'s mean. On a latent of at most 3
+    dimensions the grid is tried first (_converged_grid, from grid_nodes per axis; None: never), trusted only where
+    its spacing resolves those modes' widths; else importance sampling (_laplace_log_weights, num_samples draws per
+    point; RETRY_FACTOR times as many again where Pareto k > PARETO_K_RELIABLE) from a Student-t at each mode, and at the
+    modes found from RANDOM_STARTS draws of q(g|x2) (so that a second mode is found, not only flagged), mixed with
+    q(g|x2) itself. A posterior peak that no search finds and that neither the grid's nodes nor q(g|x2)'s draws hit
+    is missed by both methods (docs/log_likelihood.md)."""
+    labels, out = onp.argmax(x2, axis=1), {key: onp.zeros(len(x1)) for key in ("value", "error", "pareto_k", "ess")}
+    out.update(reliable=onp.zeros(len(x1), dtype=bool), method=onp.empty(len(x1), dtype=object))
+    own_mean = B.x1_latent.__wrapped__(params, x1, model)[0]
+    for label in onp.unique(labels):
+        members = onp.flatnonzero(labels == label)
+        mean, log_var = (a[0] for a in B.label_latent.__wrapped__(params, x2[members[:1]], model, private))
+        fits = [_laplace_fit(params, x1[members], mean, log_var, start) for start in (onp.broadcast_to(mean, own_mean[members].shape), own_mean[members])]
+        hessians = onp.concatenate([hessian for _, hessian in fits])
+        grid = _converged_grid(params, x1[members], mean, log_var, hessians, grid_nodes) if grid_nodes and len(mean) <= 3 else None
+        if grid is not None:
+            found = dict(value=grid[0], error=grid[1], pareto_k=onp.nan, ess=onp.nan, reliable=True, method=f"grid{grid[2]}")
+        else:
+            starts = S.sample_normal(onp.broadcast_to(mean, own_mean[members].shape), log_var, rng, (RANDOM_STARTS,))
+            fits += [_laplace_fit(params, x1[members], mean, log_var, start) for start in starts]
+            found = _sampled(params, x1[members], mean, log_var, fits, rng, num_samples)
+        for key, column in found.items():
+            out[key][members] = column
+    return out
+
+
+def _sampled(params, x1, mean, log_var, fits, rng, num_samples):
+    """importance_estimate of _laplace_log_weights as log_p_x1_given_x2's columns. A point whose Pareto k exceeds
+    PARETO_K_RELIABLE is estimated again, from fresh draws, RETRY_FACTOR times as many, and that estimate replaces the
+    first whatever it says (k from a few thousand weights is noisy: a true k of 0.5 reads above 0.7 at some points)."""
+    value, error, k, ess = importance_estimate.__wrapped__(_laplace_log_weights(params, x1, mean, log_var, fits, rng, num_samples))
+    again = onp.flatnonzero(k > PARETO_K_RELIABLE)
+    if len(again):
+        subset = [(mode[again], hessian[again]) for mode, hessian in fits]
+        weights = _laplace_log_weights(params, x1[again], mean, log_var, subset, rng, RETRY_FACTOR * num_samples)
+        value[again], error[again], k[again], ess[again] = importance_estimate.__wrapped__(weights)
+    return dict(value=value, error=error, pareto_k=k, ess=ess, reliable=k <= PARETO_K_RELIABLE, method="IS")
+
+
+# ---------------------------------------------------------------- 2. label coherence
+
+def _nearest_label(points, reference_x1, reference_labels):
+    """The label of each point's nearest reference point (Euclidean): points (N, D) -> (N,)."""
+    squared = (onp.sum(points ** 2, axis=1)[:, None] - 2.0 * points @ reference_x1.T
+               + onp.sum(reference_x1 ** 2, axis=1)[None, :])                     # (N, R)
+    return reference_labels[onp.argmin(squared, axis=1)]
+
+
+@S.checked
+def label_coherence(generated, conditioning_labels, reference_x1, reference_labels):
+    """Fraction of generated x1 whose nearest reference point carries the conditioning label: 1 means
+    every label -> x1 sample lands among its own class; it tells samples that stray to another class
+    (the MVAE's overlapping label posteriors) from variation that is kept."""
+    return float(onp.mean(_nearest_label(generated, reference_x1, reference_labels) == conditioning_labels))
+
+
+@S.checked
+def leave_one_out_coherence(x1, labels):
+    """label_coherence of the data themselves, per label: each point against all the others (1-NN).
+    The yardstick for label_coherence: where the data's own classes overlap, no model can score 1."""
+    squared = onp.sum(x1 ** 2, axis=1)[:, None] - 2.0 * x1 @ x1.T + onp.sum(x1 ** 2, axis=1)[None, :]   # (N, N)
+    onp.fill_diagonal(squared, onp.inf)                                           # not its own neighbour
+    same = labels[onp.argmin(squared, axis=1)] == labels
+    return [float(onp.mean(same[labels == c])) for c in onp.unique(labels)]
+
+
+# ================================================================ input checks, run by S.checked at the edge
+
+# As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
+UNCHECKED = ("checked_with", "check_log_weights", "check_labels_against", "check_leave_one_out_labels")
+
+
+def check_log_weights(value, arguments):
+    """Log importance weights (K, N): a 2-D real array of at least 5 rows, without NaN or +inf (-inf: a weight of 0)."""
+    S.fail_unless(isinstance(value, onp.ndarray) and value.ndim == 2 and value.dtype.kind in "iuf" and len(value) >= 5,
+                  f"log_weights must be a 2-D real NumPy array of at least 5 rows (K, N), got {type(value).__name__} of shape {onp.shape(value)}")
+    S.fail_unless(not onp.any(onp.isnan(value) | (value == onp.inf)), "log_weights contains NaN or +inf")
+
+
+def check_labels_against(name, reference):
+    """A check: the argument is a 1-D integer NumPy array of the reference array's length, with labels in
+    0..C-1, C the number of reference labels (for conditioning_labels: those of reference_labels)."""
+    def check(labels, arguments):
+        S.fail_unless(isinstance(labels, onp.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu",
+                      f"{name} must be a 1-D integer NumPy array, got {type(labels).__name__} of shape {onp.shape(labels)}")
+        S.fail_unless(len(labels) == len(arguments[reference]), f"{name} must be {len(arguments[reference])} integer labels "
+                      f"(one per row of {reference}), got {len(labels)}")
+        classes = int(arguments["reference_labels"].max()) + 1 if name == "conditioning_labels" else None
+        S.check_labels(labels, {"num_classes": classes} if classes else {}, name)
+        S.fail_unless(labels.size == 0 or labels.min() >= 0, f"{name} must be labels >= 0, got {labels.min()}")
+    return check
+
+
+def check_leave_one_out_labels(labels, arguments):
+    """S.check_labels, one label per row of x1, and at least two rows (a point needs another to be its neighbour)."""
+    S.check_labels(labels, arguments)
+    S.fail_unless(len(labels) == len(arguments["x1"]), f"labels has {len(labels)} entries but x1 has {len(arguments['x1'])} rows")
+    S.fail_unless(len(labels) >= 2, f"leave-one-out coherence needs at least 2 points, got {len(labels)}")
+
+
+ARGUMENT_CHECKS = dict(B.ARGUMENT_CHECKS)
+ARGUMENT_CHECKS.update({
+    "labels": check_leave_one_out_labels, "chunk_size": S.number("chunk_size", integer=True, positive=True),
+    "reference_x1": lambda x, arguments: S.check_array(x, "reference_x1", 2, onp.shape(arguments["generated"])[1]),
+    "reference_labels": check_labels_against("reference_labels", "reference_x1"),
+    "conditioning_labels": check_labels_against("conditioning_labels", "generated"),
+    "first": S.number("first", integer=True, positive=True),
+    "dim": S.number("dim", integer=True, positive=True), "max_nodes": S.number("max_nodes", integer=True, positive=True),
+    "g": lambda g, arguments: S.check_array(g, "g", 2, S.input_size(arguments, "decoder_x1")),
+    "log_weights": check_log_weights,
+    "num_nodes": lambda n, arguments: S.check_number(n, "num_nodes", integer=True, minimum=2) or S.fail_unless(
+        n ** len(arguments["label_mean"]) <= 2 * 10 ** 7, f"num_nodes {n} in {len(arguments['label_mean'])}-D is more than 2e7 nodes"),
+})
+MMVAEPLUS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: MM.check_mmvaeplus_params(params))
+LOG_P_CHECKS = dict(ARGUMENT_CHECKS, num_samples=S.number("num_samples (at least 100: Pareto k is fitted to the largest 20)", integer=True,
+                                                          minimum=100),
+                    grid_nodes=lambda n, arguments: n is None or S.check_number(n, "grid_nodes", integer=True, minimum=2))
