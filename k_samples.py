@@ -18,8 +18,10 @@ import surjvae_np as S
 # The gradient estimators of the K-sample objective (docs/collapse_strength.md): "iwae" autograd's gradient of it
 # (this project's default; srl-ethz/mmvaeplus's m_dreg computes it too: its hook never fires and q is not detached);
 # "stl" the MMVAE's official code as it runs (iffsid/mmvae, src/objectives.py, m_dreg_looser: q's parameters detached,
-# the hook on a copy of the samples never fires); "dreg" Tucker et al. (2019) as intended (MultiVae after its PR #39).
-GRADIENTS = ("iwae", "stl", "dreg")
+# the hook on a copy of the samples never fires); "dreg" Tucker et al. (2019) as intended (MultiVae after its PR #39), biased
+# for the stratified mixture (its samples come from q_m, its weight holds q_mix); "dreg-mix" the doubly reparameterised
+# gradient derived for the stratified mixture, unbiased (doubly_reparameterised_for_the_mixture).
+GRADIENTS = ("iwae", "stl", "dreg", "dreg-mix")
 
 
 def log_importance_weights(params, x1, x2, g, means, log_vars):
@@ -60,7 +62,8 @@ def doubly_reparameterised(params, x1, x2, means, log_vars, rng, num_importance)
     surrogate: the weights w~ from a first pass on the values (what a hook on the samples reads), then
     (1/M) sum_{m,k} w~_mk log w_mk at g' = g_held + w~ (g - g_held), whose value is g and whose derivative in phi is w~ dg/dphi,
     with q's parameters held in log q. DReG's identity assumes the samples come from the q of the weight; here they
-    come from q_m and the weight holds q_mix (its bias is measured in the tests). Its value is the objective itself."""
+    come from q_m and the weight holds q_mix: biased once the experts differ (measured against an exact gradient in the tests
+    and docs/collapse_strength.md; doubly_reparameterised_for_the_mixture is the unbiased form). Its value is the objective itself."""
     g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
     values = log_importance_weights(_values_of(params), x1, x2, getval(g), getval(means), getval(log_vars))   # (K, M, N)
     weights = onp.exp(values - S.logsumexp(values, axis=0))                       # w~ over the K samples of a stratum
@@ -70,12 +73,62 @@ def doubly_reparameterised(params, x1, x2, means, log_vars, rng, num_importance)
     return surrogate + getval(objective - surrogate)                              # the value reported: the objective
 
 
+@S.checked
+def doubly_reparameterised_for_the_mixture(params, x1, x2, means, log_vars, rng, num_importance):
+    """An unbiased doubly reparameterised gradient of stratified_importance_weighted_elbo, for M components (strata). Maximised.
+
+    Stratum m draws g_mk ~ q_m; the weight w(g) = p(g, x) / q_mix(g) holds q_mix = (1/M) sum_m' q_m'. The IWAE gradient
+    for the encoders is (1/M) sum_{m,k} E[w~_mk (grad_g log w(g_mk) dg_mk/dphi - d log q_mix(g_mk)/dphi)]. Its score term,
+    with F_mk(g) = E[w~_mk | g_mk = g] and d log q_mix / dphi = (1/(M q_mix)) sum_m' dq_m'/dphi, is
+      -E_{q_m}[F_mk d log q_mix / dphi] = -(1/M) sum_m' int h_mk dq_m'/dphi dg = -(1/M) sum_m' E[grad_g h_mk(g_m'k) dg_m'k/dphi],
+    h_mk = F_mk q_m / q_mix held, the last step reparameterising each q_m'. One unbiased value of h_mk at g' (independent
+    of stratum m's other samples) puts g' in slot k of stratum m: h^_mk(g') = w^ q_m / q_mix, w^ = w(g') / (w(g') + S_m,-k),
+    S_m,-k = sum_{j != k} w(g_mj); grad_g h^ = h^ [(1 - w^) grad log w + grad log q_m - grad log q_mix]. So sample s = (m', k)
+    carries, for the encoders,
+      a_s grad_g log w(g_s) dg_s/dphi - (1/M) sum_m h^_ms [grad_g log q_m(g_s) - grad_g log q_mix(g_s)] dg_s/dphi,
+      a_s = w~_s - (1/M) sum_m h^_ms (1 - w^_ms) = w~_s c_s,
+      c_s = 1 - (1/M) sum_m (1 - w^_ms) (W_m' / W_ms) q_m(g_s) / q_mix(g_s),  W_m' = sum_j w(g_m'j),  W_ms = w(g_s) + S_m,-k
+    (w(g_s) cancels in c_s: no division by a weight that may underflow); the decoders get the IWAE gradient. With M = 1,
+    c = w~ and this is DReG (Tucker et al. 2019): w~ - w~ (1 - w~) = w~^2. At K = 1, c = 1 and the q terms cancel in sum:
+    sticking the landing. The surrogate: (1/M) sum_s w~_s log w(g'_s) at g' = g_held + c (g - g_held) (value g, d/dphi
+    scaled by c), q's parameters held, plus the q terms at g with h^ held. Its value is the objective itself."""
+    g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
+    held = getval(g), getval(means), getval(log_vars)
+    values = log_importance_weights(_values_of(params), x1, x2, *held)           # (K, M, N): log w(g_s), s = (k, m')
+    log_h, c = _mixture_dreg_coefficients(values, S.log_normal(held[0][..., None, :, :], held[1], held[2]))
+    weights = onp.exp(values - S.logsumexp(values, axis=0))                       # w~ over the K samples of a stratum
+    rescaled = held[0] + c[..., None] * (g - held[0])                             # value g; d/dphi scaled by c
+    pathwise = np.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, *held[1:]), axis=0))
+    log_q = S.log_normal(g[..., None, :, :], *held[1:])                           # (K, M', M, N): log q_m(g_s), g live
+    q_terms = np.sum(onp.exp(log_h) * (log_q - S.mixture_log_density(g, *held[1:])[..., None, :]), axis=-2)   # (K, M', N)
+    surrogate = pathwise - np.mean(np.sum(q_terms, axis=0)) / np.shape(means)[0]
+    objective = np.mean(S.logsumexp(values, axis=0) - math.log(num_importance))
+    return surrogate + getval(objective - surrogate)                              # the value reported: the objective
+
+
+def _mixture_dreg_coefficients(values, component_log_q):
+    """doubly_reparameterised_for_the_mixture's held coefficients, in log space, from log w(g_s) (K, M', N) and
+    log q_m(g_s) (K, M', M, N), s = (k, m'): log h^_ms (K, M', M, N) and c_s (K, M', N)."""
+    size, strata = values.shape[0], values.shape[1]
+    others = onp.where(onp.eye(size, dtype=bool)[:, :, None, None], -onp.inf, values[None])        # (K slot, K j, M, N)
+    with onp.errstate(divide="ignore", invalid="ignore"):                     # K = 1: no other sample, S = 0
+        log_rest = S.logsumexp(others, axis=1) if size > 1 else onp.full_like(values, -onp.inf)     # log S_m,-k (K, M, N)
+    log_slot_total = onp.logaddexp(values[:, :, None, :], log_rest[:, None, :, :])                 # log W_ms (K, M', M, N)
+    log_share = values[:, :, None, :] - log_slot_total                                             # log w^_ms
+    log_q_ratio = component_log_q - (S.logsumexp(component_log_q, axis=2) - math.log(strata))[:, :, None, :]
+    log_own_total = S.logsumexp(values, axis=0)[None, :, None, :]                                  # log W_m'
+    ratio = onp.exp(log_own_total - log_slot_total + log_q_ratio)                                  # (W_m' / W_ms) q_m / q_mix
+    c = 1.0 - onp.sum(-onp.expm1(log_share) * ratio, axis=2) / strata
+    return log_share + log_q_ratio, c
+
+
 def _values_of(params):
     """params with every array taken out of autograd's boxes (getval): a pass on it is not traced."""
     return S.tree_rebuild(params, iter([getval(leaf) for leaf in S.tree_leaves(params)]))
 
 
-ESTIMATORS = {"iwae": stratified_importance_weighted_elbo, "stl": sticking_the_landing, "dreg": doubly_reparameterised}
+ESTIMATORS = {"iwae": stratified_importance_weighted_elbo, "stl": sticking_the_landing, "dreg": doubly_reparameterised,
+              "dreg-mix": doubly_reparameterised_for_the_mixture}
 
 
 @S.checked
