@@ -21,6 +21,7 @@ import time  # noqa: E402
 
 import autograd.numpy as np  # noqa: E402
 import numpy.random as npr  # noqa: E402
+from autograd import grad  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
 import data_sets as D  # noqa: E402
@@ -345,6 +346,65 @@ def format_auxiliary_study(entries):
     return "\n".join(lines)
 
 
+# ================================================================ the gradient estimators where training goes (--gradient-study)
+
+GRADIENT_STAGES = (0, 200, 800)      # Adam steps (K = 1, iwae) before the gradients are measured: initial, part-way, trained
+GRADIENT_KS = (1, 2, 4, 8, 16, 30)
+
+
+def encoder_gradients(params, model, x1, x2, k, gradient, draws, seed):
+    """The encoders' gradient of the K-sample objective (B.objective_of) on one batch, one row per draw: (draws, coordinates).
+    Draw s uses default_rng([seed, 10, k, s]) for every estimator: common random numbers, so differences are paired."""
+    vector, unflatten = S.flatten_params(params)
+    encoder = np.concatenate([np.full(np.size(leaf), key.startswith("encoder")) for key in sorted(params) for leaf in S.tree_leaves(params[key])])
+    objective = B.objective_of(model, k, gradient)
+    return np.array([grad(lambda v: objective(unflatten(v), x1, x2, npr.default_rng([seed, 10, k, s])))(vector)[encoder] for s in range(draws)])
+
+
+def gradient_measures(draws, reference):
+    """An estimator's draws (R, P) against the IWAE gradient's on the same draws: its bias as |mean difference| / |mean IWAE|,
+    chi^2 / df of the paired differences' z over the coordinates (about 1 if unbiased; 0 for IWAE itself), and its
+    signal-to-noise ratio |mean| / std per coordinate, the median over the coordinates (Rainforth et al. 2018)."""
+    difference, size = draws - reference, len(draws)
+    spread = difference.std(axis=0, ddof=1) / np.sqrt(size)
+    z = np.where(spread > 0, difference.mean(axis=0) / np.where(spread > 0, spread, 1.0), 0.0)
+    return dict(bias=float(np.linalg.norm(difference.mean(axis=0)) / np.linalg.norm(reference.mean(axis=0))),
+                chi2_per_df=float(np.mean(z ** 2)), snr=float(np.median(np.abs(draws.mean(axis=0)) / draws.std(axis=0, ddof=1))))
+
+
+def gradient_study_task(model, stage, x1, x2, seed, ks, draws):
+    """At the parameters after `stage` training steps (0: the initial ones): gradient_measures of every estimator at every K,
+    on one batch of 128 points (what a training step sees)."""
+    params = (B.train(model, x1, x2, seed=seed, num_steps=stage, print_fn=None)[0] if stage else
+              S.change_x1_units(B.init_model_params(model, S.init_rng(seed)), *S.x1_standardisation(x1)))
+    batch = npr.default_rng([seed, 11]).choice(len(x1), 128, replace=False)
+    rows = []
+    for k in ks:
+        gradients = {g: encoder_gradients(params, model, x1[batch], x2[batch], k, g, draws, seed) for g in B.GRADIENTS}
+        rows += [dict(model=model, stage=stage, k=k, gradient=g, **gradient_measures(gradients[g], gradients["iwae"])) for g in B.GRADIENTS]
+    return rows
+
+
+def run_gradient_study(args, print_fn):
+    """--gradient-study: each estimator's bias and signal-to-noise ratio at K in GRADIENT_KS, at GRADIENT_STAGES, seed args.seed."""
+    config = T.run_config(args)
+    x1, labels, _, num_classes = T.load_data(args, config)
+    x2, ks, draws = S.one_hot(labels, num_classes), (1, 4) if args.quick else GRADIENT_KS, 40 if args.quick else 400
+    stages = (0, config["steps"] // 4, config["steps"]) if args.quick else GRADIENT_STAGES
+    tasks = [(f"gradients of mmvae after {stage} steps", gradient_study_task, ("mmvae", stage, x1, x2, args.seed, ks, draws)) for stage in stages]
+    rows = [row for part in T.run_tasks(tasks, args.jobs, print_fn) for row in part]
+    return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config, draws=draws), "gradient_study": rows, "checks": [], "findings": []}
+
+
+def format_gradient_study(rows):
+    """One line per (steps, K): each estimator's bias (a fraction of the IWAE gradient's norm), chi^2/df and SNR."""
+    lines = ["steps   K " + "".join(f"{g:>25s}" for g in B.GRADIENTS), " " * 10 + f"{'bias  chi2/df    SNR':>25s}" * len(B.GRADIENTS)]
+    for stage, k in dict.fromkeys((row["stage"], row["k"]) for row in rows):
+        cells = {row["gradient"]: row for row in rows if (row["stage"], row["k"]) == (stage, k)}
+        lines.append(f"{stage:5d} {k:3d} " + "".join(f"{cells[g]['bias']:9.3f} {cells[g]['chi2_per_df']:8.2f} {cells[g]['snr']:6.3f}" for g in B.GRADIENTS))
+    return "\n".join(lines)
+
+
 # ================================================================ the augmentation warning (--data digit-views)
 
 VIEWS = dict(latent_dim=8, hidden=(128,), steps=3000, peak_step_size=0.005, group_draws=64, shown=12)
@@ -492,7 +552,10 @@ def add_study_arguments(add):
     add("--study-seeds", nargs="+", type=T.int_at_least(0), default=None, metavar="SEED",
         help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits); runs of other seeds can be drawn together")
     add("--study-gradients", nargs="+", choices=B.GRADIENTS, default=list(B.GRADIENTS), metavar="GRADIENT",
-        help="the gradient estimators of --study importance-samples (default all: iwae stl dreg)")
+        help="the gradient estimators of --study importance-samples (default all: iwae stl dreg dreg-mix)")
+    add("--gradient-study", action="store_true",
+        help="instead of the check: each gradient estimator's bias and signal-to-noise ratio against K, at the initial, "
+             "part-way and trained pinwheel MMVAE (about 15 minutes)")
     add("--augment", choices=("none", "flip"), default=None,
         help="with --data digit-views: flip adds (mirrored x1, the same x2) for every pair (default none)")
 
@@ -509,6 +572,7 @@ def study_flags_not_applying(args):
         ("--models", (views and not set(args.models) <= set(S.PAPER_MODELS)) or (study and args.models != list(S.PAPER_MODELS)),
          "the check (--study sets its own; the views train the paper's two)"),
         ("--study", study and views, "--data pinwheel or digits"),
+        ("--gradient-study", args.gradient_study and (study or args.data != "pinwheel" or args.sweep), "--data pinwheel, without --study or --sweep"),
         ("--study-seeds", args.study_seeds is not None and not study, "--study, which is not given"),
         ("--study-gradients", args.study_gradients != list(B.GRADIENTS) and not (study and "importance-samples" in args.study),
          "--study importance-samples"),
@@ -529,8 +593,8 @@ def parse_args(argv):
     not_applying = T.flags_not_applying(args) + study_flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
-    if not (args.sweep or args.study or views or args.importance_samples > 1 or "mmvaeplus" in args.models):
-        parser.error("nothing beyond the check: give --sweep, --study, --data digit-views, --importance-samples K > 1 or "
+    if not (args.sweep or args.study or args.gradient_study or views or args.importance_samples > 1 or "mmvaeplus" in args.models):
+        parser.error("nothing beyond the check: give --sweep, --study, --gradient-study, --data digit-views, --importance-samples K > 1 or "
                      "--models ... mmvaeplus (the check alone is theorem_check.py)")
     per_class = args.per_class or (T.QUICK if args.quick else T.FULL)["per_class"]
     if args.sweep and max(args.sweep_ks or [1]) > per_class:
@@ -565,6 +629,8 @@ def print_experiments(results, args, config):
     """The tables: the check's and the experiments', or the study's, or the views'."""
     if "study" in results:
         print(format_study(results))
+    elif "gradient_study" in results:
+        print(format_gradient_study(results["gradient_study"]))
     elif "views" in results:
         print(format_views(results))
     else:
@@ -586,6 +652,8 @@ def describe(args):
                 f"models={' '.join(args.models)}, steps per model={config['steps']}, latent={config['latent_dim']}, "
                 f"hidden={config['hidden']}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
     text = T.describe(args, T.run_config(args))
+    if args.gradient_study:
+        return text.split(", models=")[0] + f", gradient study of mmvae, jobs={args.jobs}, quick={args.quick}, json={args.json}"
     if args.study:
         seeds = args.study_seeds or STUDY[args.data]["seeds"]
         keys = dict.fromkeys(study_key(*setting) for setting in study_settings(args.study, args.data, args.study_gradients))
@@ -598,7 +666,8 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
     print("studies configuration: " + describe(args), flush=True)
-    run = run_study if args.study else run_views if args.data == "digit-views" else run_check_with_experiments
+    run = run_study if args.study else run_gradient_study if args.gradient_study else run_views if args.data == "digit-views" else \
+        run_check_with_experiments
 
     def body():
         results = run(args, None if args.quiet else print)

@@ -554,7 +554,8 @@ def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     add("--importance-samples", type=int_at_least(1), default=1, metavar="K",
         help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser; default 1, Eq. 5)")
     add("--gradient", choices=B.GRADIENTS, default="iwae", help="the MMVAE's and MoPoE's gradient estimator: iwae (autograd's gradient "
-        "of the objective, default), stl (what the MMVAE's official code computes) or dreg (Tucker et al.'s, as intended)")
+        "of the objective, default), stl (what the MMVAE's official code computes), dreg (Tucker et al.'s, as intended; biased for "
+        "the mixture) or dreg-mix (DReG made unbiased for the stratified mixture)")
 
 
 def flags_not_applying(args):
