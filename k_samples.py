@@ -22,6 +22,7 @@ import surjvae_np as S
 # for the stratified mixture (its samples come from q_m, its weight holds q_mix); "dreg-mix" the doubly reparameterised
 # gradient derived for the stratified mixture, unbiased (doubly_reparameterised_for_the_mixture).
 GRADIENTS = ("iwae", "stl", "dreg", "dreg-mix")
+FLOOR = 1e-200      # dreg-mix: the least weight v a sample carries in the surrogate, so that a / v stays finite (see there)
 
 
 def log_importance_weights(params, x1, x2, g, means, log_vars):
@@ -86,18 +87,18 @@ def doubly_reparameterised_for_the_mixture(params, x1, x2, means, log_vars, rng,
     S_m,-k = sum_{j != k} w(g_mj); grad_g h^ = h^ [(1 - w^) grad log w + grad log q_m - grad log q_mix]. So sample s = (m', k)
     carries, for the encoders,
       a_s grad_g log w(g_s) dg_s/dphi - (1/M) sum_m h^_ms [grad_g log q_m(g_s) - grad_g log q_mix(g_s)] dg_s/dphi,
-      a_s = w~_s - (1/M) sum_m h^_ms (1 - w^_ms) = w~_s c_s,
-      c_s = 1 - (1/M) sum_m (1 - w^_ms) (W_m' / W_ms) q_m(g_s) / q_mix(g_s),  W_m' = sum_j w(g_m'j),  W_ms = w(g_s) + S_m,-k
-    (w(g_s) cancels in c_s: no division by a weight that may underflow); the decoders get the IWAE gradient. With M = 1,
-    c = w~ and this is DReG (Tucker et al. 2019): w~ - w~ (1 - w~) = w~^2. At K = 1, c = 1 and the q terms cancel in sum:
-    sticking the landing. The surrogate: (1/M) sum_s w~_s log w(g'_s) at g' = g_held + c (g - g_held) (value g, d/dphi
-    scaled by c), q's parameters held, plus the q terms at g with h^ held. Its value is the objective itself."""
+      a_s = w~_s - (1/M) sum_m h^_ms (1 - w^_ms),  |a_s| <= 1 + M / 4 (w^ (1 - w^) <= 1/4, q_m / q_mix <= M);
+    the decoders get the IWAE gradient. With M = 1, a = w~ - w~ (1 - w~) = w~^2: DReG (Tucker et al. 2019). At K = 1,
+    a = 1 and the q terms cancel in sum: sticking the landing. The surrogate: (1/M) sum_s v_s log w(g'_s), v_s = w~_s,
+    g' = g_held + (a_s / v_s)(g - g_held) (value g; d/dphi scaled by a_s / v_s), q's parameters held; plus the q terms at g
+    with h^ held. Where w~_s underflows below FLOOR, v_s = FLOOR: the decoders' gradient then carries FLOOR grad log w_s
+    more than IWAE's (at most 1e-200 of it), and a_s / v_s stays finite. Its value is the objective itself."""
     g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
     held = getval(g), getval(means), getval(log_vars)
     values = log_importance_weights(_values_of(params), x1, x2, *held)           # (K, M, N): log w(g_s), s = (k, m')
-    log_h, c = _mixture_dreg_coefficients(values, S.log_normal(held[0][..., None, :, :], held[1], held[2]))
-    weights = onp.exp(values - S.logsumexp(values, axis=0))                       # w~ over the K samples of a stratum
-    rescaled = held[0] + c[..., None] * (g - held[0])                             # value g; d/dphi scaled by c
+    log_h, a = _mixture_dreg_coefficients(values, S.log_normal(held[0][..., None, :, :], held[1], held[2]))
+    weights = onp.maximum(onp.exp(values - S.logsumexp(values, axis=0)), FLOOR)   # v = w~ over the K samples of a stratum
+    rescaled = held[0] + (a / weights)[..., None] * (g - held[0])                 # value g; d/dphi scaled by a / v
     pathwise = np.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, *held[1:]), axis=0))
     log_q = S.log_normal(g[..., None, :, :], *held[1:])                           # (K, M', M, N): log q_m(g_s), g live
     q_terms = np.sum(onp.exp(log_h) * (log_q - S.mixture_log_density(g, *held[1:])[..., None, :]), axis=-2)   # (K, M', N)
@@ -108,18 +109,15 @@ def doubly_reparameterised_for_the_mixture(params, x1, x2, means, log_vars, rng,
 
 def _mixture_dreg_coefficients(values, component_log_q):
     """doubly_reparameterised_for_the_mixture's held coefficients, in log space, from log w(g_s) (K, M', N) and
-    log q_m(g_s) (K, M', M, N), s = (k, m'): log h^_ms (K, M', M, N) and c_s (K, M', N)."""
+    log q_m(g_s) (K, M', M, N), s = (k, m'): log h^_ms (K, M', M, N) and a_s (K, M', N)."""
     size, strata = values.shape[0], values.shape[1]
     others = onp.where(onp.eye(size, dtype=bool)[:, :, None, None], -onp.inf, values[None])        # (K slot, K j, M, N)
-    with onp.errstate(divide="ignore", invalid="ignore"):                     # K = 1: no other sample, S = 0
-        log_rest = S.logsumexp(others, axis=1) if size > 1 else onp.full_like(values, -onp.inf)     # log S_m,-k (K, M, N)
-    log_slot_total = onp.logaddexp(values[:, :, None, :], log_rest[:, None, :, :])                 # log W_ms (K, M', M, N)
-    log_share = values[:, :, None, :] - log_slot_total                                             # log w^_ms
-    log_q_ratio = component_log_q - (S.logsumexp(component_log_q, axis=2) - math.log(strata))[:, :, None, :]
-    log_own_total = S.logsumexp(values, axis=0)[None, :, None, :]                                  # log W_m'
-    ratio = onp.exp(log_own_total - log_slot_total + log_q_ratio)                                  # (W_m' / W_ms) q_m / q_mix
-    c = 1.0 - onp.sum(-onp.expm1(log_share) * ratio, axis=2) / strata
-    return log_share + log_q_ratio, c
+    log_rest = S.logsumexp(others, axis=1) if size > 1 else onp.full_like(values, -onp.inf)        # log S_m,-k (K, M, N); K = 1: S = 0
+    log_share = values[:, :, None, :] - onp.logaddexp(values[:, :, None, :], log_rest[:, None, :, :])   # log w^_ms (K, M', M, N)
+    log_q_ratio = component_log_q - (S.logsumexp(component_log_q, axis=2) - math.log(strata))[:, :, None, :]   # log q_m / q_mix
+    own = onp.exp(values - S.logsumexp(values, axis=0))                                            # w~_s
+    a = own - onp.sum(onp.exp(log_share + log_q_ratio) * -onp.expm1(log_share), axis=2) / strata
+    return log_share + log_q_ratio, a
 
 
 def _values_of(params):

@@ -22,7 +22,7 @@ def checked_with(registry):
 # at most 3 dimensions a uniform grid, where it converges and resolves the posterior; else importance sampling from
 # a proposal fitted to each point's posterior q(g|x2) p(x1|g) (Laplace), mixed with q(g|x2), judged by Pareto k.
 GRID_HALF_WIDTH = 8.0         # the grid covers mean +- 8 std of q(g|x2) (outside: < 1e-14 of its mass)
-GRID_TOLERANCE = 1e-4         # nats per point: the change of the mean over a label's points at which the doubling stops
+GRID_TOLERANCE = 1e-4         # nats: the largest change over a label's points at which the doubling stops
 MAX_GRID_POINTS = 10 ** 6     # nodes ** latent size, at most: 512 per axis in 2-D (from 32), 64 in 3-D
 MAX_GRID_NODES = 1024         # per axis
 STUDENT_DOF = 3               # the Laplace components: multivariate Student-t, 3 degrees of freedom,
@@ -189,7 +189,7 @@ def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, chunk=8192):
 
 
 def _converged_grid(params, x1, mean, log_var, hessians, start_nodes):
-    """grid_log_p with the nodes doubled from start_nodes until the mean over the points moves by less than GRID_TOLERANCE
+    """grid_log_p with the nodes doubled from start_nodes until no point's value moves by GRID_TOLERANCE or more
     and the node spacing is at most twice the narrowest posterior std (from the Laplace Hessians, in the grid's
     standardised coordinates: a narrower peak can fall between the nodes, and two grids then agree on a wrong value;
     the trapezoid rule's relative error on a Gaussian of std w at spacing h is about 2 exp(-2 pi^2 w^2 / h^2)):
@@ -201,7 +201,7 @@ def _converged_grid(params, x1, mean, log_var, hessians, start_nodes):
     for nodes in node_counts.__wrapped__(start_nodes, len(mean), MAX_GRID_NODES):
         values = grid_log_p.__wrapped__(params, x1, mean, log_var, nodes)
         resolved = 2.0 * GRID_HALF_WIDTH / (nodes - 1) <= 2.0 * narrowest
-        if previous is not None and resolved and abs(onp.mean(values - previous)) < GRID_TOLERANCE:
+        if previous is not None and resolved and onp.max(onp.abs(values - previous)) < GRID_TOLERANCE:
             return values, onp.abs(values - previous), nodes
         previous = values
     return None
