@@ -393,6 +393,46 @@ def read_study(path):
     return study
 
 
+def read_gradient_study(path):
+    """studies.py --gradient-study --json output, validated before the figure is drawn; an argparse-style error names the problem."""
+    try:
+        with open(path) as f:
+            run = json.load(f)
+        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and isinstance(run.get("gradient_study"), list)
+                      and run["gradient_study"], f"it is not studies.py --gradient-study --json output of format {T.JSON_FORMAT}")
+        check_fields(run["gradient_study"], "gradient_study", {"stage": NUMBER, "k": NUMBER, "gradient": (str,), "chi2_per_df": NUMBER, "snr": NUMBER})
+        finite_numbers({"gradient_study": run["gradient_study"]}, "the file")
+        S.fail_unless({row["gradient"] for row in run["gradient_study"]} <= set(B.GRADIENTS), f"a gradient outside {B.GRADIENTS}")
+    except (OSError, ValueError) as error:
+        usage_error(f"--gradient-json {path}: {error}")
+    return run["gradient_study"]
+
+
+def plot_gradient_study(rows, path):
+    """Each estimator's signal-to-noise ratio (left) and chi^2/df of its paired difference from IWAE (right: about 1 if unbiased)
+    against K, at each training stage (line style)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    stages, styles = sorted({row["stage"] for row in rows}), ("dotted", "dashed", "solid")
+    for gradient, colour in zip(B.GRADIENTS, ("black", "tab:orange", "tab:red", "tab:blue")):
+        for stage, style in zip(stages, styles[-len(stages):]):
+            chosen = sorted((row for row in rows if row["gradient"] == gradient and row["stage"] == stage), key=lambda row: row["k"])
+            ks = [row["k"] for row in chosen]
+            axes[0].plot(ks, [row["snr"] for row in chosen], color=colour, linestyle=style, marker="o", markersize=3,
+                         label=f"{gradient}, {stage} steps")
+            if gradient != "iwae":
+                axes[1].plot(ks, [max(row["chi2_per_df"], 1e-2) for row in chosen], color=colour, linestyle=style, marker="o", markersize=3)
+    axes[1].axhline(1.0, color="grey", linewidth=0.8)
+    for ax, label in zip(axes, ("encoder gradient SNR (median |mean| / std)", "chi^2/df of (estimator - iwae), paired")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("K (importance samples per stratum)")
+        ax.set_ylabel(label)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
 def read_views(path):
     """studies.py --data digit-views --json output, validated before the figure is drawn; an argparse-style error names the problem."""
     try:
@@ -515,14 +555,17 @@ def parse_args(argv):
     add("--study-json", nargs="+", metavar="PATH", type=T.input_file,
         help="draw only collapse_strength.png and robustness.png, from studies.py --study --json files (a row per data set; "
              "runs of other seeds of one data set are drawn together)")
+    add("--gradient-json", metavar="PATH", type=T.input_file,
+        help="draw only gradient_estimators.png, from studies.py --gradient-study --json output")
     add("--views-json", nargs="+", metavar="PATH", type=T.input_file,
         help="draw only augmentation.png, from studies.py --data digit-views --json files (one panel each)")
     args = parser.parse_args(argv)
-    alone = [flag for flag, value in (("--study-json", args.study_json), ("--views-json", args.views_json)) if value]
+    alone = [flag for flag, value in (("--study-json", args.study_json), ("--views-json", args.views_json),
+                                      ("--gradient-json", args.gradient_json)) if value]
     if alone and (args.from_json or args.sweep or args.seed is not None or len(alone) > 1):
         parser.error(f"{alone[0]} draws its figure only: not with --from-json, --sweep, --seed or another --*-json")
     given = [flag for flag, value in (("--quick", args.quick), ("--data", args.data), ("--models", args.models)) if value]
-    if (args.from_json or args.study_json or args.views_json) and given:
+    if (args.from_json or alone) and given:
         parser.error(f"{', '.join(given)} apply to training only, not to --from-json or --study-json (the file decides)")
     args.data, args.models = args.data or "pinwheel", args.models or list(S.PAPER_MODELS)
     return args
@@ -655,6 +698,9 @@ def prepare(args):
         data = " and ".join(f"{data} ({len({e['seed'] for e in entries})} seeds)" for data, entries in merge_studies(studies))
         return (f"the study of {data} from {' '.join(args.study_json)}", [("collapse_strength.png", lambda path: plot_study(studies, path)),
                                                                           ("robustness.png", lambda path: plot_robustness(studies, path))])
+    if args.gradient_json:
+        rows = read_gradient_study(args.gradient_json)
+        return f"the gradient estimators from {args.gradient_json}", [("gradient_estimators.png", lambda path: plot_gradient_study(rows, path))]
     if args.views_json:
         runs = [read_views(path) for path in args.views_json]
         augment = " and ".join(run["config"]["augment"] for run in runs)

@@ -511,3 +511,22 @@ def test_seed_interval_is_the_t_interval_of_the_mean():
     assert onp.isnan(ST.seed_interval([0.4])[1])
     entries = [{"rows": [{"conditional": 1.0, "conditional_reliable": True}] * 2}, {"rows": [{"conditional": 5.0, "conditional_reliable": False}]}]
     assert ST.setting_summary(entries, "conditional")[0] == 1.0 and ST.setting_summary(entries, "conditional")[3] == 1   # unreliable seed left out
+
+
+def test_quick_gradient_study_measures_every_estimator_and_draws(tmp_path, capsys):
+    """--gradient-study --quick: every (stage, K, estimator) row; IWAE against itself has bias 0; sticking the landing's paired
+    difference is far beyond noise at K = 4 once trained (chi^2/df > 4); the figure is drawn, and a broken file refused."""
+    path = tmp_path / "gradients.json"
+    assert ST.main(["--gradient-study", "--quick", "--quiet", "--jobs", "1", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())["gradient_study"]
+    assert len(rows) == 3 * 2 * len(B.GRADIENTS) and all(r["bias"] == 0 for r in rows if r["gradient"] == "iwae")
+    assert all(r["chi2_per_df"] > 4 for r in rows if r["gradient"] == "stl" and r["k"] == 4 and r["stage"] > 0)
+    assert P.main(["--gradient-json", str(path), "--out", str(tmp_path / "figures")]) == 0
+    assert (tmp_path / "figures" / "gradient_estimators.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "broken.json").write_text(json.dumps({"format": T.JSON_FORMAT, "gradient_study": [dict(rows[0], snr="x")]}))
+    with pytest.raises(SystemExit):
+        P.main(["--gradient-json", str(tmp_path / "broken.json"), "--out", str(tmp_path / "figures")])
+    assert "snr" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ST.main(["--gradient-study", "--data", "digits"])
+    assert "--gradient-study applies only to --data pinwheel" in capsys.readouterr().err
