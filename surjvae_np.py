@@ -144,10 +144,9 @@ def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
 # ---------------------------------------------------------------- Eq. (5): the MMVAE
 
 def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng, x2_log_likelihood=decoder_x2_log_likelihood):
-    """Eq. (5), stratified: (1/K) sum_k E_{q_k(g)}[log p(g, {x_m}) - log q(g|{x_m})]. Maximised.
-    q(g|{x_m}) = (1/K) sum_k q_k(g), components means, log_vars (K, N, D); one reparameterised g
-    per component and datapoint; log p(g, {x_m}) = log p(g) + sum_m log p(x_m|g) (Eq. 1); the
-    average over components outside the log. Averaged over datapoints."""
+    """Eq. (5), stratified: (1/K) sum_k E_{q_k(g)}[log p(g, {x_m}) - log q(g|{x_m})]. Maximised. q(g|{x_m}) = (1/K) sum_k q_k(g),
+    components means, log_vars (K, N, D); one reparameterised g per component and datapoint; log p(g, {x_m}) = log p(g) + sum_m
+    log p(x_m|g) (Eq. 1); the average over components outside the log. Averaged over datapoints."""
     g = sample_normal(means, log_vars, rng)                                       # (K, N, D)
     log_joint = log_prior(g) + (decoder_x1_log_likelihood(params, x1, g) + x2_log_likelihood(params, x2, g))  # (K, N)
     return np.mean(log_joint - mixture_log_density(g, means, log_vars))
@@ -155,11 +154,10 @@ def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng, x2_log_likelih
 
 @checked
 def mmvae_objective(params, x1, x2, rng, x2_log_likelihood=decoder_x2_log_likelihood):
-    """Eq. (5): (1/M) sum_m E_{q(g|x_m)}[log p(g, {x_m}) / q(g|{x_m})], q the MoE of Sec. 2. Maximised.
-    One sample per expert, the 1/M outside the log (footnote 4): Shi et al.'s m_iwae_looser at
-    K = 1 (their m_elbo is lower by (1/M) sum_m KL(q_m || q_mix); tested). Stratum m = M draws
-    g ~ r_M(g|x2) and scores log p(x1|g): term (1), L_1 of Eq. (4), weighted 1/M as in Eq. (5)'s
-    first line (its second line drops that 1/M)."""
+    """Eq. (5): (1/M) sum_m E_{q(g|x_m)}[log p(g, {x_m}) / q(g|{x_m})], q the MoE of Sec. 2. Maximised. One sample per expert, the
+    1/M outside the log (footnote 4): Shi et al.'s m_iwae_looser at K = 1 (their m_elbo is lower by (1/M) sum_m KL(q_m ||
+    q_mix); tested). Stratum m = M draws g ~ r_M(g|x2) and scores log p(x1|g): term (1), L_1 of Eq. (4), weighted 1/M as in
+    Eq. (5)'s first line (its second line drops that 1/M)."""
     return stratified_mixture_elbo(params, x1, x2, *unimodal_experts(params, x1, x2), rng, x2_log_likelihood)
 
 
@@ -169,10 +167,9 @@ ELBO_SUBSETS = onp.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])     # Eq. (9): th
 
 
 def product_of_experts(means, log_vars, subsets, prior_expert=None):
-    """Eq. (8): q_phi(g|{x_m}_{m in s}) proportional to p(g) prod_{m in s} r_m(g), each row s of subsets.
-    Gaussians multiply in closed form: precisions add (the prior N(0, I) adds 1), the mean is the
-    precision-weighted mean. means, log_vars (M, N, D), subsets (S, M) of 0/1 -> (S, N, D) each.
-    prior_expert (S,) of 0/1: which products include p(g) (default all, as Eq. 8)."""
+    """Eq. (8): q_phi(g|{x_m}_{m in s}) proportional to p(g) prod_{m in s} r_m(g), each row s of subsets. Gaussians multiply in
+    closed form: precisions add (the prior N(0, I) adds 1), the mean is the precision-weighted mean. means, log_vars (M, N, D),
+    subsets (S, M) of 0/1 -> (S, N, D) each. prior_expert (S,) of 0/1: which products include p(g) (default all, as Eq. 8)."""
     subsets = np.asarray(subsets, dtype=_float_dtype(log_vars))                   # no float64 upcast
     prior_expert = np.ones(len(subsets)) if prior_expert is None else prior_expert
     prior_expert = np.asarray(prior_expert, dtype=_float_dtype(log_vars))
@@ -190,10 +187,9 @@ def kl_to_standard_normal(mean, log_var):
 
 @checked
 def mvae_objective(params, x1, x2, rng, x2_log_likelihood=decoder_x2_log_likelihood):
-    """Eq. (9): L = ELBO(x1, x2) + ELBO(x1) + ELBO(x2), averaged over datapoints. Maximised.
-    Each ELBO is Eq. (10) with the PoE posterior of Eq. (8) over the modalities in its argument and
-    reconstructs only those: the MVAE has no cross term p(x1|x2) (App. A). E[log p(g)/q] = -KL in
-    closed form; E[log p(x_m|g)] with one reparameterised sample per ELBO and datapoint."""
+    """Eq. (9): L = ELBO(x1, x2) + ELBO(x1) + ELBO(x2), averaged over datapoints. Maximised. Each ELBO is Eq. (10) with the PoE
+    posterior of Eq. (8) over the modalities in its argument and reconstructs only those: the MVAE has no cross term p(x1|x2)
+    (App. A). E[log p(g)/q] = -KL in closed form; E[log p(x_m|g)] with one reparameterised sample per ELBO and datapoint."""
     poe_means, poe_log_vars = product_of_experts(*unimodal_experts(params, x1, x2), ELBO_SUBSETS)   # (S, N, D)
     g = sample_normal(poe_means, poe_log_vars, rng)                               # (S, N, D)
     log_p_x1 = decoder_x1_log_likelihood(params, x1, g[ELBO_SUBSETS[:, 0] == 1])   # (2, N): ELBO(x1, x2), ELBO(x1)
@@ -210,10 +206,9 @@ OBJECTIVES = {"mvae": mvae_objective, "mmvae": mmvae_objective}
 @checked
 def make_pinwheel(num_classes=2, num_per_class=500, radial_std=0.3, tangential_std=0.05, rate=0.25, *, rng,
                   return_radial=False):
-    """Pinwheel data (Johnson et al. 2016), the paper's Sec. 3 data set, without the x10 scaling.
-    Point n of class c: radial r = 1 + radial_std e_r, tangential t = tangential_std e_t, angle
-    a = 2 pi c / C + rate exp(r); x1 = (r, t) R(a), R(a) = [[cos a, -sin a], [sin a, cos a]] from
-    the right: (r, t) turned clockwise, Johnson et al.'s einsum('ti,tij->tj'). Classes in blocks
+    """Pinwheel data (Johnson et al. 2016), the paper's Sec. 3 data set, without the x10 scaling. Point n of class c: radial r = 1
+    + radial_std e_r, tangential t = tangential_std e_t, angle a = 2 pi c / C + rate exp(r); x1 = (r, t) R(a), R(a) = [[cos a,
+    -sin a], [sin a, cos a]] from the right: (r, t) turned clockwise, Johnson et al.'s einsum('ti,tij->tj'). Classes in blocks
     (not shuffled). Returns x1 (N, 2), labels (N,), and with return_radial r (N,), the position on the arm."""
     labels = np.repeat(np.arange(num_classes), num_per_class)                     # (N,)
     noise = rng.standard_normal((len(labels), 2)) * np.array([radial_std, tangential_std])
@@ -246,10 +241,9 @@ def init_mlp(sizes, rng, output_scale=1.0):
 
 @checked
 def init_params(rng, num_classes=2, latent_dim=2, data_dim=2, hidden=(32,), decoder_std=0.1):
-    """Every parameter of the MVAE or the MMVAE (one layout) as a nested dict.
-    Encoders x1 -> (mean, log_var) of g and x2 -> (mean, log_var), outputs x 0.1 so that every
-    posterior starts near the prior; decoders g -> mean of x1 (its log-variance one learned scalar,
-    starting at log decoder_std^2) and g -> logits of x2."""
+    """Every parameter of the MVAE or the MMVAE (one layout) as a nested dict. Encoders x1 -> (mean, log_var) of g and x2 -> (mean,
+    log_var), outputs x 0.1 so that every posterior starts near the prior; decoders g -> mean of x1 (its log-variance one
+    learned scalar, starting at log decoder_std^2) and g -> logits of x2."""
     hidden = list(hidden)
     return {"encoder_x1": init_mlp([data_dim] + hidden + [2 * latent_dim], rng, output_scale=0.1),
             "encoder_x2": init_mlp([num_classes] + hidden + [2 * latent_dim], rng, output_scale=0.1),
@@ -311,8 +305,7 @@ def maximise(objective, start, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=No
     for t in range(num_steps):
         flat, m, v, history[t] = training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, rates[t], batch_size)
         if not np.isfinite(history[t]):
-            raise FloatingPointError(f"{name} objective became {history[t]} at step {t}; lower step_size "
-                                     f"(now {rates[t]:.3g}) or check the data")
+            raise FloatingPointError(f"{name} objective became {history[t]} at step {t}; lower step_size (now {rates[t]:.3g}) or check the data")
         if print_fn is not None and (t % log_every == 0 or t == num_steps - 1):
             print_fn(f"  {name:5s} step {t:5d}  objective {history[t]:10.4f}")
     return unflatten(flat.astype(np.float64)), history
@@ -400,9 +393,8 @@ def spread_ratio(generated, data):
 
 # ================================================================ input checks, run by @checked at the edge
 
-# Every public function checks its arguments (@checked) unless it is named here: the building blocks called inside
-# the differentiated objectives and the training step (a check at every call would cost speed; whoever calls them is
-# checked), and the checks themselves. A test holds every public name of the module to this.
+# Every public function checks its arguments (@checked) unless named here: the building blocks of the differentiated objectives
+# and the training step (their callers are checked) and the checks themselves. A test holds every public name to this.
 UNCHECKED = ("log_prior", "log_normal", "logsumexp", "mlp", "decoder_x1_log_likelihood", "decoder_x2_log_likelihood", "gaussian_expert",
              "unimodal_experts", "sample_normal", "mixture_log_density", "stratified_mixture_elbo", "product_of_experts", "kl_to_standard_normal",
              "decode_mean_x1", "adam_step", "training_step", "flatten_params", "tree_leaves", "tree_rebuild",     # and the checks:
@@ -471,8 +463,7 @@ def check_network(layers, name, size=None, output_size=None):
     fail_unless(isinstance(layers, list) and len(layers) > 0, f"params[{name!r}] must be a non-empty list of layers")
     for where, layer in ((f"params[{name!r}][{index}]", layer) for index, layer in enumerate(layers)):
         fail_unless(isinstance(layer, dict) and set(layer) == {"W", "b"}, f"{where} must be a dict with keys 'W' and 'b'")
-        check_array(layer["W"], f"{where}['W']", 2)
-        check_array(layer["b"], f"{where}['b']", 1)
+        check_array(layer["W"], f"{where}['W']", 2) or check_array(layer["b"], f"{where}['b']", 1)
         fail_unless(layer["b"].shape == layer["W"].shape[1:], f"{where}: W {layer['W'].shape} and b {layer['b'].shape} do not fit")
         fail_unless(size in (None, layer["W"].shape[0]), f"{where} has {layer['W'].shape[0]} inputs, expected {size}")
         size = layer["W"].shape[1]
@@ -507,8 +498,7 @@ def check_start(start, arguments):
 def check_step_size(step_size, arguments):
     """A number, a function of the step, or None; at every step finite and positive."""
     is_number = onp.ndim(step_size) == 0 and not isinstance(step_size, (bool, str))
-    fail_unless(step_size is None or callable(step_size) or is_number, f"step_size must be a number, a function of the step "
-                f"or None, got {step_size!r}")
+    fail_unless(step_size is None or callable(step_size) or is_number, f"step_size must be a number, a function of the step or None, got {step_size!r}")
     rates = _step_sizes(step_size, arguments["num_steps"])
     bad = onp.flatnonzero(~(onp.isfinite(rates) & (rates > 0))).tolist() + [None]
     fail_unless(bad[0] is None, f"step_size must be positive and finite at every step; at step {bad[0]} it is {rates[bad[0] or 0]}")
@@ -540,34 +530,28 @@ def number(name, **limits):
 ARGUMENT_CHECKS = {   # in this order: the model and its parameters first, since the data's checks read their sizes
     "model": lambda model, arguments: fail_unless(model in PAPER_MODELS, f"unknown model {model!r}; the paper's models are "
                                                   f"{', '.join(PAPER_MODELS)} (MoPoE, MMVAE+: beyond_the_paper)"),
-    "params": lambda params, arguments: check_params(params), "start": check_start,
-    "num_classes": number("num_classes", integer=True, positive=True),
+    "params": lambda params, arguments: check_params(params), "start": check_start, "num_classes": number("num_classes", integer=True, positive=True),
     "x1": lambda x1, arguments: check_array(x1, "x1", 2, input_size(arguments, "encoder_x1")), "x2": check_x2,
     "labels": check_labels, "shift": lambda shift, arguments: check_array(shift, "shift", 1) or fail_unless(
         onp.shape(shift) == (input_size(arguments, "encoder_x1"),), f"shift shape {onp.shape(shift)} is not x1's size"),
-    "generated": lambda x, arguments: check_array(x, "generated", 2),
+    "generated": lambda x, arguments: check_array(x, "generated", 2), "points": lambda points, arguments: check_array(points, "points", 2),
     "data": lambda x, arguments: check_array(x, "data", 2, onp.shape(arguments["generated"])[1]) or fail_unless(
         len(x) >= 2 and total_variance.__wrapped__(x) > 0, "spread_ratio needs data with at least two distinct rows"),
-    "rng": lambda rng, arguments: fail_unless(isinstance(rng, onp.random.Generator),
-                                              f"rng must be a numpy.random.Generator, got {type(rng).__name__}"),
-    "seed": number("seed", integer=True, minimum=0, maximum=MAX_SEED),
+    "rng": lambda rng, arguments: fail_unless(isinstance(rng, onp.random.Generator), f"rng must be a numpy.random.Generator, got "
+                                              f"{type(rng).__name__}"), "seed": number("seed", integer=True, minimum=0, maximum=MAX_SEED),
     "mean": lambda mean, arguments: check_array(mean, "mean", 2, input_size(arguments, "decoder_x1")), "peak": number("peak", positive=True),
     "log_var": lambda v, arguments: check_array(v, "log_var", 2) or fail_unless(
         onp.shape(getval(v)) == onp.shape(getval(arguments["mean"])), "log_var must have mean's shape"),
-    "points": lambda points, arguments: check_array(points, "points", 2),
-    **{name: number(name, integer=True, positive=True)
-       for name in ("num_samples", "num_per_class", "latent_dim", "data_dim", "num_steps", "log_every")},
+    **{name: number(name, integer=True, positive=True) for name in ("num_samples", "num_per_class", "latent_dim", "data_dim", "num_steps", "log_every")},
     "batch_size": lambda size, arguments: size is None or check_number(size, "batch_size", integer=True, positive=True),
     "hidden": check_sizes("hidden layer"), "sizes": check_sizes("layer", at_least=2), "output_scale": number("output_scale"),
-    "decoder_std": number("decoder_std", positive=True), "radial_std": number("radial_std", minimum=0.0),
-    "tangential_std": number("tangential_std", minimum=0.0), "rate": number("rate"), "scale": number("scale", positive=True),
-    "step_size": check_step_size,
+    "decoder_std": number("decoder_std", positive=True), "radial_std": number("radial_std", minimum=0.0), "rate": number("rate"),
+    "tangential_std": number("tangential_std", minimum=0.0), "scale": number("scale", positive=True), "step_size": check_step_size,
     "print_fn": lambda f, arguments: fail_unless(f is None or callable(f), f"print_fn must be callable or None, got {f!r}"),
-    "objective": lambda f, arguments: fail_unless(callable(f), f"objective must be a function, got {f!r}"),
-    "dtype": lambda d, arguments: fail_unless(d is np.float32 or d is np.float64,
-                                              f"dtype must be numpy.float32 or numpy.float64, got {d!r}"),
-    **{name: (lambda value, arguments, name=name: fail_unless(isinstance(value, bool), f"{name} must be True or False, "
-                                                               f"got {value!r}")) for name in ("with_noise", "standardise", "return_radial")},
+    "objective": lambda f, arguments: fail_unless(callable(f), f"objective must be a function, got {f!r}"), "dtype": lambda d, arguments:
+        fail_unless(d is np.float32 or d is np.float64, f"dtype must be numpy.float32 or numpy.float64, got {d!r}"),
+    **{name: (lambda value, arguments, name=name: fail_unless(isinstance(value, bool), f"{name} must be True or False, got {value!r}"))
+       for name in ("with_noise", "standardise", "return_radial")},
 }
 
 
