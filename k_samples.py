@@ -162,6 +162,16 @@ def k_sample_cross_term(params, x1, label_mean, label_log_var, rng, num_importan
     return float(np.mean(per_replicate)), float(np.std(per_replicate, ddof=1) / np.sqrt(replicates))
 
 
+
+@S.checked
+def k_sample_cross_term_objective(params, x1, x2, rng, num_importance):
+    """The K-sample cross term as an objective of the x1 decoder and the label expert, per point. Maximised:
+    (1/N) sum_n log (1/K) sum_k f_1(x1_n | tau_1(g_nk)), g_nk ~ r_M(g|x2_n) reparameterised, K draws per point. Over the rows
+    of one class its expectation is k_sample_cross_term's value; at K = 1 it is L_1 / N of Eq. (4)."""
+    mean, log_var = S.gaussian_expert(params["encoder_x2"], x2)                   # (N, D): r_M, the MMVAE's label expert
+    g = S.sample_normal(mean, log_var, rng, (num_importance,))                    # (K, N, D)
+    return np.mean(S.logsumexp(S.decoder_x1_log_likelihood(params, x1, g), axis=0)) - math.log(num_importance)
+
 # ================================================================ input checks, run by S.checked at the edge
 
 # As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.

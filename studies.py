@@ -28,6 +28,7 @@ import data_sets as D  # noqa: E402
 import k_samples as K  # noqa: E402
 import log_likelihood as L  # noqa: E402
 import mopoe_mmvaeplus as MM  # noqa: E402
+import npmle as NP  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
 from theorem_check import largest, smallest  # noqa: E402
@@ -117,8 +118,13 @@ def k_sample_terms(params, model, x1_class, c, num_classes, num_importance, rng,
     theta_hat, counts = T.constant_mean_decoder(params, x1_class), k_sample_counts(num_importance)
     trained = [K.k_sample_cross_term(params, x1_class, mean, log_var, rng, k, replicates) for k in counts]
     constant = [K.k_sample_cross_term(theta_hat, x1_class, mean, log_var, rng, k, replicates)[0] for k in counts]
+    sigma = float(np.exp(0.5 * params["decoder_x1_log_var"]))
+    star = NP.npmle_bounds(x1_class, sigma)                                       # l*(sigma): the bound at every K
     return {"class": c, "k": counts, "values": [v for v, _ in trained], "errors": [e for _, e in trained],
-            "constant_decoder": constant, "bound": T.constant_mean_bound(x1_class) / len(x1_class)}
+            "constant_decoder": constant, "bound": T.constant_mean_bound(x1_class) / len(x1_class), "sigma": sigma,
+            "constant_at_sigma": NP.mixture_log_likelihood(x1_class, np.mean(x1_class, axis=0)[None, :], np.ones(1), sigma),
+            "l_star_lower": star["lower"], "l_star_upper": star["upper"], "certified": star["certified"],
+            "npmle_spread_ratio": star["spread_ratio"]}
 
 
 def k_sample_checks(terms):
@@ -131,6 +137,19 @@ def k_sample_checks(terms):
              constant < 1e-9, constant, "largest |value - bound| per point; equal by algebra"),
             ("K-sample cross term does not decrease with K, every trained decoder and class (within 4 SE)", smallest(steps) >= 0,
              smallest(steps), "smallest increase from K to the next K, plus 4 SE")]
+
+
+def npmle_checks(terms):
+    """The proposition (npmle): at every K the K-sample cross term is at most l*(sigma) at the decoder's sigma, and so is the
+    constant mean's (1/N) sum_n log phi_sigma(x_n - mean). FAIL if an estimate's lower 4-SE limit exceeds the certified upper
+    bound, or the constant mean's value does; the certificate is a proof on at most 2 dimensions, a heuristic beyond."""
+    margin = smallest([t["l_star_upper"] - (v - 4.0 * e) for t in terms for v, e in zip(t["values"], t["errors"])])
+    constant = smallest([t["l_star_upper"] - t["constant_at_sigma"] for t in terms])
+    how = "a proof" if all(t["certified"] == "grid" for t in terms) else "mean-shift: a heuristic"
+    return [(f"K-sample cross term <= l*(sigma) (the NPMLE, certificate {how}), every decoder, class and K (within 4 SE)",
+             margin >= 0, margin, "smallest l*(sigma) upper bound - (value - 4 SE) per point"),
+            ("the constant class mean at the decoder's sigma <= l*(sigma), every decoder and class", constant >= 0, constant,
+             "smallest l*(sigma) upper bound - the constant mean's value per point")]
 
 
 def k_sample_findings(terms):
@@ -149,6 +168,10 @@ def format_k_sample(terms):
     for t in terms:
         lines.append(f"{t['model']:6s} {t['class']:5d} {t['bound']:8.4f} "
                      + " ".join(f"{v:8.4f} +- {e:.4f}" for v, e in zip(t["values"], t["errors"])))
+    lines += ["", "Above every K: l*(sigma), the NPMLE at the decoder's sigma (npmle; lower = EM's mixture, upper = its certificate)",
+              f"{'model':6s} {'class':>5s} {'sigma':>7s} {'constant':>9s} {'l* lower':>9s} {'l* upper':>9s} {'NPMLE spread':>12s}"]
+    lines += [f"{t['model']:6s} {t['class']:5d} {t['sigma']:7.4f} {t['constant_at_sigma']:9.4f} {t['l_star_lower']:9.4f} "
+              f"{t['l_star_upper']:9.4f} {t['npmle_spread_ratio']:12.3f}" for t in terms]
     return "\n".join(lines)
 
 
@@ -405,6 +428,85 @@ def format_gradient_study(rows):
     return "\n".join(lines)
 
 
+# ================================================================ Theorem 1 beyond K = 1: the K-sample cross term's optimum (--bound-study)
+
+BOUND_KS = (1, 2, 4, 8, 30)
+BOUND_SIGMAS = {"pinwheel": (0.025, 0.05, 0.1, 0.2), "digits": (0.1, 0.2, 0.3)}   # fixed decoder stds, in x1's units
+BOUND_FIXED_K = 8                    # the sigma panel's K
+BOUND_STEPS = {"pinwheel": 2000, "digits": 1500}   # Adam steps of direct maximisation; each also run at twice as many
+
+
+def maximise_k_sample_cross_term(x1_class, c, num_classes, k, sigma, steps, config, seed):
+    """Maximise the K-sample cross term alone (K.k_sample_cross_term_objective) over the x1 decoder and the label expert, the
+    decoder's std fixed at sigma, from a random start, full batch, the step size decaying linearly from 0.02 to 0 (the K
+    version of theorem_check's direct maximisation). Its final value (k_sample_cross_term, 200 replicates) and spread ratio."""
+    x2_class = S.one_hot(np.full(len(x1_class), c), num_classes)
+    start = S.init_params(npr.default_rng([seed, 13, k]), num_classes, config["latent_dim"], x1_class.shape[1], config["hidden"])
+    fixed = np.array(2.0 * np.log(sigma))
+
+    def objective(p, x1, x2, rng):                                               # checked at maximise's edge
+        return K.k_sample_cross_term_objective.__wrapped__(dict(p, decoder_x1_log_var=fixed), x1, x2, rng, k)
+    params, history = S.maximise(objective, dict(start, decoder_x1_log_var=fixed), x1_class, x2_class, seed=seed, num_steps=steps,
+                                 batch_size=None, step_size=lambda t: 0.02 * (1.0 - t / steps), print_fn=None, name="L^K")
+    params = dict(params, decoder_x1_log_var=fixed)
+    value, error = K.k_sample_cross_term(params, x1_class, *T.class_label_posterior(params, "mmvae", num_classes, c),
+                                         npr.default_rng([seed, 14, k]), k)
+    spread = S.spread_ratio(S.generate_from_labels(params, x2_class, npr.default_rng([seed, 15]), "mmvae"), x1_class)
+    return dict(value=value, error=error, spread_ratio=spread, final_objective=float(np.mean(history[-50:])))
+
+
+def bound_study_task(x1_class, c, num_classes, k, sigma, config, seed, data):
+    """One (class, K, sigma): direct maximisation at BOUND_STEPS and twice as many, beside the constant mean and l*(sigma)."""
+    steps = BOUND_STEPS[data] // (4 if config.get("quick") else 1)
+    runs = [maximise_k_sample_cross_term(x1_class, c, num_classes, k, sigma, n, config, seed) for n in (steps, 2 * steps)]
+    star = NP.npmle_bounds(x1_class, sigma)
+    return dict(runs[1], value_half_steps=runs[0]["value"], spread_half_steps=runs[0]["spread_ratio"], steps=2 * steps, k=k,
+                sigma=sigma, constant=NP.mixture_log_likelihood(x1_class, np.mean(x1_class, axis=0)[None, :], np.ones(1), sigma),
+                l_star_lower=star["lower"], l_star_upper=star["upper"], certified=star["certified"], npmle_spread_ratio=star["spread_ratio"],
+                **{"class": c})
+
+
+def run_bound_study(args, print_fn):
+    """--bound-study: per class, K in BOUND_KS at the middle sigma, and sigma in BOUND_SIGMAS at K = BOUND_FIXED_K."""
+    config = dict(T.run_config(args), quick=args.quick)
+    x1, labels, _, num_classes = T.load_data(args, config)
+    sigmas = BOUND_SIGMAS[args.data]
+    settings = sorted({(k, sigmas[len(sigmas) // 2]) for k in BOUND_KS} | {(BOUND_FIXED_K, s) for s in sigmas})
+    classes = range(min(num_classes, 2 if args.quick else num_classes))
+    tasks = [(f"class {c}, K = {k}, sigma = {s}", bound_study_task, (x1[labels == c], c, num_classes, k, s, config, args.seed, args.data))
+             for c in classes for k, s in sorted(settings, key=lambda setting: -setting[0])]
+    rows = T.run_tasks(tasks, args.jobs, print_fn)
+    return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "bound_study": rows,
+            "checks": T.as_dicts(bound_checks(rows)), "findings": []}
+
+
+def bound_checks(rows):
+    """The proposition on every direct maximisation: its value at most l*(sigma) (within 4 SE), the constant mean too; and
+    Theorem 1 at K = 1: direct maximisation reaches the constant mean's value (within 0.01 per point) with a decoder that is
+    constant in g (spread ratio < 0.05)."""
+    ones = [r for r in rows if r["k"] == 1]
+    short, spread = largest([r["constant"] - r["value"] for r in ones]), largest([r["spread_ratio"] for r in ones])
+    return npmle_checks([dict(values=[r["value"]], errors=[r["error"]], l_star_upper=r["l_star_upper"], constant_at_sigma=r["constant"],
+                              certified=r["certified"]) for r in rows]) + [
+        (f"K = 1: direct maximisation reaches the constant mean (within 0.01 per point), {len(ones)} runs", short < 0.01, short,
+         "largest constant mean - final value per point"),
+        (f"K = 1: direct maximisation makes the decoder constant in g (spread ratio < 0.05), {len(ones)} runs", spread < 0.05, spread,
+         "largest spread ratio")]
+
+
+def format_bound_study(rows):
+    """One line per (class, K, sigma): constant mean <= maximised L^K (at half and all steps) <= l*, and the spreads."""
+    header = (f"{'class':>5s} {'K':>3s} {'sigma':>6s} {'constant':>9s} {'L^K half':>9s} {'L^K':>17s} {'l* lower':>9s} {'l* upper':>9s} "
+              f"{'spread half':>11s} {'spread':>7s} {'NPMLE':>6s}")
+    lines = ["Direct maximisation of the K-sample cross term alone at fixed sigma (per point), against the constant mean and l*(sigma)",
+             header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r['class']:5d} {r['k']:3d} {r['sigma']:6.3f} {r['constant']:9.4f} {r['value_half_steps']:9.4f} {r['value']:8.4f} +- "
+                     f"{r['error']:.4f} {r['l_star_lower']:9.4f} {r['l_star_upper']:9.4f} {r['spread_half_steps']:11.3f} "
+                     f"{r['spread_ratio']:7.3f} {r['npmle_spread_ratio']:6.3f}")
+    return "\n".join(lines)
+
+
 # ================================================================ the augmentation warning (--data digit-views)
 
 VIEWS = dict(latent_dim=8, hidden=(128,), steps=3000, peak_step_size=0.005, group_draws=64, shown=12)
@@ -553,6 +655,9 @@ def add_study_arguments(add):
         help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits); runs of other seeds can be drawn together")
     add("--study-gradients", nargs="+", choices=B.GRADIENTS, default=list(B.GRADIENTS), metavar="GRADIENT",
         help="the gradient estimators of --study importance-samples (default all: iwae stl dreg dreg-mix)")
+    add("--bound-study", action="store_true",
+        help="instead of the check: Theorem 1 beyond K = 1, direct maximisation of the K-sample cross term at fixed sigma "
+             "against l*(sigma), the NPMLE bound (about 15 minutes on the pinwheel, an hour on digits)")
     add("--gradient-study", action="store_true",
         help="instead of the check: each gradient estimator's bias and signal-to-noise ratio against K, at the initial, "
              "part-way and trained pinwheel MMVAE (about 15 minutes)")
@@ -573,6 +678,7 @@ def study_flags_not_applying(args):
          "the check (--study sets its own; the views train the paper's two)"),
         ("--study", study and views, "--data pinwheel or digits"),
         ("--gradient-study", args.gradient_study and (study or args.data != "pinwheel" or args.sweep), "--data pinwheel, without --study or --sweep"),
+        ("--bound-study", args.bound_study and (study or views or args.sweep or args.gradient_study), "--data pinwheel or digits, alone"),
         ("--study-seeds", args.study_seeds is not None and not study, "--study, which is not given"),
         ("--study-gradients", args.study_gradients != list(B.GRADIENTS) and not (study and "importance-samples" in args.study),
          "--study importance-samples"),
@@ -593,8 +699,8 @@ def parse_args(argv):
     not_applying = T.flags_not_applying(args) + study_flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
-    if not (args.sweep or args.study or args.gradient_study or views or args.importance_samples > 1 or "mmvaeplus" in args.models):
-        parser.error("nothing beyond the check: give --sweep, --study, --gradient-study, --data digit-views, --importance-samples K > 1 or "
+    if not (args.sweep or args.study or args.gradient_study or args.bound_study or views or args.importance_samples > 1 or "mmvaeplus" in args.models):
+        parser.error("nothing beyond the check: give --sweep, --study, --gradient-study, --bound-study, --data digit-views, --importance-samples K > 1 or "
                      "--models ... mmvaeplus (the check alone is theorem_check.py)")
     per_class = args.per_class or (T.QUICK if args.quick else T.FULL)["per_class"]
     if args.sweep and max(args.sweep_ks or [1]) > per_class:
@@ -619,7 +725,14 @@ def run_check_with_experiments(args, print_fn):
         terms = [dict(k_sample_terms(trained[model][0], model, x1[labels == c], c, num_classes, config["importance_samples"],
                                      npr.default_rng([args.seed, 9, index, c])), model=model)
                  for index, model in enumerate(args.models) if model in ("mmvae", "mopoe") for c in range(num_classes)]
+        untrained = [dict(k_sample_terms(S.change_x1_units(B.init_model_params(model, S.init_rng(args.seed), num_classes, config["latent_dim"],
+                                                                              x1.shape[1], config["hidden"]), *S.x1_standardisation(x1)),
+                                         model, x1[labels == c], c, num_classes, config["importance_samples"],
+                                         npr.default_rng([args.seed, 12, index, c])), model=model + " (untrained)")
+                     for index, model in enumerate(args.models) if model in ("mmvae", "mopoe") for c in range(num_classes)]
         results["k_sample_cross_terms"], checks, findings = terms, checks + k_sample_checks(terms), findings + k_sample_findings(terms)
+        checks += npmle_checks(terms + untrained)
+        results["k_sample_cross_terms_untrained"] = untrained
     results["checks"] += T.as_dicts(checks)
     results["findings"] += T.as_dicts(findings)
     return results
@@ -629,6 +742,8 @@ def print_experiments(results, args, config):
     """The tables: the check's and the experiments', or the study's, or the views'."""
     if "study" in results:
         print(format_study(results))
+    elif "bound_study" in results:
+        print(format_bound_study(results["bound_study"]))
     elif "gradient_study" in results:
         print(format_gradient_study(results["gradient_study"]))
     elif "views" in results:
@@ -652,6 +767,8 @@ def describe(args):
                 f"models={' '.join(args.models)}, steps per model={config['steps']}, latent={config['latent_dim']}, "
                 f"hidden={config['hidden']}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
     text = T.describe(args, T.run_config(args))
+    if args.bound_study:
+        return text.split(", models=")[0] + f", bound study (K {' '.join(map(str, BOUND_KS))}), jobs={args.jobs}, quick={args.quick}, json={args.json}"
     if args.gradient_study:
         return text.split(", models=")[0] + f", gradient study of mmvae, jobs={args.jobs}, quick={args.quick}, json={args.json}"
     if args.study:
@@ -666,7 +783,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
     print("studies configuration: " + describe(args), flush=True)
-    run = run_study if args.study else run_gradient_study if args.gradient_study else run_views if args.data == "digit-views" else \
+    run = run_study if args.study else run_gradient_study if args.gradient_study else run_bound_study if args.bound_study else run_views if args.data == "digit-views" else \
         run_check_with_experiments
 
     def body():

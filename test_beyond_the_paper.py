@@ -463,6 +463,16 @@ def test_k_sample_checks_and_finding_each_way():
     assert ST.k_sample_findings(k_terms([-2.0, -1.0, -0.2 + 0.039]))[0][1] is False
 
 
+def test_npmle_checks_each_way():
+    """The proposition's checks: an estimate may exceed l*(sigma) by less than 4 SE, not by more; the constant mean never."""
+    def terms(last, constant=-1.0, certified="grid"):
+        return [dict(k_terms([-2.0, -1.0, last])[0], l_star_upper=0.5, constant_at_sigma=constant, certified=certified)]
+    verdicts = lambda items: [c[1] for c in ST.npmle_checks(items)]
+    assert verdicts(terms(0.5 + 0.04 - 1e-6)) == [True, True] and verdicts(terms(0.5 + 0.04 + 1e-6)) == [False, True]
+    assert verdicts(terms(0.0, constant=0.5 - 1e-9)) == [True, True] and verdicts(terms(0.0, constant=0.5 + 1e-9)) == [True, False]
+    assert "a proof" in ST.npmle_checks(terms(0.0))[0][0] and "heuristic" in ST.npmle_checks(terms(0.0, certified="mean-shift"))[0][0]
+
+
 def sweep_points(lost, data=0.1, per_label=(500, 125, 31)):
     return [{"k": k, "points_per_label": p, "data_within_label_variance": data, "models": {"mmvae": {"lost_variance": l}}}
             for k, p, l in zip((1, 4, 16), per_label, lost)]
@@ -530,3 +540,19 @@ def test_quick_gradient_study_measures_every_estimator_and_draws(tmp_path, capsy
     with pytest.raises(SystemExit):
         ST.main(["--gradient-study", "--data", "digits"])
     assert "--gradient-study applies only to --data pinwheel" in capsys.readouterr().err
+
+
+def test_quick_bound_study_checks_the_proposition_and_theorem_1_at_k_1(tmp_path):
+    """--bound-study --quick: every check passes; at K = 1 the maximiser is the constant mean; at K = 30 the maximised K-sample
+    cross term is far above it (the optimum has moved) and below l*(sigma); and the checks fail on the other side."""
+    path = tmp_path / "bound.json"
+    assert ST.main(["--bound-study", "--quick", "--quiet", "--jobs", "1", "--json", str(path)]) == 0
+    results = json.loads(path.read_text())
+    assert all(c["passed"] for c in results["checks"]) and len(results["checks"]) == 4
+    for r in results["bound_study"]:
+        assert r["value"] - 4 * r["error"] <= r["l_star_upper"] and (r["k"] > 1 or r["spread_ratio"] < 0.05)
+        assert r["k"] < 30 or r["value"] > r["constant"] + 1.0, r
+    broken = [dict(results["bound_study"][0], value=results["bound_study"][0]["l_star_upper"] + 1.0)]
+    assert [c[1] for c in ST.bound_checks(broken)][0] is False
+    ones = [dict(r, spread_ratio=0.06) for r in results["bound_study"] if r["k"] == 1]
+    assert [c[1] for c in ST.bound_checks(ones)][-1] is False
