@@ -393,6 +393,57 @@ def read_study(path):
     return study
 
 
+def read_bound_study(path):
+    """studies.py --bound-study --json output (optionally with k_sample_cross_terms from an --importance-samples run at a fixed
+    --decoder-std), validated before the figure is drawn; an argparse-style error names the problem."""
+    try:
+        with open(path) as f:
+            run = json.load(f)
+        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and (run.get("bound_study") or run.get("k_sample_cross_terms")),
+                      f"it is not studies.py --bound-study (or --importance-samples) --json output of format {T.JSON_FORMAT}")
+        fields = {"class": NUMBER, "k": NUMBER, "sigma": NUMBER, "value": NUMBER, "error": NUMBER, "constant": NUMBER, "l_star_lower": NUMBER,
+                  "l_star_upper": NUMBER}
+        check_fields(run.get("bound_study") or [], "bound_study", fields)
+        check_fields(run.get("k_sample_cross_terms") or [], "k_sample_cross_terms", {"class": NUMBER, "k": (list,), "values": (list,), "sigma": NUMBER})
+        finite_numbers({"rows": run.get("bound_study") or [], "terms": run.get("k_sample_cross_terms") or []}, "the file")
+    except (OSError, ValueError) as error:
+        usage_error(f"--bound-json {path}: {error}")
+    return run
+
+
+def plot_bound_study(runs, path):
+    """Theorem 1 beyond K = 1, per class (rows): against K at the study's middle sigma (left), the constant mean (Theorem 1's
+    optimum), the directly maximised K-sample cross term, trained models' (if a run holds them, at their fixed sigma) and the
+    certified l*(sigma); against sigma at K = 8 (right), the room above Theorem 1's optimum, l* - constant, beside L^8."""
+    rows = [r for run in runs for r in run.get("bound_study") or []]
+    terms = [t for run in runs for t in run.get("k_sample_cross_terms") or []]
+    classes = sorted({r["class"] for r in rows})
+    fig, axes = plt.subplots(len(classes), 2, figsize=(10, 3.2 * len(classes)), squeeze=False)
+    for (left, right), c in zip(axes, classes):
+        mine = [r for r in rows if r["class"] == c]
+        middle = sorted({r["sigma"] for r in mine})[len({r["sigma"] for r in mine}) // 2]
+        by_k = sorted((r for r in mine if r["sigma"] == middle), key=lambda r: r["k"])
+        ks = [r["k"] for r in by_k]
+        left.axhline(by_k[0]["constant"], color="black", linewidth=1, label="constant mean (Theorem 1's optimum)")
+        left.errorbar(ks, [r["value"] for r in by_k], yerr=[4 * r["error"] for r in by_k], color="tab:blue", marker="o", label="L^K maximised")
+        left.fill_between(ks, [r["l_star_lower"] for r in by_k], [r["l_star_upper"] for r in by_k], color="tab:red", alpha=0.4)
+        left.plot(ks, [r["l_star_upper"] for r in by_k], color="tab:red", label="l*(sigma), certified")
+        for t in (t for t in terms if t["class"] == c and abs(t["sigma"] - middle) < 1e-9):
+            left.plot(t["k"], t["values"], marker="s", markersize=3, linestyle="dashed", label=f"{t['model']} trained at K = {t['k'][-1]}")
+        left.set(xscale="log", xlabel="K", ylabel="per point (nats)", title=f"class {c}, sigma = {middle:g}")
+        left.set_xscale("log", base=2)
+        by_sigma = sorted((r for r in mine if r["k"] == 8), key=lambda r: r["sigma"])
+        sigmas = [r["sigma"] for r in by_sigma]
+        right.plot(sigmas, [r["l_star_upper"] - r["constant"] for r in by_sigma], color="tab:red", marker="o", label="l* - constant mean")
+        right.plot(sigmas, [r["value"] - r["constant"] for r in by_sigma], color="tab:blue", marker="o", label="L^8 maximised - constant mean")
+        right.set(xscale="log", yscale="log", xlabel="decoder sigma (fixed)", ylabel="nats per point above Theorem 1's optimum", title=f"class {c}, K = 8")
+        left.legend(fontsize=6)
+        right.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
 def read_gradient_study(path):
     """studies.py --gradient-study --json output, validated before the figure is drawn; an argparse-style error names the problem."""
     try:
@@ -555,13 +606,16 @@ def parse_args(argv):
     add("--study-json", nargs="+", metavar="PATH", type=T.input_file,
         help="draw only collapse_strength.png and robustness.png, from studies.py --study --json files (a row per data set; "
              "runs of other seeds of one data set are drawn together)")
+    add("--bound-json", nargs="+", metavar="PATH", type=T.input_file,
+        help="draw only theorem1_beyond_k.png, from studies.py --bound-study --json output (and, beside it, an --importance-samples "
+             "run at a fixed --decoder-std, whose trained K-sample cross terms are drawn too)")
     add("--gradient-json", metavar="PATH", type=T.input_file,
         help="draw only gradient_estimators.png, from studies.py --gradient-study --json output")
     add("--views-json", nargs="+", metavar="PATH", type=T.input_file,
         help="draw only augmentation.png, from studies.py --data digit-views --json files (one panel each)")
     args = parser.parse_args(argv)
     alone = [flag for flag, value in (("--study-json", args.study_json), ("--views-json", args.views_json),
-                                      ("--gradient-json", args.gradient_json)) if value]
+                                      ("--gradient-json", args.gradient_json), ("--bound-json", args.bound_json)) if value]
     if alone and (args.from_json or args.sweep or args.seed is not None or len(alone) > 1):
         parser.error(f"{alone[0]} draws its figure only: not with --from-json, --sweep, --seed or another --*-json")
     given = [flag for flag, value in (("--quick", args.quick), ("--data", args.data), ("--models", args.models)) if value]
@@ -698,6 +752,11 @@ def prepare(args):
         data = " and ".join(f"{data} ({len({e['seed'] for e in entries})} seeds)" for data, entries in merge_studies(studies))
         return (f"the study of {data} from {' '.join(args.study_json)}", [("collapse_strength.png", lambda path: plot_study(studies, path)),
                                                                           ("robustness.png", lambda path: plot_robustness(studies, path))])
+    if args.bound_json:
+        runs = [read_bound_study(path) for path in args.bound_json]
+        if not any(run.get("bound_study") for run in runs):
+            usage_error("--bound-json needs a studies.py --bound-study file among its files")
+        return f"Theorem 1 beyond K = 1 from {' '.join(args.bound_json)}", [("theorem1_beyond_k.png", lambda path: plot_bound_study(runs, path))]
     if args.gradient_json:
         rows = read_gradient_study(args.gradient_json)
         return f"the gradient estimators from {args.gradient_json}", [("gradient_estimators.png", lambda path: plot_gradient_study(rows, path))]
