@@ -65,6 +65,36 @@ def time_case(folder, case):
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def median_estimator_step_seconds(gradient, num_importance=30, num_steps=20, warmup=3, seed=0):
+    """Median seconds of one MMVAE training step on the digits (latent 8, hidden 128, batch 128) at num_importance samples per
+    stratum, trained with `gradient` (beyond_the_paper.GRADIENTS). Runs in the calling interpreter; --estimators runs each in a
+    fresh one."""
+    import numpy as np
+    from autograd import value_and_grad
+    import beyond_the_paper as B
+    import data_sets as D
+    import surjvae_np as S
+    x1, labels = D.load_digits()
+    objective = B.objective_of("mmvae", num_importance, gradient)
+    flat, unflatten = S.flatten_params(B.init_model_params("mmvae", S.init_rng(seed), 10, 8, 64, (128,)))
+    objective_and_gradient = value_and_grad(lambda vector, *batch: objective(unflatten(vector), *batch))
+    m, v, seconds, x2 = np.zeros_like(flat), np.zeros_like(flat), [], S.one_hot(labels, 10)
+    for t in range(warmup + num_steps):
+        start = time.perf_counter()
+        flat, m, v, _ = S.training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, 1e-3, 128)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds[warmup:])
+
+
+def time_estimator(gradient):
+    """median_estimator_step_seconds(gradient) in a fresh interpreter."""
+    code = f"import sys; sys.path.insert(0, {HERE!r}); import bench; print(bench.median_estimator_step_seconds({gradient!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench.py: error: timing the {gradient} step failed:\n{done.stderr.strip()}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def peer_step_milliseconds(torch_python, peer_script):
     """{(model, batch): median ms} from the peer's --steptime-only run at tanh, one thread; SystemExit with
     the peer's own error if it fails, and if it prints no step time."""
@@ -104,8 +134,12 @@ def parse_args(argv):
     parser.add_argument("--against", type=module_folder, help="a folder with another version of surjvae_np.py to time alike")
     parser.add_argument("--torch-python", type=executable_file, help="python of a venv with torch, to time --peer")
     parser.add_argument("--peer", type=T.input_file, help="a plain-PyTorch peer script that answers --steptime-only --act tanh")
+    parser.add_argument("--estimators", action="store_true",
+                        help="instead: the MMVAE's step on the digits at K = 30 under each gradient estimator, and its ratio to iwae's")
     parser.add_argument("--json", type=T.output_file, metavar="PATH", help="also write the table's numbers to PATH")
     args = parser.parse_args(argv)
+    if args.estimators and (args.against or args.torch_python or args.quick or args.models != list(MODELS)):
+        parser.error("--estimators times its own cases: not with --against, --torch-python, --peer, --quick or --models")
     if bool(args.torch_python) != bool(args.peer):
         parser.error("--torch-python and --peer go together: the peer runs only when given both")
     return args
@@ -154,14 +188,33 @@ def table(args, ours, peer):
 
 def main(argv=None):
     args = parse_args(argv)
-    print(f"bench configuration: rounds={args.rounds}, models={args.models}, quick={args.quick}, against={args.against}, "
+    print(f"bench configuration: rounds={args.rounds}, models={args.models}, quick={args.quick}, estimators={args.estimators}, against={args.against}, "
           f"torch_python={args.torch_python}, peer={args.peer}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
           flush=True)
     return T.interruptible(lambda: run(args, time.perf_counter()))
 
 
+def run_estimators(args, start):
+    """--estimators: interleaved rounds over the gradient estimators, the median ms per step and its ratio to iwae's."""
+    import beyond_the_paper as B
+    times = {gradient: [] for gradient in B.GRADIENTS}
+    for round_index in range(args.rounds):
+        for gradient in B.GRADIENTS:
+            times[gradient].append(1e3 * time_estimator(gradient))
+        print(f"  round {round_index + 1}/{args.rounds} done", flush=True)
+    medians = {gradient: statistics.median(ms) for gradient, ms in times.items()}
+    print("MMVAE step on the digits, K = 30, batch 128, latent 8, hidden 128 (median over rounds of each run's median)")
+    print("\n".join(f"{gradient:9s} {ms:9.2f} ms  {ms / medians['iwae']:5.2f} x iwae" for gradient, ms in medians.items()))
+    if args.json:
+        T.write_json({"estimators": times}, args.json)
+    print(f"total time {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def run(args, start):
     """Time every case, print the table, write --json (whole or not at all)."""
+    if args.estimators:
+        return run_estimators(args, start)
     ours, peer = measure(args)
     print("\n".join(table(args, ours, peer)))
     if args.json:

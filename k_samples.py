@@ -164,6 +164,18 @@ def k_sample_cross_term(params, x1, label_mean, label_log_var, rng, num_importan
 
 
 @S.checked
+def label_stratum_term(params, x1, x2, means, log_vars, rng, num_importance, replicates=200):
+    """The K-sample objective's label stratum itself, for rows of one class: (1/N) sum_n E log (1/K) sum_k w(g_k), g_k ~ the
+    last component (the label expert r_M: the MMVAE's second expert, MoPoE's bare r_2), w = p(g) p(x1|g) p(x2|g) / q_mix(g)
+    (log_importance_weights): (mean, standard error) over `replicates` sets of K draws. For every K it is at most
+    l*(sigma) + log M, M the number of components: Jensen, then r_M / q_mix <= M and p(x2|g) <= 1 (npmle's docstring)."""
+    g = S.sample_normal(means[-1], log_vars[-1], rng, (replicates, num_importance))             # (R, K, N, D)
+    log_w = log_importance_weights(params, x1, x2, g[:, :, None], means, log_vars)[:, :, 0]     # (R, K, N)
+    per_replicate = np.mean(S.logsumexp(log_w, axis=1), axis=-1) - math.log(num_importance)      # (R,)
+    return float(np.mean(per_replicate)), float(np.std(per_replicate, ddof=1) / np.sqrt(replicates))
+
+
+@S.checked
 def k_sample_cross_term_objective(params, x1, x2, rng, num_importance):
     """The K-sample cross term as an objective of the x1 decoder and the label expert, per point. Maximised:
     (1/N) sum_n log (1/K) sum_k f_1(x1_n | tau_1(g_nk)), g_nk ~ r_M(g|x2_n) reparameterised, K draws per point. Over the rows

@@ -12,6 +12,9 @@ maximises L^1 (Theorem 1); as K grows the bound's own limit is l*(sigma). Certif
   l(G) - l(G^) = (1/N) sum_n log (f_G(x_n) / f_G^(x_n)) <= log int D dG <= log max_mu D(mu),
   D(mu) = (1/N) sum_n phi_sigma(x_n - mu) / f_G^(x_n)   (Jensen over n, then Fubini),
 so l*(sigma) <= l(G^) + log max D, with max D = 1 at the NPMLE (Lindsay's gradient characterisation).
+The objective's label stratum itself (k_samples.label_stratum_term): E log (1/K) sum_k w(g_k), g_k ~ r_M,
+w = p(g) f_1(x_n|g) p(x2|g) / q_mix(g), is at most log E_{r_M} w (Jensen) <= log M + log int p(g) f_1(x_n|g) dg (r_M <= M q_mix,
+p(x2|g) <= 1 for a categorical x2), and (1/N) sum_n of the last is at most l*(sigma) (G = mu#p(g)): so <= l*(sigma) + log M.
 """
 import math
 

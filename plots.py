@@ -437,6 +437,8 @@ def plot_bound_study(runs, path):
         right.plot(sigmas, [r["l_star_upper"] - r["constant"] for r in by_sigma], color="tab:red", marker="o", label="l* - constant mean")
         right.plot(sigmas, [r["value"] - r["constant"] for r in by_sigma], color="tab:blue", marker="o", label="L^8 maximised - constant mean")
         right.set(xscale="log", yscale="log", xlabel="decoder sigma (fixed)", ylabel="nats per point above Theorem 1's optimum", title=f"class {c}, K = 8")
+        right.set_xticks(sigmas, [f"{s:g}" for s in sigmas], minor=False)
+        right.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         left.legend(fontsize=6)
         right.legend(fontsize=6)
     fig.tight_layout()

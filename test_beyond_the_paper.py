@@ -471,6 +471,9 @@ def test_npmle_checks_each_way():
     assert verdicts(terms(0.5 + 0.04 - 1e-6)) == [True, True] and verdicts(terms(0.5 + 0.04 + 1e-6)) == [False, True]
     assert verdicts(terms(0.0, constant=0.5 - 1e-9)) == [True, True] and verdicts(terms(0.0, constant=0.5 + 1e-9)) == [True, False]
     assert "a proof" in ST.npmle_checks(terms(0.0))[0][0] and "heuristic" in ST.npmle_checks(terms(0.0, certified="mean-shift"))[0][0]
+    with_stratum = lambda value: [dict(terms(0.0)[0], stratum_values=[value], stratum_errors=[0.01], num_components=2)]
+    bound = 0.5 + onp.log(2)                                                   # l* + log M
+    assert verdicts(with_stratum(bound + 0.04 - 1e-6))[0] is True and verdicts(with_stratum(bound + 0.04 + 1e-6))[0] is False
 
 
 def sweep_points(lost, data=0.1, per_label=(500, 125, 31)):

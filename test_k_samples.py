@@ -249,3 +249,15 @@ def test_dreg_mix_stays_finite_where_a_weight_underflows():
     assert all(onp.all(onp.isfinite(leaf)) for leaf in S.tree_leaves(gradients["dreg-mix"]))
     for ours, theirs in zip(S.tree_leaves(gradients["dreg-mix"][2]["decoder_x1"]), S.tree_leaves(gradients["iwae"][2]["decoder_x1"])):
         onp.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+
+
+def test_label_stratum_term_is_the_objectives_last_stratum_written_out(small_problem):
+    """With the same draws from the label expert: (1/N) sum_n log (1/K) sum_k p(g, x) / q_mix(g), term by term."""
+    params, x1, x2 = small_problem
+    means, log_vars = S.unimodal_experts(params, x1, x2)                         # (M, N, D)
+    value, error = K.label_stratum_term(params, x1, x2, means, log_vars, rng(4), 3, replicates=5)
+    g = means[-1] + onp.exp(0.5 * log_vars[-1]) * rng(4).standard_normal((5, 3) + means.shape[1:])   # (R, K, N, D)
+    q = onp.mean([onp.exp(S.log_normal(g, means[m], log_vars[m])) for m in range(2)], axis=0)
+    joint = onp.exp(S.log_prior(g) + S.decoder_x1_log_likelihood(params, x1, g) + S.decoder_x2_log_likelihood(params, x2, g))
+    per_replicate = onp.mean(onp.log(onp.mean(joint / q, axis=1)), axis=-1)
+    assert abs(value - per_replicate.mean()) < 1e-10 and abs(error - per_replicate.std(ddof=1) / onp.sqrt(5)) < 1e-10
