@@ -4,7 +4,9 @@ coherence. Composed of surjvae_np's and beyond_the_paper's functions; input chec
 """
 import math
 
+import autograd.numpy as np
 import numpy as onp
+from autograd import grad
 
 import beyond_the_paper as B
 import mopoe_mmvaeplus as MM
@@ -18,20 +20,34 @@ def checked_with(registry):
 
 # ---------------------------------------------------------------- 1. log p(x1|x2) per datapoint
 
-# log p(x1|x2) = log int q(g|x2) p(x1|g) dg, per datapoint, for any latent size (log_p_x1_given_x2). On a latent of
-# at most 3 dimensions a uniform grid, where it converges and resolves the posterior; else importance sampling from
-# a proposal fitted to each point's posterior q(g|x2) p(x1|g) (Laplace), mixed with q(g|x2), judged by Pareto k.
-GRID_HALF_WIDTH = 8.0         # the grid covers mean +- 8 std of q(g|x2) (outside: < 1e-14 of its mass)
+# log p(x1|x2) = log int q(g|x2) p(x1|g) dg, per datapoint, for any latent size (log_p_x1_given_x2). Every point's posterior
+# q(g|x2) p(x1|g) is searched for its modes (from many starts, and from the modes found at the class's other points), each
+# mode's curvature taken from the true Hessian. On a latent of at most 3 dimensions a uniform grid that covers those modes,
+# where it converges and resolves them; else importance sampling from Student-t proposals at the modes mixed with q(g|x2),
+# run twice independently: a point is reliable only if both runs' Pareto k pass and the two agree (docs/log_likelihood.md).
+GRID_HALF_WIDTH = 8.0         # the grid covers at least mean +- 8 std of q(g|x2), and every mode found +- 8 of its stds
+MAX_HALF_WIDTH = 64.0         # ... up to +- 64 std of q(g|x2) (beyond: importance sampling)
 GRID_TOLERANCE = 1e-4         # nats: the largest change over a label's points at which the doubling stops
 MAX_GRID_POINTS = 10 ** 6     # nodes ** latent size, at most: 512 per axis in 2-D (from 32), 64 in 3-D
 MAX_GRID_NODES = 1024         # per axis
 STUDENT_DOF = 3               # the Laplace components: multivariate Student-t, 3 degrees of freedom,
 WIDENING = 2.0                # with scale matrix 2 x the inverse Hessian (tails of non-Gaussian posteriors; docs/log_likelihood.md)
-LABEL_SHARE = 0.2             # the share of the proposal that is q(g|x2) itself: every weight <= 5 p_theta(x1|g)
-PARETO_K_RELIABLE = 0.7       # Vehtari et al. (2024): above it the importance-sampling estimate is unreliable
+LABEL_SHARE = 0.2             # the proposal's share of q(g|x2) itself (half: every weight <= 10 p_theta(x1|g)) and of a Student-t
+                              # with q's mean and WIDE times its scale (half: a mode far out in q that no search found is drawn)
+EVIDENCE_SHARE = 0.5          # of the modes' share, this part by Laplace evidence, the rest equal over a point's distinct modes
+PARETO_K_RELIABLE = 0.7       # Vehtari et al. (2024): above min(1 - 1 / log10 S, 0.7) an estimate from S draws is unreliable
 LAPLACE_STEPS = 20            # damped Gauss-Newton steps to each mode, at most (the log posterior then moves < 1e-3 per point)
-RANDOM_STARTS = 2             # draws from q(g|x2) per point, besides its mean and q(g|x1)'s mean, to start mode searches from
-RETRY_FACTOR = 4              # a point whose Pareto k exceeds PARETO_K_RELIABLE is estimated once more, with 4 x the draws
+RANDOM_STARTS = 4             # per point and run: draws of q(g|x2) and of q(g|x1), each
+WIDE_STARTS = 8               # per point and run: draws of q(g|x2) widened WIDE times
+WIDE = 3.0                    # a mode 3.8 std out in q(g|x2) is hit by 1 draw of q in 14000, by 1 of the widened q in 10
+CLASS_MODES = 8               # a run's second round starts every point also from its class's most often found modes
+SAME_MODE = 1e-3              # modes closer than this in every coordinate (in q(g|x2)'s std units) are one
+REGION = 0.5                  # class modes: the modes of a class's points grouped in cells of this size (q's std units)
+RETRY_FACTOR = 4              # a point whose Pareto k is over the threshold is estimated once more, with 4 x the draws
+AGREEMENT = 4.0               # the two runs must agree within 4 combined standard errors
+NEGLIGIBLE = 30.0             # a stationary point whose Laplace evidence is e^30 below the point's best mode's is dropped
+MODE_MASS = 0.05              # a mode with this share of a run's Laplace evidence must be found by the other run too
+LOCAL_SHARE = 0.25            # of each mode's share, this part a Student-t at the mode with q(g|x2)'s scale (non-Gaussian modes)
 
 
 @S.checked
@@ -63,10 +79,25 @@ def _log_posterior_unnormalised(params, x1, g, mean, log_var):
     return S.log_normal(g, mean, log_var) + S.decoder_x1_log_likelihood(params, x1, g)
 
 
+def _log_posterior_twice_differentiable(params, x1, g, mean, log_var):
+    """_log_posterior_unnormalised through mlp's plain loop: the fused MLP's backward pass is raw NumPy, which autograd
+    cannot differentiate again."""
+    return S.log_normal(g, mean, log_var) + S.log_normal(x1, S.mlp(params["decoder_x1"], g, fused=False), params["decoder_x1_log_var"])
+
+
+def posterior_hessian(params, x1, g, mean, log_var):
+    """The true Hessian of -log q(g|x2) p_theta(x1|g) at each point's g (N, D) -> (N, D, D), by autograd: row d is the
+    gradient of sum_n d f_n / d g_nd (the points do not interact, so the Hessian of the sum is block diagonal)."""
+    gradient = grad(lambda h: np.sum(_log_posterior_twice_differentiable(params, x1, h, mean, log_var)))
+    return -onp.stack([grad(lambda h, d=d: np.sum(gradient(h)[:, d]))(onp.array(g)) for d in range(g.shape[1])], axis=1)
+
+
 def _laplace_fit(params, x1, mean, log_var, start):
     """Each point's posterior mode of q(g|x2) p_theta(x1_n|g) by damped Gauss-Newton from start (N, D) (each step the
-    Newton step, halved up to 5 times where it does not raise the log posterior, else none), and the Gauss-Newton
-    Hessian of -log there, diag(1 / var) + J^T J / s^2: (mode (N, D), Hessian (N, D, D))."""
+    Newton step, halved up to 5 times where it does not raise the log posterior, else none; a stationary point of the
+    log posterior is one of the Gauss-Newton iteration), and the Hessian there: the true one (posterior_hessian) where
+    it is positive definite, else (a saddle, or a search stopped short) the Gauss-Newton one, diag(1 / var) + J^T J / s^2,
+    which always is. -> (mode (N, D), Hessian (N, D, D))."""
     precision, noise_precision, g = onp.exp(-log_var), onp.exp(-params["decoder_x1_log_var"]), onp.array(start, dtype=float)
     value = _log_posterior_unnormalised(params, x1, g, mean, log_var)                              # (N,)
     for _ in range(LAPLACE_STEPS):
@@ -86,7 +117,45 @@ def _laplace_fit(params, x1, mean, log_var, start):
         if onp.max(onp.abs(step) * onp.exp(-0.5 * log_var)) < 1e-6:                               # converged: in q's std units
             break
     _, jacobian = decoder_jacobian.__wrapped__(params, g)
-    return g, onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
+    gauss_newton = onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
+    true = posterior_hessian(params, x1, g, mean, log_var)
+    definite = onp.all(onp.linalg.eigvalsh(0.5 * (true + onp.swapaxes(true, -1, -2))) > 0, axis=-1)
+    return g, onp.where(definite[:, None, None], true, gauss_newton)
+
+
+def _search_modes(params, x1, mean, log_var, own, rng):
+    """One run's modes for every point of a class: Gauss-Newton (_laplace_fit) from the label's mean, q(g|x1)'s mean,
+    RANDOM_STARTS draws each of q(g|x2) and of q(g|x1), and WIDE_STARTS of q(g|x2) widened WIDE times; then from the CLASS_MODES modes
+    most often found at the class's points (grouped in cells of REGION). -> fits [(mode (N, D), Hessian (N, D, D))], one per start."""
+    shape, (own_mean, own_log_var) = own[0].shape, own
+    starts = [onp.broadcast_to(mean, shape), own_mean]
+    starts += list(S.sample_normal(onp.broadcast_to(mean, shape), log_var, rng, (RANDOM_STARTS,)))
+    starts += list(S.sample_normal(onp.broadcast_to(mean, shape), log_var + 2.0 * math.log(WIDE), rng, (WIDE_STARTS,)))
+    starts += list(S.sample_normal(own_mean, own_log_var, rng, (RANDOM_STARTS,)))
+    fits = [_laplace_fit(params, x1, mean, log_var, start) for start in starts]
+    modes = onp.concatenate([mode for mode, _ in fits])                                           # (F N, D)
+    cells, first, counts = onp.unique(onp.round(modes * onp.exp(-0.5 * log_var) / REGION), axis=0, return_index=True, return_counts=True)
+    common = modes[first[onp.argsort(-counts, kind="stable")[:CLASS_MODES]]]                       # one mode per busiest cell
+    return fits + [_laplace_fit(params, x1, mean, log_var, onp.broadcast_to(mode, shape)) for mode in common]
+
+
+def _proposal_weights(params, x1, mean, log_var, fits):
+    """Each fit's share of a point's proposal, (N, F), and its share of the point's Laplace evidence (N, F): zero for a mode found before (closer than SAME_MODE in q's std units in
+    every coordinate); over a point's distinct modes, (1 - LABEL_SHARE) x (EVIDENCE_SHARE x its Laplace evidence's share
+    + the rest equally), the evidence log q p(mode) + (D/2) log 2 pi - (1/2) log |H|: a far mode that holds most of the
+    mass gets most of the draws, and no mode found gets fewer than its equal part's half. A stationary point whose evidence is
+    NEGLIGIBLE below the point's best (a search stopped in a valley) gets none."""
+    modes, hessians = onp.stack([m for m, _ in fits], axis=1), onp.stack([h for _, h in fits], axis=1)   # (N, F, D), (N, F, D, D)
+    scale = onp.exp(-0.5 * log_var) / SAME_MODE
+    same = onp.all(onp.abs(modes[:, :, None] - modes[:, None, :]) * scale < 1.0, axis=-1)          # (N, F, F)
+    distinct = ~onp.any(onp.tril(same, k=-1), axis=2)                                               # no earlier fit at it
+    evidence = (_log_posterior_unnormalised(params, x1, onp.swapaxes(modes, 0, 1), mean, log_var).T
+                + 0.5 * modes.shape[-1] * S.LOG_2PI - 0.5 * onp.linalg.slogdet(hessians)[1])       # (N, F)
+    distinct &= evidence >= onp.max(evidence, axis=1, keepdims=True) - NEGLIGIBLE                   # a search stopped far below
+    evidence = onp.where(distinct, evidence, -onp.inf)
+    by_evidence = onp.exp(evidence - S.logsumexp(evidence, axis=1)[:, None])
+    equal = distinct / onp.sum(distinct, axis=1, keepdims=True)
+    return (1.0 - LABEL_SHARE) * (EVIDENCE_SHARE * by_evidence + (1.0 - EVIDENCE_SHARE) * equal), by_evidence
 
 
 def _student_t_sample(mode, hessian, rng, size):
@@ -107,22 +176,25 @@ def _student_t_log_density(g, mode, hessian):
     return constant + 0.5 * onp.linalg.slogdet(hessian)[1] - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
 
 
-def _laplace_log_weights(params, x1, mean, log_var, fits, rng, num_samples, chunk=256):
-    """Importance log weights (K, N) of log p(x1|x2): log q(g|x2) p_theta(x1|g) - log r(g), from the proposal r per
-    point = (1 - LABEL_SHARE) x (the equal mixture of a Student-t at each fit (mode, hessian), scale matrix WIDENING x
-    hessian^-1) + LABEL_SHARE x q(g|x2).
-    Stratified: each component gets its share of the K draws; the weights use the whole mixture (unbiased)."""
-    fits = [(mode, hessian / WIDENING) for mode, hessian in fits]                                # scale WIDENING x hessian^-1
-    shares = [(1.0 - LABEL_SHARE) / len(fits)] * len(fits) + [LABEL_SHARE]
-    counts = [int(round(share * num_samples)) for share in shares[:-1]]
-    draws = [_student_t_sample(mode, hessian, rng, count) for (mode, hessian), count in zip(fits, counts)]
-    draws.append(S.sample_normal(onp.broadcast_to(mean, x1.shape[:1] + mean.shape), log_var, rng, (num_samples - sum(counts),)))
-    g = onp.concatenate(draws)                                                                    # (K, N, D)
+def _mixture_log_weights(params, x1, mean, log_var, fits, shares, rng, num_samples, chunk=256):
+    """Importance log weights (K, N) of log p(x1|x2): log q(g|x2) p_theta(x1|g) - log r(g), r per point the mixture of a
+    Student-t at each fit (scale matrix WIDENING x Hessian^-1) with the point's shares (N, F), and q(g|x2) with the rest.
+    Each draw picks its component by the shares; the weights use the whole mixture (unbiased)."""
+    fits = [(mode, hessian / WIDENING) for mode, hessian in fits]                                # scale WIDENING x Hessian^-1
+    with onp.errstate(divide="ignore"):                                                         # a share of 0: not this point's mode
+        log_shares = onp.log(onp.concatenate([shares, 1.0 - onp.sum(shares, axis=1, keepdims=True)], axis=1))   # (N, F + 1)
+    choice = (rng.random((num_samples, len(x1), 1)) > onp.cumsum(onp.exp(log_shares), axis=1)[None]).sum(axis=-1)   # (K, N)
+    choice = onp.minimum(choice, len(fits))
+    g = S.sample_normal(onp.broadcast_to(mean, x1.shape[:1] + mean.shape), log_var, rng, (num_samples,))  # label component
+    for index, (mode, hessian) in enumerate(fits):
+        picked = choice == index
+        if onp.any(picked):
+            g = onp.where(picked[..., None], _student_t_sample(mode, hessian, rng, num_samples), g)
     log_weights = []
     for start in range(0, num_samples, chunk):
         part = g[start:start + chunk]
         components = [_student_t_log_density(part, mode, hessian) for mode, hessian in fits] + [S.log_normal(part, mean, log_var)]
-        log_proposal = S.logsumexp(onp.stack([onp.log(share) + c for share, c in zip(shares, components)]), axis=0)
+        log_proposal = S.logsumexp(onp.stack(components, axis=-1) + log_shares[None], axis=-1)
         log_weights.append(_log_posterior_unnormalised(params, x1, part, mean, log_var) - log_proposal)
     return onp.concatenate(log_weights)
 
@@ -170,13 +242,19 @@ def importance_estimate(log_weights):
     return log_mean, standard_error, pareto_k.__wrapped__(log_weights), ess
 
 
+def pareto_threshold(num_samples):
+    """The Pareto k above which an estimate from num_samples draws is unreliable: min(1 - 1 / log10 S, 0.7) (Vehtari et al.
+    2024, JMLR 25(72), Sec. 3.2.4): 0.70 at S = 2000, 0.63 at 500."""
+    return min(1.0 - 1.0 / math.log10(num_samples), PARETO_K_RELIABLE)
+
+
 @checked_with("MMVAEPLUS_CHECKS")
-def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, chunk=8192):
-    """log p(x1_n|x2) per point (N,) by the tensor-product trapezoid rule on mean +- GRID_HALF_WIDTH std of q(g|x2) =
+def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, half_width=GRID_HALF_WIDTH, chunk=8192):
+    """log p(x1_n|x2) per point (N,) by the tensor-product trapezoid rule on mean +- half_width std of q(g|x2) =
     N(label_mean, diag exp(label_log_var)), num_nodes per axis: the points share q(g|x2), so the decoder runs once per node.
     log N(x_n | mu_k, s^2 I) = a_n + b_nk, a_n = -(D1/2) log(2 pi s^2) - |x_n|^2 / (2 s^2), b_nk = (x_n . mu_k - |mu_k|^2 / 2) / s^2."""
     mean, log_var = label_mean, label_log_var
-    dim, axis = len(mean), onp.linspace(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, num_nodes)
+    dim, axis = len(mean), onp.linspace(-half_width, half_width, num_nodes)
     z = onp.stack(onp.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)           # (K, D)
     log_weights = -0.5 * onp.sum(z * z, axis=1) + dim * (math.log(axis[1] - axis[0]) - 0.5 * S.LOG_2PI)
     noise_log_var, total = params["decoder_x1_log_var"], onp.full(len(x1), -onp.inf)
@@ -188,19 +266,23 @@ def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, chunk=8192):
     return a + total
 
 
-def _converged_grid(params, x1, mean, log_var, hessians, start_nodes):
-    """grid_log_p with the nodes doubled from start_nodes until no point's value moves by GRID_TOLERANCE or more
-    and the node spacing is at most twice the narrowest posterior std (from the Laplace Hessians, in the grid's
-    standardised coordinates: a narrower peak can fall between the nodes, and two grids then agree on a wrong value;
-    the trapezoid rule's relative error on a Gaussian of std w at spacing h is about 2 exp(-2 pi^2 w^2 / h^2)):
-    (values, |last change| per point, nodes), or None if the counts run out first. The last change is a sign of
-    convergence, not a bound on the error."""
-    scaled = hessians * onp.exp(0.5 * (log_var[:, None] + log_var[None, :]))                      # diag(s) H diag(s)
-    narrowest = 1.0 / math.sqrt(onp.max(onp.linalg.eigvalsh(scaled)))
+def _converged_grid(params, x1, mean, log_var, fits, start_nodes):
+    """grid_log_p on mean +- h std of q(g|x2), h covering every mode found +- 8 of its stds (at least GRID_HALF_WIDTH, at
+    most MAX_HALF_WIDTH: a posterior beyond the grid would be cut off, and two grids then agree on a wrong value), the nodes
+    doubled from start_nodes until no point's value moves by GRID_TOLERANCE or more and the spacing is at most twice the
+    narrowest posterior std (a narrower peak can fall between the nodes; the trapezoid rule's relative error on a Gaussian
+    of std w at spacing h is about 2 exp(-2 pi^2 w^2 / h^2)): (values, |last change| per point, nodes), or None if the
+    counts run out first. The last change is a sign of convergence, not a bound on the error."""
+    std = onp.exp(0.5 * log_var)
+    hessians = onp.concatenate([hessian for _, hessian in fits]) * onp.outer(std, std)              # in q's std units
+    widths = onp.sqrt(onp.diagonal(onp.linalg.inv(hessians), axis1=-2, axis2=-1))                   # (F N, D)
+    reach = onp.abs(onp.concatenate([mode for mode, _ in fits]) - mean) / std + 8.0 * widths
+    half_width = max(GRID_HALF_WIDTH, float(onp.max(reach)))
+    narrowest = 1.0 / math.sqrt(onp.max(onp.linalg.eigvalsh(hessians)))
     previous = None
-    for nodes in node_counts.__wrapped__(start_nodes, len(mean), MAX_GRID_NODES):
-        values = grid_log_p.__wrapped__(params, x1, mean, log_var, nodes)
-        resolved = 2.0 * GRID_HALF_WIDTH / (nodes - 1) <= 2.0 * narrowest
+    for nodes in node_counts.__wrapped__(start_nodes, len(mean), MAX_GRID_NODES) if half_width <= MAX_HALF_WIDTH else []:
+        values = grid_log_p.__wrapped__(params, x1, mean, log_var, nodes, half_width)
+        resolved = 2.0 * half_width / (nodes - 1) <= 2.0 * narrowest
         if previous is not None and resolved and onp.max(onp.abs(values - previous)) < GRID_TOLERANCE:
             return values, onp.abs(values - previous), nodes
         previous = values
@@ -211,47 +293,82 @@ def _converged_grid(params, x1, mean, log_var, hessians, start_nodes):
 def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2000, grid_nodes=32):
     """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4) per datapoint, as a dict of arrays (N,):
       "value";  "error": by importance sampling a standard error (delta method), by the grid |the last change|;
-      "reliable": the grid converged and resolved the posterior, or Pareto k <= PARETO_K_RELIABLE;
-      "method": "grid<nodes>" or "IS"; "pareto_k", "ess" (Kish ESS / K; NaN on the grid).
-    q(g|x2) = label_latent (MMVAE+: w_1 ~ p(w_1) with private="prior", ~ r_1 with "auxiliary"). Each point's
-    posterior mode is sought (_laplace_fit) from the label's mean and from q(g|x1)'s mean. On a latent of at most 3
-    dimensions the grid is tried first (_converged_grid, from grid_nodes per axis; None: never), trusted only where
-    its spacing resolves those modes' widths; else importance sampling (_laplace_log_weights, num_samples draws per
-    point; RETRY_FACTOR times as many again where Pareto k > PARETO_K_RELIABLE) from a Student-t at each mode, and at the
-    modes found from RANDOM_STARTS draws of q(g|x2) (so that a second mode is found, not only flagged), mixed with
-    q(g|x2) itself. A posterior peak that no search finds and that neither the grid's nodes nor q(g|x2)'s draws hit
-    is missed by both methods (docs/log_likelihood.md)."""
+      "reliable": the grid converged, covered and resolved the modes found; or both importance-sampling runs have Pareto k
+          <= pareto_threshold(draws) and agree within AGREEMENT combined standard errors;
+      "method": "grid<nodes>" or "IS"; "pareto_k" (the larger of the runs'), "ess" (the smaller Kish ESS / K; NaN on the
+      grid); "disagree": both runs' k passed but they differ by more than AGREEMENT combined standard errors.
+    q(g|x2) = label_latent (MMVAE+: w_1 ~ p(w_1) with private="prior", ~ r_1 with "auxiliary"). Each run searches every point's
+    modes (_search_modes) with its own random starts. On a latent of at most 3 dimensions the grid is tried first
+    (_converged_grid, from grid_nodes per axis; None: never); else two runs, each importance sampling (num_samples draws per
+    point; RETRY_FACTOR times as many again where its k is over the threshold) from Student-t components at its modes mixed
+    with q(g|x2); the value is the mean of the runs' estimates of p, in logs. A posterior peak that no start of either run
+    reaches and no draw hits is still missed (docs/log_likelihood.md)."""
     labels, out = onp.argmax(x2, axis=1), {key: onp.zeros(len(x1)) for key in ("value", "error", "pareto_k", "ess")}
-    out.update(reliable=onp.zeros(len(x1), dtype=bool), method=onp.empty(len(x1), dtype=object))
-    own_mean = B.x1_latent.__wrapped__(params, x1, model)[0]
+    out.update(reliable=onp.zeros(len(x1), dtype=bool), disagree=onp.zeros(len(x1), dtype=bool), method=onp.empty(len(x1), dtype=object))
+    own = B.x1_latent.__wrapped__(params, x1, model)
+    runs = rng.spawn(2)
     for label in onp.unique(labels):
         members = onp.flatnonzero(labels == label)
         mean, log_var = (a[0] for a in B.label_latent.__wrapped__(params, x2[members[:1]], model, private))
-        fits = [_laplace_fit(params, x1[members], mean, log_var, start) for start in (onp.broadcast_to(mean, own_mean[members].shape), own_mean[members])]
-        hessians = onp.concatenate([hessian for _, hessian in fits])
-        grid = _converged_grid(params, x1[members], mean, log_var, hessians, grid_nodes) if grid_nodes and len(mean) <= 3 else None
+        fits = _search_modes(params, x1[members], mean, log_var, [a[members] for a in own], runs[0])
+        grid = _converged_grid(params, x1[members], mean, log_var, fits, grid_nodes) if grid_nodes and len(mean) <= 3 else None
         if grid is not None:
-            found = dict(value=grid[0], error=grid[1], pareto_k=onp.nan, ess=onp.nan, reliable=True, method=f"grid{grid[2]}")
+            found = dict(value=grid[0], error=grid[1], pareto_k=onp.nan, ess=onp.nan, reliable=True, disagree=False, method=f"grid{grid[2]}")
         else:
-            starts = S.sample_normal(onp.broadcast_to(mean, own_mean[members].shape), log_var, rng, (RANDOM_STARTS,))
-            fits += [_laplace_fit(params, x1[members], mean, log_var, start) for start in starts]
-            found = _sampled(params, x1[members], mean, log_var, fits, rng, num_samples)
+            other = _search_modes(params, x1[members], mean, log_var, [a[members] for a in own], runs[1])
+            found = _two_runs(*(_sampled(params, x1[members], mean, log_var, f, r, num_samples) for f, r in ((fits, runs[0]), (other, runs[1]))), log_var)
         for key, column in found.items():
             out[key][members] = column
     return out
 
 
 def _sampled(params, x1, mean, log_var, fits, rng, num_samples):
-    """importance_estimate of _laplace_log_weights as log_p_x1_given_x2's columns. A point whose Pareto k exceeds
-    PARETO_K_RELIABLE is estimated again, from fresh draws, RETRY_FACTOR times as many, and that estimate replaces the
-    first whatever it says (k from a few thousand weights is noisy: a true k of 0.5 reads above 0.7 at some points)."""
-    value, error, k, ess = importance_estimate.__wrapped__(_laplace_log_weights(params, x1, mean, log_var, fits, rng, num_samples))
-    again = onp.flatnonzero(k > PARETO_K_RELIABLE)
+    """One run's importance_estimate of _mixture_log_weights, and whether its k passes pareto_threshold. Each mode gets two
+    components: a Student-t with the Laplace scale (1 - LOCAL_SHARE of its share) and one with q(g|x2)'s (LOCAL_SHARE: where the
+    likelihood is flat, a plateau, the posterior has q's shape, not the curvature's at its edge); half of LABEL_SHARE goes to a
+    Student-t at q's mean with WIDE times its scale, the other half to q itself. A point whose k does
+    not is estimated again from fresh draws, RETRY_FACTOR times as many, and that estimate replaces the first whatever it
+    says (k from a few thousand weights is noisy: a true k of 0.5 reads above 0.7 at some points)."""
+    shares, masses = _proposal_weights(params, x1, mean, log_var, fits)
+    used = onp.flatnonzero(onp.any(shares > 0, axis=0))                                           # fits that are some point's mode
+    fits, shares, masses = [fits[index] for index in used], shares[:, used], masses[:, used]
+    modes = onp.stack([mode for mode, _ in fits], axis=1)                                          # (N, F, D), for _two_runs
+    local = onp.broadcast_to(onp.diag(onp.exp(-log_var)), fits[0][1].shape)                        # q(g|x2)'s precision, at each mode
+    fits, shares = fits + [(mode, local) for mode, _ in fits], onp.concatenate([(1 - LOCAL_SHARE) * shares, LOCAL_SHARE * shares], axis=1)
+    fits.append((onp.broadcast_to(mean, fits[0][0].shape), local * WIDENING / WIDE ** 2))           # q's mean, WIDE x its scale
+    shares = onp.concatenate([shares, onp.full((len(x1), 1), 0.5 * LABEL_SHARE)], axis=1)
+    value, error, k, ess = importance_estimate.__wrapped__(_mixture_log_weights(params, x1, mean, log_var, fits, shares, rng, num_samples))
+    passed = k <= pareto_threshold(num_samples)
+    again = onp.flatnonzero(~passed)
     if len(again):
         subset = [(mode[again], hessian[again]) for mode, hessian in fits]
-        weights = _laplace_log_weights(params, x1[again], mean, log_var, subset, rng, RETRY_FACTOR * num_samples)
+        weights = _mixture_log_weights(params, x1[again], mean, log_var, subset, shares[again], rng, RETRY_FACTOR * num_samples)
         value[again], error[again], k[again], ess[again] = importance_estimate.__wrapped__(weights)
-    return dict(value=value, error=error, pareto_k=k, ess=ess, reliable=k <= PARETO_K_RELIABLE, method="IS")
+        passed[again] = k[again] <= pareto_threshold(RETRY_FACTOR * num_samples)
+    return value, error, k, ess, passed, modes, masses
+
+
+def _two_runs(first, second, log_var):
+    """log_p_x1_given_x2's columns from two independent runs (value, error, k, ess, passed, modes, masses): the value
+    log((p_a + p_b) / 2), its standard error by the delta method sqrt(se_a^2 p_a^2 + se_b^2 p_b^2) / (p_a + p_b); reliable
+    where both passed and agree: their values within AGREEMENT sqrt(se_a^2 + se_b^2), and each mode that holds MODE_MASS of a
+    run's Laplace evidence found by the other run too (within REGION of q's std in every coordinate; a run that missed a
+    heavy mode can be far off while its standard error, from draws that never visit that mode, stays small)."""
+    (a, se_a, k_a, ess_a, pass_a, modes_a, mass_a), (b, se_b, k_b, ess_b, pass_b, modes_b, mass_b) = first, second
+    top = onp.maximum(a, b)
+    p_a, p_b = onp.exp(a - top), onp.exp(b - top)
+    agree = (onp.abs(a - b) <= AGREEMENT * onp.sqrt(se_a ** 2 + se_b ** 2)) & _found_by(modes_a, mass_a, modes_b, log_var) \
+        & _found_by(modes_b, mass_b, modes_a, log_var)
+    return dict(value=top + onp.log(0.5 * (p_a + p_b)), error=onp.sqrt((se_a * p_a) ** 2 + (se_b * p_b) ** 2) / (p_a + p_b),
+                pareto_k=onp.maximum(k_a, k_b), ess=onp.minimum(ess_a, ess_b), reliable=pass_a & pass_b & agree,
+                disagree=pass_a & pass_b & ~agree, method="IS")
+
+
+def _found_by(modes, masses, other_modes, log_var):
+    """Per point, whether every mode (N, F, D) holding at least MODE_MASS of its run's evidence has one of other_modes (N, G, D)
+    within REGION of q's std in every coordinate."""
+    near = onp.all(onp.abs(modes[:, :, None] - other_modes[:, None]) * onp.exp(-0.5 * log_var) <= REGION, axis=-1)   # (N, F, G)
+    return onp.all(onp.any(near, axis=2) | (masses < MODE_MASS), axis=1)
 
 
 # ---------------------------------------------------------------- 2. label coherence
@@ -284,7 +401,7 @@ def leave_one_out_coherence(x1, labels):
 # ================================================================ input checks, run by S.checked at the edge
 
 # As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
-UNCHECKED = ("checked_with", "check_log_weights", "check_labels_against", "check_leave_one_out_labels")
+UNCHECKED = ("posterior_hessian", "pareto_threshold", "checked_with", "check_log_weights", "check_labels_against", "check_leave_one_out_labels")
 
 
 def check_log_weights(value, arguments):
@@ -325,6 +442,7 @@ ARGUMENT_CHECKS.update({
     "dim": S.number("dim", integer=True, positive=True), "max_nodes": S.number("max_nodes", integer=True, positive=True),
     "g": lambda g, arguments: S.check_array(g, "g", 2, S.input_size(arguments, "decoder_x1")),
     "log_weights": check_log_weights,
+    "half_width": S.number("half_width", positive=True),
     "num_nodes": lambda n, arguments: S.check_number(n, "num_nodes", integer=True, minimum=2) or S.fail_unless(
         n ** len(arguments["label_mean"]) <= 2 * 10 ** 7, f"num_nodes {n} in {len(arguments['label_mean'])}-D is more than 2e7 nodes"),
 })
