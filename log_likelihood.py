@@ -37,6 +37,8 @@ LABEL_SHARE = 0.2             # the proposal's share of q(g|x2) itself (half: ev
 EVIDENCE_SHARE = 0.5          # of the modes' share, this part by Laplace evidence, the rest equal over a point's distinct modes
 PARETO_K_RELIABLE = 0.7       # Vehtari et al. (2024): above min(1 - 1 / log10 S, 0.7) an estimate from S draws is unreliable
 LAPLACE_STEPS = 20            # damped Gauss-Newton steps to each mode, at most (the log posterior then moves < 1e-3 per point)
+TRUST = 1.0                   # ... each at most 1 std of q(g|x2) long: where p(x1|g) is flat, the Newton step is q's pull, to its
+                              # mean, and would jump over a valley to the mode there instead of climbing to a far plateau's edge
 RANDOM_STARTS = 4             # per point and run: draws of q(g|x2) and of q(g|x1), each
 WIDE_STARTS = 8               # per point and run: draws of q(g|x2) widened WIDE times
 WIDE = 3.0                    # a mode 3.8 std out in q(g|x2) is hit by 1 draw of q in 14000, by 1 of the widened q in 10
@@ -94,27 +96,34 @@ def posterior_hessian(params, x1, g, mean, log_var):
 
 def _laplace_fit(params, x1, mean, log_var, start):
     """Each point's posterior mode of q(g|x2) p_theta(x1_n|g) by damped Gauss-Newton from start (N, D) (each step the
-    Newton step, halved up to 5 times where it does not raise the log posterior, else none; a stationary point of the
-    log posterior is one of the Gauss-Newton iteration), and the Hessian there: the true one (posterior_hessian) where
+    Newton step, at most TRUST std of q long, halved up to 5 times where it does not raise the log posterior, else none, and then the point stops, as
+    it does once its step is below 1e-6 of q's std; a stationary point of the log posterior is one of the Gauss-Newton
+    iteration), and the Hessian there: the true one (posterior_hessian) where
     it is positive definite, else (a saddle, or a search stopped short) the Gauss-Newton one, diag(1 / var) + J^T J / s^2,
     which always is. -> (mode (N, D), Hessian (N, D, D))."""
     precision, noise_precision, g = onp.exp(-log_var), onp.exp(-params["decoder_x1_log_var"]), onp.array(start, dtype=float)
-    value = _log_posterior_unnormalised(params, x1, g, mean, log_var)                              # (N,)
+    value, active = _log_posterior_unnormalised(params, x1, g, mean, log_var), onp.arange(len(g))  # (N,); the points still moving
     for _ in range(LAPLACE_STEPS):
-        mu, jacobian = decoder_jacobian.__wrapped__(params, g)                                    # (N, D1), (N, D1, D)
-        transposed = onp.swapaxes(jacobian, -1, -2)                                               # (N, D, D1)
-        hessian = onp.diag(precision) + noise_precision * (transposed @ jacobian)                 # (N, D, D)
-        gradient = -(g - mean) * precision + noise_precision * (transposed @ (x1 - mu)[..., None])[..., 0]   # (N, D)
-        step, todo = onp.linalg.solve(hessian, gradient[..., None])[..., 0], onp.arange(len(g))
+        mu, jacobian = decoder_jacobian.__wrapped__(params, g[active])                            # (A, D1), (A, D1, D)
+        transposed = onp.swapaxes(jacobian, -1, -2)                                               # (A, D, D1)
+        hessian = onp.diag(precision) + noise_precision * (transposed @ jacobian)                 # (A, D, D)
+        gradient = -(g[active] - mean) * precision + noise_precision * (transposed @ (x1[active] - mu)[..., None])[..., 0]
+        step = onp.zeros_like(g)
+        newton = onp.linalg.solve(hessian, gradient[..., None])[..., 0]                              # (A, D)
+        length = onp.linalg.norm(newton * onp.exp(-0.5 * log_var), axis=1, keepdims=True)          # in q's std units
+        step[active], todo = newton * onp.minimum(1.0, TRUST / onp.maximum(length, 1e-300)), active
         for _ in range(6):                                                                        # 1, 1/2, ..., 1/32
             candidate = g[todo] + step[todo]
             candidate_value = _log_posterior_unnormalised(params, x1[todo], candidate, mean, log_var)
             better = candidate_value >= value[todo]
             g[todo[better]], value[todo[better]] = candidate[better], candidate_value[better]
-            todo, step = todo[~better], step * 0.5
+            todo = todo[~better]
+            step[todo] *= 0.5
             if not len(todo):
                 break
-        if onp.max(onp.abs(step) * onp.exp(-0.5 * log_var)) < 1e-6:                               # converged: in q's std units
+        moving = onp.max(onp.abs(step[active]) * onp.exp(-0.5 * log_var), axis=1) >= 1e-6        # in q's std units
+        active = active[moving & ~onp.isin(active, todo)]                                         # no better point: done
+        if not len(active):
             break
     _, jacobian = decoder_jacobian.__wrapped__(params, g)
     gauss_newton = onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
@@ -158,44 +167,46 @@ def _proposal_weights(params, x1, mean, log_var, fits):
     return (1.0 - LABEL_SHARE) * (EVIDENCE_SHARE * by_evidence + (1.0 - EVIDENCE_SHARE) * equal), by_evidence
 
 
-def _student_t_sample(mode, hessian, rng, size):
-    """size draws (size, N, D) of the multivariate Student-t with STUDENT_DOF degrees of freedom, location mode (N, D)
-    and scale matrix hessian^-1 (N, D, D): mode + L^-T z sqrt(nu / u), L L^T = hessian, z ~ N(0, I), u ~ chi^2_nu."""
-    inverse_transposed = onp.swapaxes(onp.linalg.inv(onp.linalg.cholesky(hessian)), -1, -2)     # L^-T (N, D, D)
-    z = rng.standard_normal((size,) + mode.shape)                                                 # (K, N, D)
-    steps = (inverse_transposed @ z[..., None])[..., 0]                                            # covariance hessian^-1
-    return mode + steps * onp.sqrt(STUDENT_DOF / rng.chisquare(STUDENT_DOF, (size, len(mode))))[..., None]
-
-
-def _student_t_log_density(g, mode, hessian):
-    """log t_nu(g | mode, hessian^-1) of g (..., N, D): log Gamma((nu + D)/2) - log Gamma(nu/2) - (D/2) log(nu pi)
-    + (1/2) log|hessian| - ((nu + D)/2) log(1 + d^T hessian d / nu), d = g - mode."""
+def _student_t_log_density(g, mode, precision):
+    """log t_nu(g | mode, precision^-1) of g (..., D): log Gamma((nu + D)/2) - log Gamma(nu/2) - (D/2) log(nu pi)
+    + (1/2) log|precision| - ((nu + D)/2) log(1 + d^T precision d / nu), d = g - mode; broadcasts."""
     nu, dim, residual = STUDENT_DOF, mode.shape[-1], g - mode
-    quadratic = onp.sum(residual * (hessian @ residual[..., None])[..., 0], axis=-1)
+    quadratic = onp.einsum("...d,...de,...e->...", residual, precision, residual)
     constant = math.lgamma((nu + dim) / 2.0) - math.lgamma(nu / 2.0) - 0.5 * dim * math.log(nu * math.pi)
-    return constant + 0.5 * onp.linalg.slogdet(hessian)[1] - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
+    return constant + 0.5 * onp.linalg.slogdet(precision)[1] - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
+
+
+def _each_points_components(fits, shares):
+    """The fits (F of (mode (N, D), precision (N, D, D))) and shares (N, F) as each point's own components, padded with share
+    0: modes (N, C, D), precisions (N, C, D, D), shares (N, C), C the most components any point has a share of."""
+    count = int(onp.max(onp.sum(shares > 0, axis=1)))
+    order = onp.argsort(-shares, axis=1, kind="stable")[:, :count]                               # (N, C)
+    modes, precisions = onp.stack([m for m, _ in fits], axis=1), onp.stack([h for _, h in fits], axis=1)
+    pick = onp.arange(len(shares))[:, None]
+    return modes[pick, order], precisions[pick, order], onp.take_along_axis(shares, order, axis=1)
 
 
 def _mixture_log_weights(params, x1, mean, log_var, fits, shares, rng, num_samples, chunk=256):
     """Importance log weights (K, N) of log p(x1|x2): log q(g|x2) p_theta(x1|g) - log r(g), r per point the mixture of a
-    Student-t at each fit (scale matrix WIDENING x Hessian^-1) with the point's shares (N, F), and q(g|x2) with the rest.
-    Each draw picks its component by the shares; the weights use the whole mixture (unbiased)."""
-    fits = [(mode, hessian / WIDENING) for mode, hessian in fits]                                # scale WIDENING x Hessian^-1
-    with onp.errstate(divide="ignore"):                                                         # a share of 0: not this point's mode
-        log_shares = onp.log(onp.concatenate([shares, 1.0 - onp.sum(shares, axis=1, keepdims=True)], axis=1))   # (N, F + 1)
-    choice = (rng.random((num_samples, len(x1), 1)) > onp.cumsum(onp.exp(log_shares), axis=1)[None]).sum(axis=-1)   # (K, N)
-    choice = onp.minimum(choice, len(fits))
-    g = S.sample_normal(onp.broadcast_to(mean, x1.shape[:1] + mean.shape), log_var, rng, (num_samples,))  # label component
-    for index, (mode, hessian) in enumerate(fits):
-        picked = choice == index
-        if onp.any(picked):
-            g = onp.where(picked[..., None], _student_t_sample(mode, hessian, rng, num_samples), g)
-    log_weights = []
+    Student-t at each fit (scale matrix WIDENING x precision^-1) with the point's shares (N, F), and q(g|x2) with the rest.
+    Each draw picks its component by the shares (a Student-t draw is mode + L^-T z sqrt(nu / u), L L^T = precision,
+    z ~ N(0, I), u ~ chi^2_nu); the weights use the whole mixture (unbiased)."""
+    modes, precisions, shares = _each_points_components(fits, shares)                             # (N, C, D), (N, C, D, D), (N, C)
+    precisions = precisions / WIDENING                                                             # scale WIDENING x precision^-1
+    root = onp.swapaxes(onp.linalg.inv(onp.linalg.cholesky(precisions)), -1, -2)                 # L^-T (N, C, D, D)
+    with onp.errstate(divide="ignore"):                                                         # a share of 0: a pad
+        log_shares = onp.log(onp.concatenate([shares, 1.0 - onp.sum(shares, axis=1, keepdims=True)], axis=1))   # (N, C + 1)
+    cumulative, points, log_weights = onp.cumsum(onp.exp(log_shares), axis=1), onp.arange(len(x1)), []
     for start in range(0, num_samples, chunk):
-        part = g[start:start + chunk]
-        components = [_student_t_log_density(part, mode, hessian) for mode, hessian in fits] + [S.log_normal(part, mean, log_var)]
-        log_proposal = S.logsumexp(onp.stack(components, axis=-1) + log_shares[None], axis=-1)
-        log_weights.append(_log_posterior_unnormalised(params, x1, part, mean, log_var) - log_proposal)
+        size = min(chunk, num_samples - start)
+        choice = onp.minimum((rng.random((size, len(x1), 1)) > cumulative[None]).sum(axis=-1), modes.shape[1])   # (k, N)
+        z, u = rng.standard_normal((size, len(x1), len(mean))), rng.chisquare(STUDENT_DOF, (size, len(x1)))
+        component = onp.minimum(choice, modes.shape[1] - 1)                                        # the label's: any, replaced below
+        t_draw = modes[points, component] + onp.einsum("knde,kne->knd", root[points, component], z) * onp.sqrt(STUDENT_DOF / u)[..., None]
+        g = onp.where((choice == modes.shape[1])[..., None], mean + onp.exp(0.5 * log_var) * z, t_draw)   # (k, N, D)
+        components = _student_t_log_density(g[:, :, None], modes[None], precisions[None])          # (k, N, C)
+        log_proposal = S.logsumexp(onp.concatenate([components, S.log_normal(g, mean, log_var)[..., None]], axis=-1) + log_shares[None], axis=-1)
+        log_weights.append(_log_posterior_unnormalised(params, x1, g, mean, log_var) - log_proposal)
     return onp.concatenate(log_weights)
 
 
