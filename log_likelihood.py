@@ -39,7 +39,7 @@ PARETO_K_RELIABLE = 0.7       # Vehtari et al. (2024): above min(1 - 1 / log10 S
 LAPLACE_STEPS = 20            # damped Gauss-Newton steps to each mode, at most (the log posterior then moves < 1e-3 per point)
 TRUST = 1.0                   # ... each at most 1 std of q(g|x2) long: where p(x1|g) is flat, the Newton step is q's pull, to its
                               # mean, and would jump over a valley to the mode there instead of climbing to a far plateau's edge
-RANDOM_STARTS = 4             # per point and run: draws of q(g|x2) and of q(g|x1), each
+RANDOM_STARTS = 2             # per point and run: draws of q(g|x2) and of q(g|x1), each
 WIDE_STARTS = 8               # per point and run: draws of q(g|x2) widened WIDE times
 WIDE = 3.0                    # a mode 3.8 std out in q(g|x2) is hit by 1 draw of q in 14000, by 1 of the widened q in 10
 CLASS_MODES = 8               # a run's second round starts every point also from its class's most often found modes
@@ -94,13 +94,11 @@ def posterior_hessian(params, x1, g, mean, log_var):
     return -onp.stack([grad(lambda h, d=d: np.sum(gradient(h)[:, d]))(onp.array(g)) for d in range(g.shape[1])], axis=1)
 
 
-def _laplace_fit(params, x1, mean, log_var, start):
-    """Each point's posterior mode of q(g|x2) p_theta(x1_n|g) by damped Gauss-Newton from start (N, D) (each step the
-    Newton step, at most TRUST std of q long, halved up to 5 times where it does not raise the log posterior, else none, and then the point stops, as
-    it does once its step is below 1e-6 of q's std; a stationary point of the log posterior is one of the Gauss-Newton
-    iteration), and the Hessian there: the true one (posterior_hessian) where
-    it is positive definite, else (a saddle, or a search stopped short) the Gauss-Newton one, diag(1 / var) + J^T J / s^2,
-    which always is. -> (mode (N, D), Hessian (N, D, D))."""
+def _gauss_newton(params, x1, mean, log_var, start):
+    """Each point's posterior mode of q(g|x2) p_theta(x1_n|g) by damped Gauss-Newton from start (N, D): each step the Newton
+    step, at most TRUST std of q long, halved up to 5 times where it does not raise the log posterior, else none, and then the
+    point stops, as it does once its step is below 1e-6 of q's std (a stationary point of the log posterior is one of the
+    iteration). -> (mode (N, D), the Gauss-Newton Hessian diag(1 / var) + J^T J / s^2 there (N, D, D), positive definite)."""
     precision, noise_precision, g = onp.exp(-log_var), onp.exp(-params["decoder_x1_log_var"]), onp.array(start, dtype=float)
     value, active = _log_posterior_unnormalised(params, x1, g, mean, log_var), onp.arange(len(g))  # (N,); the points still moving
     for _ in range(LAPLACE_STEPS):
@@ -108,8 +106,7 @@ def _laplace_fit(params, x1, mean, log_var, start):
         transposed = onp.swapaxes(jacobian, -1, -2)                                               # (A, D, D1)
         hessian = onp.diag(precision) + noise_precision * (transposed @ jacobian)                 # (A, D, D)
         gradient = -(g[active] - mean) * precision + noise_precision * (transposed @ (x1[active] - mu)[..., None])[..., 0]
-        step = onp.zeros_like(g)
-        newton = onp.linalg.solve(hessian, gradient[..., None])[..., 0]                              # (A, D)
+        newton, step = onp.linalg.solve(hessian, gradient[..., None])[..., 0], onp.zeros_like(g)  # (A, D)
         length = onp.linalg.norm(newton * onp.exp(-0.5 * log_var), axis=1, keepdims=True)          # in q's std units
         step[active], todo = newton * onp.minimum(1.0, TRUST / onp.maximum(length, 1e-300)), active
         for _ in range(6):                                                                        # 1, 1/2, ..., 1/32
@@ -126,26 +123,54 @@ def _laplace_fit(params, x1, mean, log_var, start):
         if not len(active):
             break
     _, jacobian = decoder_jacobian.__wrapped__(params, g)
-    gauss_newton = onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
+    return g, onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
+
+
+def _curvature(params, x1, g, mean, log_var, gauss_newton):
+    """The Hessian at each mode g (N, D): the true one (posterior_hessian) where it is positive definite, else (a saddle, or a
+    search stopped short) the Gauss-Newton one, which always is."""
     true = posterior_hessian(params, x1, g, mean, log_var)
     definite = onp.all(onp.linalg.eigvalsh(0.5 * (true + onp.swapaxes(true, -1, -2))) > 0, axis=-1)
-    return g, onp.where(definite[:, None, None], true, gauss_newton)
+    return onp.where(definite[:, None, None], true, gauss_newton)
+
+
+def _laplace_fit(params, x1, mean, log_var, start):
+    """_gauss_newton from start (N, D), and _curvature there: (mode (N, D), Hessian (N, D, D))."""
+    mode, gauss_newton = _gauss_newton(params, x1, mean, log_var, start)
+    return mode, _curvature(params, x1, mode, mean, log_var, gauss_newton)
 
 
 def _search_modes(params, x1, mean, log_var, own, rng):
-    """One run's modes for every point of a class: Gauss-Newton (_laplace_fit) from the label's mean, q(g|x1)'s mean,
-    RANDOM_STARTS draws each of q(g|x2) and of q(g|x1), and WIDE_STARTS of q(g|x2) widened WIDE times; then from the CLASS_MODES modes
-    most often found at the class's points (grouped in cells of REGION). -> fits [(mode (N, D), Hessian (N, D, D))], one per start."""
+    """One run's modes for every point of a class: _gauss_newton from the label's mean, q(g|x1)'s mean, RANDOM_STARTS draws
+    each of q(g|x2) and of q(g|x1), and WIDE_STARTS of q(g|x2) widened WIDE times; then from the CLASS_MODES modes most often
+    found at the class's points (grouped in cells of REGION). All starts of a round run as one batch; the true Hessian is
+    computed once per distinct mode of a point (SAME_MODE) and shared by the starts that reach it.
+    -> fits [(mode (N, D), Hessian (N, D, D))], one per start."""
     shape, (own_mean, own_log_var) = own[0].shape, own
-    starts = [onp.broadcast_to(mean, shape), own_mean]
-    starts += list(S.sample_normal(onp.broadcast_to(mean, shape), log_var, rng, (RANDOM_STARTS,)))
-    starts += list(S.sample_normal(onp.broadcast_to(mean, shape), log_var + 2.0 * math.log(WIDE), rng, (WIDE_STARTS,)))
-    starts += list(S.sample_normal(own_mean, own_log_var, rng, (RANDOM_STARTS,)))
-    fits = [_laplace_fit(params, x1, mean, log_var, start) for start in starts]
-    modes = onp.concatenate([mode for mode, _ in fits])                                           # (F N, D)
-    cells, first, counts = onp.unique(onp.round(modes * onp.exp(-0.5 * log_var) / REGION), axis=0, return_index=True, return_counts=True)
-    common = modes[first[onp.argsort(-counts, kind="stable")[:CLASS_MODES]]]                       # one mode per busiest cell
-    return fits + [_laplace_fit(params, x1, mean, log_var, onp.broadcast_to(mode, shape)) for mode in common]
+    starts = onp.concatenate([onp.broadcast_to(mean, (1,) + shape), own_mean[None],
+                              S.sample_normal(onp.broadcast_to(mean, shape), log_var, rng, (RANDOM_STARTS,)),
+                              S.sample_normal(onp.broadcast_to(mean, shape), log_var + 2.0 * math.log(WIDE), rng, (WIDE_STARTS,)),
+                              S.sample_normal(own_mean, own_log_var, rng, (RANDOM_STARTS,))])                   # (F, N, D)
+    modes, gauss_newton = _batched_gauss_newton(params, x1, mean, log_var, starts)
+    flat = modes.reshape(-1, len(mean))
+    cells, first, counts = onp.unique(onp.round(flat * onp.exp(-0.5 * log_var) / REGION), axis=0, return_index=True, return_counts=True)
+    common = flat[first[onp.argsort(-counts, kind="stable")[:CLASS_MODES]]]                        # one mode per busiest cell
+    more, more_gauss_newton = _batched_gauss_newton(params, x1, mean, log_var, onp.broadcast_to(common[:, None], (len(common),) + shape))
+    modes, gauss_newton = onp.concatenate([modes, more]), onp.concatenate([gauss_newton, more_gauss_newton])   # (F, N, D), (F, N, D, D)
+    same = onp.all(onp.abs(modes[:, None] - modes[None]) * onp.exp(-0.5 * log_var) < SAME_MODE, axis=-1)   # (F, F, N)
+    representative = onp.argmax(same, axis=1)                                                      # (F, N): the first fit at that mode
+    fit, point = onp.nonzero(representative == onp.arange(len(modes))[:, None])
+    hessians = onp.array(gauss_newton)
+    hessians[fit, point] = _curvature(params, x1[point], modes[fit, point], mean, log_var, gauss_newton[fit, point])
+    hessians = hessians[representative, onp.arange(shape[0])[None, :]]
+    return [(modes[f], hessians[f]) for f in range(len(modes))]
+
+
+def _batched_gauss_newton(params, x1, mean, log_var, starts):
+    """_gauss_newton from every start (F, N, D) at once: (modes (F, N, D), Gauss-Newton Hessians (F, N, D, D))."""
+    count, num, dim = starts.shape
+    modes, hessians = _gauss_newton(params, onp.tile(x1, (count, 1)), mean, log_var, starts.reshape(-1, dim))
+    return modes.reshape(count, num, dim), hessians.reshape(count, num, dim, dim)
 
 
 def _proposal_weights(params, x1, mean, log_var, fits):
@@ -278,16 +303,17 @@ def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, half_width=GRID
 
 
 def _converged_grid(params, x1, mean, log_var, fits, start_nodes):
-    """grid_log_p on mean +- h std of q(g|x2), h covering every mode found +- 8 of its stds (at least GRID_HALF_WIDTH, at
+    """grid_log_p on mean +- h std of q(g|x2), h covering every point's modes (_proposal_weights' distinct ones, not the
+    searches stopped far below them) +- 8 of their stds (at least GRID_HALF_WIDTH, at
     most MAX_HALF_WIDTH: a posterior beyond the grid would be cut off, and two grids then agree on a wrong value), the nodes
     doubled from start_nodes until no point's value moves by GRID_TOLERANCE or more and the spacing is at most twice the
     narrowest posterior std (a narrower peak can fall between the nodes; the trapezoid rule's relative error on a Gaussian
     of std w at spacing h is about 2 exp(-2 pi^2 w^2 / h^2)): (values, |last change| per point, nodes), or None if the
     counts run out first. The last change is a sign of convergence, not a bound on the error."""
-    std = onp.exp(0.5 * log_var)
-    hessians = onp.concatenate([hessian for _, hessian in fits]) * onp.outer(std, std)              # in q's std units
-    widths = onp.sqrt(onp.diagonal(onp.linalg.inv(hessians), axis1=-2, axis2=-1))                   # (F N, D)
-    reach = onp.abs(onp.concatenate([mode for mode, _ in fits]) - mean) / std + 8.0 * widths
+    std, kept = onp.exp(0.5 * log_var), _proposal_weights(params, x1, mean, log_var, fits)[0].T > 0   # (F, N): a point's mode
+    hessians = onp.concatenate([hessian[mask] for (_, hessian), mask in zip(fits, kept)]) * onp.outer(std, std)   # in q's std units
+    widths = onp.sqrt(onp.diagonal(onp.linalg.inv(hessians), axis1=-2, axis2=-1))
+    reach = onp.abs(onp.concatenate([mode[mask] for (mode, _), mask in zip(fits, kept)]) - mean) / std + 8.0 * widths
     half_width = max(GRID_HALF_WIDTH, float(onp.max(reach)))
     narrowest = 1.0 / math.sqrt(onp.max(onp.linalg.eigvalsh(hessians)))
     previous = None

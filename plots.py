@@ -134,7 +134,7 @@ def plot_theorem(results, path):
     left.scatter(positions, [-r["bound"] for r in rows], marker="_", s=150 if crowded else 900, lw=3, c="k",
                  label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
     left.scatter(positions, [-r["l1"] for r in rows], s=40 if crowded else 60, c="#c0392b", label="trained decoder: -L_1(theta, phi)", zorder=3)
-    for reliable, colour, label in ((True, "#1f77b4", "trained model: -log p(x1|x2)"), (False, "#aaaaaa", "-log p(x1|x2), unreliable (Pareto k > 0.7)")):
+    for reliable, colour, label in ((True, "#1f77b4", "trained model: -log p(x1|x2)"), (False, "#aaaaaa", "-log p(x1|x2), unreliable")):
         chosen = [i for i, r in enumerate(rows) if r["conditional_reliable"] == reliable]
         if chosen:
             left.scatter(positions[chosen], [-rows[i]["conditional"] for i in chosen], s=50 if crowded else 70, marker="D",

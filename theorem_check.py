@@ -290,6 +290,7 @@ def conditional_columns(params, model, x1_class, x2_class, config, rng):
     error = 4.0 * np.sqrt(np.sum(found["error"] ** 2)) / num if sampled else np.mean(found["error"])
     return {"conditional": np.mean(found["value"]), "conditional_error": error, "conditional_method": found["method"][0],
             "conditional_reliable": bool(np.all(found["reliable"])), "conditional_reliable_share": float(np.mean(found["reliable"])),
+            "conditional_disagree": int(np.sum(found["disagree"])),
             "conditional_pareto_k": float(np.max(found["pareto_k"])) if sampled else None,
             "conditional_ess": float(np.median(found["ess"])) if sampled else None}
 
@@ -329,8 +330,8 @@ def jensen_check(rows, scope="every decoder and class"):
     margin = smallest([r["conditional"] + r["conditional_error"] - r["l1"] + r["l1_error"] for r in reliable]) if reliable else float("nan")
     verdict = None if not reliable else (False if not margin >= 0 else (None if skipped else True))
     return (f"Jensen: L_1 / N <= log p(x1|x2) for {scope}", verdict, margin, "smallest log p(x1|x2) - L_1/N per point, less "
-            "both errors" + (f"; {skipped} of {len(rows)} rows skipped: their log p(x1|x2) is unreliable (Pareto k > "
-                             f"{L.PARETO_K_RELIABLE})" if skipped else ""), skipped)
+            "both errors" + (f"; {skipped} of {len(rows)} rows skipped: their log p(x1|x2) is unreliable (a run's Pareto k "
+                             "too high, or the two runs disagree)" if skipped else ""), skipped)
 
 
 def config_directions(stationarity):
@@ -451,7 +452,7 @@ def format_table(rows):
     lines = ["Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes per axis) "
              "or Monte Carlo (MC; error 4 SE); gap = bound - L_1; log p(x1|x2) under the same r_M, by the grid rule (gridn: n nodes per axis; "
              "error = its last change, a sign of convergence) or importance sampling from a Laplace proposal (IS; error 4 SE; '!' = "
-             "unreliable, Pareto k > 0.7); sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of "
+             "unreliable: a run's Pareto k too high, or the two runs disagree); sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of "
              "x1 ~ p(x1|g); coher. = label coherence", header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
@@ -474,7 +475,9 @@ def format_notes(results, config):
         notes.append(f"log p(x1|x2) by importance sampling in {len(sampled)} rows (more than 3 latent dimensions, or a grid that did not "
                      f"settle or resolve the posterior): median Kish ESS / K per row {min(r['conditional_ess'] for r in sampled):.3f} to "
                      f"{max(r['conditional_ess'] for r in sampled):.3f}, largest Pareto k {max(r['conditional_pareto_k'] for r in sampled):.2f}; "
-                     + (f"unreliable (k > {L.PARETO_K_RELIABLE} somewhere): {', '.join(unreliable)}" if unreliable else "every point reliable"))
+                     + (f"unreliable somewhere: {', '.join(unreliable[:4])}" + (f" and {len(unreliable) - 4} more rows" if len(unreliable) > 4 else "")
+                        if unreliable else "every point reliable")
+                     + f"; {sum(r.get('conditional_disagree', 0) for r in sampled)} points unreliable only because the two runs disagree")
     return "\n".join(notes + ["Data's own label coherence (leave-one-out nearest neighbour), per class: "
                                 + " ".join(f"{value:.3f}" for value in results["data_coherence"])])
 
