@@ -27,8 +27,9 @@ def checked_with(registry):
 # run twice independently: a point is reliable only if both runs' Pareto k pass and the two agree (docs/log_likelihood.md).
 GRID_HALF_WIDTH = 8.0         # the grid covers at least mean +- 8 std of q(g|x2), and every mode found +- 8 of its stds
 MAX_HALF_WIDTH = 64.0         # ... up to +- 64 std of q(g|x2) (beyond: importance sampling)
+COVERED = 1e-5                # ... every mode, that is, that holds at least this share of a point's Laplace evidence
 GRID_TOLERANCE = 1e-4         # nats: the largest change over a label's points at which the doubling stops
-MAX_GRID_POINTS = 10 ** 6     # nodes ** latent size, at most: 512 per axis in 2-D (from 32), 64 in 3-D
+MAX_GRID_POINTS = 2 ** 20     # nodes ** latent size, at most: 1024 per axis in 2-D (from 32), 64 in 3-D
 MAX_GRID_NODES = 1024         # per axis
 STUDENT_DOF = 3               # the Laplace components: multivariate Student-t, 3 degrees of freedom,
 WIDENING = 2.0                # with scale matrix 2 x the inverse Hessian (tails of non-Gaussian posteriors; docs/log_likelihood.md)
@@ -40,9 +41,9 @@ LAPLACE_STEPS = 20            # damped Gauss-Newton steps to each mode, at most 
 TRUST = 1.0                   # ... each at most 1 std of q(g|x2) long: where p(x1|g) is flat, the Newton step is q's pull, to its
                               # mean, and would jump over a valley to the mode there instead of climbing to a far plateau's edge
 RANDOM_STARTS = 2             # per point and run: draws of q(g|x2) and of q(g|x1), each
-WIDE_STARTS = 8               # per point and run: draws of q(g|x2) widened WIDE times
+WIDE_STARTS = 6               # per point and run: draws of q(g|x2) widened WIDE times
 WIDE = 3.0                    # a mode 3.8 std out in q(g|x2) is hit by 1 draw of q in 14000, by 1 of the widened q in 10
-CLASS_MODES = 8               # a run's second round starts every point also from its class's most often found modes
+CLASS_MODES = 4               # a run's second round starts every point also from its class's most often found modes
 SAME_MODE = 1e-3              # modes closer than this in every coordinate (in q(g|x2)'s std units) are one
 REGION = 0.5                  # class modes: the modes of a class's points grouped in cells of this size (q's std units)
 RETRY_FACTOR = 4              # a point whose Pareto k is over the threshold is estimated once more, with 4 x the draws
@@ -303,14 +304,14 @@ def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, half_width=GRID
 
 
 def _converged_grid(params, x1, mean, log_var, fits, start_nodes):
-    """grid_log_p on mean +- h std of q(g|x2), h covering every point's modes (_proposal_weights' distinct ones, not the
-    searches stopped far below them) +- 8 of their stds (at least GRID_HALF_WIDTH, at
+    """grid_log_p on mean +- h std of q(g|x2), h covering every point's modes that hold at least COVERED of its Laplace
+    evidence (a mode it leaves out changes log p by about its share) +- 8 of their stds (at least GRID_HALF_WIDTH, at
     most MAX_HALF_WIDTH: a posterior beyond the grid would be cut off, and two grids then agree on a wrong value), the nodes
     doubled from start_nodes until no point's value moves by GRID_TOLERANCE or more and the spacing is at most twice the
     narrowest posterior std (a narrower peak can fall between the nodes; the trapezoid rule's relative error on a Gaussian
     of std w at spacing h is about 2 exp(-2 pi^2 w^2 / h^2)): (values, |last change| per point, nodes), or None if the
     counts run out first. The last change is a sign of convergence, not a bound on the error."""
-    std, kept = onp.exp(0.5 * log_var), _proposal_weights(params, x1, mean, log_var, fits)[0].T > 0   # (F, N): a point's mode
+    std, kept = onp.exp(0.5 * log_var), _proposal_weights(params, x1, mean, log_var, fits)[1].T >= COVERED   # (F, N): a point's mode
     hessians = onp.concatenate([hessian[mask] for (_, hessian), mask in zip(fits, kept)]) * onp.outer(std, std)   # in q's std units
     widths = onp.sqrt(onp.diagonal(onp.linalg.inv(hessians), axis1=-2, axis2=-1))
     reach = onp.abs(onp.concatenate([mode[mask] for (mode, _), mask in zip(fits, kept)]) - mean) / std + 8.0 * widths

@@ -23,7 +23,7 @@ import plots as P
 import studies as ST
 import surjvae_np as S
 import theorem_check as T
-from test_surjvae_np import refused
+from test_surjvae_np import no_fail_and_jensen_at_worst_skipped, refused
 
 
 def rng(seed=0):
@@ -82,7 +82,7 @@ def test_quick_sweep_runs_checks_and_plots(tmp_path):
     assert [p["k"] for p in results["sweep"]] == [1, 4]
     assert [p["num_labels"] for p in results["sweep"]] == [2, 8]
     sweep_findings = [f for f in results["findings"] if f["name"].startswith("sweep:")]
-    assert len(sweep_findings) == 3 and all(c["passed"] for c in results["checks"])
+    assert len(sweep_findings) == 3 and no_fail_and_jensen_at_worst_skipped(results["checks"])
     assert [f["passed"] for f in sweep_findings] == [True, True, True]            # measured at seed 0, quick
     first, second = results["sweep"]
     assert second["data_within_label_variance"] < 0.5 * first["data_within_label_variance"]
@@ -247,7 +247,7 @@ def test_quick_study_trains_every_setting_checks_eq6_and_draws(tmp_path):
     study = json.loads(path.read_text())
     settings = {(e["value"], e["model"]) for e in study["study"]}
     assert settings == {("free", "mmvaeplus"), ("softplus", "mmvaeplus"), ("softmax", "mmvaeplus"), (None, "mvae"), (None, "mmvae")}
-    assert all(c["passed"] for c in study["checks"]) and len(study["checks"]) == 2
+    assert no_fail_and_jensen_at_worst_skipped(study["checks"]) and len(study["checks"]) == 2
     softmax = [r for e in study["study"] if e["value"] == "softmax" for r in e["rows"]]
     assert all(len(r["auxiliary_std"]) == 1 for r in softmax)                    # P = 1: s = P softmax(a) = 1 by construction,
     free = [r for e in study["study"] if e["value"] == "free" for r in e["rows"]]  # while the free parameterisation's s moved
