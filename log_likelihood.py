@@ -38,6 +38,7 @@ LABEL_SHARE = 0.2             # the proposal's share of q(g|x2) itself (half: ev
 EVIDENCE_SHARE = 0.5          # of the modes' share, this part by Laplace evidence, the rest equal over a point's distinct modes
 PARETO_K_RELIABLE = 0.7       # Vehtari et al. (2024): above min(1 - 1 / log10 S, 0.7) an estimate from S draws is unreliable
 LAPLACE_STEPS = 20            # damped Gauss-Newton steps to each mode, at most (the log posterior then moves < 1e-3 per point)
+MIN_CURVATURE = 0.1           # in q(g|x2)'s std units: no mode is taken to be more than sqrt(10) times wider than q (_curvature)
 TRUST = 1.0                   # ... each at most 1 std of q(g|x2) long: where p(x1|g) is flat, the Newton step is q's pull, to its
                               # mean, and would jump over a valley to the mode there instead of climbing to a far plateau's edge
 RANDOM_STARTS = 2             # per point and run: draws of q(g|x2) and of q(g|x1), each
@@ -129,10 +130,15 @@ def _gauss_newton(params, x1, mean, log_var, start):
 
 def _curvature(params, x1, g, mean, log_var, gauss_newton):
     """The Hessian at each mode g (N, D): the true one (posterior_hessian) where it is positive definite, else (a saddle, or a
-    search stopped short) the Gauss-Newton one, which always is."""
+    search stopped short) the Gauss-Newton one, which always is. In q(g|x2)'s std units its eigenvalues are raised to at
+    least MIN_CURVATURE: along a ridge where the likelihood's negative curvature nearly cancels q's, the local curvature
+    promises a posterior many times wider than q, whose own tails bound it (on the pinwheel's trained MMVAE: 13 times)."""
     true = posterior_hessian(params, x1, g, mean, log_var)
     definite = onp.all(onp.linalg.eigvalsh(0.5 * (true + onp.swapaxes(true, -1, -2))) > 0, axis=-1)
-    return onp.where(definite[:, None, None], true, gauss_newton)
+    hessian, std = onp.where(definite[:, None, None], 0.5 * (true + onp.swapaxes(true, -1, -2)), gauss_newton), onp.exp(0.5 * log_var)
+    values, vectors = onp.linalg.eigh(hessian * onp.outer(std, std))                               # in q's std units
+    raised = (vectors * onp.maximum(values, MIN_CURVATURE)[..., None, :]) @ onp.swapaxes(vectors, -1, -2)
+    return raised / onp.outer(std, std)
 
 
 def _laplace_fit(params, x1, mean, log_var, start):
