@@ -394,21 +394,12 @@ def read_study(path):
 
 
 def read_bound_study(path):
-    """studies.py --bound-study --json output (optionally with k_sample_cross_terms from an --importance-samples run at a fixed
-    --decoder-std), validated before the figure is drawn; an argparse-style error names the problem."""
-    try:
-        with open(path) as f:
-            run = json.load(f)
-        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and (run.get("bound_study") or run.get("k_sample_cross_terms")),
-                      f"it is not studies.py --bound-study (or --importance-samples) --json output of format {T.JSON_FORMAT}")
-        fields = {"class": NUMBER, "k": NUMBER, "sigma": NUMBER, "value": NUMBER, "error": NUMBER, "constant": NUMBER, "l_star_lower": NUMBER,
-                  "l_star_upper": NUMBER}
-        check_fields(run.get("bound_study") or [], "bound_study", fields)
-        check_fields(run.get("k_sample_cross_terms") or [], "k_sample_cross_terms", {"class": NUMBER, "k": (list,), "values": (list,), "sigma": NUMBER})
-        finite_numbers({"rows": run.get("bound_study") or [], "terms": run.get("k_sample_cross_terms") or []}, "the file")
-    except (OSError, ValueError) as error:
-        usage_error(f"--bound-json {path}: {error}")
-    return run
+    """studies.py --bound-study --json output (or an --importance-samples run's, at a fixed --decoder-std: its trained K-sample
+    cross terms are drawn beside), validated before the figure is drawn."""
+    return read_rows(path, "--bound-json", ["bound_study", "k_sample_cross_terms"], {
+        "bound_study": {"class": NUMBER, "k": NUMBER, "sigma": NUMBER, "value": NUMBER, "error": NUMBER, "constant": NUMBER,
+                        "l_star_lower": NUMBER, "l_star_upper": NUMBER},
+        "k_sample_cross_terms": {"class": NUMBER, "k": (list,), "values": (list,), "sigma": NUMBER}})
 
 
 def plot_bound_study(runs, path):
@@ -446,19 +437,29 @@ def plot_bound_study(runs, path):
     plt.close(fig)
 
 
-def read_gradient_study(path):
-    """studies.py --gradient-study --json output, validated before the figure is drawn; an argparse-style error names the problem."""
+def read_rows(path, flag, keys, fields):
+    """A studies.py --json file whose keys hold lists of rows with fields (name -> types), finite, at least one row in all,
+    checked before any figure is drawn: the run's dict. An argparse-style error names the file and the problem."""
     try:
         with open(path) as f:
             run = json.load(f)
-        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and isinstance(run.get("gradient_study"), list)
-                      and run["gradient_study"], f"it is not studies.py --gradient-study --json output of format {T.JSON_FORMAT}")
-        check_fields(run["gradient_study"], "gradient_study", {"stage": NUMBER, "k": NUMBER, "gradient": (str,), "chi2_per_df": NUMBER, "snr": NUMBER})
-        finite_numbers({"gradient_study": run["gradient_study"]}, "the file")
-        S.fail_unless({row["gradient"] for row in run["gradient_study"]} <= set(B.GRADIENTS), f"a gradient outside {B.GRADIENTS}")
+        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and any(run.get(key) for key in keys),
+                      f"it is not studies.py --json output of format {T.JSON_FORMAT} holding {' or '.join(keys)}")
+        for key in keys:
+            check_fields(run.get(key) or [], key, fields[key])
+            finite_numbers({key: run.get(key) or []}, "the file")
     except (OSError, ValueError) as error:
-        usage_error(f"--gradient-json {path}: {error}")
-    return run["gradient_study"]
+        usage_error(f"{flag} {path}: {error}")
+    return run
+
+
+def read_gradient_study(path):
+    """studies.py --gradient-study --json output's rows, validated before the figure is drawn."""
+    rows = read_rows(path, "--gradient-json", ["gradient_study"], {"gradient_study": {"stage": NUMBER, "k": NUMBER, "gradient": (str,),
+                                                                                        "chi2_per_df": NUMBER, "snr": NUMBER}})["gradient_study"]
+    if not {row["gradient"] for row in rows} <= set(B.GRADIENTS):
+        usage_error(f"--gradient-json {path}: a gradient outside {', '.join(B.GRADIENTS)}")
+    return rows
 
 
 def plot_gradient_study(rows, path):

@@ -545,7 +545,7 @@ def test_quick_gradient_study_measures_every_estimator_and_draws(tmp_path, capsy
     assert "--gradient-study applies only to --data pinwheel" in capsys.readouterr().err
 
 
-def test_quick_bound_study_checks_the_proposition_and_theorem_1_at_k_1(tmp_path):
+def test_quick_bound_study_checks_the_proposition_and_theorem_1_at_k_1(tmp_path, capsys):
     """--bound-study --quick: every check passes; at K = 1 the maximiser is the constant mean; at K = 30 the maximised K-sample
     cross term is far above it (the optimum has moved) and below l*(sigma); and the checks fail on the other side."""
     path = tmp_path / "bound.json"
@@ -559,3 +559,10 @@ def test_quick_bound_study_checks_the_proposition_and_theorem_1_at_k_1(tmp_path)
     assert [c[1] for c in ST.bound_checks(broken)][0] is False
     ones = [dict(r, spread_ratio=0.06) for r in results["bound_study"] if r["k"] == 1]
     assert [c[1] for c in ST.bound_checks(ones)][-1] is False
+    assert P.main(["--bound-json", str(path), "--out", str(tmp_path / "figures")]) == 0
+    assert (tmp_path / "figures" / "theorem1_beyond_k.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "broken.json").write_text(json.dumps(dict(results, bound_study=[dict(results["bound_study"][0], value=float("nan"))])))
+    for broken, message in ((tmp_path / "broken.json", "NaN"), (tmp_path / "missing.json", "is not a file")):
+        with pytest.raises(SystemExit):
+            P.main(["--bound-json", str(broken), "--out", str(tmp_path / "figures")])
+        assert message in capsys.readouterr().err
