@@ -28,7 +28,7 @@ def checked_with(registry):
 GRID_HALF_WIDTH = 8.0         # the grid covers at least mean +- 8 std of q(g|x2), and every mode found +- 8 of its stds
 MAX_HALF_WIDTH = 64.0         # ... up to +- 64 std of q(g|x2) (beyond: importance sampling)
 COVERED = 1e-5                # ... every mode, that is, that holds at least this share of a point's Laplace evidence
-GRID_TOLERANCE = 1e-4         # nats: the largest change over a label's points at which the doubling stops
+GRID_TOLERANCE = 1e-3         # nats: the largest change over a label's points at which the doubling stops
 MAX_GRID_POINTS = 2 ** 20     # nodes ** latent size, at most: 1024 per axis in 2-D (from 32), 64 in 3-D
 MAX_GRID_NODES = 1024         # per axis
 STUDENT_DOF = 3               # the Laplace components: multivariate Student-t, 3 degrees of freedom,
