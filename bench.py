@@ -137,7 +137,7 @@ def parse_args(argv):
     parser.add_argument("--estimators", action="store_true",
                         help="instead: the MMVAE's step on the digits at K = 30 under each gradient estimator, and its ratio to iwae's")
     parser.add_argument("--json", type=T.output_file, metavar="PATH", help="also write the table's numbers to PATH")
-    args = parser.parse_args(argv)
+    args = T.refuse_repeats(parser, argv)
     if args.estimators and (args.against or args.torch_python or args.quick or args.models != list(MODELS)):
         parser.error("--estimators times its own cases: not with --against, --torch-python, --peer, --quick or --models")
     if bool(args.torch_python) != bool(args.peer):

@@ -106,9 +106,18 @@ def _with_fixed_decoder_std(objective, log_var):
 # ================================================================ input checks, run by S.checked at the edge
 
 # As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
-UNCHECKED = ()
+UNCHECKED = ("check_decoder_std",)
+
+def check_decoder_std(std, arguments):
+    """A positive number within 1e-4..1e4 times x1's standard deviation (where x1 is an argument): beyond, float64's
+    log-likelihoods over- or underflow (the scripts' range)."""
+    S.check_number(std, "decoder_std", positive=True)
+    scale = S.x1_standardisation.__wrapped__(S.getval(arguments["x1"]))[1] if "x1" in arguments else None
+    S.fail_unless(scale is None or 1e-4 <= std / scale <= 1e4, f"decoder_std {std:.3g} must lie within 1e-4..1e4 times x1's standard "
+                  f"deviation {scale:.3g} (float64 would over- or underflow)")
+
 
 ARGUMENT_CHECKS = dict(K.ARGUMENT_CHECKS)
 ARGUMENT_CHECKS.update({
-    "decoder_std": lambda std, arguments: std is None or S.check_number(std, "decoder_std", positive=True),
+    "decoder_std": lambda std, arguments: std is None or check_decoder_std(std, arguments),
 })

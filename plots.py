@@ -597,7 +597,7 @@ def output_folder(text):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="plots.py", description=__doc__.split("\n")[0], allow_abbrev=False)
     add = parser.add_argument
-    add("--seed", type=T.int_at_least(0), default=None, help="seed for training and for the plotted samples (default: the JSON's, else 0)")
+    add("--seed", type=T.int_at_least(0, S.MAX_SEED), default=None, help="seed for training and for the plotted samples (default: the JSON's, else 0)")
     add("--out", type=output_folder, default="figures", help="folder for the PNGs (default figures)")
     add("--from-json", metavar="PATH", type=T.input_file, help="draw from theorem_check.py or studies.py --json output instead of training")
     add("--quick", action="store_true", help="smaller, faster runs (for tests; not with --from-json)")
@@ -616,7 +616,7 @@ def parse_args(argv):
         help="draw only gradient_estimators.png, from studies.py --gradient-study --json output")
     add("--views-json", nargs="+", metavar="PATH", type=T.input_file,
         help="draw only augmentation.png, from studies.py --data digit-views --json files (one panel each)")
-    args = parser.parse_args(argv)
+    args = T.refuse_repeats(parser, argv)
     alone = [flag for flag, value in (("--study-json", args.study_json), ("--views-json", args.views_json),
                                       ("--gradient-json", args.gradient_json), ("--bound-json", args.bound_json)) if value]
     if alone and (args.from_json or args.sweep or args.seed is not None or len(alone) > 1):

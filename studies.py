@@ -674,7 +674,7 @@ def add_study_arguments(add):
     add("--study", nargs="+", choices=tuple(STUDY_PARTS), default=None,
         help="instead of the check: what controls the collapse's strength, over seeds (half an hour on the pinwheel; "
              "hours on digits, where one K = 30 training takes minutes)")
-    add("--study-seeds", nargs="+", type=T.int_at_least(0), default=None, metavar="SEED",
+    add("--study-seeds", nargs="+", type=T.int_at_least(0, S.MAX_SEED), default=None, metavar="SEED",
         help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits); runs of other seeds can be drawn together")
     add("--study-gradients", nargs="+", choices=B.GRADIENTS, default=list(B.GRADIENTS), metavar="GRADIENT",
         help="the gradient estimators of --study importance-samples (default all: iwae stl dreg dreg-mix)")
@@ -713,23 +713,21 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="studies.py", description=__doc__.split("\n")[0], allow_abbrev=False)
     T.add_check_arguments(parser.add_argument, data_choices=("pinwheel", "digits", "digit-views"))
     add_study_arguments(parser.add_argument)
-    args = parser.parse_args(argv)
+    args = T.refuse_repeats(parser, argv)
     views = args.data == "digit-views"
-    repeated = [f"--{flag.replace('_', '-')} lists {value} twice" for flag in ("study", "study_seeds", "study_gradients", "sweep_ks")
-                for value in {v for v in (getattr(args, flag) or []) if (getattr(args, flag) or []).count(v) > 1}]
-    if repeated:
-        parser.error("; ".join(repeated) + " (give each once)")
     not_applying = T.flags_not_applying(args) + study_flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
     if not (args.sweep or args.study or args.gradient_study or args.bound_study or views or args.importance_samples > 1 or "mmvaeplus" in args.models):
-        parser.error("nothing beyond the check: give --sweep, --study, --gradient-study, --bound-study, --data digit-views, --importance-samples K > 1 or "
-                     "--models ... mmvaeplus (the check alone is theorem_check.py)")
+        print("studies.py: nothing beyond the check: give --sweep, --study, --gradient-study, --bound-study, --data digit-views, "
+              "--importance-samples K > 1 or --models ... mmvaeplus (the check alone is theorem_check.py; --help lists every flag)",
+              file=sys.stderr)
+        raise SystemExit(2)
     per_class = args.per_class or (T.QUICK if args.quick else T.FULL)["per_class"]
     if args.sweep and max(args.sweep_ks or [1]) > per_class:
         parser.error(f"--sweep-ks: k = {max(args.sweep_ks)} exceeds the {per_class} points per class")
     T.check_data_sizes_and_scales(parser, args, T.run_config(args))
-    args.models, args.sweep_ks = list(dict.fromkeys(args.models)), args.sweep_ks or [1, 2, 4, 8, 16, 32]
+    args.sweep_ks = args.sweep_ks or [1, 2, 4, 8, 16, 32]
     args.augment = args.augment or ("none" if views else None)
     return args
 

@@ -452,10 +452,10 @@ def input_size(arguments, network):
 def check_x2(x2, arguments):
     """x2 pairs with x1 (same rows) and is one-hot labels, unless the function is generic (takes a start)."""
     x2, classes = getval(x2), input_size(arguments, "encoder_x2")
+    fail_unless(onp.ndim(x2) != 1, f"x2 must be one-hot labels (N, C), got shape {onp.shape(x2)}: make them with one_hot(labels, C)")
     check_array(x2, "x2", 2, rows=len(getval(arguments["x1"])) if "x1" in arguments else None)
     fail_unless(classes in (None, x2.shape[1]), f"x2 has {x2.shape[1]} classes but the model expects {classes}")
-    fail_unless("start" in arguments or (onp.all((x2 == 0) | (x2 == 1)) and onp.all(onp.sum(x2, axis=1) == 1)),
-                "x2 must be one-hot: every row needs exactly one 1 and zeros elsewhere")
+    fail_unless("start" in arguments or (onp.all((x2 == 0) | (x2 == 1)) and onp.all(onp.sum(x2, axis=1) == 1)), "x2 must be one-hot: one 1 per row")
 
 
 def check_network(layers, name, size=None, output_size=None):

@@ -409,12 +409,16 @@ def test_the_library_refuses_bad_input_naming_it(index):
     ("ST", ["--sweep", "--sweep-ks", "2", "2"], "--sweep-ks lists 2 twice"),
     ("bench", ["--json", "/nonexistent-folder/b.json"], "does not exist"), ("bench", ["--json", "."], "is a folder"),
     ("bench", ["--json", ""], "the path is empty"), ("bench", ["--rou", "2"], "unrecognized arguments"),
+    ("T", ["--seed", "0", "--seed", "1"], "--seed given more than once"), ("T", ["--seed=0", "--seed", "1"], "--seed given more than once"),
+    ("T", ["--models", "mvae", "mvae"], "--models lists mvae twice"), ("P", ["--seed", "1", "--seed", "2"], "--seed given more than once"),
+    ("ST", ["--study", "decoder-std", "--study-seeds", str(2 ** 64)], "argument --study-seeds: must be >= 0 and <="),
+    ("P", ["--seed", str(2 ** 64)], "argument --seed: must be >= 0 and <="), ("bench", ["--rounds", "1", "--rounds", "2"], "--rounds given more than once"),
 ])
 def test_the_scripts_refuse_bad_input_with_an_argparse_error(script, argv, message, capsys, tmp_path):
-    main = {"T": T.main, "ST": ST.main, "bench": bench.main}[script]
+    main = {"T": T.main, "ST": ST.main, "P": P.main, "bench": bench.main}[script]
     before = set(os.listdir(tmp_path))
     err = refused(capsys, lambda: main(argv), re.escape(message))
-    assert err.strip().splitlines()[-1].startswith(f"{'theorem_check' if script == 'T' else 'studies' if script == 'ST' else 'bench'}.py: error:")
+    assert err.strip().splitlines()[-1].startswith(f"{ {'T': 'theorem_check', 'ST': 'studies', 'P': 'plots', 'bench': 'bench'}[script]}.py: error:")
     assert set(os.listdir(tmp_path)) == before
 
 
@@ -566,3 +570,22 @@ def test_quick_bound_study_checks_the_proposition_and_theorem_1_at_k_1(tmp_path,
         with pytest.raises(SystemExit):
             P.main(["--bound-json", str(broken), "--out", str(tmp_path / "figures")])
         assert message in capsys.readouterr().err
+
+
+
+def test_studies_with_no_task_says_so_in_one_line(capsys):
+    """No task: one line on stderr naming what to give (not the 15-line usage first), exit status 2."""
+    with pytest.raises(SystemExit) as error:
+        ST.main([])
+    err = capsys.readouterr().err.strip()
+    assert error.value.code == 2 and len(err.splitlines()) == 1 and "nothing beyond the check" in err and "usage" not in err
+
+
+def test_the_library_refuses_a_decoder_std_beyond_float64s_range_and_integer_labels():
+    x1, labels = S.make_pinwheel(num_per_class=10, rng=rng(0))
+    for std in (1e-300, 1e300):
+        with pytest.raises(ValueError, match="must lie within 1e-4..1e4 times x1's standard deviation"):
+            B.train("mmvae", x1, S.one_hot(labels, 2), decoder_std=std, num_steps=2)
+    B.train("mmvae", x1, S.one_hot(labels, 2), decoder_std=0.05, num_steps=2, print_fn=None)          # within: trains
+    with pytest.raises(ValueError, match=r"make them with one_hot\(labels, C\)"):
+        S.train("mmvae", x1, labels, num_steps=2)

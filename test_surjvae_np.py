@@ -567,7 +567,7 @@ def good_input():
     (lambda x1, x2: (x1[:, :1], x2), "x1 has 1 columns"),
     (lambda x1, x2: (x1[:, 0], x2), r"x1 must be of 2 axes \(N, D\)"),
     (lambda x1, x2: (x1, x2 * 2), "one-hot"),
-    (lambda x1, x2: (x1, onp.argmax(x2, axis=1)), r"x2 must be of 2 axes \(N, D\)"),
+    (lambda x1, x2: (x1, onp.argmax(x2, axis=1)), r"x2 must be one-hot labels \(N, C\), got shape \(\d+,\): make them with one_hot"),
     (lambda x1, x2: (x1, onp.hstack([x2, 0 * x2[:, :1]])), "x2 has 3 classes"),
     (lambda x1, x2: (onp.where(onp.eye(*x1.shape) > 0, onp.nan, x1), x2), "NaN"),
     (lambda x1, x2: (x1[:-1], x2), "rows"),

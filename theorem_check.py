@@ -605,15 +605,30 @@ def check_data_sizes_and_scales(parser, args, config):
             parser.error(f"{flag}: a training step would hold about {gib:.3g} GiB, more than this script's budget of {MEMORY_BUDGET_GIB:g} GiB")
 
 
+def refuse_repeats(parser, argv):
+    """parser.error naming every flag given twice in argv (--flag or --flag=value), and every value a list flag repeats:
+    argparse would silently keep the last (--seed 0 --seed 1) or both (--models mvae mvae)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = [word.split("=")[0] for word in argv if word.startswith("--")]
+    repeated = sorted({flag for flag in flags if flags.count(flag) > 1})
+    if repeated:
+        parser.error(f"{', '.join(repeated)} given more than once (give each flag once)")
+    args = parser.parse_args(argv)
+    for name, values in vars(args).items():
+        twice = sorted({str(v) for v in values if values.count(v) > 1}) if isinstance(values, list) else []
+        if twice:
+            parser.error(f"--{name.replace('_', '-')} lists {', '.join(twice)} twice (give each once)")
+    return args
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="theorem_check.py", description=__doc__.split("\n")[0], allow_abbrev=False)
     add_check_arguments(parser.add_argument)
-    args = parser.parse_args(argv)
+    args = refuse_repeats(parser, argv)
     not_applying = flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
     check_data_sizes_and_scales(parser, args, run_config(args))
-    args.models = list(dict.fromkeys(args.models))
     return args
 
 
