@@ -623,7 +623,8 @@ def parse_args(argv):
         parser.error(f"{alone[0]} draws its figure only: not with --from-json, --sweep, --seed or another --*-json")
     given = [flag for flag, value in (("--quick", args.quick), ("--data", args.data), ("--models", args.models)) if value]
     if (args.from_json or alone) and given:
-        parser.error(f"{', '.join(given)} apply to training only, not to --from-json or --study-json (the file decides)")
+        parser.error(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to training only, not to --from-json or a "
+                     "--*-json file (the file decides)")
     args.data, args.models = args.data or "pinwheel", args.models or list(S.PAPER_MODELS)
     return args
 

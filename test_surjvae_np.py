@@ -972,7 +972,10 @@ def test_plots_validates_the_json_before_writing_any_figure(quick_results, tmp_p
 def test_plots_rejects_training_flags_with_from_json(quick_results, tmp_path, flags, capsys):
     with pytest.raises(SystemExit):
         P.main(["--from-json", str(quick_results), "--out", str(tmp_path)] + flags)
-    assert "apply to training only" in capsys.readouterr().err
+    assert f"{flags[0]} applies to training only" in capsys.readouterr().err                   # one flag: "applies"
+    with pytest.raises(SystemExit):
+        P.main(["--from-json", str(quick_results), "--out", str(tmp_path), "--quick", "--models", "mvae"])
+    assert "--quick, --models apply to training only" in capsys.readouterr().err                # two: "apply"
 
 
 def test_plots_rejects_a_cut_json(quick_results, tmp_path, capsys):

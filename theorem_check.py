@@ -546,7 +546,8 @@ output_file = path_type(lambda text: f"{text} is a folder; give a file name" if 
 def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     """The flags of the check, which studies.py takes too: the data, the models and every setting of the check."""
     add("--seed", type=int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
-    add("--data", choices=data_choices, default="pinwheel", help="the paper's pinwheel (default), or handwritten digits")
+    add("--data", choices=data_choices, default="pinwheel", help="the paper's pinwheel (default), handwritten digits"
+        + (", or paired views of digits (digit-views, the augmentation test)" if "digit-views" in data_choices else ""))
     add("--classes", type=int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
     add("--per-class", type=int_at_least(MIN_PER_CLASS), default=None,
         help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
