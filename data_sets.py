@@ -2,6 +2,7 @@
 digits; and the paper's augmentation warning as an experiment, paired views of digits, one-to-one until x1 is mirrored.
 Composed of surjvae_np's functions; input checks at the end. surjvae_np never imports this module.
 """
+import csv
 import gzip
 import hashlib
 import io
@@ -62,6 +63,57 @@ def load_digits(path=None):
     table = onp.loadtxt(io.StringIO(gzip.decompress(content).decode("ascii")), delimiter=",")   # (N, 65)
     return table[:, :64] / 16.0, table[:, 64].astype(int)
 
+
+
+# ---------------------------------------------------------------- 2b. your own data: a CSV or NPZ file of x1 and labels
+
+@S.checked
+def load_table(path, label_column="label"):
+    """A user's paired data: (x1 (N, D) floats, labels (N,) in 0..C-1, label names (C,) as the file has them, the file's SHA-256).
+    A .csv file has a header; its column `label_column` holds the labels (any text), every other column a number of x1.
+    A .npz file holds arrays x1 (N, D) and labels (N,). Refused with a ValueError naming the problem: unreadable, not numeric,
+    not finite, no label column, fewer than two labels."""
+    S.fail_unless(path is not None and path.endswith((".csv", ".npz")), f"path must name a .csv or .npz file, got {path!r}")
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    x1, names = _npz_table(path, content) if path.endswith(".npz") else _csv_table(path, content.decode("utf-8", "replace"), label_column)
+    S.fail_unless(x1.ndim == 2 and x1.shape[1] >= 1 and len(x1) == len(names), f"{path}: x1 must be (N, D) with one label per row")
+    S.fail_unless(onp.all(onp.isfinite(x1)), f"{path}: x1 contains NaN or infinite values")
+    values, labels = onp.unique(names, return_inverse=True)
+    S.fail_unless(len(values) >= 2, f"{path}: the data need at least two labels, got {len(values)}")
+    return x1, labels.astype(int), values, hashlib.sha256(content).hexdigest()
+
+
+def _csv_table(path, text, label_column):
+    """x1 and the label of each row from a CSV text with a header (load_table)."""
+    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    S.fail_unless(len(rows) >= 2, f"{path}: a header and at least one row are needed")
+    header = [name.strip() for name in rows[0]]
+    S.fail_unless(label_column in header, f"{path}: no column named {label_column!r} (the columns: {', '.join(header)}); "
+                  "name the label column with --label-column")
+    index = header.index(label_column)
+    x1 = []
+    for number, row in enumerate(rows[1:], start=2):
+        S.fail_unless(len(row) == len(header), f"{path}: line {number} has {len(row)} fields, the header {len(header)}")
+        try:
+            x1.append([float(value) for column, value in enumerate(row) if column != index])
+        except ValueError:
+            raise ValueError(f"{path}: line {number} holds a value that is not a number outside the label column") from None
+    return onp.array(x1, dtype=float).reshape(len(x1), len(header) - 1), onp.array([row[index].strip() for row in rows[1:]])
+
+
+def _npz_table(path, content):
+    """x1 and the labels from an NPZ file's arrays x1 and labels (load_table)."""
+    try:
+        arrays = onp.load(io.BytesIO(content), allow_pickle=False)
+        x1, labels = onp.asarray(arrays["x1"]), onp.asarray(arrays["labels"])
+    except (KeyError, ValueError, OSError) as error:
+        raise ValueError(f"{path}: an .npz file with arrays x1 (N, D) and labels (N,) is needed ({error})") from None
+    S.fail_unless(x1.dtype.kind in "iuf" and labels.ndim == 1, f"{path}: x1 must be numbers and labels one per row")
+    return x1.astype(float), labels
 
 # ---------------------------------------------------------------- 3. the paper's augmentation warning: paired views of digits
 
@@ -173,6 +225,7 @@ ARGUMENT_CHECKS.update({
     "view_dim": S.number("view_dim", integer=True, positive=True),
     "path": lambda path, arguments: S.fail_unless(path is None or (isinstance(path, str) and path.strip()),
                                                   f"path must be None or a file's path, got {path!r}"),
+    "label_column": lambda name, arguments: S.fail_unless(isinstance(name, str) and name.strip(), f"label_column must be a column's name, got {name!r}"),
 })
 VIEWS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: S.check_params(params, VIEWS_KEYS),
                     model=lambda model, arguments: S.fail_unless(model in S.PAPER_MODELS, f"unknown model {model!r}; the views "

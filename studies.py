@@ -699,9 +699,10 @@ def study_flags_not_applying(args):
         ("--decoder-std", args.decoder_std is not None and (views or study), "the check on the pinwheel or digits"),
         ("--models", (views and not set(args.models) <= set(S.PAPER_MODELS)) or (study and args.models != list(S.PAPER_MODELS)),
          "the check (--study sets its own; the views train the paper's two)"),
-        ("--study", study and views, "--data pinwheel or digits"),
+        ("--study", study and args.data not in ("pinwheel", "digits"), "--data pinwheel or digits"),
         ("--gradient-study", args.gradient_study and (study or args.data != "pinwheel" or args.sweep), "--data pinwheel, without --study or --sweep"),
-        ("--bound-study", args.bound_study and (study or views or args.sweep or args.gradient_study), "--data pinwheel or digits, alone"),
+        ("--bound-study", args.bound_study and (study or args.data not in ("pinwheel", "digits") or args.sweep or args.gradient_study),
+         "--data pinwheel or digits, alone"),
         ("--study-seeds", args.study_seeds is not None and not study, "--study, which is not given"),
         ("--study-gradients", args.study_gradients != list(B.GRADIENTS) and not (study and "importance-samples" in args.study),
          "--study importance-samples"),
@@ -726,7 +727,7 @@ def parse_args(argv):
     per_class = args.per_class or (T.QUICK if args.quick else T.FULL)["per_class"]
     if args.sweep and max(args.sweep_ks or [1]) > per_class:
         parser.error(f"--sweep-ks: k = {max(args.sweep_ks)} exceeds the {per_class} points per class")
-    T.check_data_sizes_and_scales(parser, args, T.run_config(args))
+    T.check_data_sizes_and_scales(parser, args)
     args.sweep_ks = args.sweep_ks or [1, 2, 4, 8, 16, 32]
     args.augment = args.augment or ("none" if views else None)
     return args

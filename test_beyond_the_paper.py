@@ -589,3 +589,68 @@ def test_the_library_refuses_a_decoder_std_beyond_float64s_range_and_integer_lab
     B.train("mmvae", x1, S.one_hot(labels, 2), decoder_std=0.05, num_steps=2, print_fn=None)          # within: trains
     with pytest.raises(ValueError, match=r"make them with one_hot\(labels, C\)"):
         S.train("mmvae", x1, labels, num_steps=2)
+
+
+# ---------------------------------------------------------------- your own data: --data FILE, check_arrays
+
+@pytest.fixture(scope="module")
+def own_files(tmp_path_factory):
+    """The quick pinwheel as a CSV (labels as text in a column named kind) and as an NPZ."""
+    folder = tmp_path_factory.mktemp("own")
+    x1, labels = S.make_pinwheel(num_per_class=60, rng=rng(5))
+    with open(folder / "mine.csv", "w") as f:
+        f.write("a,b,kind\n" + "".join(f"{a:.17g},{b:.17g},{('left', 'right')[c]}\n" for (a, b), c in zip(x1, labels)))
+    onp.savez(folder / "mine.npz", x1=x1, labels=labels)
+    return folder, x1, labels
+
+
+def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arrays(own_files, tmp_path):
+    """--data FILE.csv (--label-column) and FILE.npz read the same data as check_arrays; the JSON names the file and its
+    SHA-256; --latent and --hidden reach the models."""
+    folder, x1, labels = own_files
+    runs = {}
+    for name, extra in (("mine.csv", ["--label-column", "kind"]), ("mine.npz", [])):
+        path = tmp_path / (name + ".json")
+        assert T.main(["--data", str(folder / name), *extra, "--quick", "--quiet", "--jobs", "1", "--steps", "60", "--latent", "1", "--hidden", "16",
+                       "--json", str(path)]) == 0
+        runs[name] = json.loads(path.read_text())
+    import hashlib
+    assert runs["mine.csv"]["data_file"]["sha256"] == hashlib.sha256((folder / "mine.csv").read_bytes()).hexdigest()
+    assert runs["mine.csv"]["data_file"]["label_names"] == ["left", "right"] and runs["mine.npz"]["data_file"]["label_names"] == ["0", "1"]
+    onp.testing.assert_allclose(runs["mine.csv"]["data"]["x1"], x1, rtol=1e-15)
+    assert [r["spread_ratio"] for r in runs["mine.csv"]["rows"]] == [r["spread_ratio"] for r in runs["mine.npz"]["rows"]]
+    assert onp.shape(runs["mine.csv"]["params"]["mmvae"]["decoder_x1"][0]["W"]) == (1, 16)
+    arrays = T.check_arrays(x1, labels, quick=True, jobs=1, steps=60, latent=1, hidden=(16,))
+    assert [r["spread_ratio"] for r in arrays["rows"]] == [r["spread_ratio"] for r in runs["mine.npz"]["rows"]]
+
+
+@pytest.mark.parametrize("content, argv, message", [
+    ("a,b,label\n1,2,x\n3,4,y\n", [], "have fewer than 20 points"), ("a,b\n1,2\n", [], "no column named 'label'"),
+    ("a,b,label\n1,oops,x\n", [], "line 2 holds a value that is not a number"), ("a,b,label\n1,nan,x\n1,2,y\n", [], "NaN or infinite"),
+    ("a,b,label\n" + "1,2,x\n" * 30, [], "at least two labels"), ("a,b,label\n1,2\n", [], "line 2 has 2 fields"),
+    ("a,b,label\n" + "1,2,x\n" * 30 + "3,4,y\n" * 30, ["--classes", "3"], "--classes applies only to the pinwheel"),
+])
+def test_theorem_check_refuses_a_bad_data_file_before_any_work(tmp_path, content, argv, message, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    err = refused(capsys, lambda: T.main(["--data", str(path), *argv]), re.escape(message))
+    assert err.strip().splitlines()[-1].startswith("theorem_check.py: error:")
+
+
+def test_check_arrays_refuses_bad_arguments_with_a_value_error(own_files):
+    _, x1, labels = own_files
+    for call, message in ((lambda: T.check_arrays(x1, labels[:-1]), "labels must be one per row"),
+                          (lambda: T.check_arrays(x1, labels, seed=-1), "argument --seed"),
+                          (lambda: T.check_arrays(x1, labels, classes=3), "--classes applies only to the pinwheel"),
+                          (lambda: T.check_arrays(x1, onp.zeros(len(x1))), "at least two labels")):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_the_readmes_python_example_runs_as_a_file_from_anywhere(tmp_path):
+    """docs/own_data_example.py, saved as it is, run from another folder: every check passes, the MMVAE's spread is small."""
+    import subprocess
+    done = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs", "own_data_example.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "PASS inequality (6)" in done.stdout and "FAIL" not in done.stdout and "mmvae class 1: spread ratio" in done.stdout

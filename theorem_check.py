@@ -180,7 +180,7 @@ FULL = dict(QUICK, per_class=500, steps=None, nodes=64, mc_repeats=80, direct_st
 DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=1200,
               direct_peak_step_size=0.01, direct_samples=2, private_dim=4)
 DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, mc_repeats=40, directions=4, hidden=(64,), direct_steps=600,
-                    direct_peak_step_size=0.02, conditional_samples=500, fixed_draws=64)
+                    direct_peak_step_size=0.02, conditional_samples=200, fixed_draws=64)
 
 
 def run_config(args):
@@ -188,11 +188,28 @@ def run_config(args):
     options = dict(decoder_std=args.decoder_std, importance_samples=args.importance_samples, gradient=args.gradient, auxiliary=args.auxiliary or "free")
     if args.data == "digits":
         config = DIGITS_QUICK if args.quick else DIGITS
-        return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"], **options)
+        return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"], **options,
+                    latent_dim=args.latent or config["latent_dim"], hidden=tuple(args.hidden) if args.hidden else config["hidden"])
     config = dict(QUICK if args.quick else FULL, private_dim=args.private_dim or 1, **options)
     config["per_class"] = args.per_class or config["per_class"]
-    config["steps"] = args.steps or config["steps"] or (S.NUM_STEPS if args.classes == 2 else STEPS_BEYOND_TWO_CLASSES)
-    return config
+    classes = args.classes if args.data in ("pinwheel", "digit-views") else len(own_data(args)[2])
+    config["steps"] = args.steps or config["steps"] or (S.NUM_STEPS if classes == 2 else STEPS_BEYOND_TWO_CLASSES)
+    return dict(config, latent_dim=args.latent or config["latent_dim"], hidden=tuple(args.hidden) if args.hidden else config["hidden"])
+
+
+def own_data(args):
+    """A user's data (--data PATH, or check_arrays' arrays): (x1, labels, label names, SHA-256 or None)."""
+    if getattr(args, "arrays", None) is not None:
+        x1, labels = args.arrays
+        names, labels = onp_unique(labels)
+        return x1, labels, names, None
+    return D.load_table(args.data, args.label_column or "label")
+
+
+def onp_unique(labels):
+    """(the distinct labels, each row's index among them)."""
+    names, index = np.unique(labels, return_inverse=True)
+    return names, index.astype(int)
 
 
 def load_data(args, config):
@@ -200,6 +217,9 @@ def load_data(args, config):
     if args.data == "digits":
         x1, labels = D.load_digits()
         return x1, labels, None, 10
+    if args.data not in ("pinwheel", "digit-views"):
+        x1, labels, names, _ = own_data(args)
+        return x1, labels, None, len(names)
     x1, labels, radial = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
                                          rng=npr.default_rng([args.seed, 3]), return_radial=True)
     return x1, labels, radial, args.classes
@@ -425,7 +445,37 @@ def check(args, print_fn):
                "checks": as_dicts(theorem_checks(rows, stationarity, direct)), "findings": as_dicts(findings),
                "histories": {m: h.tolist() for m, (_, h) in trained.items()},
                "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
+    if args.data not in ("pinwheel", "digits", "digit-views"):
+        results["data_file"] = {"name": "arrays" if getattr(args, "arrays", None) is not None else args.data, "sha256": own_data(args)[3],
+                                "label_names": [str(name) for name in own_data(args)[2]]}
     return results, trained, data
+
+
+class _Refusal(argparse.ArgumentParser):
+    """A parser whose errors are ValueErrors (check_arrays is a library call, not a script)."""
+    def error(self, message):
+        raise ValueError(message)
+
+
+def check_arrays(x1, labels, models=("mvae", "mmvae"), print_fn=None, **options):
+    """The check on your own arrays: x1 (N, D) numbers, labels (N,) any values (at least two, each on MIN_PER_CLASS rows or
+    more); options are the script's flags by name (seed=1, steps=400, latent=4, hidden=(64,), decoder_std=0.1, jobs=1,
+    quick=True, ...). Returns what --json writes: rows, checks, findings, config, ... A bad argument is a ValueError naming it."""
+    parser = _Refusal(prog="check_arrays", allow_abbrev=False)
+    add_check_arguments(parser.add_argument)
+    argv = ["--models", *models]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [] if value is False else [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
+    args = refuse_repeats(parser, argv)
+    S.check_array(np.asarray(x1, dtype=float) if np.asarray(x1).dtype.kind in "iuf" else x1, "x1", 2)
+    S.fail_unless(np.ndim(labels) == 1 and len(labels) == len(x1), f"labels must be one per row of x1: {np.shape(labels)} for {np.shape(x1)}")
+    S.fail_unless(len(np.unique(labels)) >= 2, f"the data need at least two labels, got {len(np.unique(labels))}")
+    args.data, args.arrays = "arrays", (np.asarray(x1, dtype=float), np.asarray(labels))
+    not_applying = flags_not_applying(args)
+    S.fail_unless(not not_applying, "; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
+    check_data_sizes_and_scales(parser, args)
+    return check(args, print_fn)[0]
 
 
 def tree_to_lists(tree):
@@ -546,8 +596,14 @@ output_file = path_type(lambda text: f"{text} is a folder; give a file name" if 
 def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     """The flags of the check, which studies.py takes too: the data, the models and every setting of the check."""
     add("--seed", type=int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
-    add("--data", choices=data_choices, default="pinwheel", help="the paper's pinwheel (default), handwritten digits"
-        + (", or paired views of digits (digit-views, the augmentation test)" if "digit-views" in data_choices else ""))
+    add("--data", type=data_choice(data_choices), default="pinwheel", metavar="{" + ",".join(data_choices) + ",PATH}",
+        help="the paper's pinwheel (default), handwritten digits" + (", paired views of digits (digit-views, the augmentation test)"
+        if "digit-views" in data_choices else "") + ", or your own data: a .csv with a header and a label column, or a .npz holding "
+        "x1 and labels")
+    add("--label-column", default=None, metavar="NAME", help="with --data FILE.csv: the column of labels (default label)")
+    add("--latent", type=int_at_least(1), default=None, help="latent size (default 2; 8 on digits)")
+    add("--hidden", type=int_at_least(1), nargs="+", default=None, metavar="H",
+        help="hidden layer sizes of every network (default 32; 128 on digits)")
     add("--classes", type=int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
     add("--per-class", type=int_at_least(MIN_PER_CLASS), default=None,
         help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
@@ -575,6 +631,7 @@ def flags_not_applying(args):
     pinwheel, plus, mixtures = args.data == "pinwheel", "mmvaeplus" in args.models, bool({"mmvae", "mopoe"} & set(args.models))
     return [(flag, reason) for flag, given, reason in (
         ("--classes", args.classes != 2 and not pinwheel, "the pinwheel"), ("--per-class", args.per_class is not None and not pinwheel, "the pinwheel"),
+        ("--label-column", args.label_column is not None and not str(args.data).endswith(".csv"), "--data FILE.csv"),
         ("--private-dim", args.private_dim is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
         ("--auxiliary", args.auxiliary is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
         ("--importance-samples", args.importance_samples > 1 and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)"),
@@ -585,14 +642,20 @@ MEMORY_BUDGET_GIB = 4.0           # a run whose training step would hold more is
 DECODER_STD_RANGE = (1e-4, 1e4)   # --decoder-std over the data's std: beyond it the standardised log-variance over- or underflows
 
 
-def check_data_sizes_and_scales(parser, args, config):
+def check_data_sizes_and_scales(parser, args):
     """parser.error before any work for a missing or altered digits file, a --decoder-std far off the data's scale, and
     --importance-samples or --private-dim whose step would hold more than MEMORY_BUDGET_GIB (8 bytes x 3 copies of the
     decoders' layers on K x M x batch latents, and of every weight matrix)."""
     try:
-        x1, _, _, num_classes = load_data(args, config) if args.data != "digit-views" else (D.load_digits()[0], None, None, 16)
+        config = run_config(args)
+        x1, labels, _, num_classes = load_data(args, config) if args.data != "digit-views" else (D.load_digits()[0], None, None, 16)
     except ValueError as error:
         parser.error(str(error))
+    small = [c for c in range(num_classes) if labels is not None and np.sum(labels == c) < MIN_PER_CLASS]
+    if small and args.data not in ("pinwheel", "digits"):
+        names = own_data(args)[2]
+        parser.error(f"labels {', '.join(str(names[c]) for c in small)} have fewer than {MIN_PER_CLASS} points: too few for the checks "
+                     "(direct maximisation and Monte Carlo per class); merge or drop them")
     ratio = (args.decoder_std or 1.0) / S.x1_standardisation(x1)[1]
     if args.decoder_std is not None and not DECODER_STD_RANGE[0] <= ratio <= DECODER_STD_RANGE[1]:
         parser.error(f"--decoder-std {args.decoder_std:g} is {ratio:.3g} x the data's std; it must lie within "
@@ -629,13 +692,29 @@ def parse_args(argv):
     not_applying = flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
-    check_data_sizes_and_scales(parser, args, run_config(args))
+    check_data_sizes_and_scales(parser, args)
     return args
+
+
+def describe_own_data(args):
+    """A user's data in the configuration line: the file (or "arrays"), its points, columns and labels."""
+    x1, labels, names, _ = own_data(args)
+    return f"{'arrays' if getattr(args, 'arrays', None) is not None else args.data} ({len(x1)} points, {x1.shape[1]} columns, {len(names)} labels)"
+
+
+def data_choice(choices):
+    """An argparse type: one of choices, or the path of an existing .csv or .npz file."""
+    def parse(text):
+        if text in choices or (text.endswith((".csv", ".npz")) and os.path.isfile(text)):
+            return text
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(choices)}, or give an existing .csv or .npz file)")
+    return parse
 
 
 def describe(args, config):
     """The configuration line printed first: what the run will use, defaults filled in."""
-    data = "digits (1797 images, 10 labels)" if args.data == "digits" else f"pinwheel ({args.classes} classes x {config['per_class']} points)"
+    data = ("digits (1797 images, 10 labels)" if args.data == "digits" else f"pinwheel ({args.classes} classes x {config['per_class']} points)"
+            if args.data == "pinwheel" else describe_own_data(args))
     mmvaeplus = f", MMVAE+ private dim={config['private_dim']}, auxiliary={config['auxiliary']}" if "mmvaeplus" in args.models else ""
     return (f"seed={args.seed}, data={data}, models={' '.join(args.models)}{mmvaeplus}, steps per model={config['steps']}, "
             f"latent={config['latent_dim']}, hidden={config['hidden']}, decoder std={config['decoder_std'] or 'learned'}, "
