@@ -82,9 +82,15 @@ def load_table(path, label_column="label"):
     x1, names = _npz_table(path, content) if path.endswith(".npz") else _csv_table(path, content.decode("utf-8", "replace"), label_column)
     S.fail_unless(x1.ndim == 2 and x1.shape[1] >= 1 and len(x1) == len(names), f"{path}: x1 must be (N, D) with one label per row")
     S.fail_unless(onp.all(onp.isfinite(x1)), f"{path}: x1 contains NaN or infinite values")
-    values, labels = onp.unique(names, return_inverse=True)
+    labels, values = label_indices(names)
     S.fail_unless(len(values) >= 2, f"{path}: the data need at least two labels, got {len(values)}")
-    return x1, labels.astype(int), values, hashlib.sha256(content).hexdigest()
+    return x1, labels, values, hashlib.sha256(content).hexdigest()
+
+
+def label_indices(values):
+    """Labels of any kind (N,) as indices 0..C-1 (N,), and the C distinct values in that order."""
+    distinct, index = onp.unique(values, return_inverse=True)
+    return index.astype(int), distinct
 
 
 def _csv_table(path, text, label_column):
@@ -194,7 +200,7 @@ def nearest_of_three(generated, originals):
 # ================================================================ input checks, run by S.checked at the edge
 
 # As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
-UNCHECKED = ("views_x2_log_likelihood", "checked_with", "check_digit_images", "check_position", "check_sweep_labels")
+UNCHECKED = ("views_x2_log_likelihood", "label_indices", "checked_with", "check_digit_images", "check_position", "check_sweep_labels")
 
 
 def check_digit_images(name, columns=64):

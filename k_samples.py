@@ -76,7 +76,8 @@ def doubly_reparameterised(params, x1, x2, means, log_vars, rng, num_importance)
 
 @S.checked
 def doubly_reparameterised_for_the_mixture(params, x1, x2, means, log_vars, rng, num_importance):
-    """An unbiased doubly reparameterised gradient of stratified_importance_weighted_elbo, for M components (strata). Maximised.
+    """Eq. (5) with K samples per stratum (stratified_importance_weighted_elbo's value), differentiated by a doubly
+    reparameterised gradient that is unbiased for the stratified mixture of M components. Maximised.
 
     Stratum m draws g_mk ~ q_m; the weight w(g) = p(g, x) / q_mix(g) holds q_mix = (1/M) sum_m' q_m'. The IWAE gradient
     for the encoders is (1/M) sum_{m,k} E[w~_mk (grad_g log w(g_mk) dg_mk/dphi - d log q_mix(g_mk)/dphi)]. Its score term,
@@ -165,7 +166,7 @@ def k_sample_cross_term(params, x1, label_mean, label_log_var, rng, num_importan
 
 @S.checked
 def label_stratum_term(params, x1, x2, means, log_vars, rng, num_importance, replicates=200):
-    """The K-sample objective's label stratum itself, for rows of one class: (1/N) sum_n E log (1/K) sum_k w(g_k), g_k ~ the
+    """Eq. (5)'s stratum m = M with K samples (term (1)'s stratum at K = 1), for rows of one class: (1/N) sum_n E log (1/K) sum_k w(g_k), g_k ~ the
     last component (the label expert r_M: the MMVAE's second expert, MoPoE's bare r_2), w = p(g) p(x1|g) p(x2|g) / q_mix(g)
     (log_importance_weights): (mean, standard error) over `replicates` sets of K draws. For every K it is at most
     l*(sigma) + log M, M the number of components: Jensen, then r_M / q_mix <= M and p(x2|g) <= 1 (npmle's docstring)."""
@@ -177,7 +178,8 @@ def label_stratum_term(params, x1, x2, means, log_vars, rng, num_importance, rep
 
 @S.checked
 def k_sample_cross_term_objective(params, x1, x2, rng, num_importance):
-    """The K-sample cross term as an objective of the x1 decoder and the label expert, per point. Maximised:
+    """Eq. (4) with K samples (L_1 / N at K = 1): the K-sample cross term as an objective of the x1 decoder and the label expert,
+    per point. Maximised:
     (1/N) sum_n log (1/K) sum_k f_1(x1_n | tau_1(g_nk)), g_nk ~ r_M(g|x2_n) reparameterised, K draws per point. Over the rows
     of one class its expectation is k_sample_cross_term's value; at K = 1 it is L_1 / N of Eq. (4)."""
     mean, log_var = S.gaussian_expert(params["encoder_x2"], x2)                   # (N, D): r_M, the MMVAE's label expert

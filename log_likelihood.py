@@ -199,13 +199,14 @@ def _proposal_weights(params, x1, mean, log_var, fits):
     return (1.0 - LABEL_SHARE) * (EVIDENCE_SHARE * by_evidence + (1.0 - EVIDENCE_SHARE) * equal), by_evidence
 
 
-def _student_t_log_density(g, mode, precision):
+def _student_t_log_density(g, mode, precision, log_determinant):
     """log t_nu(g | mode, precision^-1) of g (..., D): log Gamma((nu + D)/2) - log Gamma(nu/2) - (D/2) log(nu pi)
-    + (1/2) log|precision| - ((nu + D)/2) log(1 + d^T precision d / nu), d = g - mode; broadcasts."""
+    + (1/2) log|precision| - ((nu + D)/2) log(1 + d^T precision d / nu), d = g - mode; broadcasts. log|precision| is
+    given (computed once per component, not once per batch of draws)."""
     nu, dim, residual = STUDENT_DOF, mode.shape[-1], g - mode
     quadratic = onp.einsum("...d,...de,...e->...", residual, precision, residual)
     constant = math.lgamma((nu + dim) / 2.0) - math.lgamma(nu / 2.0) - 0.5 * dim * math.log(nu * math.pi)
-    return constant + 0.5 * onp.linalg.slogdet(precision)[1] - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
+    return constant + 0.5 * log_determinant - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
 
 
 def _each_points_components(fits, shares):
@@ -225,7 +226,9 @@ def _mixture_log_weights(params, x1, mean, log_var, fits, shares, rng, num_sampl
     z ~ N(0, I), u ~ chi^2_nu); the weights use the whole mixture (unbiased)."""
     modes, precisions, shares = _each_points_components(fits, shares)                             # (N, C, D), (N, C, D, D), (N, C)
     precisions = precisions / WIDENING                                                             # scale WIDENING x precision^-1
-    root = onp.swapaxes(onp.linalg.inv(onp.linalg.cholesky(precisions)), -1, -2)                 # L^-T (N, C, D, D)
+    cholesky = onp.linalg.cholesky(precisions)
+    root = onp.swapaxes(onp.linalg.inv(cholesky), -1, -2)                                          # L^-T (N, C, D, D)
+    log_determinant = 2.0 * onp.sum(onp.log(onp.diagonal(cholesky, axis1=-2, axis2=-1)), axis=-1)  # log|precision| (N, C)
     with onp.errstate(divide="ignore"):                                                         # a share of 0: a pad
         log_shares = onp.log(onp.concatenate([shares, 1.0 - onp.sum(shares, axis=1, keepdims=True)], axis=1))   # (N, C + 1)
     cumulative, points, log_weights = onp.cumsum(onp.exp(log_shares), axis=1), onp.arange(len(x1)), []
@@ -236,7 +239,7 @@ def _mixture_log_weights(params, x1, mean, log_var, fits, shares, rng, num_sampl
         component = onp.minimum(choice, modes.shape[1] - 1)                                        # the label's: any, replaced below
         t_draw = modes[points, component] + onp.einsum("knde,kne->knd", root[points, component], z) * onp.sqrt(STUDENT_DOF / u)[..., None]
         g = onp.where((choice == modes.shape[1])[..., None], mean + onp.exp(0.5 * log_var) * z, t_draw)   # (k, N, D)
-        components = _student_t_log_density(g[:, :, None], modes[None], precisions[None])          # (k, N, C)
+        components = _student_t_log_density(g[:, :, None], modes[None], precisions[None], log_determinant[None])   # (k, N, C)
         log_proposal = S.logsumexp(onp.concatenate([components, S.log_normal(g, mean, log_var)[..., None]], axis=-1) + log_shares[None], axis=-1)
         log_weights.append(_log_posterior_unnormalised(params, x1, g, mean, log_var) - log_proposal)
     return onp.concatenate(log_weights)

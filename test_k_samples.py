@@ -175,7 +175,8 @@ EXPERTS = {"dissimilar": ([0.45, -1.0], [2 * onp.log(0.25), 2 * onp.log(1.5)]), 
 def test_iwae_and_dreg_mix_are_unbiased_against_the_exact_gradient_and_dreg_is_not(experts):
     """The posterior of one_point_model is about N(0.47, 0.24^2). At K = 1 and 2, iwae and dreg-mix lie within 4 SE of the exact
     gradient in every coordinate (measured: |z| <= 2.2); dreg, whose samples come from q_m while its weight holds q_mix, is
-    off by more than 20 SE with dissimilar experts at K = 2 (measured: -58 and +135 SE) and agrees with identical ones."""
+    off by more than 20 SE with dissimilar experts at K = 2 (measured: -61 and +150 SE), by more than 4 with similar ones
+    (measured 5.3: the draws are fixed, so the test is deterministic, but its margin is small), and agrees with identical ones."""
     mu, log_var = (onp.array(a) for a in EXPERTS[experts])
     for k in (1, 2):
         exact = exact_gradient(mu, log_var, k)
@@ -184,7 +185,7 @@ def test_iwae_and_dreg_mix_are_unbiased_against_the_exact_gradient_and_dreg_is_n
             assert onp.all(onp.abs(mean - exact) < 4 * error), (gradient, k, (mean - exact) / error)
     mean, error = estimated_gradient("dreg", mu, log_var, 2)
     z = onp.max(onp.abs(mean - exact_gradient(mu, log_var, 2)) / error)
-    assert z > 20 if experts == "dissimilar" else z < 4 if experts == "identical" else True, z
+    assert z > {"dissimilar": 20, "similar": 4}[experts] if experts != "identical" else z < 4, z    # measured 150, 5.3, 2.1
 
 
 def test_dreg_mix_with_one_component_is_dreg_and_at_k_1_is_sticking_the_landing(small_problem):

@@ -198,18 +198,13 @@ def run_config(args):
 
 
 def own_data(args):
-    """A user's data (--data PATH, or check_arrays' arrays): (x1, labels, label names, SHA-256 or None)."""
+    """A user's data (--data PATH, or check_arrays' arrays): (x1, labels, label names, SHA-256 or None); a file read once."""
     if getattr(args, "arrays", None) is not None:
-        x1, labels = args.arrays
-        names, labels = onp_unique(labels)
-        return x1, labels, names, None
-    return D.load_table(args.data, args.label_column or "label")
+        return (args.arrays[0], *D.label_indices(args.arrays[1]), None)
+    return read_table(args.data, args.label_column or "label")
 
 
-def onp_unique(labels):
-    """(the distinct labels, each row's index among them)."""
-    names, index = np.unique(labels, return_inverse=True)
-    return names, index.astype(int)
+read_table = functools.lru_cache(maxsize=4)(D.load_table)      # run_config, load_data and describe all ask for it
 
 
 def load_data(args, config):
@@ -440,7 +435,8 @@ def check(args, print_fn):
     stationarity = [dict(check_stationarity(first, x1[labels == c], *class_label_posterior(first, args.models[0], num_classes, c),
                                             config, npr.default_rng([args.seed, 5, c])), **{"class": c}) for c in range(num_classes)]
     findings = comparison_findings(rows) if {"mvae", "mmvae"} <= set(args.models) else []
-    results = {"format": JSON_FORMAT, "config": dict(vars(args), **config), "rows": rows, "stationarity": stationarity,
+    arguments = {name: value for name, value in vars(args).items() if name != "arrays"}           # check_arrays' arrays: in "data"
+    results = {"format": JSON_FORMAT, "config": dict(arguments, **config), "rows": rows, "stationarity": stationarity,
                "direct_maximisation": direct, "data_coherence": L.leave_one_out_coherence(x1, labels),
                "checks": as_dicts(theorem_checks(rows, stationarity, direct)), "findings": as_dicts(findings),
                "histories": {m: h.tolist() for m, (_, h) in trained.items()},
