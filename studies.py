@@ -691,14 +691,15 @@ def add_study_arguments(add):
 def study_flags_not_applying(args):
     """[(flag, what it applies to)] for every flag given where it does not apply."""
     views, study = args.data == "digit-views", bool(args.study)
+    sets_its_own = study or args.gradient_study or args.bound_study            # these train their own settings
     return [(flag, reason) for flag, given, reason in (
         ("--sweep", args.sweep and (args.data != "pinwheel" or study), "the check on the pinwheel"),
         ("--sweep-ks", args.sweep_ks is not None and not args.sweep, "--sweep, which is not given"),
-        ("--auxiliary", args.auxiliary is not None and study, "MMVAE+ in the check (--study sets its own)"),
-        ("--importance-samples", args.importance_samples > 1 and (views or study), "the check (--study sets its own)"),
-        ("--decoder-std", args.decoder_std is not None and (views or study), "the check on the pinwheel or digits"),
-        ("--models", (views and not set(args.models) <= set(S.PAPER_MODELS)) or (study and args.models != list(S.PAPER_MODELS)),
-         "the check (--study sets its own; the views train the paper's two)"),
+        ("--auxiliary", args.auxiliary is not None and sets_its_own, "MMVAE+ in the check (the studies set their own)"),
+        ("--importance-samples", args.importance_samples > 1 and (views or sets_its_own), "the check (the studies set their own)"),
+        ("--decoder-std", args.decoder_std is not None and (views or sets_its_own), "the check on the pinwheel or digits"),
+        ("--models", (views and not set(args.models) <= set(S.PAPER_MODELS)) or (sets_its_own and args.models != list(S.PAPER_MODELS)),
+         "the check (the studies set their own; the views train the paper's two)"),
         ("--study", study and args.data not in ("pinwheel", "digits"), "--data pinwheel or digits"),
         ("--gradient-study", args.gradient_study and (study or args.data != "pinwheel" or args.sweep), "--data pinwheel, without --study or --sweep"),
         ("--bound-study", args.bound_study and (study or args.data not in ("pinwheel", "digits") or args.sweep or args.gradient_study),
@@ -706,7 +707,7 @@ def study_flags_not_applying(args):
         ("--study-seeds", args.study_seeds is not None and not study, "--study, which is not given"),
         ("--study-gradients", args.study_gradients != list(B.GRADIENTS) and not (study and "importance-samples" in args.study),
          "--study importance-samples"),
-        ("--gradient", args.gradient != "iwae" and (views or study), "the check (--study sets its own)"),
+        ("--gradient", args.gradient != "iwae" and (views or sets_its_own), "the check (the studies set their own)"),
         ("--augment", args.augment is not None and not views, "--data digit-views")) if given]
 
 

@@ -413,6 +413,9 @@ def test_the_library_refuses_bad_input_naming_it(index):
     ("T", ["--models", "mvae", "mvae"], "--models lists mvae twice"), ("P", ["--seed", "1", "--seed", "2"], "--seed given more than once"),
     ("ST", ["--study", "decoder-std", "--study-seeds", str(2 ** 64)], "argument --study-seeds: must be >= 0 and <="),
     ("P", ["--seed", str(2 ** 64)], "argument --seed: must be >= 0 and <="), ("bench", ["--rounds", "1", "--rounds", "2"], "--rounds given more than once"),
+    ("ST", ["--gradient-study", "--importance-samples", "4"], "--importance-samples applies only to the check (the studies set their own)"),
+    ("ST", ["--bound-study", "--decoder-std", "0.1"], "--decoder-std applies only to the check"),
+    ("ST", ["--bound-study", "--gradient", "dreg-mix"], "--gradient applies only to the check (the studies set their own)"),
 ])
 def test_the_scripts_refuse_bad_input_with_an_argparse_error(script, argv, message, capsys, tmp_path):
     main = {"T": T.main, "ST": ST.main, "P": P.main, "bench": bench.main}[script]
