@@ -102,7 +102,8 @@ def doubly_reparameterised_for_the_mixture(params, x1, x2, means, log_vars, rng,
     rescaled = held[0] + (a / weights)[..., None] * (g - held[0])                 # value g; d/dphi scaled by a / v
     pathwise = np.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, *held[1:]), axis=0))
     log_q = S.log_normal(g[..., None, :, :], *held[1:])                           # (K, M', M, N): log q_m(g_s), g live
-    q_terms = np.sum(onp.exp(log_h) * (log_q - S.mixture_log_density(g, *held[1:])[..., None, :]), axis=-2)   # (K, M', N)
+    log_q_mix = S.logsumexp(log_q, axis=-2) - math.log(np.shape(means)[0])       # S.mixture_log_density, from log_q already at hand
+    q_terms = np.sum(onp.exp(log_h) * (log_q - log_q_mix[..., None, :]), axis=-2)   # (K, M', N)
     surrogate = pathwise - np.mean(np.sum(q_terms, axis=0)) / np.shape(means)[0]
     objective = np.mean(S.logsumexp(values, axis=0) - math.log(num_importance))
     return surrogate + getval(objective - surrogate)                              # the value reported: the objective
