@@ -7,6 +7,7 @@ import math
 
 import autograd.numpy as np
 import numpy as onp
+from autograd import grad
 from autograd.tracer import getval
 
 import mopoe_mmvaeplus as MM
@@ -187,6 +188,53 @@ def k_sample_cross_term_objective(params, x1, x2, rng, num_importance):
     g = S.sample_normal(mean, log_var, rng, (num_importance,))                    # (K, N, D)
     return np.mean(S.logsumexp(S.decoder_x1_log_likelihood(params, x1, g), axis=0)) - math.log(num_importance)
 
+
+# ---------------------------------------------------------------- 2. the estimators measured, and the K-sample cross term's optimum
+
+@S.checked
+def encoder_gradients(params, objective, x1, x2, num_draws, seed_prefix):
+    """The encoders' gradient of objective(params, x1, x2, rng) (a K-sample objective under some estimator), one row per draw:
+    (num_draws, encoder coordinates). Draw s uses default_rng(seed_prefix + [s]) whatever the estimator: common random
+    numbers, so two estimators' differences are paired."""
+    vector, unflatten = S.flatten_params(params)
+    encoder = onp.concatenate([onp.full(onp.size(leaf), key.startswith("encoder")) for key in sorted(params) for leaf in S.tree_leaves(params[key])])
+    step = getattr(objective, "__wrapped__", objective)
+    return onp.array([grad(lambda v: step(unflatten(v), x1, x2, onp.random.default_rng(list(seed_prefix) + [s])))(vector)[encoder]
+                      for s in range(num_draws)])
+
+
+@S.checked
+def gradient_measures(samples, reference):
+    """An estimator's gradient draws (R, P) against the IWAE gradient's on the same draws (R, P): its bias as |mean difference|
+    / |mean IWAE|, chi^2 / df of the paired differences' z over the coordinates (about 1 if unbiased; 0 for IWAE itself), and
+    its signal-to-noise ratio |mean| / std per coordinate, the median over the coordinates (Rainforth et al. 2018)."""
+    difference, size = samples - reference, len(samples)
+    spread = difference.std(axis=0, ddof=1) / onp.sqrt(size)
+    z = onp.where(spread > 0, difference.mean(axis=0) / onp.where(spread > 0, spread, 1.0), 0.0)
+    return dict(bias=float(onp.linalg.norm(difference.mean(axis=0)) / onp.linalg.norm(reference.mean(axis=0))),
+                chi2_per_df=float(onp.mean(z ** 2)), snr=float(onp.median(onp.abs(samples.mean(axis=0)) / samples.std(axis=0, ddof=1))))
+
+
+@S.checked
+def maximise_k_sample_cross_term(x1, c, num_classes, k, sigma, num_steps, latent_dim, hidden, seed):
+    """Eq. (4) with K samples (k_sample_cross_term_objective) maximised alone over the x1 decoder and the label expert (the
+    MMVAE's layout), for one class's rows x1 with label c, the decoder's std fixed at sigma, from a random start, full batch,
+    the step size decaying linearly from 0.02 to 0 (the K version of theorem_check's direct maximisation of L_1): its final
+    value (k_sample_cross_term, 200 replicates, with its standard error), spread ratio and the last 50 steps' mean objective."""
+    x2 = S.one_hot(onp.full(len(x1), c), num_classes)
+    start = S.init_params(onp.random.default_rng([seed, 13, k]), num_classes, latent_dim, x1.shape[1], hidden)
+    fixed = onp.array(2.0 * onp.log(sigma))
+
+    def objective(p, x1, x2, rng):                                               # checked at maximise's edge
+        return k_sample_cross_term_objective.__wrapped__(dict(p, decoder_x1_log_var=fixed), x1, x2, rng, k)
+    params, history = S.maximise(objective, dict(start, decoder_x1_log_var=fixed), x1, x2, seed=seed, num_steps=num_steps,
+                                 batch_size=None, step_size=lambda t: 0.02 * (1.0 - t / num_steps), print_fn=None, name="L^K")
+    params = dict(params, decoder_x1_log_var=fixed)
+    mean, log_var = (a[0] for a in S.label_posterior.__wrapped__(params, x2[:1], "mmvae"))
+    value, error = k_sample_cross_term.__wrapped__(params, x1, mean, log_var, onp.random.default_rng([seed, 14, k]), k)
+    spread = S.spread_ratio(S.generate_from_labels(params, x2, onp.random.default_rng([seed, 15]), "mmvae"), x1)
+    return dict(value=value, error=error, spread_ratio=spread, final_objective=float(onp.mean(history[-50:])))
+
 # ================================================================ input checks, run by S.checked at the edge
 
 # As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
@@ -236,4 +284,13 @@ ARGUMENT_CHECKS.update({
     "label_log_var": lambda v, arguments: S.check_array(v, "label_log_var", 1) or S.fail_unless(
         onp.shape(v) == onp.shape(arguments["label_mean"]), "label_log_var must have label_mean's shape"),
     "means": check_components("means"), "log_vars": check_components("log_vars"),
+    "objective": lambda f, arguments: S.fail_unless(callable(f), f"objective must be a function, got {f!r}"),
+    "num_draws": S.number("num_draws", integer=True, minimum=2), "k": S.number("k", integer=True, positive=True),
+    "seed_prefix": lambda prefix, arguments: S.fail_unless(isinstance(prefix, (list, tuple)) and all(isinstance(v, int) and v >= 0 for v in prefix),
+                                                           f"seed_prefix must be a list of integers >= 0, got {prefix!r}"),
+    "samples": lambda a, arguments: S.check_array(a, "samples", 2),
+    "reference": lambda a, arguments: S.check_array(a, "reference", 2) or S.fail_unless(
+        onp.shape(a) == onp.shape(arguments["samples"]), "reference must have samples' shape (draws, coordinates)"),
+    "c": lambda c, arguments: S.check_number(c, "c", integer=True, minimum=0, maximum=arguments["num_classes"] - 1),
+    "sigma": S.number("sigma", positive=True),
 })

@@ -21,7 +21,6 @@ import time  # noqa: E402
 
 import autograd.numpy as np  # noqa: E402
 import numpy.random as npr  # noqa: E402
-from autograd import grad  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
 import data_sets as D  # noqa: E402
@@ -383,24 +382,8 @@ GRADIENT_STAGES = (0, 200, 800)      # Adam steps (K = 1, iwae) before the gradi
 GRADIENT_KS = (1, 2, 4, 8, 16, 30)
 
 
-def encoder_gradients(params, model, x1, x2, k, gradient, draws, seed):
-    """The encoders' gradient of the K-sample objective (B.objective_of) on one batch, one row per draw: (draws, coordinates).
-    Draw s uses default_rng([seed, 10, k, s]) for every estimator: common random numbers, so differences are paired."""
-    vector, unflatten = S.flatten_params(params)
-    encoder = np.concatenate([np.full(np.size(leaf), key.startswith("encoder")) for key in sorted(params) for leaf in S.tree_leaves(params[key])])
-    objective = B.objective_of(model, k, gradient)
-    return np.array([grad(lambda v: objective(unflatten(v), x1, x2, npr.default_rng([seed, 10, k, s])))(vector)[encoder] for s in range(draws)])
 
 
-def gradient_measures(draws, reference):
-    """An estimator's draws (R, P) against the IWAE gradient's on the same draws: its bias as |mean difference| / |mean IWAE|,
-    chi^2 / df of the paired differences' z over the coordinates (about 1 if unbiased; 0 for IWAE itself), and its
-    signal-to-noise ratio |mean| / std per coordinate, the median over the coordinates (Rainforth et al. 2018)."""
-    difference, size = draws - reference, len(draws)
-    spread = difference.std(axis=0, ddof=1) / np.sqrt(size)
-    z = np.where(spread > 0, difference.mean(axis=0) / np.where(spread > 0, spread, 1.0), 0.0)
-    return dict(bias=float(np.linalg.norm(difference.mean(axis=0)) / np.linalg.norm(reference.mean(axis=0))),
-                chi2_per_df=float(np.mean(z ** 2)), snr=float(np.median(np.abs(draws.mean(axis=0)) / draws.std(axis=0, ddof=1))))
 
 
 def gradient_study_task(model, stage, x1, x2, seed, ks, draws):
@@ -411,8 +394,8 @@ def gradient_study_task(model, stage, x1, x2, seed, ks, draws):
     batch = npr.default_rng([seed, 11]).choice(len(x1), 128, replace=False)
     rows = []
     for k in ks:
-        gradients = {g: encoder_gradients(params, model, x1[batch], x2[batch], k, g, draws, seed) for g in B.GRADIENTS}
-        rows += [dict(model=model, stage=stage, k=k, gradient=g, **gradient_measures(gradients[g], gradients["iwae"])) for g in B.GRADIENTS]
+        gradients = {g: K.encoder_gradients(params, B.objective_of(model, k, g), x1[batch], x2[batch], draws, [seed, 10, k]) for g in B.GRADIENTS}
+        rows += [dict(model=model, stage=stage, k=k, gradient=g, **K.gradient_measures(gradients[g], gradients["iwae"])) for g in B.GRADIENTS]
     return rows
 
 
@@ -457,29 +440,12 @@ BOUND_FIXED_K = 8                    # the sigma panel's K
 BOUND_STEPS = {"pinwheel": 2000, "digits": 1500}   # Adam steps of direct maximisation; each also run at twice as many
 
 
-def maximise_k_sample_cross_term(x1_class, c, num_classes, k, sigma, steps, config, seed):
-    """Maximise the K-sample cross term alone (K.k_sample_cross_term_objective) over the x1 decoder and the label expert, the
-    decoder's std fixed at sigma, from a random start, full batch, the step size decaying linearly from 0.02 to 0 (the K
-    version of theorem_check's direct maximisation). Its final value (k_sample_cross_term, 200 replicates) and spread ratio."""
-    x2_class = S.one_hot(np.full(len(x1_class), c), num_classes)
-    start = S.init_params(npr.default_rng([seed, 13, k]), num_classes, config["latent_dim"], x1_class.shape[1], config["hidden"])
-    fixed = np.array(2.0 * np.log(sigma))
-
-    def objective(p, x1, x2, rng):                                               # checked at maximise's edge
-        return K.k_sample_cross_term_objective.__wrapped__(dict(p, decoder_x1_log_var=fixed), x1, x2, rng, k)
-    params, history = S.maximise(objective, dict(start, decoder_x1_log_var=fixed), x1_class, x2_class, seed=seed, num_steps=steps,
-                                 batch_size=None, step_size=lambda t: 0.02 * (1.0 - t / steps), print_fn=None, name="L^K")
-    params = dict(params, decoder_x1_log_var=fixed)
-    value, error = K.k_sample_cross_term(params, x1_class, *T.class_label_posterior(params, "mmvae", num_classes, c),
-                                         npr.default_rng([seed, 14, k]), k)
-    spread = S.spread_ratio(S.generate_from_labels(params, x2_class, npr.default_rng([seed, 15]), "mmvae"), x1_class)
-    return dict(value=value, error=error, spread_ratio=spread, final_objective=float(np.mean(history[-50:])))
 
 
 def bound_study_task(x1_class, c, num_classes, k, sigma, config, seed, data):
     """One (class, K, sigma): direct maximisation at BOUND_STEPS and twice as many, beside the constant mean and l*(sigma)."""
     steps = BOUND_STEPS[data] // (4 if config.get("quick") else 1)
-    runs = [maximise_k_sample_cross_term(x1_class, c, num_classes, k, sigma, n, config, seed) for n in (steps, 2 * steps)]
+    runs = [K.maximise_k_sample_cross_term(x1_class, c, num_classes, k, sigma, n, config["latent_dim"], config["hidden"], seed) for n in (steps, 2 * steps)]
     star = NP.npmle_bounds(x1_class, sigma)
     return dict(runs[1], value_half_steps=runs[0]["value"], spread_half_steps=runs[0]["spread_ratio"], steps=2 * steps, k=k,
                 sigma=sigma, constant=NP.mixture_log_likelihood(x1_class, np.mean(x1_class, axis=0)[None, :], np.ones(1), sigma),

@@ -263,3 +263,17 @@ def test_label_stratum_term_is_the_objectives_last_stratum_written_out(small_pro
     joint = onp.exp(S.log_prior(g) + S.decoder_x1_log_likelihood(params, x1, g) + S.decoder_x2_log_likelihood(params, x2, g))
     per_replicate = onp.mean(onp.log(onp.mean(joint / q, axis=1)), axis=-1)
     assert abs(value - per_replicate.mean()) < 1e-10 and abs(error - per_replicate.std(ddof=1) / onp.sqrt(5)) < 1e-10
+
+
+def test_gradient_measures_on_draws_with_a_known_bias_and_noise():
+    """samples = reference + a fixed offset d + noise of std 0.1: the bias |d| / |mean reference|, chi^2/df far above 1; with
+    the same noise added to both, no offset: chi^2/df about 1 (below 2 over 50 coordinates); SNR |mean| / std by hand."""
+    reference = 1.0 + rng(1).standard_normal((400, 50))
+    offset = onp.full(50, 0.05)
+    biased = K.gradient_measures(reference + offset + 0.1 * rng(2).standard_normal((400, 50)), reference)
+    assert abs(biased["bias"] - onp.linalg.norm(offset) / onp.linalg.norm(reference.mean(axis=0))) < 0.01 and biased["chi2_per_df"] > 50
+    unbiased = K.gradient_measures(reference + 0.1 * rng(3).standard_normal((400, 50)), reference)
+    assert unbiased["chi2_per_df"] < 2
+    assert abs(K.gradient_measures(reference, reference)["snr"] - onp.median(onp.abs(reference.mean(0)) / reference.std(0, ddof=1))) < 1e-12
+    with pytest.raises(ValueError, match="reference must have samples' shape"):
+        K.gradient_measures(reference, reference[:, :3])
