@@ -21,7 +21,8 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
-import theorem_check as T  # noqa: E402  (its argument types; the timed code runs in fresh interpreters)
+import runs as R  # noqa: E402
+import theorem_check as T  # noqa: E402  (write_json; the timed code runs in fresh interpreters)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ("mvae", "mmvae", "mopoe")
@@ -113,7 +114,7 @@ def peer_step_milliseconds(torch_python, peer_script):
 
 def executable_file(text):
     """An argparse type: an existing, executable file."""
-    T.input_file(text)
+    R.input_file(text)
     if not os.access(text, os.X_OK):
         raise argparse.ArgumentTypeError(f"{text} is not executable")
     return text
@@ -128,16 +129,16 @@ def module_folder(text):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n")[0], allow_abbrev=False)
-    parser.add_argument("--rounds", type=T.int_at_least(1), default=3, help="interleaved rounds; the table shows the median (default 3)")
+    parser.add_argument("--rounds", type=R.int_at_least(1), default=3, help="interleaved rounds; the table shows the median (default 3)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to time (default all three)")
     parser.add_argument("--quick", action="store_true", help="the default width at batch 128 in float64 only")
     parser.add_argument("--against", type=module_folder, help="a folder with another version of surjvae_np.py to time alike")
     parser.add_argument("--torch-python", type=executable_file, help="python of a venv with torch, to time --peer")
-    parser.add_argument("--peer", type=T.input_file, help="a plain-PyTorch peer script that answers --steptime-only --act tanh")
+    parser.add_argument("--peer", type=R.input_file, help="a plain-PyTorch peer script that answers --steptime-only --act tanh")
     parser.add_argument("--estimators", action="store_true",
                         help="instead: the MMVAE's step on the digits at K = 30 under each gradient estimator, and its ratio to iwae's")
-    parser.add_argument("--json", type=T.output_file, metavar="PATH", help="also write the table's numbers to PATH")
-    args = T.refuse_repeats(parser, argv)
+    parser.add_argument("--json", type=R.output_file, metavar="PATH", help="also write the table's numbers to PATH")
+    args = R.refuse_repeats(parser, argv)
     if args.estimators and (args.against or args.torch_python or args.quick or args.models != list(MODELS)):
         parser.error("--estimators times its own cases: not with --against, --torch-python, --peer, --quick or --models")
     if bool(args.torch_python) != bool(args.peer):
@@ -191,7 +192,7 @@ def main(argv=None):
     print(f"bench configuration: rounds={args.rounds}, models={args.models}, quick={args.quick}, estimators={args.estimators}, against={args.against}, "
           f"torch_python={args.torch_python}, peer={args.peer}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
           flush=True)
-    return T.interruptible(lambda: run(args, time.perf_counter()))
+    return R.interruptible(lambda: run(args, time.perf_counter()))
 
 
 def run_estimators(args, start):

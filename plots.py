@@ -26,6 +26,7 @@ from matplotlib.patches import Ellipse  # noqa: E402
 import beyond_the_paper as B  # noqa: E402
 import data_sets as D  # noqa: E402
 import mopoe_mmvaeplus as MM  # noqa: E402
+import runs as R  # noqa: E402
 import studies as ST  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
@@ -588,7 +589,7 @@ def output_folder(text):
     existing = path if os.path.isdir(path) else os.path.dirname(path)
     if not os.path.isdir(existing):
         raise argparse.ArgumentTypeError(f"neither {text} nor its parent folder exists")
-    problem = T.writable_folder(existing)
+    problem = R.writable_folder(existing)
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return text
@@ -597,26 +598,26 @@ def output_folder(text):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="plots.py", description=__doc__.split("\n")[0], allow_abbrev=False)
     add = parser.add_argument
-    add("--seed", type=T.int_at_least(0, S.MAX_SEED), default=None, help="seed for training and for the plotted samples (default: the JSON's, else 0)")
+    add("--seed", type=R.int_at_least(0, S.MAX_SEED), default=None, help="seed for training and for the plotted samples (default: the JSON's, else 0)")
     add("--out", type=output_folder, default="figures", help="folder for the PNGs (default figures)")
-    add("--from-json", metavar="PATH", type=T.input_file, help="draw from theorem_check.py or studies.py --json output instead of training")
+    add("--from-json", metavar="PATH", type=R.input_file, help="draw from theorem_check.py or studies.py --json output instead of training")
     add("--quick", action="store_true", help="smaller, faster runs (for tests; not with --from-json)")
     add("--data", choices=("pinwheel", "digits"), default=None,
         help="which check to train and draw (default pinwheel; not with --from-json: its data decide)")
     add("--models", nargs="+", choices=B.MODELS, default=None,
         help="models to train (default the paper's: mvae mmvae; beyond it mopoe, mmvaeplus; not with --from-json)")
     add("--sweep", action="store_true", help="also draw surjectivity_sweep.png (runs studies.py's sweep unless the JSON has it)")
-    add("--study-json", nargs="+", metavar="PATH", type=T.input_file,
+    add("--study-json", nargs="+", metavar="PATH", type=R.input_file,
         help="draw only collapse_strength.png and robustness.png, from studies.py --study --json files (a row per data set; "
              "runs of other seeds of one data set are drawn together)")
-    add("--bound-json", nargs="+", metavar="PATH", type=T.input_file,
+    add("--bound-json", nargs="+", metavar="PATH", type=R.input_file,
         help="draw only theorem1_beyond_k.png, from studies.py --bound-study --json output (and, beside it, an --importance-samples "
              "run at a fixed --decoder-std, whose trained K-sample cross terms are drawn too)")
-    add("--gradient-json", metavar="PATH", type=T.input_file,
+    add("--gradient-json", metavar="PATH", type=R.input_file,
         help="draw only gradient_estimators.png, from studies.py --gradient-study --json output")
-    add("--views-json", nargs="+", metavar="PATH", type=T.input_file,
+    add("--views-json", nargs="+", metavar="PATH", type=R.input_file,
         help="draw only augmentation.png, from studies.py --data digit-views --json files (one panel each)")
-    args = T.refuse_repeats(parser, argv)
+    args = R.refuse_repeats(parser, argv)
     alone = [flag for flag, value in (("--study-json", args.study_json), ("--views-json", args.views_json),
                                       ("--gradient-json", args.gradient_json), ("--bound-json", args.bound_json)) if value]
     if alone and (args.from_json or args.sweep or args.seed is not None or len(alone) > 1):
@@ -779,7 +780,7 @@ def prepare(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    return T.interruptible(lambda: draw_all(args, time.perf_counter()))
+    return R.interruptible(lambda: draw_all(args, time.perf_counter()))
 
 
 def draw_all(args, start):

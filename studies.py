@@ -28,6 +28,7 @@ import k_samples as K  # noqa: E402
 import log_likelihood as L  # noqa: E402
 import mopoe_mmvaeplus as MM  # noqa: E402
 import npmle as NP  # noqa: E402
+import runs as R  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
 from theorem_check import largest, smallest  # noqa: E402
@@ -68,7 +69,7 @@ def run_sweep(args, config, x1, labels, radial, print_fn):
     refined = [D.refine_labels(radial, labels, k) for k in args.sweep_ks]
     tasks = [(f"trained {model} with {k} sub-label{'s' * (k > 1)} per arm", T.train_model, (model, x1, x2, args.seed, config))
              for k, (_, x2) in zip(args.sweep_ks, refined) for model in args.models]
-    trained = iter(T.run_tasks(tasks, args.jobs, print_fn))
+    trained = iter(R.run_tasks(tasks, args.jobs, print_fn))
     return [sweep_point(k, {model: next(trained)[0] for model in args.models}, x1, fine, np.shape(x2)[1], config["nodes"], args.seed)
             for k, (fine, x2) in zip(args.sweep_ks, refined)]
 
@@ -296,7 +297,7 @@ def run_study(args, print_fn):
     settings, seeds = study_settings(args.study, args.data, args.study_gradients), args.study_seeds or STUDY[args.data]["seeds"]
     keys = list(dict.fromkeys(study_key(*setting) for setting in settings))
     jobs = sorted([(key, seed) for key in keys for seed in seeds], key=lambda job: -job[0][2])     # the largest K first
-    evaluated = T.run_tasks([(f"trained and evaluated {describe_key(key)}, seed {seed}", study_task, (key, x1, labels, num_classes, seed, config))
+    evaluated = R.run_tasks([(f"trained and evaluated {describe_key(key)}, seed {seed}", study_task, (key, x1, labels, num_classes, seed, config))
                              for key, seed in jobs], args.jobs, print_fn)
     rows = {(key, seed): rows for (key, seed), rows in zip(jobs, evaluated)}
     entries = [{"part": part, "value": value, "model": model, "gradient": gradient, "seed": seed, "rows": rows[study_key(part, value, model, gradient), seed]}
@@ -406,7 +407,7 @@ def run_gradient_study(args, print_fn):
     x2, ks, draws = S.one_hot(labels, num_classes), (1, 4) if args.quick else GRADIENT_KS, 40 if args.quick else 400
     stages = (0, config["steps"] // 4, config["steps"]) if args.quick else GRADIENT_STAGES
     tasks = [(f"gradients of mmvae after {stage} steps", gradient_study_task, ("mmvae", stage, x1, x2, args.seed, ks, draws)) for stage in stages]
-    rows = [row for part in T.run_tasks(tasks, args.jobs, print_fn) for row in part]
+    rows = [row for part in R.run_tasks(tasks, args.jobs, print_fn) for row in part]
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config, draws=draws), "gradient_study": rows, "checks": [],
             "findings": T.as_dicts(gradient_findings(rows))}
 
@@ -464,7 +465,7 @@ def run_bound_study(args, print_fn):
     classes = range(1 if args.quick else num_classes)
     tasks = [(f"class {c}, K = {k}, sigma = {s}", bound_study_task, (x1[labels == c], c, num_classes, k, s, config, args.seed, args.data))
              for c in classes for k, s in sorted(settings, key=lambda setting: -setting[0])]
-    rows = T.run_tasks(tasks, args.jobs, print_fn)
+    rows = R.run_tasks(tasks, args.jobs, print_fn)
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "bound_study": rows,
             "checks": T.as_dicts(bound_checks(rows)), "findings": []}
 
@@ -585,7 +586,7 @@ def run_views(args, print_fn):
     """--data digit-views: the MVAE and the MMVAE on the digits' paired views, with or without flip augmentation."""
     config = views_config(args)
     x1, _ = D.load_digits()
-    results = T.run_tasks([(f"trained and evaluated {model} on the views, --augment {args.augment}", views_task,
+    results = R.run_tasks([(f"trained and evaluated {model} on the views, --augment {args.augment}", views_task,
                             (model, x1, args.augment, args.seed, config)) for model in args.models], args.jobs, print_fn)
     rows, groups = [r[2] for r in results], [r[3] for r in results]
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "views": rows, "groups": groups,
@@ -635,12 +636,12 @@ def format_views(results):
 def add_study_arguments(add):
     """The flags of the experiments."""
     add("--sweep", action="store_true", help="the surjectivity sweep, beside the check on the pinwheel (about a minute)")
-    add("--sweep-ks", nargs="+", type=T.int_at_least(1), default=None, metavar="K",
+    add("--sweep-ks", nargs="+", type=R.int_at_least(1), default=None, metavar="K",
         help="sub-labels per arm for --sweep (default 1 2 4 8 16 32)")
     add("--study", nargs="+", choices=tuple(STUDY_PARTS), default=None,
         help="instead of the check: what controls the collapse's strength, over seeds (half an hour on the pinwheel; "
              "hours on digits, where one K = 30 training takes minutes)")
-    add("--study-seeds", nargs="+", type=T.int_at_least(0, S.MAX_SEED), default=None, metavar="SEED",
+    add("--study-seeds", nargs="+", type=R.int_at_least(0, S.MAX_SEED), default=None, metavar="SEED",
         help="seeds of --study (default 0-4 on the pinwheel, 0-2 on digits); runs of other seeds can be drawn together")
     add("--study-gradients", nargs="+", choices=B.GRADIENTS, default=list(B.GRADIENTS), metavar="GRADIENT",
         help="the gradient estimators of --study importance-samples (default all: iwae stl dreg dreg-mix)")
@@ -681,7 +682,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="studies.py", description=__doc__.split("\n")[0], allow_abbrev=False)
     T.add_check_arguments(parser.add_argument, data_choices=("pinwheel", "digits", "digit-views"))
     add_study_arguments(parser.add_argument)
-    args = T.refuse_repeats(parser, argv)
+    args = R.refuse_repeats(parser, argv)
     views = args.data == "digit-views"
     not_applying = T.flags_not_applying(args) + study_flags_not_applying(args)
     if not_applying:
@@ -779,7 +780,7 @@ def main(argv=None):
         results = run(args, None if args.quiet else print)
         print_experiments(results, args, T.run_config(args) if args.data != "digit-views" else None)
         return T.report(args, results, start)
-    return T.interruptible(body)
+    return R.interruptible(body)
 
 
 if __name__ == "__main__":

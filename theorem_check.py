@@ -21,12 +21,8 @@ if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")        # before NumPy loads: small matrices, no BLAS threads
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
-import multiprocessing  # noqa: E402
-import signal  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import autograd.numpy as np  # noqa: E402
@@ -37,6 +33,7 @@ from numpy.polynomial.hermite_e import hermegauss  # noqa: E402
 import beyond_the_paper as B  # noqa: E402
 import data_sets as D  # noqa: E402
 import log_likelihood as L  # noqa: E402
+import runs as R  # noqa: E402
 import surjvae_np as S  # noqa: E402
 
 JSON_FORMAT = 4                 # the layout of --json; plots.py --from-json reads this version only
@@ -246,42 +243,6 @@ def train_model(model, x1, x2, seed, config, print_fn=None):
                    **model_options(model, config))
 
 
-# ================================================================ tasks, on up to --jobs processes
-
-def call_task(task):
-    """Run one task (what, function, arguments): function(*arguments), in a worker or here."""
-    return task[1](*task[2])
-
-
-def worker_pool(processes):
-    """Forked workers that ignore Ctrl-C (the parent stops the pool: no worker prints a traceback); a Ctrl-C while they
-    start is recorded, not lost: the pool is then stopped and KeyboardInterrupt raised."""
-    received = []
-    handler = signal.signal(signal.SIGINT, lambda *_: received.append(True))
-    try:
-        pool = multiprocessing.get_context("fork").Pool(processes, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
-    finally:
-        signal.signal(signal.SIGINT, handler)
-    if received:
-        pool.terminate()
-        raise KeyboardInterrupt
-    return pool
-
-
-def run_tasks(tasks, jobs, print_fn):
-    """call_task's result for every task (what, function, arguments), in order; on `jobs` forked processes if jobs > 1.
-    Every task draws only from its own seeded generators, so the results do not depend on jobs."""
-    start, results, parallel = time.perf_counter(), [], jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods()
-    print_fn is None or print_fn(f"  {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
-    with worker_pool(min(jobs, len(tasks))) if parallel else contextlib.nullcontext() as pool:
-        for index, result in enumerate(pool.imap(call_task, tasks) if parallel else map(call_task, tasks)):
-            results.append(result)
-            elapsed, left = time.perf_counter() - start, len(tasks) - index - 1       # a line per task: elapsed, time left
-            if print_fn is not None:
-                print_fn(f"  [{index + 1}/{len(tasks)}] {tasks[index][0]}  ({elapsed:.1f} s{f', about {elapsed / (index + 1) * left:.0f} s left' if left else ''})")
-    return results
-
-
 # ================================================================ one row: a model, a decoder, a class
 
 def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
@@ -415,7 +376,7 @@ def trained_and_untrained(args, config, x1, labels, num_classes, print_fn):
     tasks = ([(f"trained {model}", train_model, (model, x1, x2, args.seed, config, progress)) for model in order]
              + [(f"maximised L_1 alone, class {c}", maximise_cross_modal_term, (x1[labels == c], c, num_classes, config, args.seed))
                 for c in range(num_classes)])
-    results = run_tasks(tasks, args.jobs, print_fn)
+    results = R.run_tasks(tasks, args.jobs, print_fn)
     trained = {model: dict(zip(order, results))[model] for model in args.models}          # paper order again
     untrained = {model: untrained_params(model, config, x1, num_classes, args.seed) for model in args.models}
     return trained, untrained, results[len(args.models):]
@@ -427,7 +388,7 @@ def check(args, print_fn):
     x1, labels, radial, num_classes = data = load_data(args, config)
     trained, untrained, direct = trained_and_untrained(args, config, x1, labels, num_classes, print_fn)
     keys = [(model, decoder, c) for model in args.models for decoder in ("trained", "untrained") for c in range(num_classes)]
-    evaluations = run_tasks([(f"evaluated the {decoder} {model}, class {c}", evaluate_class,
+    evaluations = R.run_tasks([(f"evaluated the {decoder} {model}, class {c}", evaluate_class,
                               (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels, num_classes, c,
                                config, [args.seed, 4, index])) for index, (model, decoder, c) in enumerate(keys)], args.jobs, print_fn)
     rows = [dict(model=model, decoder=decoder, **row) for (model, decoder, _), row in zip(keys, evaluations)]
@@ -463,7 +424,7 @@ def check_arrays(x1, labels, models=("mvae", "mmvae"), print_fn=None, **options)
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")
         argv += [flag] if value is True else [] if value is False else [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
-    args = refuse_repeats(parser, argv)
+    args = R.refuse_repeats(parser, argv)
     S.check_array(np.asarray(x1, dtype=float) if np.asarray(x1).dtype.kind in "iuf" else x1, "x1", 2)
     S.fail_unless(np.ndim(labels) == 1 and len(labels) == len(x1), f"labels must be one per row of x1: {np.shape(labels)} for {np.shape(x1)}")
     S.fail_unless(len(np.unique(labels)) >= 2, f"the data need at least two labels, got {len(np.unique(labels))}")
@@ -542,80 +503,33 @@ def print_verdicts(results):
 
 # ================================================================ arguments
 
-def argument_type(convert, valid, requirement):
-    """An argparse type: convert(text), refused unless valid(value), with "expected ..." or "must be {requirement}"."""
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if convert is int else 'a number'}, got {text[:40]!r}")
-        if not valid(value):
-            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text[:40]}")
-        return value
-    return parse
-
-
-def int_at_least(minimum, maximum=None):
-    """An argparse type: an integer >= minimum (and <= maximum)."""
-    return argument_type(int, lambda value: minimum <= value <= (maximum if maximum is not None else value),
-                         f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else ""))
-
-
-positive_number = argument_type(float, lambda value: np.isfinite(value) and value > 0, "a finite number > 0")
-
-
-def writable_folder(folder):
-    """None if a file can be created in folder (tried: a read-only or virtual file system says no only then), else why not."""
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder):
-            return None
-    except OSError as error:
-        return f"the folder {folder} does not exist" if not os.path.isdir(folder) else f"cannot write in the folder {folder}: {error.strerror}"
-
-
-def path_type(problem_of):
-    """An argparse type: the path, refused with problem_of(path) when that is not None (an empty path always)."""
-    def parse(text):
-        problem = "the path is empty" if not text.strip() else problem_of(text)
-        if problem:
-            raise argparse.ArgumentTypeError(problem)
-        return text
-    return parse
-
-
-input_file = path_type(lambda text: None if os.path.isfile(text) else f"{text} is not a file")
-output_file = path_type(lambda text: f"{text} is a folder; give a file name" if os.path.isdir(text) else
-                        f"{text} is not a regular file (a FIFO, a device?); give a file name" if os.path.exists(text) and not os.path.isfile(text)
-                        else writable_folder(os.path.dirname(os.path.abspath(text))))
-
-
 def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     """The flags of the check, which studies.py takes too: the data, the models and every setting of the check."""
-    add("--seed", type=int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
-    add("--data", type=data_choice(data_choices), default="pinwheel", metavar="{" + ",".join(data_choices) + ",PATH}",
+    add("--seed", type=R.int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
+    add("--data", type=R.data_choice(data_choices), default="pinwheel", metavar="{" + ",".join(data_choices) + ",PATH}",
         help="the paper's pinwheel (default), handwritten digits" + (", paired views of digits (digit-views, the augmentation test)"
         if "digit-views" in data_choices else "") + ", or your own data: a .csv with a header and a label column, or a .npz holding "
         "x1 and labels")
     add("--label-column", default=None, metavar="NAME", help="with --data FILE.csv: the column of labels (default label)")
-    add("--latent", type=int_at_least(1), default=None, help="latent size (default 2; 8 on digits)")
-    add("--hidden", type=int_at_least(1), nargs="+", default=None, metavar="H",
+    add("--latent", type=R.int_at_least(1), default=None, help="latent size (default 2; 8 on digits)")
+    add("--hidden", type=R.int_at_least(1), nargs="+", default=None, metavar="H",
         help="hidden layer sizes of every network (default 32; 128 on digits)")
-    add("--classes", type=int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
-    add("--per-class", type=int_at_least(MIN_PER_CLASS), default=None,
+    add("--classes", type=R.int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
+    add("--per-class", type=R.int_at_least(MIN_PER_CLASS), default=None,
         help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
-    add("--steps", type=int_at_least(1), default=None, help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, "
+    add("--steps", type=R.int_at_least(1), default=None, help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, "
         f"{STEPS_BEYOND_TWO_CLASSES} for more, {DIGITS['steps']} on digits; --quick {QUICK['steps']}, {DIGITS_QUICK['steps']})")
     add("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
         help="models to train and check: the paper's (default mvae mmvae), and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
-    add("--jobs", type=int_at_least(1), default=2, help="processes for training (default 2; results do not depend on it)")
+    add("--jobs", type=R.int_at_least(1), default=2, help="processes for training (default 2; results do not depend on it)")
     add("--quick", action="store_true", help="smaller everything (for tests)")
-    add("--json", metavar="PATH", type=output_file, help="write every number and check to PATH")
+    add("--json", metavar="PATH", type=R.output_file, help="write every number and check to PATH")
     add("--quiet", action="store_true", help="print only the table, the checks and the time")
-    add("--private-dim", type=int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
+    add("--private-dim", type=R.int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
     add("--auxiliary", choices=tuple(B.AUXILIARY), default=None, help="MMVAE+'s auxiliary priors: free log-variances (default), "
         "softplus scales (the authors' Normal variant) or softmax scales of mean one (the authors' Laplace variant)")
-    add("--decoder-std", type=positive_number, default=None, metavar="S", help="fix the x1 decoder's std at S in x1's units (default learned)")
-    add("--importance-samples", type=int_at_least(1), default=1, metavar="K",
+    add("--decoder-std", type=R.positive_number, default=None, metavar="S", help="fix the x1 decoder's std at S in x1's units (default learned)")
+    add("--importance-samples", type=R.int_at_least(1), default=1, metavar="K",
         help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser; default 1, Eq. 5)")
     add("--gradient", choices=B.GRADIENTS, default="iwae", help="the MMVAE's and MoPoE's gradient estimator: iwae (autograd's gradient "
         "of the objective, default), stl (what the MMVAE's official code computes), dreg (Tucker et al.'s, as intended; biased for "
@@ -665,26 +579,10 @@ def check_data_sizes_and_scales(parser, args):
             parser.error(f"{flag}: a training step would hold about {gib:.3g} GiB, more than this script's budget of {MEMORY_BUDGET_GIB:g} GiB")
 
 
-def refuse_repeats(parser, argv):
-    """parser.error naming every flag given twice in argv (--flag or --flag=value), and every value a list flag repeats:
-    argparse would silently keep the last (--seed 0 --seed 1) or both (--models mvae mvae)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    flags = [word.split("=")[0] for word in argv if word.startswith("--")]
-    repeated = sorted({flag for flag in flags if flags.count(flag) > 1})
-    if repeated:
-        parser.error(f"{', '.join(repeated)} given more than once (give each flag once)")
-    args = parser.parse_args(argv)
-    for name, values in vars(args).items():
-        twice = sorted({str(v) for v in values if values.count(v) > 1}) if isinstance(values, list) else []
-        if twice:
-            parser.error(f"--{name.replace('_', '-')} lists {', '.join(twice)} twice (give each once)")
-    return args
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="theorem_check.py", description=__doc__.split("\n")[0], allow_abbrev=False)
     add_check_arguments(parser.add_argument)
-    args = refuse_repeats(parser, argv)
+    args = R.refuse_repeats(parser, argv)
     not_applying = flags_not_applying(args)
     if not_applying:
         parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
@@ -698,15 +596,6 @@ def describe_own_data(args):
     return f"{'arrays' if getattr(args, 'arrays', None) is not None else args.data} ({len(x1)} points, {x1.shape[1]} columns, {len(names)} labels)"
 
 
-def data_choice(choices):
-    """An argparse type: one of choices, or the path of an existing .csv or .npz file."""
-    def parse(text):
-        if text in choices or (text.endswith((".csv", ".npz")) and os.path.isfile(text)):
-            return text
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(choices)}, or give an existing .csv or .npz file)")
-    return parse
-
-
 def describe(args, config):
     """The configuration line printed first: what the run will use, defaults filled in."""
     data = ("digits (1797 images, 10 labels)" if args.data == "digits" else f"pinwheel ({args.classes} classes x {config['per_class']} points)"
@@ -715,15 +604,6 @@ def describe(args, config):
     return (f"seed={args.seed}, data={data}, models={' '.join(args.models)}{mmvaeplus}, steps per model={config['steps']}, "
             f"latent={config['latent_dim']}, hidden={config['hidden']}, decoder std={config['decoder_std'] or 'learned'}, "
             f"importance samples K={config['importance_samples']}, gradient={config['gradient']}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
-
-
-def interruptible(main_body):
-    """main_body(), but Ctrl-C ends it with one line and exit status 130 (the workers stop with it)."""
-    try:
-        return main_body()
-    except KeyboardInterrupt:
-        print(f"{os.path.basename(sys.argv[0]) or 'python'}: interrupted; nothing was written", file=sys.stderr)
-        return 130
 
 
 def main(argv=None):
@@ -736,7 +616,7 @@ def main(argv=None):
         print(format_table(results["rows"]))
         print(format_notes(results, config))
         return report(args, results, start)
-    return interruptible(body)
+    return R.interruptible(body)
 
 
 def report(args, results, start):

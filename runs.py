@@ -1,0 +1,133 @@
+"""runs: what every script shares (theorem_check.py, studies.py, plots.py, bench.py): argparse types that refuse bad
+input with a message naming it, repeated flags refused, tasks on up to --jobs forked processes with progress, and Ctrl-C
+ending a run with one line. No mathematics here; nothing imported from the project.
+"""
+import argparse
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+# ================================================================ tasks, on up to --jobs processes
+
+def call_task(task):
+    """Run one task (what, function, arguments): function(*arguments), in a worker or here."""
+    return task[1](*task[2])
+
+
+def worker_pool(processes):
+    """Forked workers that ignore Ctrl-C (the parent stops the pool: no worker prints a traceback); a Ctrl-C while they
+    start is recorded, not lost: the pool is then stopped and KeyboardInterrupt raised."""
+    received = []
+    handler = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        pool = multiprocessing.get_context("fork").Pool(processes, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    if received:
+        pool.terminate()
+        raise KeyboardInterrupt
+    return pool
+
+
+def run_tasks(tasks, jobs, print_fn):
+    """call_task's result for every task (what, function, arguments), in order; on `jobs` forked processes if jobs > 1.
+    Every task draws only from its own seeded generators, so the results do not depend on jobs."""
+    start, results, parallel = time.perf_counter(), [], jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    print_fn is None or print_fn(f"  {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
+    with worker_pool(min(jobs, len(tasks))) if parallel else contextlib.nullcontext() as pool:
+        for index, result in enumerate(pool.imap(call_task, tasks) if parallel else map(call_task, tasks)):
+            results.append(result)
+            elapsed, left = time.perf_counter() - start, len(tasks) - index - 1       # a line per task: elapsed, time left
+            if print_fn is not None:
+                print_fn(f"  [{index + 1}/{len(tasks)}] {tasks[index][0]}  ({elapsed:.1f} s{f', about {elapsed / (index + 1) * left:.0f} s left' if left else ''})")
+    return results
+
+
+def interruptible(main_body):
+    """main_body(), but Ctrl-C ends it with one line and exit status 130 (the workers stop with it)."""
+    try:
+        return main_body()
+    except KeyboardInterrupt:
+        print(f"{os.path.basename(sys.argv[0]) or 'python'}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+# ================================================================ arguments
+
+def argument_type(convert, valid, requirement):
+    """An argparse type: convert(text), refused unless valid(value), with "expected ..." or "must be {requirement}"."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if convert is int else 'a number'}, got {text[:40]!r}")
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text[:40]}")
+        return value
+    return parse
+
+
+def int_at_least(minimum, maximum=None):
+    """An argparse type: an integer >= minimum (and <= maximum)."""
+    return argument_type(int, lambda value: minimum <= value <= (maximum if maximum is not None else value),
+                         f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else ""))
+
+
+positive_number = argument_type(float, lambda value: np.isfinite(value) and value > 0, "a finite number > 0")
+
+
+def writable_folder(folder):
+    """None if a file can be created in folder (tried: a read-only or virtual file system says no only then), else why not."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            return None
+    except OSError as error:
+        return f"the folder {folder} does not exist" if not os.path.isdir(folder) else f"cannot write in the folder {folder}: {error.strerror}"
+
+
+def path_type(problem_of):
+    """An argparse type: the path, refused with problem_of(path) when that is not None (an empty path always)."""
+    def parse(text):
+        problem = "the path is empty" if not text.strip() else problem_of(text)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return text
+    return parse
+
+
+input_file = path_type(lambda text: None if os.path.isfile(text) else f"{text} is not a file")
+output_file = path_type(lambda text: f"{text} is a folder; give a file name" if os.path.isdir(text) else
+                        f"{text} is not a regular file (a FIFO, a device?); give a file name" if os.path.exists(text) and not os.path.isfile(text)
+                        else writable_folder(os.path.dirname(os.path.abspath(text))))
+
+
+def refuse_repeats(parser, argv):
+    """parser.error naming every flag given twice in argv (--flag or --flag=value), and every value a list flag repeats:
+    argparse would silently keep the last (--seed 0 --seed 1) or both (--models mvae mvae)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = [word.split("=")[0] for word in argv if word.startswith("--")]
+    repeated = sorted({flag for flag in flags if flags.count(flag) > 1})
+    if repeated:
+        parser.error(f"{', '.join(repeated)} given more than once (give each flag once)")
+    args = parser.parse_args(argv)
+    for name, values in vars(args).items():
+        twice = sorted({str(v) for v in values if values.count(v) > 1}) if isinstance(values, list) else []
+        if twice:
+            parser.error(f"--{name.replace('_', '-')} lists {', '.join(twice)} twice (give each once)")
+    return args
+
+
+def data_choice(choices):
+    """An argparse type: one of choices, or the path of an existing .csv or .npz file."""
+    def parse(text):
+        if text in choices or (text.endswith((".csv", ".npz")) and os.path.isfile(text)):
+            return text
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(choices)}, or give an existing .csv or .npz file)")
+    return parse

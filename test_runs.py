@@ -1,0 +1,67 @@
+"""Tests for runs: the scripts' shared argument types, repeated-flag refusal and task runner."""
+import argparse
+import os
+
+import pytest
+
+import runs as R
+
+
+def _square_plus(x, y):
+    return x * x + y
+
+
+def test_run_tasks_keeps_order_and_does_not_depend_on_jobs():
+    tasks = [(f"task {i}", _square_plus, (i, 10 * i)) for i in range(7)]
+    lines = []
+    alone, forked = R.run_tasks(tasks, 1, None), R.run_tasks(tasks, 2, lines.append)
+    assert alone == forked == [i * i + 10 * i for i in range(7)]
+    assert lines[0].startswith("  7 tasks on") and lines[-1].startswith("  [7/7] task 6")
+
+
+@pytest.mark.parametrize("text, message", [("x", "expected an integer, got 'x'"), ("2", "must be >= 3 and <= 5, got 2"),
+                                           ("6", "must be >= 3 and <= 5, got 6")])
+def test_int_at_least_refuses_naming_the_value(text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        R.int_at_least(3, 5)(text)
+    assert R.int_at_least(3, 5)("4") == 4
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "0", "-1"])
+def test_positive_number_refuses_non_finite_and_non_positive(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="a finite number > 0"):
+        R.positive_number(text)
+
+
+def test_paths_refused_with_the_reason(tmp_path):
+    with pytest.raises(argparse.ArgumentTypeError, match="is a folder"):
+        R.output_file(str(tmp_path))
+    with pytest.raises(argparse.ArgumentTypeError, match="does not exist"):
+        R.output_file(str(tmp_path / "missing" / "out.json"))
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a file"):
+        R.input_file(str(tmp_path / "missing.json"))
+    with pytest.raises(argparse.ArgumentTypeError, match="the path is empty"):
+        R.input_file(" ")
+    assert R.output_file(str(tmp_path / "out.json")) == str(tmp_path / "out.json")
+    assert not os.path.exists(tmp_path / "out.json")          # checking the folder leaves nothing behind
+
+
+@pytest.mark.parametrize("argv, message", [(["--seed", "0", "--seed", "1"], "--seed given more than once"),
+                                           (["--seed=0", "--seed", "1"], "--seed given more than once"),
+                                           (["--models", "a", "a"], "--models lists a twice")])
+def test_refuse_repeats_names_the_flag(argv, message, capsys):
+    parser = argparse.ArgumentParser(prog="p")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", nargs="+", default=["a"])
+    with pytest.raises(SystemExit):
+        R.refuse_repeats(parser, argv)
+    assert message in capsys.readouterr().err
+    assert R.refuse_repeats(parser, ["--models", "a", "b"]).models == ["a", "b"]
+
+
+def test_interruptible_turns_ctrl_c_into_status_130(capsys):
+    def body():
+        raise KeyboardInterrupt
+    assert R.interruptible(body) == 130
+    assert "interrupted; nothing was written" in capsys.readouterr().err
+    assert R.interruptible(lambda: 7) == 7
