@@ -87,6 +87,20 @@ def load_table(path, label_column="label"):
     return x1, labels, values, hashlib.sha256(content).hexdigest()
 
 
+@S.checked
+def stratified_split(labels, fraction, rng):
+    """Held-out points: a mask (N,), True on round(fraction n_c) points of every label c, drawn by rng (a fixed one gives the
+    same split for every training seed). Refused if a label would hold out none, or keep fewer than two for training."""
+    held_out = onp.zeros(len(labels), dtype=bool)
+    for c in onp.unique(labels):
+        members = onp.flatnonzero(labels == c)
+        count = int(round(fraction * len(members)))
+        S.fail_unless(1 <= count <= len(members) - 2, f"a held-out fraction of {fraction:g} holds out {count} of label {c}'s "
+                      f"{len(members)} points; at least one must be held out and two kept")
+        held_out[rng.choice(members, size=count, replace=False)] = True
+    return held_out
+
+
 def label_indices(values):
     """Labels of any kind (N,) as indices 0..C-1 (N,), and the C distinct values in that order."""
     distinct, index = onp.unique(values, return_inverse=True)
@@ -220,7 +234,8 @@ def check_sweep_labels(labels, arguments):
     S.fail_unless(labels.size > 0 and labels.min() >= 0, "labels must be a non-empty array of labels 0..C-1")
     counts = onp.bincount(labels)
     S.fail_unless(onp.all(counts > 0), f"label {int(onp.argmin(counts))} has no points; labels must be 0..C-1, each used")
-    S.fail_unless(arguments["k"] <= counts.min(), f"k = {arguments['k']} exceeds the size of the smallest class ({counts.min()} points)")
+    S.fail_unless("k" not in arguments or arguments["k"] <= counts.min(), f"k = {arguments.get('k')} exceeds the size of the smallest "
+                  f"class ({counts.min()} points)")
 
 
 ARGUMENT_CHECKS = {"k": S.number("k", integer=True, positive=True)}      # k before the labels it splits
@@ -231,6 +246,8 @@ ARGUMENT_CHECKS.update({
     "view_dim": S.number("view_dim", integer=True, positive=True),
     "path": lambda path, arguments: S.fail_unless(path is None or (isinstance(path, str) and path.strip()),
                                                   f"path must be None or a file's path, got {path!r}"),
+    "fraction": lambda fraction, arguments: S.check_number(fraction, "fraction") or S.fail_unless(
+        0 < fraction < 1, f"fraction must lie strictly between 0 and 1, got {fraction}"),
     "label_column": lambda name, arguments: S.fail_unless(isinstance(name, str) and name.strip(), f"label_column must be a column's name, got {name!r}"),
 })
 VIEWS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: S.check_params(params, VIEWS_KEYS),

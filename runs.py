@@ -4,11 +4,13 @@ ending a run with one line. No mathematics here; nothing imported from the proje
 """
 import argparse
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
 import sys
 import tempfile
+import textwrap
 import time
 
 import numpy as np
@@ -36,18 +38,44 @@ def worker_pool(processes):
     return pool
 
 
-def run_tasks(tasks, jobs, print_fn):
+def run_tasks(tasks, jobs, print_fn, phase="tasks"):
     """call_task's result for every task (what, function, arguments), in order; on `jobs` forked processes if jobs > 1.
-    Every task draws only from its own seeded generators, so the results do not depend on jobs."""
+    Every task draws only from its own seeded generators, so the results do not depend on jobs. print_fn: a line as the
+    phase starts and one per task, with the time the phase has left at its pace so far."""
     start, results, parallel = time.perf_counter(), [], jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods()
-    print_fn is None or print_fn(f"  {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
+    print_fn is None or print_fn(f"{phase}: {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
     with worker_pool(min(jobs, len(tasks))) if parallel else contextlib.nullcontext() as pool:
         for index, result in enumerate(pool.imap(call_task, tasks) if parallel else map(call_task, tasks)):
             results.append(result)
-            elapsed, left = time.perf_counter() - start, len(tasks) - index - 1       # a line per task: elapsed, time left
+            elapsed, left = time.perf_counter() - start, len(tasks) - index - 1
             if print_fn is not None:
-                print_fn(f"  [{index + 1}/{len(tasks)}] {tasks[index][0]}  ({elapsed:.1f} s{f', about {elapsed / (index + 1) * left:.0f} s left' if left else ''})")
+                print_fn(f"  [{index + 1}/{len(tasks)}] {tasks[index][0]}" + (f"  (about {duration(elapsed / (index + 1) * left)} left in {phase})" if left else ""))
     return results
+
+
+def print_progress(start, line):
+    """A progress line on stderr (stdout holds the results: `> out.txt` keeps only them), after the seconds since start."""
+    print(f"[{time.perf_counter() - start:7.1f} s] {line}", file=sys.stderr, flush=True)
+
+
+def progress(start):
+    """The scripts' print_fn for progress: print_progress from start (a partial, so that worker processes can take it)."""
+    return functools.partial(print_progress, start)
+
+
+def duration(seconds):
+    """seconds in words a person reads at once: 40 s, 12 min, 3.5 h, 6.2 days, 9.4 weeks."""
+    for unit, size in (("weeks", 604800), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}" if seconds < 20 * size else f"{seconds / size:.0f} {unit}"
+    return f"{max(seconds, 1.0):.0f} s"
+
+
+def wrap(text, width=100, indent="  "):
+    """Prose printed by the scripts (legends, notes, configuration) in lines of at most width columns, each line after a
+    paragraph's first after indent; tables stay as they are."""
+    return "\n".join(textwrap.fill(paragraph, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False)
+                     for paragraph in text.split("\n"))
 
 
 def interruptible(main_body):
@@ -81,6 +109,7 @@ def int_at_least(minimum, maximum=None):
 
 
 positive_number = argument_type(float, lambda value: np.isfinite(value) and value > 0, "a finite number > 0")
+fraction = argument_type(float, lambda value: 0 < value < 1, "a number strictly between 0 and 1")
 
 
 def writable_folder(folder):

@@ -69,7 +69,7 @@ def run_sweep(args, config, x1, labels, radial, print_fn):
     refined = [D.refine_labels(radial, labels, k) for k in args.sweep_ks]
     tasks = [(f"trained {model} with {k} sub-label{'s' * (k > 1)} per arm", T.train_model, (model, x1, x2, args.seed, config))
              for k, (_, x2) in zip(args.sweep_ks, refined) for model in args.models]
-    trained = iter(R.run_tasks(tasks, args.jobs, print_fn))
+    trained = iter(R.run_tasks(tasks, args.jobs, print_fn, "the sweep"))
     return [sweep_point(k, {model: next(trained)[0] for model in args.models}, x1, fine, np.shape(x2)[1], config["nodes"], args.seed)
             for k, (fine, x2) in zip(args.sweep_ks, refined)]
 
@@ -274,13 +274,14 @@ def describe_key(key):
     return ", ".join([model] + (setting or ["the reference setting"]))
 
 
-def study_task(key, x1, labels, num_classes, seed, config):
-    """Train one study setting and evaluate its trained rows (run in a worker process)."""
+def study_task(key, x1, labels, num_classes, seed, config, held_out=None):
+    """Train one study setting and evaluate its trained rows, on held_out (x1, labels, num_classes) too if given (run in a
+    worker process)."""
     model, decoder_std, importance_samples, auxiliary, gradient = key
     config = dict(config, decoder_std=decoder_std, importance_samples=importance_samples, auxiliary=auxiliary or "free",
                   gradient=gradient, conditional_samples=STUDY_CONDITIONAL_SAMPLES)
     params, _ = T.train_model(model, x1, S.one_hot(labels, num_classes), seed, config)
-    rows = [T.evaluate_class(params, model, x1, labels, num_classes, c, config, [seed, 10, c]) for c in range(num_classes)]
+    rows = [T.evaluate_class(params, model, x1, labels, num_classes, c, config, [seed, 10, c], held_out) for c in range(num_classes)]
     if model == "mmvaeplus":
         for row in rows:
             x2_class = S.one_hot(np.full(row["num_points"], row["class"]), num_classes)
@@ -293,17 +294,19 @@ def study_task(key, x1, labels, num_classes, seed, config):
 def run_study(args, print_fn):
     """Every setting of --study for every seed: trained rows, the study's checks (Eq. 6 and Jensen on every row)."""
     config = T.run_config(args)
-    x1, labels, _, num_classes = T.load_data(args, config)
+    (x1, labels, _, num_classes), held_out = T.load_data(args, config), T.held_out_data(args, config)
     settings, seeds = study_settings(args.study, args.data, args.study_gradients), args.study_seeds or STUDY[args.data]["seeds"]
     keys = list(dict.fromkeys(study_key(*setting) for setting in settings))
     jobs = sorted([(key, seed) for key in keys for seed in seeds], key=lambda job: -job[0][2])     # the largest K first
-    evaluated = R.run_tasks([(f"trained and evaluated {describe_key(key)}, seed {seed}", study_task, (key, x1, labels, num_classes, seed, config))
-                             for key, seed in jobs], args.jobs, print_fn)
+    evaluated = R.run_tasks([(f"trained and evaluated {describe_key(key)}, seed {seed}", study_task, (key, x1, labels, num_classes, seed, config, held_out))
+                             for key, seed in jobs], args.jobs, print_fn, "the study")
     rows = {(key, seed): rows for (key, seed), rows in zip(jobs, evaluated)}
     entries = [{"part": part, "value": value, "model": model, "gradient": gradient, "seed": seed, "rows": rows[study_key(part, value, model, gradient), seed]}
                for part, value, model, gradient in settings for seed in seeds]
     all_rows = [row for key_rows in rows.values() for row in key_rows]
-    return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "study": entries, "data_coherence": L.leave_one_out_coherence(x1, labels),
+    held = {} if held_out is None else {"held_out": {"labels": held_out[1].tolist(), "coherence": L.leave_one_out_coherence(*held_out[:2]),
+                                                      "source": T.HELD_OUT_SOURCE["pinwheel" if args.data == "pinwheel" else "split"]}}
+    return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "study": entries, **held, "data_coherence": L.leave_one_out_coherence(x1, labels),
             "checks": T.as_dicts(study_checks(all_rows)), "findings": []}
 
 
@@ -329,11 +332,12 @@ def seed_interval(per_seed):
     return float(np.mean(values)), float(np.mean(values) - half), float(np.mean(values) + half)
 
 
-def setting_summary(entries, field):
-    """seed_interval of the class mean of field, each seed one value; for log p(x1|x2) only seeds whose every class is
-    reliable count. (mean, low, high, seeds left out)."""
-    per_seed = [np.mean([r[field] for r in e["rows"]]) for e in entries
-                if field != "conditional" or all(r["conditional_reliable"] for r in e["rows"])]
+def setting_summary(entries, field, held_out=False):
+    """seed_interval of the class mean of field (held_out: on the held-out points), each seed one value; for log p(x1|x2)
+    only seeds whose every class is reliable count. (mean, low, high, seeds left out)."""
+    rows_of = (lambda e: [r["held_out"] for r in e["rows"]]) if held_out else (lambda e: e["rows"])
+    per_seed = [np.mean([r[field] for r in rows_of(e)]) for e in entries
+                if field != "conditional" or all(r["conditional_reliable"] for r in rows_of(e))]
     return seed_interval(per_seed) + (len(entries) - len(per_seed),) if per_seed else (float("nan"),) * 3 + (len(entries),)
 
 
@@ -352,17 +356,37 @@ def format_study(results):
     for part in dict.fromkeys(e["part"] for e in entries):
         header = (f"{'setting':>10s} {'model':9s} {'gradient':8s}" + "".join(f" {name:>26s}" for name in
                   ("spread ratio", "sampled spread", "gap to bound", "log p(x1|x2)", "coherence")) + f" {'sigma':>7s}")
-        lines += [f"Study: {part} (beyond the paper); mean over seeds of each seed's class mean [95 % interval over seeds]; gap and log p "
-                  "per point; log p over the seeds whose every class is reliable", header, "-" * len(header)]
-        for value, model, gradient in dict.fromkeys((e["value"], e["model"], e.get("gradient", "iwae")) for e in entries if e["part"] == part):
-            chosen = [e for e in entries if (e["part"], e["value"], e["model"], e.get("gradient", "iwae")) == (part, value, model, gradient)]
-            setting = "learned" if value is None and part == "decoder-std" else ("-" if value is None else str(value))
+        lines += [R.wrap(f"Study: {part} (beyond the paper); mean over seeds of each seed's class mean [95 % interval over seeds]; gap "
+                         "and log p per point; log p over the seeds whose every class is reliable"), header, "-" * len(header)]
+        for setting, model, gradient, chosen in setting_groups(entries, part):
             lines.append(f"{setting:>10s} {model:9s} {gradient:8s} " + " ".join(summarise(setting_summary(chosen, field)) for field in STUDY_FIELDS)
                          + f" {np.mean([r['decoder_std'] for e in chosen for r in e['rows']]):7.3f}")
         if part == "auxiliary":
             lines.append(format_auxiliary_study(entries))
+        if "held_out" in results:
+            lines.append(format_held_out_study(entries, part))
         lines.append("")
     return "\n".join(lines)
+
+
+HELD_OUT_FIELDS = ("spread_ratio", "conditional", "coherence")
+
+
+def setting_groups(entries, part):
+    """(setting in words, model, gradient, its entries: one per seed) for every setting and model of part, in study order."""
+    for value, model, gradient in dict.fromkeys((e["value"], e["model"], e.get("gradient", "iwae")) for e in entries if e["part"] == part):
+        setting = "learned" if value is None and part == "decoder-std" else ("-" if value is None else str(value))
+        yield setting, model, gradient, [e for e in entries if (e["part"], e["value"], e["model"], e.get("gradient", "iwae")) == (part, value, model, gradient)]
+
+
+def format_held_out_study(entries, part):
+    """The held-out points' spread ratio, log p(x1|x2) and coherence per setting and model of part, as format_study's."""
+    header = f"{'setting':>10s} {'model':9s} {'gradient':8s}" + "".join(f" {name:>26s}" for name in ("held-out spread", "held-out log p", "held-out coher."))
+    lines = ["On held-out points (never trained on): the same generations' spread ratio against each held-out class's spread, "
+             "log p(x1|x2) per point, coherence against the held-out points", header, "-" * len(header)]
+    for setting, model, gradient, chosen in setting_groups(entries, part):
+        lines.append(f"{setting:>10s} {model:9s} {gradient:8s} " + " ".join(summarise(setting_summary(chosen, field, True)) for field in HELD_OUT_FIELDS))
+    return "\n".join([R.wrap(lines[0])] + lines[1:])
 
 
 def format_auxiliary_study(entries):
@@ -407,7 +431,7 @@ def run_gradient_study(args, print_fn):
     x2, ks, draws = S.one_hot(labels, num_classes), (1, 4) if args.quick else GRADIENT_KS, 40 if args.quick else 400
     stages = (0, config["steps"] // 4, config["steps"]) if args.quick else GRADIENT_STAGES
     tasks = [(f"gradients of mmvae after {stage} steps", gradient_study_task, ("mmvae", stage, x1, x2, args.seed, ks, draws)) for stage in stages]
-    rows = [row for part in R.run_tasks(tasks, args.jobs, print_fn) for row in part]
+    rows = [row for part in R.run_tasks(tasks, args.jobs, print_fn, "the gradient study") for row in part]
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config, draws=draws), "gradient_study": rows, "checks": [],
             "findings": T.as_dicts(gradient_findings(rows))}
 
@@ -465,7 +489,7 @@ def run_bound_study(args, print_fn):
     classes = range(1 if args.quick else num_classes)
     tasks = [(f"class {c}, K = {k}, sigma = {s}", bound_study_task, (x1[labels == c], c, num_classes, k, s, config, args.seed, args.data))
              for c in classes for k, s in sorted(settings, key=lambda setting: -setting[0])]
-    rows = R.run_tasks(tasks, args.jobs, print_fn)
+    rows = R.run_tasks(tasks, args.jobs, print_fn, "the bound study")
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "bound_study": rows,
             "checks": T.as_dicts(bound_checks(rows)), "findings": []}
 
@@ -587,7 +611,7 @@ def run_views(args, print_fn):
     config = views_config(args)
     x1, _ = D.load_digits()
     results = R.run_tasks([(f"trained and evaluated {model} on the views, --augment {args.augment}", views_task,
-                            (model, x1, args.augment, args.seed, config)) for model in args.models], args.jobs, print_fn)
+                            (model, x1, args.augment, args.seed, config)) for model in args.models], args.jobs, print_fn, "the views")
     rows, groups = [r[2] for r in results], [r[3] for r in results]
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "views": rows, "groups": groups,
             "data_mirror_asymmetry": D.mirror_asymmetry(x1), "checks": T.as_dicts(views_checks(groups)),
@@ -740,7 +764,9 @@ def print_experiments(results, args, config):
         print(format_views(results))
     else:
         print(T.format_table(results["rows"]))
-        print(T.format_notes(results, config))
+        if "held_out" in results:
+            print(T.format_held_out(results["rows"]))
+        print(R.wrap(T.format_notes(results, config)))
     if results.get("mmvaeplus_diagnostics"):
         print("\n" + format_private_diagnostics(results["mmvaeplus_diagnostics"]))
     if results.get("sweep"):
@@ -772,12 +798,15 @@ def describe(args):
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    print("studies configuration: " + describe(args), flush=True)
     run = run_study if args.study else run_gradient_study if args.gradient_study else run_bound_study if args.bound_study else run_views if args.data == "digit-views" else \
         run_check_with_experiments
 
     def body():
-        results = run(args, None if args.quiet else print)
+        if run is run_check_with_experiments:
+            T.announce("studies", describe(args), args, T.run_config(args), start)     # the check's trainings estimated first
+        else:
+            print(R.wrap("studies configuration: " + describe(args)), flush=True)
+        results = run(args, None if args.quiet else R.progress(start))
         print_experiments(results, args, T.run_config(args) if args.data != "digit-views" else None)
         return T.report(args, results, start)
     return R.interruptible(body)

@@ -314,6 +314,7 @@ def test_quick_digit_views_collapse_with_flip_and_not_without(quick_views, tmp_p
     (["--data", "digit-views", "--models", "mopoe"], "--models applies only to the check"),
     (["--data", "digit-views", "--importance-samples", "4"], "--importance-samples applies only to the check"),
     (["--data", "digit-views", "--study", "auxiliary"], "--study applies only to --data pinwheel or digits"),
+    (["--data", "digit-views", "--test-fraction", "0.2"], "--test-fraction applies only to the pinwheel, digits and your data"),
 ])
 def test_studies_reject_bad_view_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as error:
@@ -649,6 +650,86 @@ def test_check_arrays_refuses_bad_arguments_with_a_value_error(own_files):
                           (lambda: T.check_arrays(x1, onp.zeros(len(x1))), "at least two labels")):
         with pytest.raises(ValueError, match=message):
             call()
+
+
+# ---------------------------------------------------------------- held-out data: --test-fraction
+
+def test_held_out_pinwheel_is_a_fresh_sample_and_changes_no_training_number(tmp_path, capsys):
+    """--test-fraction on the pinwheel: the training rows are those of the run without it (the held-out columns draw from
+    their own generator); F of all points held out, none of them trained on; the held-out spread ratio divides the same
+    generations by the held-out class's spread (an identity); the held-out table and finding are printed."""
+    runs = {}
+    for name, extra in (("plain", []), ("held", ["--test-fraction", "0.2"])):
+        path = tmp_path / f"{name}.json"
+        assert T.main(["--quick", "--jobs", "1", "--steps", "60", "--json", str(path), *extra]) == 0
+        runs[name] = json.loads(path.read_text())
+    out = capsys.readouterr().out
+    plain, held = runs["plain"], runs["held"]
+    assert [{k: v for k, v in r.items() if k != "held_out"} for r in held["rows"]] == plain["rows"] and held["data"] == plain["data"]
+    x1_test, labels_test = onp.array(held["held_out"]["x1"]), onp.array(held["held_out"]["labels"])
+    assert onp.bincount(labels_test).tolist() == [25, 25] and held["held_out"]["source"].startswith("a fresh pinwheel sample")
+    assert not any(onp.any(onp.all(x == onp.array(held["data"]["x1"]), axis=1)) for x in x1_test)
+    x1, labels = onp.array(held["data"]["x1"]), onp.array(held["data"]["labels"])
+    for r in held["rows"]:
+        h = r["held_out"]
+        onp.testing.assert_allclose(h["spread_ratio"] * S.total_variance(x1_test[labels_test == r["class"]]),
+                                    r["spread_ratio"] * S.total_variance(x1[labels == r["class"]]), rtol=1e-10)
+        assert h["num_points"] == 25 and onp.isfinite(h["conditional"]) and 0 <= h["coherence"] <= 1
+    assert "Held-out points (never trained on)" in out and "log p(x1|x2) on held-out points" in out
+    assert [f["name"].split(":")[0] for f in held["findings"]][-1] == "log p(x1|x2) on held-out points"
+
+
+def test_held_out_digits_and_own_data_are_a_stratified_split_fixed_across_seeds(own_files):
+    """On the digits, F of every label held out, disjoint from the training points and together all of them, the same
+    points for every --seed; check_arrays takes test_fraction too."""
+    x1_all, labels_all = D.load_digits()
+    splits = []
+    for seed in ("0", "1"):
+        args = T.parse_args(["--data", "digits", "--test-fraction", "0.2", "--seed", seed])
+        config = T.run_config(args)
+        (x1, labels, _, _), (x1_test, labels_test, _) = T.load_data(args, config), T.held_out_data(args, config)
+        splits.append(x1_test)
+        assert len(x1) + len(x1_test) == len(x1_all) and onp.bincount(labels_test).tolist() == [
+            int(round(0.2 * n)) for n in onp.bincount(labels_all)]
+        together = onp.concatenate([x1, x1_test])
+        assert sorted(map(tuple, together)) == sorted(map(tuple, x1_all))          # disjoint, and nothing lost
+    assert onp.array_equal(*splits)
+    _, x1, labels = own_files
+    result = T.check_arrays(x1, labels, quick=True, jobs=1, steps=40, test_fraction=0.25)
+    assert [r["held_out"]["num_points"] for r in result["rows"]][:2] == [15, 15] and len(result["data"]["x1"]) == 90
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--test-fraction", "0"], "must be a number strictly between 0 and 1, got 0"), (["--test-fraction", "1"], "strictly between 0 and 1"),
+    (["--test-fraction", "nan"], "strictly between 0 and 1, got nan"), (["--test-fraction", "x"], "expected a number, got 'x'"),
+    (["--data", "digits", "--test-fraction", "0.95"], "fewer than 20 points to train on.*hold out fewer"),
+    (["--per-class", "20", "--test-fraction", "0.01"], "--test-fraction: a held-out fraction of 0.01 holds out no pinwheel point"),
+])
+def test_a_bad_test_fraction_is_refused_before_any_work(argv, message, capsys):
+    refused(capsys, lambda: T.main(argv), message)
+
+
+def test_a_long_run_is_estimated_before_it_starts_and_prose_fits_100_columns(capsys):
+    """--steps 10^11: the estimate (from steps timed here, none of the 10^11 run) says weeks (a step under 12 microseconds
+    would be needed for less); the quick run's prose lines (configuration, legends, notes, verdicts) fit 100 columns, its
+    tables 140, and its progress goes to stderr."""
+    args = T.parse_args(["--quick", "--steps", str(10 ** 11)])
+    seconds, text = T.training_estimate(args, T.run_config(args))
+    assert seconds > 2 * 604800 and "weeks" in text and f"{10 ** 11} steps per model" in text
+    assert T.main(["--quick", "--jobs", "1", "--steps", "60", "--test-fraction", "0.2"]) == 0
+    out, err = capsys.readouterr()
+    table = re.compile(r"^(mvae|mmvae|model|-{20})")
+    assert all(len(line) <= (140 if table.match(line) else 100) for line in out.splitlines()), max(out.splitlines(), key=len)
+    assert "training: about" in err and "[1/4] trained mmvae" in err and "[1/4]" not in out
+
+
+def test_the_study_reports_held_out_columns(tmp_path, capsys):
+    path = tmp_path / "study.json"
+    assert ST.main(["--quick", "--quiet", "--study", "importance-samples", "--study-seeds", "0", "--study-gradients", "iwae",
+                    "--test-fraction", "0.2", "--steps", "60", "--json", str(path)]) == 0
+    study, out = json.loads(path.read_text()), capsys.readouterr().out
+    assert "On held-out points (never trained on)" in out and study["held_out"]["source"].startswith("a fresh pinwheel sample")
+    assert all(onp.isfinite(r["held_out"]["conditional"]) and r["held_out"]["num_points"] == 25 for e in study["study"] for r in e["rows"])
 
 
 def test_the_readmes_python_example_runs_as_a_file_from_anywhere(tmp_path):

@@ -92,3 +92,15 @@ def test_views_reject_bad_input():
         D.views_objective(S.init_params(rng(3), 16, 3, 64, (5,)), x1, D.pooled_view(x1), rng(), "mmvae")
     with pytest.raises(ValueError, match="x2 has 5 rows but x1 has 6"):
         D.views_objective(params, x1, D.pooled_view(x1)[:5], rng(), "mmvae")
+
+
+def test_stratified_split_holds_out_each_labels_share_reproducibly():
+    labels = onp.repeat([0, 1, 2], [10, 50, 7])
+    mask = D.stratified_split(labels, 0.2, onp.random.default_rng(3))
+    assert [int(mask[labels == c].sum()) for c in range(3)] == [2, 10, 1]                    # round(0.2 n_c), 1.4 -> 1
+    assert onp.array_equal(mask, D.stratified_split(labels, 0.2, onp.random.default_rng(3)))
+    assert not onp.array_equal(mask, D.stratified_split(labels, 0.2, onp.random.default_rng(4)))
+    for fraction, message in ((0.01, "holds out 0 of label 0's 10 points"), (0.9, "holds out 9 of label 0's 10 points"),
+                              (1.0, "strictly between 0 and 1"), (float("nan"), "fraction must be a finite number")):
+        with pytest.raises(ValueError, match=message):
+            D.stratified_split(labels, fraction, onp.random.default_rng(3))

@@ -16,7 +16,7 @@ def test_run_tasks_keeps_order_and_does_not_depend_on_jobs():
     lines = []
     alone, forked = R.run_tasks(tasks, 1, None), R.run_tasks(tasks, 2, lines.append)
     assert alone == forked == [i * i + 10 * i for i in range(7)]
-    assert lines[0].startswith("  7 tasks on") and lines[-1].startswith("  [7/7] task 6")
+    assert lines[0].startswith("tasks: 7 tasks on") and lines[-1].startswith("  [7/7] task 6") and "left in tasks" in lines[1]
 
 
 @pytest.mark.parametrize("text, message", [("x", "expected an integer, got 'x'"), ("2", "must be >= 3 and <= 5, got 2"),
@@ -65,3 +65,11 @@ def test_interruptible_turns_ctrl_c_into_status_130(capsys):
     assert R.interruptible(body) == 130
     assert "interrupted; nothing was written" in capsys.readouterr().err
     assert R.interruptible(lambda: 7) == 7
+
+
+def test_duration_reads_at_once_and_wrap_keeps_every_word():
+    assert [R.duration(s) for s in (0.2, 40, 130, 3 * 3600, 5 * 86400, 60 * 86400)] == ["1 s", "40 s", "2.2 min", "3.0 h", "5.0 days", "8.6 weeks"]
+    text = "word " * 60 + "a/very/long/path/that/must/not/be/broken/" * 4
+    wrapped = R.wrap(text, 50)
+    assert wrapped.split() == text.split() and all(len(line) <= 50 for line in wrapped.splitlines()[:-1])
+    assert all(line.startswith("  ") for line in wrapped.splitlines()[1:])

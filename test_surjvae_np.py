@@ -748,9 +748,10 @@ def test_adaptive_quadrature_doubles_until_converged_and_gives_up_past_the_cap()
 def test_theorem_check_falls_back_to_monte_carlo_and_says_so(monkeypatch, capsys):
     monkeypatch.setattr(T, "QUADRATURE_TOLERANCE", 1e-30)                # no quadrature can converge
     assert T.main(["--quick", "--models", "mmvae", "--steps", "60", "--jobs", "1"]) == 0     # not --quiet: progress too
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "L_1 by Monte Carlo" in out and "   MC " in out
-    assert "[1/3] trained mmvae" in out and "maximised L_1 alone, class 1" in out and "evaluated the untrained mmvae, class 1" in out
+    assert "[1/3] trained mmvae" in err and "maximised L_1 alone, class 1" in err and "evaluated the untrained mmvae, class 1" in err
+    assert "trained mmvae" not in out and "training: about" in err          # progress and the estimate on stderr, the results on stdout
 
 
 def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
@@ -1110,13 +1111,14 @@ def test_ctrl_c_ends_with_one_line_status_130_no_output_and_no_workers(script, t
     path = tmp_path / "interrupted.json"
     argv = [sys.executable, script, "--quick", "--json", str(path)] + (["--sweep", "--sweep-ks", "1", "2"] if script == "studies.py" else [])
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
-    for line in child.stdout:                                      # the workers have started once the tasks are announced
+    for line in child.stderr:                                      # the workers have started once the tasks are announced (progress: stderr)
         if "tasks on" in line:
             break
     time.sleep(0.5)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
-    assert child.returncode == 130 and err.strip() == f"{script}: interrupted; nothing was written", err[-2000:]
+    assert child.returncode == 130 and err.strip().splitlines()[-1] == f"{script}: interrupted; nothing was written", err[-2000:]
+    assert "Traceback" not in err and all(line.startswith("[") for line in err.strip().splitlines()[:-1]), err[-2000:]   # progress, then the one line
     assert list(tmp_path.iterdir()) == []
     time.sleep(0.5)
     assert [pid for pid in os.listdir("/proc") if pid.isdigit() and str(path) in command_line(pid)] == []

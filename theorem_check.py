@@ -205,16 +205,48 @@ read_table = functools.lru_cache(maxsize=4)(D.load_table)      # run_config, loa
 
 
 def load_data(args, config):
-    """(x1, labels, radial, num_classes): the pinwheel of the arguments, or the digits (radial None)."""
+    """(x1, labels, radial, num_classes) to train on: the pinwheel of the arguments, or the digits or your data (radial None)
+    less the points --test-fraction holds out."""
+    if args.data == "pinwheel":
+        x1, labels, radial = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
+                                             rng=npr.default_rng([args.seed, 3]), return_radial=True)
+        return x1, labels, radial, args.classes
+    x1, labels, num_classes = whole_data(args)
+    kept = ~held_out_mask(args, labels) if getattr(args, "test_fraction", None) else np.ones(len(x1), dtype=bool)
+    return x1[kept], labels[kept], None, num_classes
+
+
+def whole_data(args):
+    """(x1, labels, num_classes) of the digits or your data, before any is held out."""
     if args.data == "digits":
-        x1, labels = D.load_digits()
-        return x1, labels, None, 10
-    if args.data not in ("pinwheel", "digit-views"):
-        x1, labels, names, _ = own_data(args)
-        return x1, labels, None, len(names)
-    x1, labels, radial = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
-                                         rng=npr.default_rng([args.seed, 3]), return_radial=True)
-    return x1, labels, radial, args.classes
+        return (*D.load_digits(), 10)
+    x1, labels, names, _ = own_data(args)
+    return x1, labels, len(names)
+
+
+HELD_OUT_SOURCE = {"pinwheel": "a fresh pinwheel sample, default_rng([seed, 7])",
+                   "split": "a stratified split of the data, the same for every seed (default_rng(7))"}
+SPLIT_SEED = 7       # the digits' and your data's held-out points: one split for every --seed, so seeds are compared on the same points
+
+
+def held_out_mask(args, labels):
+    """--test-fraction F of every label's points (D.stratified_split), the same for every --seed."""
+    return D.stratified_split(labels, args.test_fraction, npr.default_rng(SPLIT_SEED))
+
+
+def held_out_data(args, config):
+    """(x1, labels, num_classes) never trained on, or None without --test-fraction F. The pinwheel: a fresh sample from its
+    generator under another seed, round(F n / (1 - F)) points per class (F of all points, as a split's); else the split's."""
+    if not getattr(args, "test_fraction", None):
+        return None
+    if args.data == "pinwheel":
+        per_class = int(round(config["per_class"] * args.test_fraction / (1.0 - args.test_fraction)))
+        S.fail_unless(per_class >= 1, f"a held-out fraction of {args.test_fraction:g} holds out no pinwheel point ({config['per_class']} per class)")
+        x1, labels = S.make_pinwheel(num_classes=args.classes, num_per_class=per_class, rng=npr.default_rng([args.seed, 7]))
+        return x1, labels, args.classes
+    x1, labels, num_classes = whole_data(args)
+    held = held_out_mask(args, labels)
+    return x1[held], labels[held], num_classes
 
 
 def model_options(model, config):
@@ -234,6 +266,29 @@ def untrained_params(model, config, x1, num_classes, seed):
                                  *(model_options(model, config).get(key) for key in ("private_dim", "auxiliary")))
     fixed = {} if config["decoder_std"] is None else {"decoder_x1_log_var": np.array(2.0 * np.log(config["decoder_std"] / scale))}
     return S.change_x1_units.__wrapped__(dict(params, **fixed), shift, scale)
+
+
+TIMED_STEPS = 10        # training steps timed per model for the estimate printed before a run
+
+
+def training_estimate(args, config):
+    """Seconds the check's trainings will take, and what the estimate is: each model's step timed here over TIMED_STEPS
+    steps (a training of 2 + TIMED_STEPS steps less one of 2, so that setting up is not counted), times --steps, the
+    models spread over --jobs processes. Direct maximisation and the evaluation follow it and are not counted."""
+    x1, labels, _, num_classes = load_data(args, config)
+    per_step = {}
+    for model in args.models:
+        seconds = []
+        for steps in (2, 2 + TIMED_STEPS):
+            start = time.perf_counter()
+            B.train(model, x1, S.one_hot(labels, num_classes), args.seed, config["latent_dim"], config["hidden"], num_steps=steps,
+                    print_fn=None, **model_options(model, config))
+            seconds.append(time.perf_counter() - start)
+        per_step[model] = max(seconds[1] - seconds[0], 0.0) / TIMED_STEPS
+    total = sum(per_step.values()) * config["steps"] / min(args.jobs, len(args.models))
+    return total, (f"training: about {R.duration(total)} ({config['steps']} steps per model; a step: "
+                   + ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds in per_step.items())
+                   + f"; {min(args.jobs, len(args.models))} process(es)); then direct maximisation and the evaluation")
 
 
 def train_model(model, x1, x2, seed, config, print_fn=None):
@@ -271,10 +326,22 @@ def conditional_columns(params, model, x1_class, x2_class, config, rng):
             "conditional_ess": float(np.median(found["ess"])) if sampled else None}
 
 
-def evaluate_class(params, model, x1, labels, num_classes, c, config, seed_sequence):
-    """Every number of one (model, decoder, class) row of the table, per datapoint of class c. Each group of
-    columns draws from its own child of default_rng(seed_sequence), so that none depends on how much another draws."""
-    x1_class, (mc_rng, conditional_rng, generation_rng) = x1[labels == c], npr.default_rng(seed_sequence).spawn(3)
+def held_out_columns(params, model, c, held_out, generated, config, rng):
+    """The row's measures on points never trained on (held_out: x1, labels, num_classes): log p(x1|x2) of the held-out
+    points of class c, and the spread ratio and coherence of the row's label -> x1 generations against the held-out data.
+    x2 is the label, so the generations are the training row's; only what they are measured against changes."""
+    x1_test, labels_test, num_classes = held_out
+    x1_class, (means, noisy) = x1_test[labels_test == c], generated
+    conditional = conditional_columns(params, model, x1_class, S.one_hot(np.full(len(x1_class), c), num_classes), config, rng)
+    return dict(conditional, num_points=len(x1_class), spread_ratio=S.spread_ratio(means, x1_class),
+                spread_ratio_sampled=S.spread_ratio(noisy, x1_class), coherence=L.label_coherence(means, np.full(len(means), c), x1_test, labels_test))
+
+
+def evaluate_class(params, model, x1, labels, num_classes, c, config, seed_sequence, held_out=None):
+    """Every number of one (model, decoder, class) row of the table, per datapoint of class c; with held_out (x1, labels,
+    num_classes), its held_out_columns too. Each group of columns draws from its own child of default_rng(seed_sequence),
+    so that none depends on how much another draws."""
+    x1_class, (mc_rng, conditional_rng, generation_rng, held_out_rng) = x1[labels == c], npr.default_rng(seed_sequence).spawn(4)
     num, x2_class = len(x1_class), S.one_hot(np.full(len(x1_class), c), num_classes)
     posterior = class_label_posterior(params, model, num_classes, c)
     row = dict(l1_columns(params, model, x1_class, x2_class, *posterior, config, mc_rng),
@@ -282,6 +349,8 @@ def evaluate_class(params, model, x1, labels, num_classes, c, config, seed_seque
     means = B.generate_from_labels(params, x2_class, generation_rng, model)
     noisy = B.generate_from_labels(params, x2_class, generation_rng, model, with_noise=True)
     bound = constant_mean_bound(x1_class) / num
+    if held_out is not None:
+        row["held_out"] = held_out_columns(params, model, c, held_out, (means, noisy), config, held_out_rng)
     return dict(row, **{"class": c, "num_points": num, "latent_size": len(posterior[0]), "bound": bound, "gap": bound - row["l1"],
                         "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"])),
                         "spread_ratio": S.spread_ratio(means, x1_class), "spread_ratio_sampled": S.spread_ratio(noisy, x1_class),
@@ -338,18 +407,22 @@ def theorem_checks(rows, stationarity, direct):
             (f"direct maximisation makes the decoder constant in g (spread ratio < 0.05), {every}", spread < 0.05, spread, "largest spread ratio")]
 
 
-def comparison_findings(rows):
-    """The paper's Fig. 2 claim and its consequences, MMVAE against MVAE per class, as checks' tuples: no theorem implies them."""
+def comparison_findings(rows, held_out=False):
+    """The paper's Fig. 2 claim and its consequences, MMVAE against MVAE per class, as checks' tuples: no theorem implies them.
+    With held-out points, log p(x1|x2)'s comparison on them too (the spread ratios' comparison is the same there: both models'
+    generations are divided by the same held-out spread)."""
     trained = {(r["model"], r["class"]): r for r in rows if r["decoder"] == "trained"}
     classes = sorted({c for _, c in trained})
     spread = largest([trained["mmvae", c]["spread_ratio"] / trained["mvae", c]["spread_ratio"] for c in classes])
     gap = largest([trained["mmvae", c]["gap"] / trained["mvae", c]["gap"] for c in classes])
     return [("Fig. 2: MMVAE spread ratio < 0.5 x MVAE's, every class", spread < 0.5, spread, "largest MMVAE / MVAE spread ratio"),
             ("MMVAE's gap to the bound < 0.25 x MVAE's, every class", gap < 0.25, gap, "largest MMVAE / MVAE gap"),
-            conditional_finding([(trained["mvae", c], trained["mmvae", c]) for c in classes])]
+            conditional_finding([(trained["mvae", c], trained["mmvae", c]) for c in classes])] + (
+        [conditional_finding([(trained["mvae", c]["held_out"], trained["mmvae", c]["held_out"]) for c in classes], " on held-out points")]
+        if held_out else [])
 
 
-def conditional_finding(pairs):
+def conditional_finding(pairs, where=""):
     """The MVAE's log p(x1|x2) above the MMVAE's beyond both errors in every class: DOES NOT HOLD if below in one reliable
     class, else HOLDS if above in all, else UNDECIDED (within the errors) or SKIP (a class unreliable)."""
     reliable = [(mvae, mmvae) for mvae, mmvae in pairs if mvae["conditional_reliable"] and mmvae["conditional_reliable"]]
@@ -357,7 +430,7 @@ def conditional_finding(pairs):
     errors = np.array([mvae["conditional_error"] + mmvae["conditional_error"] for mvae, mmvae in reliable])
     above, below, skipped = int(np.sum(differences - errors > 0)), int(np.sum(differences + errors < 0)), len(pairs) - len(reliable)
     verdict = False if below else (True if above == len(pairs) else None)
-    return (f"log p(x1|x2): the MVAE's exceeds the MMVAE's, every class (above in {above}, below in {below} of {len(pairs)}, "
+    return (f"log p(x1|x2){where}: the MVAE's exceeds the MMVAE's, every class (above in {above}, below in {below} of {len(pairs)}, "
             "beyond both errors)", verdict, smallest(differences) if reliable else float("nan"), "smallest MVAE - MMVAE per point"
             + (f"; {skipped} of {len(pairs)} classes skipped: an unreliable log p(x1|x2)" if skipped else ""), skipped)
 
@@ -372,11 +445,11 @@ def as_dicts(items):
 def trained_and_untrained(args, config, x1, labels, num_classes, print_fn):
     """({model: (params, history)}, {model: untrained params in x1's units}, direct maximisation per class)."""
     x2, order = S.one_hot(labels, num_classes), args.models[::-1]     # MoPoE and MMVAE+ train slowest: first
-    progress = functools.partial(print, flush=True) if print_fn is not None and config["steps"] >= 1000 else None
+    progress = print_fn if config["steps"] >= 1000 else None
     tasks = ([(f"trained {model}", train_model, (model, x1, x2, args.seed, config, progress)) for model in order]
              + [(f"maximised L_1 alone, class {c}", maximise_cross_modal_term, (x1[labels == c], c, num_classes, config, args.seed))
                 for c in range(num_classes)])
-    results = R.run_tasks(tasks, args.jobs, print_fn)
+    results = R.run_tasks(tasks, args.jobs, print_fn, "training")
     trained = {model: dict(zip(order, results))[model] for model in args.models}          # paper order again
     untrained = {model: untrained_params(model, config, x1, num_classes, args.seed) for model in args.models}
     return trained, untrained, results[len(args.models):]
@@ -386,22 +459,27 @@ def check(args, print_fn):
     """(everything the check computes as one JSON-ready dict, {model: (params, history)}, (x1, labels, radial, num_classes))."""
     config = run_config(args)
     x1, labels, radial, num_classes = data = load_data(args, config)
+    held_out = held_out_data(args, config)
     trained, untrained, direct = trained_and_untrained(args, config, x1, labels, num_classes, print_fn)
     keys = [(model, decoder, c) for model in args.models for decoder in ("trained", "untrained") for c in range(num_classes)]
     evaluations = R.run_tasks([(f"evaluated the {decoder} {model}, class {c}", evaluate_class,
                               (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels, num_classes, c,
-                               config, [args.seed, 4, index])) for index, (model, decoder, c) in enumerate(keys)], args.jobs, print_fn)
+                               config, [args.seed, 4, index], held_out)) for index, (model, decoder, c) in enumerate(keys)], args.jobs, print_fn,
+                              "evaluation")
     rows = [dict(model=model, decoder=decoder, **row) for (model, decoder, _), row in zip(keys, evaluations)]
     first = trained[args.models[0]][0]
     stationarity = [dict(check_stationarity(first, x1[labels == c], *class_label_posterior(first, args.models[0], num_classes, c),
                                             config, npr.default_rng([args.seed, 5, c])), **{"class": c}) for c in range(num_classes)]
-    findings = comparison_findings(rows) if {"mvae", "mmvae"} <= set(args.models) else []
+    findings = comparison_findings(rows, held_out is not None) if {"mvae", "mmvae"} <= set(args.models) else []
     arguments = {name: value for name, value in vars(args).items() if name != "arrays"}           # check_arrays' arrays: in "data"
     results = {"format": JSON_FORMAT, "config": dict(arguments, **config), "rows": rows, "stationarity": stationarity,
                "direct_maximisation": direct, "data_coherence": L.leave_one_out_coherence(x1, labels),
                "checks": as_dicts(theorem_checks(rows, stationarity, direct)), "findings": as_dicts(findings),
                "histories": {m: h.tolist() for m, (_, h) in trained.items()},
                "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
+    if held_out is not None:
+        results["held_out"] = {"x1": held_out[0].tolist(), "labels": held_out[1].tolist(), "coherence": L.leave_one_out_coherence(*held_out[:2]),
+                               "source": HELD_OUT_SOURCE["pinwheel" if args.data == "pinwheel" else "split"]}
     if args.data not in ("pinwheel", "digits", "digit-views"):
         results["data_file"] = {"name": "arrays" if getattr(args, "arrays", None) is not None else args.data, "sha256": own_data(args)[3],
                                 "label_names": [str(name) for name in own_data(args)[2]]}
@@ -456,15 +534,32 @@ def write_json(results, path):
 def format_table(rows):
     header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'bound':>8s} {'L_1':>9s} {'by':>5s} {'MC +- SE':>18s} {'gap':>8s}"
               f" {'log p(x1|x2) +- error':>21s} {'by':>7s} {'sigma':>6s} {'spread':>6s} {'sampled':>7s} {'coher.':>6s}")
-    lines = ["Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes per axis) "
+    legend = ("Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes per axis) "
              "or Monte Carlo (MC; error 4 SE); gap = bound - L_1; log p(x1|x2) under the same r_M, by the grid rule (gridn: n nodes per axis; "
              "error = its last change, a sign of convergence) or importance sampling from a Laplace proposal (IS; error 4 SE; '!' = "
              "unreliable: a run's Pareto k too high, or the two runs disagree); sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of "
-             "x1 ~ p(x1|g); coher. = label coherence", header, "-" * len(header)]
+             "x1 ~ p(x1|g); coher. = label coherence")
+    lines = [R.wrap(legend), header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
                      f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f} {r['conditional']:11.4f} +- {r['conditional_error']:6.4f}"
                      f"{' !'[not r['conditional_reliable']]}{r['conditional_method']:>7s} {r['decoder_std']:6.3f} {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
+    return "\n".join(lines)
+
+
+def format_held_out(rows):
+    """The held-out measures beside the training ones, per trained or untrained decoder and class."""
+    header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'points':>6s} {'log p(x1|x2) +- error':>21s} {'by':>7s} {'trained on':>10s}"
+              f" {'spread':>6s} {'trained on':>10s} {'coher.':>6s} {'trained on':>10s}")
+    legend = ("Held-out points (never trained on), beside the same row's measures on the training points: log p(x1|x2) per point "
+             "('!' = unreliable); spread = the same generations' spread ratio against the held-out class's own spread; coher. = "
+             "their label coherence against the held-out points")
+    lines = [R.wrap(legend), header, "-" * len(header)]
+    for r in rows:
+        h = r["held_out"]
+        lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {h['num_points']:6d} {h['conditional']:11.4f} +- {h['conditional_error']:6.4f}"
+                     f"{' !'[not h['conditional_reliable']]}{h['conditional_method']:>7s} {r['conditional']:10.4f} {h['spread_ratio']:6.3f}"
+                     f" {r['spread_ratio']:10.3f} {h['coherence']:6.3f} {r['coherence']:10.3f}")
     return "\n".join(lines)
 
 
@@ -493,12 +588,13 @@ def print_verdicts(results):
     """The checks (PASS, FAIL, SKIP) and the findings (HOLDS, DOES NOT HOLD, UNDECIDED, or SKIP for unreliable rows)."""
     print("\nChecks (Theorem 1 and the numerics it is checked with; a FAIL sets the exit status):")
     for item in results["checks"]:
-        print(f"  {({True: 'PASS', False: 'FAIL', None: 'SKIP'}[item['passed']])}  {item['name']}: {item['value']:.3g} ({item['measures']})")
+        print(R.wrap(f"  {({True: 'PASS', False: 'FAIL', None: 'SKIP'}[item['passed']])}  {item['name']}: {item['value']:.3g} ({item['measures']})",
+                     indent=" " * 8))
     if results["findings"]:
         print("Findings (measured on these trained models; they do not set the exit status):")
     for item in results["findings"]:
         verdict = {True: "HOLDS", False: "DOES NOT HOLD", None: "SKIP" if item.get("skipped") else "UNDECIDED"}[item["passed"]]
-        print(f"  {verdict}  {item['name']}: {item['value']:.3g} ({item['measures']})")
+        print(R.wrap(f"  {verdict}  {item['name']}: {item['value']:.3g} ({item['measures']})", indent=" " * 8))
 
 
 # ================================================================ arguments
@@ -514,6 +610,9 @@ def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     add("--latent", type=R.int_at_least(1), default=None, help="latent size (default 2; 8 on digits)")
     add("--hidden", type=R.int_at_least(1), nargs="+", default=None, metavar="H",
         help="hidden layer sizes of every network (default 32; 128 on digits)")
+    add("--test-fraction", type=R.fraction, default=None, metavar="F", help="also measure log p(x1|x2), coherence and the spread ratio "
+        "on points never trained on, F of all points: on the pinwheel a fresh sample (another seed); on digits and your data a "
+        "stratified split, the same for every --seed (default: none held out)")
     add("--classes", type=R.int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
     add("--per-class", type=R.int_at_least(MIN_PER_CLASS), default=None,
         help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
@@ -541,6 +640,7 @@ def flags_not_applying(args):
     pinwheel, plus, mixtures = args.data == "pinwheel", "mmvaeplus" in args.models, bool({"mmvae", "mopoe"} & set(args.models))
     return [(flag, reason) for flag, given, reason in (
         ("--classes", args.classes != 2 and not pinwheel, "the pinwheel"), ("--per-class", args.per_class is not None and not pinwheel, "the pinwheel"),
+        ("--test-fraction", getattr(args, "test_fraction", None) is not None and args.data == "digit-views", "the pinwheel, digits and your data"),
         ("--label-column", args.label_column is not None and not str(args.data).endswith(".csv"), "--data FILE.csv"),
         ("--private-dim", args.private_dim is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
         ("--auxiliary", args.auxiliary is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
@@ -559,13 +659,15 @@ def check_data_sizes_and_scales(parser, args):
     try:
         config = run_config(args)
         x1, labels, _, num_classes = load_data(args, config) if args.data != "digit-views" else (D.load_digits()[0], None, None, 16)
+        held_out_data(args, config)
     except ValueError as error:
-        parser.error(str(error))
+        parser.error(("--test-fraction: " if "held-out" in str(error) else "") + str(error))
     small = [c for c in range(num_classes) if labels is not None and np.sum(labels == c) < MIN_PER_CLASS]
-    if small and args.data not in ("pinwheel", "digits"):
-        names = own_data(args)[2]
-        parser.error(f"labels {', '.join(str(names[c]) for c in small)} have fewer than {MIN_PER_CLASS} points: too few for the checks "
-                     "(direct maximisation and Monte Carlo per class); merge or drop them")
+    if small and args.data != "pinwheel":
+        names = own_data(args)[2] if args.data != "digits" else range(10)
+        parser.error(f"labels {', '.join(str(names[c]) for c in small)} have fewer than {MIN_PER_CLASS} points to train on: too few for "
+                     "the checks (direct maximisation and Monte Carlo per class); " + ("hold out fewer (--test-fraction)"
+                                                                                       if getattr(args, "test_fraction", None) else "merge or drop them"))
     ratio = (args.decoder_std or 1.0) / S.x1_standardisation(x1)[1]
     if args.decoder_std is not None and not DECODER_STD_RANGE[0] <= ratio <= DECODER_STD_RANGE[1]:
         parser.error(f"--decoder-std {args.decoder_std:g} is {ratio:.3g} x the data's std; it must lie within "
@@ -603,18 +705,32 @@ def describe(args, config):
     mmvaeplus = f", MMVAE+ private dim={config['private_dim']}, auxiliary={config['auxiliary']}" if "mmvaeplus" in args.models else ""
     return (f"seed={args.seed}, data={data}, models={' '.join(args.models)}{mmvaeplus}, steps per model={config['steps']}, "
             f"latent={config['latent_dim']}, hidden={config['hidden']}, decoder std={config['decoder_std'] or 'learned'}, "
-            f"importance samples K={config['importance_samples']}, gradient={config['gradient']}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
+            f"importance samples K={config['importance_samples']}, gradient={config['gradient']}, "
+            f"held out={getattr(args, 'test_fraction', None) or 'none'}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
+
+
+LONG_RUN = 600.0        # seconds of estimated training beyond which the estimate is printed even with --quiet
+
+
+def announce(name, description, args, config, start):
+    """Print the configuration (stdout) and the training estimate (stderr, as all progress; with --quiet only beyond LONG_RUN)."""
+    print(R.wrap(f"{name} configuration: {description}"), flush=True)
+    seconds, estimate = training_estimate(args, config)
+    if not args.quiet or seconds > LONG_RUN:
+        R.print_progress(start, estimate)
 
 
 def main(argv=None):
     args = parse_args(argv)
     config, start = run_config(args), time.perf_counter()
-    print("theorem_check configuration: " + describe(args, config), flush=True)
 
     def body():
-        results = check(args, None if args.quiet else print)[0]
+        announce("theorem_check", describe(args, config), args, config, start)
+        results = check(args, None if args.quiet else R.progress(start))[0]
         print(format_table(results["rows"]))
-        print(format_notes(results, config))
+        if "held_out" in results:
+            print(format_held_out(results["rows"]))
+        print(R.wrap(format_notes(results, config)))
         return report(args, results, start)
     return R.interruptible(body)
 
