@@ -165,7 +165,7 @@ def measure(args):
         if args.torch_python:
             for key, ms in peer_step_milliseconds(args.torch_python, args.peer).items():
                 peer.setdefault(key, []).append(ms)
-        print(f"  round {round_index + 1}/{args.rounds} done", flush=True)
+        print(f"  round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)       # progress: stderr
     return ours, peer
 
 
@@ -189,9 +189,9 @@ def table(args, ours, peer):
 
 def main(argv=None):
     args = parse_args(argv)
-    print(f"bench configuration: rounds={args.rounds}, models={args.models}, quick={args.quick}, estimators={args.estimators}, against={args.against}, "
-          f"torch_python={args.torch_python}, peer={args.peer}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
-          flush=True)
+    print(R.wrap(f"bench configuration: rounds={args.rounds}, models={args.models}, quick={args.quick}, estimators={args.estimators}, "
+                 f"against={args.against}, torch_python={args.torch_python}, peer={args.peer}, "
+                 f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}"), flush=True)
     return R.interruptible(lambda: run(args, time.perf_counter()))
 
 
@@ -202,7 +202,7 @@ def run_estimators(args, start):
     for round_index in range(args.rounds):
         for gradient in B.GRADIENTS:
             times[gradient].append(1e3 * time_estimator(gradient))
-        print(f"  round {round_index + 1}/{args.rounds} done", flush=True)
+        print(f"  round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)       # progress: stderr
     medians = {gradient: statistics.median(ms) for gradient, ms in times.items()}
     print("MMVAE step on the digits, K = 30, batch 128, latent 8, hidden 128 (median over rounds of each run's median)")
     print("\n".join(f"{gradient:9s} {ms:9.2f} ms  {ms / medians['iwae']:5.2f} x iwae" for gradient, ms in medians.items()))

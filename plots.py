@@ -770,8 +770,8 @@ def prepare(args):
         augment = " and ".join(run["config"]["augment"] for run in runs)
         return f"the digit views (--augment {augment}) from {' '.join(args.views_json)}", [("augmentation.png", lambda path: plot_views(runs, path))]
     if not args.from_json:
-        print(f"plots configuration: training {' '.join(args.models)} on {args.data} (seed {0 if args.seed is None else args.seed}, "
-              f"quick={args.quick}, sweep={args.sweep}) through {'studies.py' if args.sweep else 'theorem_check.py'}; out={args.out}", flush=True)
+        print(R.wrap(f"plots configuration: training {' '.join(args.models)} on {args.data} (seed {0 if args.seed is None else args.seed}, "
+                     f"quick={args.quick}, sweep={args.sweep}) through {'studies.py' if args.sweep else 'theorem_check.py'}; out={args.out}"), flush=True)
     results, seed = load_results(args)
     what = (f"{results['config'].get('data', 'pinwheel')} results of {' '.join(results['params'])} from {args.from_json} "
             f"(samples drawn with seed {seed}{', with the sweep' if results.get('sweep') else ''})") if args.from_json else None
@@ -787,7 +787,7 @@ def draw_all(args, start):
     """Read or train, then draw every figure into a hidden file, and only then move them all into place."""
     what, figures = prepare(args)
     if what:
-        print(f"plots configuration: {what}; out={args.out}", flush=True)
+        print(R.wrap(f"plots configuration: {what}; out={args.out}"), flush=True)
     os.makedirs(args.out, exist_ok=True)
     drawn = []
     try:

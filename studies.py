@@ -790,7 +790,7 @@ def describe(args):
     if args.study:
         seeds = args.study_seeds or STUDY[args.data]["seeds"]
         keys = dict.fromkeys(study_key(*setting) for setting in study_settings(args.study, args.data, args.study_gradients))
-        return text.split(", models=")[0] + (f", study={' '.join(args.study)}, seeds={' '.join(map(str, seeds))}, "
+        return text.split(", models=")[0] + (f", study={' '.join(args.study)}, seeds={' '.join(map(str, seeds))}, held out={args.test_fraction or 'none'}, "
                                              f"{len(keys) * len(seeds)} trainings, jobs={args.jobs}, quick={args.quick}, json={args.json}")
     return text + (f", sweep ks={' '.join(map(str, args.sweep_ks))}" if args.sweep else "")
 

@@ -12,7 +12,9 @@ For every class c, on the class's data X_c (the theorem's setting: every n in S_
 Then: theta_hat is a stationary point inside the decoder's own parameterisation (gradient zero, perturbations only
 lower L_1), and maximising L_1 alone from a random start reaches the bound with a decoder that no longer depends on g.
 The same check runs on digits, for MoPoE and MMVAE+, with a fixed decoder std, with K importance samples and their
-gradient estimators; the experiments are in studies.py. Exit status 0 unless a check FAILs (SKIP: nothing to decide).
+gradient estimators, and on your own data (--data FILE, check_arrays). With --test-fraction F, log p(x1|x2), the spread
+ratio and coherence are also measured on points never trained on. The experiments are in studies.py. Exit status 0
+unless a check FAILs (SKIP: nothing to decide). Progress goes to stderr, the results to stdout.
 """
 import os
 import sys
@@ -495,7 +497,8 @@ class _Refusal(argparse.ArgumentParser):
 def check_arrays(x1, labels, models=("mvae", "mmvae"), print_fn=None, **options):
     """The check on your own arrays: x1 (N, D) numbers, labels (N,) any values (at least two, each on MIN_PER_CLASS rows or
     more); options are the script's flags by name (seed=1, steps=400, latent=4, hidden=(64,), decoder_std=0.1, jobs=1,
-    quick=True, ...). Returns what --json writes: rows, checks, findings, config, ... A bad argument is a ValueError naming it."""
+    quick=True, test_fraction=0.2, ...). Returns what --json writes: rows, checks, findings, config, ... A bad argument is a
+    ValueError naming it."""
     parser = _Refusal(prog="check_arrays", allow_abbrev=False)
     add_check_arguments(parser.add_argument)
     argv = ["--models", *models]
