@@ -317,13 +317,14 @@ def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
 
 def conditional_columns(params, model, x1_class, x2_class, config, rng):
     """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by L.log_p_x1_given_x2: the class mean, its error (sampled: 4 SE of
-    the mean, sqrt(sum SE_n^2) / N; the grid: the mean |last change|), reliability, the largest Pareto k, the median ESS / K."""
+    the mean, sqrt(sum SE_n^2) / N; the grid: the mean |last change|), reliability, the largest Pareto k, the median ESS / K;
+    and the standard error of the mean over the points (their spread / sqrt(N): how far another sample of points could move it)."""
     found = L.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
     sampled, num = found["method"][0] == "IS", len(x1_class)
     error = 4.0 * np.sqrt(np.sum(found["error"] ** 2)) / num if sampled else np.mean(found["error"])
     return {"conditional": np.mean(found["value"]), "conditional_error": error, "conditional_method": found["method"][0],
             "conditional_reliable": bool(np.all(found["reliable"])), "conditional_reliable_share": float(np.mean(found["reliable"])),
-            "conditional_disagree": int(np.sum(found["disagree"])),
+            "conditional_disagree": int(np.sum(found["disagree"])), "conditional_points_se": float(np.std(found["value"], ddof=1) / np.sqrt(num)),
             "conditional_pareto_k": float(np.max(found["pareto_k"])) if sampled else None,
             "conditional_ess": float(np.median(found["ess"])) if sampled else None}
 
@@ -552,16 +553,18 @@ def format_table(rows):
 
 def format_held_out(rows):
     """The held-out measures beside the training ones, per trained or untrained decoder and class."""
-    header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'points':>6s} {'log p(x1|x2) +- error':>21s} {'by':>7s} {'trained on':>10s}"
+    header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'points':>6s} {'log p(x1|x2) +- error':>21s} {'by':>7s} {'SE':>6s} {'trained on +- SE':>18s}"
               f" {'spread':>6s} {'trained on':>10s} {'coher.':>6s} {'trained on':>10s}")
     legend = ("Held-out points (never trained on), beside the same row's measures on the training points: log p(x1|x2) per point "
-             "('!' = unreliable); spread = the same generations' spread ratio against the held-out class's own spread; coher. = "
-             "their label coherence against the held-out points")
+              "('!' = unreliable; error: the estimator's, as above; SE: the standard error of the mean over the points, from "
+              "their sampling); spread = the same generations' spread ratio against the held-out class's own spread; "
+              "coher. = their label coherence against the held-out points")
     lines = [R.wrap(legend), header, "-" * len(header)]
     for r in rows:
         h = r["held_out"]
         lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {h['num_points']:6d} {h['conditional']:11.4f} +- {h['conditional_error']:6.4f}"
-                     f"{' !'[not h['conditional_reliable']]}{h['conditional_method']:>7s} {r['conditional']:10.4f} {h['spread_ratio']:6.3f}"
+                     f"{' !'[not h['conditional_reliable']]}{h['conditional_method']:>7s} {h['conditional_points_se']:6.4f}"
+                     f" {r['conditional']:8.4f} +- {r['conditional_points_se']:6.4f} {h['spread_ratio']:6.3f}"
                      f" {r['spread_ratio']:10.3f} {h['coherence']:6.3f} {r['coherence']:10.3f}")
     return "\n".join(lines)
 
