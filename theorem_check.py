@@ -553,7 +553,7 @@ def format_table(rows):
 
 def format_held_out(rows):
     """The held-out measures beside the training ones, per trained or untrained decoder and class."""
-    header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'points':>6s} {'log p(x1|x2) +- error':>21s} {'by':>7s} {'SE':>6s} {'trained on +- SE':>18s}"
+    header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'points':>6s} {'log p(x1|x2) +- error':>21s} {'by':>7s} {'SE':>7s} {'trained on +- SE':>21s}"
               f" {'spread':>6s} {'trained on':>10s} {'coher.':>6s} {'trained on':>10s}")
     legend = ("Held-out points (never trained on), beside the same row's measures on the training points: log p(x1|x2) per point "
               "('!' = unreliable; error: the estimator's, as above; SE: the standard error of the mean over the points, from "
@@ -563,8 +563,8 @@ def format_held_out(rows):
     for r in rows:
         h = r["held_out"]
         lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {h['num_points']:6d} {h['conditional']:11.4f} +- {h['conditional_error']:6.4f}"
-                     f"{' !'[not h['conditional_reliable']]}{h['conditional_method']:>7s} {h['conditional_points_se']:6.4f}"
-                     f" {r['conditional']:8.4f} +- {r['conditional_points_se']:6.4f} {h['spread_ratio']:6.3f}"
+                     f"{' !'[not h['conditional_reliable']]}{h['conditional_method']:>7s} {h['conditional_points_se']:7.3f}"
+                     f" {r['conditional']:10.3f} +- {r['conditional_points_se']:7.3f} {h['spread_ratio']:6.3f}"
                      f" {r['spread_ratio']:10.3f} {h['coherence']:6.3f} {r['coherence']:10.3f}")
     return "\n".join(lines)
 
