@@ -1,6 +1,6 @@
 """data_sets: the data beyond the paper's pinwheel. The surjectivity sweep's finer labels; real surjective data, handwritten
-digits; and the paper's augmentation warning as an experiment, paired views of digits, one-to-one until x1 is mirrored.
-Composed of surjvae_np's functions; input checks at the end. surjvae_np never imports this module.
+digits; your own data from a file, and the stratified split that holds some of it out; and the paper's augmentation
+warning as an experiment, paired views of digits, one-to-one until x1 is mirrored. Composed of surjvae_np's functions; input checks at the end. surjvae_np never imports this module.
 """
 import csv
 import gzip
