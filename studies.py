@@ -699,6 +699,7 @@ def study_flags_not_applying(args):
         ("--study-gradients", args.study_gradients != list(B.GRADIENTS) and not (study and "importance-samples" in args.study),
          "--study importance-samples"),
         ("--gradient", args.gradient != "iwae" and (views or sets_its_own), "the check (the studies set their own)"),
+        ("--test-fraction", args.test_fraction is not None and (args.gradient_study or args.bound_study), "the check and --study"),
         ("--augment", args.augment is not None and not views, "--data digit-views")) if given]
 
 

@@ -230,6 +230,8 @@ def test_train_takes_a_gradient_estimator_and_refuses_it_where_it_does_not_apply
     (["--auxiliary", "softplus"], "--auxiliary applies only to MMVAE+"),
     (["--decoder-std", "-0.1"], "must be a finite number > 0"), (["--decoder-std", "nan"], "must be a finite number > 0"),
     (["--study-seeds", "1", "--sweep"], "--study-seeds applies only to --study"),
+    (["--gradient-study", "--test-fraction", "0.2"], "--test-fraction applies only to the check and --study"),
+    (["--bound-study", "--test-fraction", "0.2"], "--test-fraction applies only to the check and --study"),
     (["--study", "auxiliary", "--models", "mvae"], "--models applies only to the check"),
     (["--study", "weights"], "invalid choice"), (["--models", "mvae", "mmvae"], "nothing beyond the check"),
     (["--sweep", "--sweep-ks", "600"], "exceeds the 500 points"), (["--quick", "--sweep", "--sweep-ks", "101"], "exceeds the 100"),
@@ -237,7 +239,7 @@ def test_train_takes_a_gradient_estimator_and_refuses_it_where_it_does_not_apply
 ])
 def test_studies_reject_flags_that_do_not_apply(argv, message, capsys):
     with pytest.raises(SystemExit) as error:
-        (ST.main if "--study" in " ".join(argv) or "sweep" in " ".join(argv) or "nothing" in message else T.main)(argv)
+        (ST.main if "study" in " ".join(argv) or "sweep" in " ".join(argv) or "nothing" in message else T.main)(argv)
     assert error.value.code == 2 and message in capsys.readouterr().err
 
 
