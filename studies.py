@@ -152,7 +152,7 @@ def npmle_checks(terms):
     how = "a proof" if all(t["certified"] == "grid" for t in terms) else "mean-shift: a heuristic"
     strata = [t["l_star_upper"] + np.log(t["num_components"]) - (v - 4.0 * e) for t in terms if "stratum_values" in t
               for v, e in zip(t["stratum_values"], t["stratum_errors"])]
-    stratum = ([(f"the objective's label stratum <= l*(sigma) + log M, every decoder, class and K (within 4 SE)", smallest(strata) >= 0,
+    stratum = ([("the objective's label stratum <= l*(sigma) + log M, every decoder, class and K (within 4 SE)", smallest(strata) >= 0,
                  smallest(strata), "smallest l*(sigma) upper bound + log M - (stratum - 4 SE) per point")] if strata else [])
     return stratum + [(f"K-sample cross term <= l*(sigma) (the NPMLE, certificate {how}), every decoder, class and K (within 4 SE)",
              margin >= 0, margin, "smallest l*(sigma) upper bound - (value - 4 SE) per point"),
@@ -626,7 +626,7 @@ def views_findings(rows, augment):
         return []
     asymmetry = kept["mmvae"]["mirror_asymmetry"]
     verdict = asymmetry < 0.5 if augment == "flip" else asymmetry > 0.8
-    name = (f"with flip augmentation the MMVAE keeps less than half the data's left-right asymmetry" if augment == "flip" else
+    name = ("with flip augmentation the MMVAE keeps less than half the data's left-right asymmetry" if augment == "flip" else
             "without augmentation (one-to-one pairs) the MMVAE keeps more than 0.8 of the data's left-right asymmetry")
     return [(name, verdict, asymmetry, f"asymmetry of its x2 -> x1 samples / the data's; nearest the mirror average: "
                                        f"{kept['mmvae']['nearest']['average']:.3f}")]
@@ -791,7 +791,7 @@ def describe(args):
     if args.study:
         seeds = args.study_seeds or STUDY[args.data]["seeds"]
         keys = dict.fromkeys(study_key(*setting) for setting in study_settings(args.study, args.data, args.study_gradients))
-        return text.split(", models=")[0] + (f", study={' '.join(args.study)}, seeds={' '.join(map(str, seeds))}, held out={args.test_fraction or 'none'}, "
+        return text.split(", models=")[0] + (f", study={' '.join(args.study)}, seeds={' '.join(map(str, seeds))}, held out={T.describe_held_out(args, T.run_config(args))}, "
                                              f"{len(keys) * len(seeds)} trainings, jobs={args.jobs}, quick={args.quick}, json={args.json}")
     return text + (f", sweep ks={' '.join(map(str, args.sweep_ks))}" if args.sweep else "")
 

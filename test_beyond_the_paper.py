@@ -678,6 +678,7 @@ def test_held_out_pinwheel_is_a_fresh_sample_and_changes_no_training_number(tmp_
                                     r["spread_ratio"] * S.total_variance(x1[labels == r["class"]]), rtol=1e-10)
         assert h["num_points"] == 25 and onp.isfinite(h["conditional"]) and 0 <= h["coherence"] <= 1
     assert "Held-out points (never trained on)" in out and "log p(x1|x2) on held-out points" in out
+    assert "held out=none" in out and "held out=0.2 (50 points, never trained on)" in out          # the configuration lines
     assert [f["name"].split(":")[0] for f in held["findings"]][-1] == "log p(x1|x2) on held-out points"
 
 

@@ -712,7 +712,13 @@ def describe(args, config):
     return (f"seed={args.seed}, data={data}, models={' '.join(args.models)}{mmvaeplus}, steps per model={config['steps']}, "
             f"latent={config['latent_dim']}, hidden={config['hidden']}, decoder std={config['decoder_std'] or 'learned'}, "
             f"importance samples K={config['importance_samples']}, gradient={config['gradient']}, "
-            f"held out={getattr(args, 'test_fraction', None) or 'none'}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
+            f"held out={describe_held_out(args, config)}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
+
+
+def describe_held_out(args, config):
+    """--test-fraction in the configuration line: "none", or the fraction and how many points it holds out."""
+    held_out = held_out_data(args, config)
+    return "none" if held_out is None else f"{args.test_fraction:g} ({len(held_out[0])} points, never trained on)"
 
 
 LONG_RUN = 600.0        # seconds of estimated training beyond which the estimate is printed even with --quiet
