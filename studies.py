@@ -304,8 +304,7 @@ def run_study(args, print_fn):
     entries = [{"part": part, "value": value, "model": model, "gradient": gradient, "seed": seed, "rows": rows[study_key(part, value, model, gradient), seed]}
                for part, value, model, gradient in settings for seed in seeds]
     all_rows = [row for key_rows in rows.values() for row in key_rows]
-    held = {} if held_out is None else {"held_out": {"labels": held_out[1].tolist(), "coherence": L.leave_one_out_coherence(*held_out[:2]),
-                                                      "source": T.HELD_OUT_SOURCE["pinwheel" if args.data == "pinwheel" else "split"]}}
+    held = {} if held_out is None else {"held_out": T.held_out_record(args, held_out)}
     return {"format": T.JSON_FORMAT, "config": dict(vars(args), **config), "study": entries, **held, "data_coherence": L.leave_one_out_coherence(x1, labels),
             "checks": T.as_dicts(study_checks(all_rows)), "findings": []}
 

@@ -231,6 +231,12 @@ HELD_OUT_SOURCE = {"pinwheel": "a fresh pinwheel sample, default_rng([seed, 7])"
 SPLIT_SEED = 7       # the digits' and your data's held-out points: one split for every --seed, so seeds are compared on the same points
 
 
+def held_out_record(args, held_out):
+    """The JSON's "held_out": the points, their labels, their own label coherence and where they come from."""
+    return {"x1": held_out[0].tolist(), "labels": held_out[1].tolist(), "coherence": L.leave_one_out_coherence(*held_out[:2]),
+            "source": HELD_OUT_SOURCE["pinwheel" if args.data == "pinwheel" else "split"]}
+
+
 def held_out_mask(args, labels):
     """--test-fraction F of every label's points (D.stratified_split), the same for every --seed."""
     return D.stratified_split(labels, args.test_fraction, npr.default_rng(SPLIT_SEED))
@@ -481,8 +487,7 @@ def check(args, print_fn):
                "histories": {m: h.tolist() for m, (_, h) in trained.items()},
                "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
     if held_out is not None:
-        results["held_out"] = {"x1": held_out[0].tolist(), "labels": held_out[1].tolist(), "coherence": L.leave_one_out_coherence(*held_out[:2]),
-                               "source": HELD_OUT_SOURCE["pinwheel" if args.data == "pinwheel" else "split"]}
+        results["held_out"] = held_out_record(args, held_out)
     if args.data not in ("pinwheel", "digits", "digit-views"):
         results["data_file"] = {"name": "arrays" if getattr(args, "arrays", None) is not None else args.data, "sha256": own_data(args)[3],
                                 "label_names": [str(name) for name in own_data(args)[2]]}
