@@ -726,6 +726,15 @@ def test_a_long_run_is_estimated_before_it_starts_and_prose_fits_100_columns(cap
     assert "training: about" in err and "[1/4] trained mmvae" in err and "[1/4]" not in out
 
 
+def test_quiet_prints_the_estimate_only_for_a_long_run(monkeypatch, capsys):
+    argv = ["--quick", "--quiet", "--jobs", "1", "--steps", "30", "--models", "mmvae"]
+    assert T.main(argv) == 0 and "training: about" not in capsys.readouterr().err
+    monkeypatch.setattr(T, "LONG_RUN", 0.0)                                   # every run is long
+    assert T.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "training: about" in err and "[1/" not in err and "training: about" not in out
+
+
 def test_the_study_reports_held_out_columns(tmp_path, capsys):
     path = tmp_path / "study.json"
     assert ST.main(["--quick", "--quiet", "--study", "importance-samples", "--study-seeds", "0", "--study-gradients", "iwae",
