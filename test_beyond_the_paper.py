@@ -682,6 +682,21 @@ def test_held_out_pinwheel_is_a_fresh_sample_and_changes_no_training_number(tmp_
     assert [f["name"].split(":")[0] for f in held["findings"]][-1] == "log p(x1|x2) on held-out points"
 
 
+def test_held_out_columns_on_the_training_points_are_the_training_row():
+    """An identity: given the training points as the held-out ones, every held-out column is the row's own (the grid's
+    log p is deterministic, so to rounding; spread and coherence exactly)."""
+    args = T.parse_args(["--quick"])
+    config = T.run_config(args)
+    x1, labels, _, num_classes = T.load_data(args, config)
+    for model in ("mvae", "mmvae"):
+        params = T.untrained_params(model, config, x1, num_classes, 0)
+        row = T.evaluate_class(params, model, x1, labels, num_classes, 1, config, [0, 4, 1], held_out=(x1, labels, num_classes))
+        held = row["held_out"]
+        assert held["spread_ratio"] == row["spread_ratio"] and held["coherence"] == row["coherence"] and held["num_points"] == row["num_points"]
+        assert row["conditional_method"].startswith("grid") and held["conditional_method"] == row["conditional_method"]
+        onp.testing.assert_allclose([held["conditional"], held["conditional_points_se"]], [row["conditional"], row["conditional_points_se"]], rtol=1e-10)
+
+
 def test_held_out_digits_and_own_data_are_a_stratified_split_fixed_across_seeds(own_files):
     """On the digits, F of every label held out, disjoint from the training points and together all of them, the same
     points for every --seed; check_arrays takes test_fraction too."""
