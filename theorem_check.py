@@ -632,7 +632,8 @@ def add_check_arguments(add, data_choices=("pinwheel", "digits")):
     add("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
         help="models to train and check: the paper's (default mvae mmvae), and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
     add("--jobs", type=R.int_at_least(1), default=2, help="processes for training (default 2; results do not depend on it)")
-    add("--quick", action="store_true", help="smaller everything (for tests)")
+    add("--quick", action="store_true", help="smaller everything (for tests; on your data its shorter direct maximisation "
+        "can stop short of the bound and FAIL: run the default, twice as long)")
     add("--json", metavar="PATH", type=R.output_file, help="write every number and check to PATH")
     add("--quiet", action="store_true", help="print only the table, the checks and the time")
     add("--private-dim", type=R.int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
