@@ -38,10 +38,11 @@ def worker_pool(processes):
     return pool
 
 
-def run_tasks(tasks, jobs, print_fn, phase="tasks"):
+def run_tasks(tasks, jobs, print_fn, phase="tasks", later=0.0):
     """call_task's result for every task (what, function, arguments), in order; on `jobs` forked processes if jobs > 1.
     Every task draws only from its own seeded generators, so the results do not depend on jobs. print_fn: a line as the
-    phase starts and one per task, with the time the phase has left at its pace so far."""
+    phase starts and one per task, with the time the phase has left at its pace so far, and, given the seconds the
+    phases after it are expected to take (later), the time left in the run."""
     start, results, parallel = time.perf_counter(), [], jobs > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods()
     print_fn is None or print_fn(f"{phase}: {len(tasks)} tasks on {min(jobs, len(tasks)) if parallel else 1} process(es): {tasks[0][0]}, ...")
     with worker_pool(min(jobs, len(tasks))) if parallel else contextlib.nullcontext() as pool:
@@ -49,7 +50,9 @@ def run_tasks(tasks, jobs, print_fn, phase="tasks"):
             results.append(result)
             elapsed, left = time.perf_counter() - start, len(tasks) - index - 1
             if print_fn is not None:
-                print_fn(f"  [{index + 1}/{len(tasks)}] {tasks[index][0]}" + (f"  (about {duration(elapsed / (index + 1) * left)} left in {phase})" if left else ""))
+                here = elapsed / (index + 1) * left
+                remaining = [f"about {duration(here)} left in {phase}"] * bool(left) + [f"about {duration(here + later)} left in the run"] * bool(later)
+                print_fn(f"  [{index + 1}/{len(tasks)}] {tasks[index][0]}" + (f"  ({', '.join(remaining)})" if remaining else ""))
     return results
 
 

@@ -725,9 +725,10 @@ def parse_args(argv):
     return args
 
 
-def run_check_with_experiments(args, print_fn):
-    """theorem_check's check, and the experiments that apply: the sweep, the K-sample cross term, MMVAE+'s private latent."""
-    results, trained, (x1, labels, radial, num_classes) = T.check(args, print_fn)
+def run_check_with_experiments(args, print_fn, later=0.0):
+    """theorem_check's check, and the experiments that apply: the sweep, the K-sample cross term, MMVAE+'s private latent.
+    later: the check's evaluation's estimated seconds (T.run_estimate)."""
+    results, trained, (x1, labels, radial, num_classes) = T.check(args, print_fn, later)
     config, checks, findings = T.run_config(args), [], []
     if args.sweep:
         results["sweep"] = run_sweep(args, config, x1, labels, radial, print_fn)
@@ -802,11 +803,12 @@ def main(argv=None):
         run_check_with_experiments
 
     def body():
-        if run is run_check_with_experiments:
-            T.announce("studies", describe(args), args, T.run_config(args), start)     # the check's trainings estimated first
+        progress = None if args.quiet else R.progress(start)
+        if run is run_check_with_experiments:                                          # the check's run estimated first
+            results = run(args, progress, T.announce("studies", describe(args), args, T.run_config(args), start))
         else:
             print(R.wrap("studies configuration: " + describe(args)), flush=True)
-        results = run(args, None if args.quiet else R.progress(start))
+            results = run(args, progress)
         print_experiments(results, args, T.run_config(args) if args.data != "digit-views" else None)
         return T.report(args, results, start)
     return R.interruptible(body)

@@ -732,22 +732,22 @@ def test_a_long_run_is_estimated_before_it_starts_and_prose_fits_100_columns(cap
     would be needed for less); the quick run's prose lines (configuration, legends, notes, verdicts) fit 100 columns, its
     tables 140, and its progress goes to stderr."""
     args = T.parse_args(["--quick", "--steps", str(10 ** 11)])
-    seconds, text = T.training_estimate(args, T.run_config(args))
-    assert seconds > 2 * 604800 and "weeks" in text and f"{10 ** 11} steps per model" in text
+    training, evaluation, text = T.run_estimate(args, T.run_config(args))
+    assert training > 2 * 604800 and 0 < evaluation < 600 and "weeks in all" in text and f"{10 ** 11} steps per model" in text
     assert T.main(["--quick", "--jobs", "1", "--steps", "60", "--test-fraction", "0.2"]) == 0
     out, err = capsys.readouterr()
     table = re.compile(r"^(mvae|mmvae|model|-{20})")
     assert all(len(line) <= (140 if table.match(line) else 100) for line in out.splitlines()), max(out.splitlines(), key=len)
-    assert "training: about" in err and "[1/4] trained mmvae" in err and "[1/4]" not in out
+    assert "estimate: about" in err and "[1/4] trained mmvae" in err and "left in the run" in err and "[1/4]" not in out
 
 
 def test_quiet_prints_the_estimate_only_for_a_long_run(monkeypatch, capsys):
     argv = ["--quick", "--quiet", "--jobs", "1", "--steps", "30", "--models", "mmvae"]
-    assert T.main(argv) == 0 and "training: about" not in capsys.readouterr().err
+    assert T.main(argv) == 0 and "estimate: about" not in capsys.readouterr().err
     monkeypatch.setattr(T, "LONG_RUN", 0.0)                                   # every run is long
     assert T.main(argv) == 0
     out, err = capsys.readouterr()
-    assert "training: about" in err and "[1/" not in err and "training: about" not in out
+    assert "estimate: about" in err and "[1/" not in err and "estimate: about" not in out
 
 
 def test_the_study_reports_held_out_columns(tmp_path, capsys):

@@ -17,6 +17,9 @@ def test_run_tasks_keeps_order_and_does_not_depend_on_jobs():
     alone, forked = R.run_tasks(tasks, 1, None), R.run_tasks(tasks, 2, lines.append)
     assert alone == forked == [i * i + 10 * i for i in range(7)]
     assert lines[0].startswith("tasks: 7 tasks on") and lines[-1].startswith("  [7/7] task 6") and "left in tasks" in lines[1]
+    lines = []
+    R.run_tasks(tasks, 1, lines.append, "training", later=3600.0)          # the phases after it: an hour
+    assert "left in training, about " in lines[1] and lines[1].endswith("left in the run)") and lines[-1].endswith("(about 60 min left in the run)")
 
 
 @pytest.mark.parametrize("text, message", [("x", "expected an integer, got 'x'"), ("2", "must be >= 3 and <= 5, got 2"),

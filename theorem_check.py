@@ -279,10 +279,11 @@ def untrained_params(model, config, x1, num_classes, seed):
 TIMED_STEPS = 10        # training steps timed per model for the estimate printed before a run
 
 
-def training_estimate(args, config):
-    """Seconds the check's trainings will take, and what the estimate is: each model's step timed here over TIMED_STEPS
-    steps (a training of 2 + TIMED_STEPS steps less one of 2, so that setting up is not counted), times --steps, the
-    models spread over --jobs processes. Direct maximisation and the evaluation follow it and are not counted."""
+def run_estimate(args, config):
+    """(seconds of training, seconds of evaluation, the line saying so), measured here before the run: each model's step
+    over TIMED_STEPS steps (a training of 2 + TIMED_STEPS steps less one of 2, so that setting up is not counted) times
+    --steps, the models spread over --jobs processes; and one row evaluated (the untrained first model, class 0) times the
+    rows. Direct maximisation runs beside the training and is not counted."""
     x1, labels, _, num_classes = load_data(args, config)
     per_step = {}
     for model in args.models:
@@ -293,10 +294,16 @@ def training_estimate(args, config):
                     print_fn=None, **model_options(model, config))
             seconds.append(time.perf_counter() - start)
         per_step[model] = max(seconds[1] - seconds[0], 0.0) / TIMED_STEPS
-    total = sum(per_step.values()) * config["steps"] / min(args.jobs, len(args.models))
-    return total, (f"training: about {R.duration(total)} ({config['steps']} steps per model; a step: "
-                   + ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds in per_step.items())
-                   + f"; {min(args.jobs, len(args.models))} process(es)); then direct maximisation and the evaluation")
+    start, rows = time.perf_counter(), 2 * len(args.models) * num_classes
+    evaluate_class(untrained_params(args.models[0], config, x1, num_classes, args.seed), args.models[0], x1, labels, num_classes, 0,
+                   config, [args.seed, 15], held_out_data(args, config))
+    training = sum(per_step.values()) * config["steps"] / min(args.jobs, len(args.models))
+    evaluation = (time.perf_counter() - start) * rows / min(args.jobs, rows)
+    return training, evaluation, (f"estimate: about {R.duration(training + evaluation)} in all; training about {R.duration(training)} "
+                                  f"({config['steps']} steps per model; a step: " + ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds
+                                                                                              in per_step.items())
+                                  + f"), evaluation about {R.duration(evaluation)} ({rows} rows as long as one timed here); "
+                                  f"{min(args.jobs, len(args.models))} process(es)")
 
 
 def train_model(model, x1, x2, seed, config, print_fn=None):
@@ -451,25 +458,27 @@ def as_dicts(items):
 
 # ================================================================ the run
 
-def trained_and_untrained(args, config, x1, labels, num_classes, print_fn):
-    """({model: (params, history)}, {model: untrained params in x1's units}, direct maximisation per class)."""
+def trained_and_untrained(args, config, x1, labels, num_classes, print_fn, later=0.0):
+    """({model: (params, history)}, {model: untrained params in x1's units}, direct maximisation per class). later: the
+    seconds the evaluation is expected to take, for the progress lines' time left in the run."""
     x2, order = S.one_hot(labels, num_classes), args.models[::-1]     # MoPoE and MMVAE+ train slowest: first
     progress = print_fn if config["steps"] >= 1000 else None
     tasks = ([(f"trained {model}", train_model, (model, x1, x2, args.seed, config, progress)) for model in order]
              + [(f"maximised L_1 alone, class {c}", maximise_cross_modal_term, (x1[labels == c], c, num_classes, config, args.seed))
                 for c in range(num_classes)])
-    results = R.run_tasks(tasks, args.jobs, print_fn, "training")
+    results = R.run_tasks(tasks, args.jobs, print_fn, "training", later)
     trained = {model: dict(zip(order, results))[model] for model in args.models}          # paper order again
     untrained = {model: untrained_params(model, config, x1, num_classes, args.seed) for model in args.models}
     return trained, untrained, results[len(args.models):]
 
 
-def check(args, print_fn):
-    """(everything the check computes as one JSON-ready dict, {model: (params, history)}, (x1, labels, radial, num_classes))."""
+def check(args, print_fn, later=0.0):
+    """(everything the check computes as one JSON-ready dict, {model: (params, history)}, (x1, labels, radial, num_classes)).
+    later: the evaluation's estimated seconds (run_estimate), for the time left in the run while training."""
     config = run_config(args)
     x1, labels, radial, num_classes = data = load_data(args, config)
     held_out = held_out_data(args, config)
-    trained, untrained, direct = trained_and_untrained(args, config, x1, labels, num_classes, print_fn)
+    trained, untrained, direct = trained_and_untrained(args, config, x1, labels, num_classes, print_fn, later)
     keys = [(model, decoder, c) for model in args.models for decoder in ("trained", "untrained") for c in range(num_classes)]
     evaluations = R.run_tasks([(f"evaluated the {decoder} {model}, class {c}", evaluate_class,
                               (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels, num_classes, c,
@@ -727,15 +736,17 @@ def describe_held_out(args, config):
     return "none" if held_out is None else f"{args.test_fraction:g} ({len(held_out[0])} points, never trained on)"
 
 
-LONG_RUN = 600.0        # seconds of estimated training beyond which the estimate is printed even with --quiet
+LONG_RUN = 600.0        # seconds of estimated run beyond which the estimate is printed even with --quiet
 
 
 def announce(name, description, args, config, start):
-    """Print the configuration (stdout) and the training estimate (stderr, as all progress; with --quiet only beyond LONG_RUN)."""
+    """Print the configuration (stdout) and run_estimate's line (stderr, as all progress; with --quiet only beyond
+    LONG_RUN): the evaluation's estimated seconds."""
     print(R.wrap(f"{name} configuration: {description}"), flush=True)
-    seconds, estimate = training_estimate(args, config)
-    if not args.quiet or seconds > LONG_RUN:
+    training, evaluation, estimate = run_estimate(args, config)
+    if not args.quiet or training + evaluation > LONG_RUN:
         R.print_progress(start, estimate)
+    return evaluation
 
 
 def main(argv=None):
@@ -743,8 +754,8 @@ def main(argv=None):
     config, start = run_config(args), time.perf_counter()
 
     def body():
-        announce("theorem_check", describe(args, config), args, config, start)
-        results = check(args, None if args.quiet else R.progress(start))[0]
+        evaluation = announce("theorem_check", describe(args, config), args, config, start)
+        results = check(args, None if args.quiet else R.progress(start), evaluation)[0]
         print(format_table(results["rows"]))
         if "held_out" in results:
             print(format_held_out(results["rows"]))
