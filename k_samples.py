@@ -98,11 +98,11 @@ def doubly_reparameterised_for_the_mixture(params, x1, x2, means, log_vars, rng,
     g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
     held = getval(g), getval(means), getval(log_vars)
     values = log_importance_weights(_values_of(params), x1, x2, *held)           # (K, M, N): log w(g_s), s = (k, m')
-    log_h, a = _mixture_dreg_coefficients(values, S.log_normal(held[0][..., None, :, :], held[1], held[2]))
+    log_q = S.log_normal(g[..., None, :, :], *held[1:])                           # (K, M', M, N): log q_m(g_s), g live, once
+    log_h, a = _mixture_dreg_coefficients(values, getval(log_q))                 # getval: the coefficients are held
     weights = onp.maximum(onp.exp(values - S.logsumexp(values, axis=0)), FLOOR)   # v = w~ over the K samples of a stratum
     rescaled = held[0] + (a / weights)[..., None] * (g - held[0])                 # value g; d/dphi scaled by a / v
     pathwise = np.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, *held[1:]), axis=0))
-    log_q = S.log_normal(g[..., None, :, :], *held[1:])                           # (K, M', M, N): log q_m(g_s), g live
     log_q_mix = S.logsumexp(log_q, axis=-2) - math.log(np.shape(means)[0])       # S.mixture_log_density, from log_q already at hand
     q_terms = np.sum(onp.exp(log_h) * (log_q - log_q_mix[..., None, :]), axis=-2)   # (K, M', N)
     surrogate = pathwise - np.mean(np.sum(q_terms, axis=0)) / np.shape(means)[0]
