@@ -22,7 +22,6 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import runs as R  # noqa: E402
-import theorem_check as T  # noqa: E402  (write_json; the timed code runs in fresh interpreters)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ("mvae", "mmvae", "mopoe")
@@ -207,7 +206,7 @@ def run_estimators(args, start):
     print("MMVAE step on the digits, K = 30, batch 128, latent 8, hidden 128 (median over rounds of each run's median)")
     print("\n".join(f"{gradient:9s} {ms:9.2f} ms  {ms / medians['iwae']:5.2f} x iwae" for gradient, ms in medians.items()))
     if args.json:
-        T.write_json({"estimators": times}, args.json)
+        R.write_json({"estimators": times}, args.json)
     print(f"total time {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -219,7 +218,7 @@ def run(args, start):
     ours, peer = measure(args)
     print("\n".join(table(args, ours, peer)))
     if args.json:
-        T.write_json({"this": {repr(case): ms for (name, case), ms in ours.items() if name == "this"},
+        R.write_json({"this": {repr(case): ms for (name, case), ms in ours.items() if name == "this"},
                       "against": {repr(case): ms for (name, case), ms in ours.items() if name == "against"},
                       "peer": {repr(key): ms for key, ms in peer.items()}}, args.json)
     print(f"total time {time.perf_counter() - start:.1f} s")

@@ -1,10 +1,11 @@
 """runs: what every script shares (theorem_check.py, studies.py, plots.py, bench.py): argparse types that refuse bad
-input with a message naming it, repeated flags refused, tasks on up to --jobs forked processes with progress, and Ctrl-C
-ending a run with one line. No mathematics here; nothing imported from the project.
+input with a message naming it, repeated flags refused, tasks on up to --jobs forked processes with progress, the
+verdicts, the JSON and the exit status at a run's end, and Ctrl-C ending a run with one line. No mathematics here; nothing imported from the project.
 """
 import argparse
 import contextlib
 import functools
+import json
 import multiprocessing
 import os
 import signal
@@ -88,6 +89,44 @@ def interruptible(main_body):
     except KeyboardInterrupt:
         print(f"{os.path.basename(sys.argv[0]) or 'python'}: interrupted; nothing was written", file=sys.stderr)
         return 130
+
+
+# ================================================================ the end of a run: verdicts, the JSON, the exit status
+
+def write_json(results, path):
+    """Write results to path through a temporary file, so that a failure or Ctrl-C never leaves half a file."""
+    try:
+        with open(f"{path}.partial", "w") as f:
+            json.dump(results, f)
+        os.replace(f"{path}.partial", path)
+    finally:
+        if os.path.exists(f"{path}.partial"):
+            os.remove(f"{path}.partial")
+
+
+def print_verdicts(results):
+    """The checks (PASS, FAIL, SKIP) and the findings (HOLDS, DOES NOT HOLD, UNDECIDED, or SKIP for unreliable rows)."""
+    print("\nChecks (Theorem 1 and the numerics it is checked with; a FAIL sets the exit status):")
+    for item in results["checks"]:
+        print(wrap(f"  {({True: 'PASS', False: 'FAIL', None: 'SKIP'}[item['passed']])}  {item['name']}: {item['value']:.3g} ({item['measures']})",
+                   indent=" " * 8))
+    if results["findings"]:
+        print("Findings (measured on these trained models; they do not set the exit status):")
+    for item in results["findings"]:
+        verdict = {True: "HOLDS", False: "DOES NOT HOLD", None: "SKIP" if item.get("skipped") else "UNDECIDED"}[item["passed"]]
+        print(wrap(f"  {verdict}  {item['name']}: {item['value']:.3g} ({item['measures']})", indent=" " * 8))
+
+
+def report(results, json_path, start):
+    """Print the checks and findings, write json_path (if given), print the time: the exit status (0 unless a check FAILs)."""
+    print_verdicts(results)
+    results["seconds"] = time.perf_counter() - start
+    results["all_passed"] = all(c["passed"] is not False for c in results["checks"])     # SKIP: not decidable
+    if json_path:
+        write_json(results, json_path)
+        print(f"wrote {json_path}")
+    print(f"total time {results['seconds']:.1f} s")
+    return 0 if results["all_passed"] else 1
 
 
 # ================================================================ arguments

@@ -810,7 +810,7 @@ def main(argv=None):
             print(R.wrap("studies configuration: " + describe(args)), flush=True)
             results = run(args, progress)
         print_experiments(results, args, T.run_config(args) if args.data != "digit-views" else None)
-        return T.report(args, results, start)
+        return R.report(results, args.json, start)
     return R.interruptible(body)
 
 

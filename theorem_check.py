@@ -24,7 +24,6 @@ if __name__ == "__main__":
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
-import json  # noqa: E402
 import time  # noqa: E402
 
 import autograd.numpy as np  # noqa: E402
@@ -536,17 +535,6 @@ def tree_to_lists(tree):
     return S.tree_rebuild(tree, iter([np.asarray(leaf).tolist() for leaf in S.tree_leaves(tree)]))
 
 
-def write_json(results, path):
-    """Write results to path through a temporary file, so that a failure or Ctrl-C never leaves half a file."""
-    try:
-        with open(f"{path}.partial", "w") as f:
-            json.dump(results, f)
-        os.replace(f"{path}.partial", path)
-    finally:
-        if os.path.exists(f"{path}.partial"):
-            os.remove(f"{path}.partial")
-
-
 # ================================================================ printing
 
 def format_table(rows):
@@ -602,19 +590,6 @@ def format_notes(results, config):
                      + f"; {sum(r.get('conditional_disagree', 0) for r in sampled)} points unreliable only because the two runs disagree")
     return "\n".join(notes + ["Data's own label coherence (leave-one-out nearest neighbour), per class: "
                                 + " ".join(f"{value:.3f}" for value in results["data_coherence"])])
-
-
-def print_verdicts(results):
-    """The checks (PASS, FAIL, SKIP) and the findings (HOLDS, DOES NOT HOLD, UNDECIDED, or SKIP for unreliable rows)."""
-    print("\nChecks (Theorem 1 and the numerics it is checked with; a FAIL sets the exit status):")
-    for item in results["checks"]:
-        print(R.wrap(f"  {({True: 'PASS', False: 'FAIL', None: 'SKIP'}[item['passed']])}  {item['name']}: {item['value']:.3g} ({item['measures']})",
-                     indent=" " * 8))
-    if results["findings"]:
-        print("Findings (measured on these trained models; they do not set the exit status):")
-    for item in results["findings"]:
-        verdict = {True: "HOLDS", False: "DOES NOT HOLD", None: "SKIP" if item.get("skipped") else "UNDECIDED"}[item["passed"]]
-        print(R.wrap(f"  {verdict}  {item['name']}: {item['value']:.3g} ({item['measures']})", indent=" " * 8))
 
 
 # ================================================================ arguments
@@ -760,20 +735,8 @@ def main(argv=None):
         if "held_out" in results:
             print(format_held_out(results["rows"]))
         print(R.wrap(format_notes(results, config)))
-        return report(args, results, start)
+        return R.report(results, args.json, start)
     return R.interruptible(body)
-
-
-def report(args, results, start):
-    """Print the checks and findings, write --json, print the time: the exit status (0 unless a check FAILs)."""
-    print_verdicts(results)
-    results["seconds"] = time.perf_counter() - start
-    results["all_passed"] = all(c["passed"] is not False for c in results["checks"])     # SKIP: not decidable
-    if args.json:
-        write_json(results, args.json)
-        print(f"wrote {args.json}")
-    print(f"total time {results['seconds']:.1f} s")
-    return 0 if results["all_passed"] else 1
 
 
 if __name__ == "__main__":
