@@ -211,6 +211,62 @@ def nearest_of_three(generated, originals):
     return {name: float(onp.mean(nearest == index)) for index, name in enumerate(("original", "mirror", "average"))}
 
 
+@S.checked
+def group_bound(x1_groups):
+    """Eq. (7), right, for each group of G rows sharing one x2 (x1_groups (N, G, D)): -(G D / 2)(log(2 pi v) + 1), v the
+    group's isotropic MLE variance. +inf where v = 0: a group of one point, or a digit equal to its mirror image."""
+    variance = onp.mean((x1_groups - onp.mean(x1_groups, axis=1, keepdims=True)) ** 2, axis=(1, 2))      # (N,)
+    size = onp.shape(x1_groups)[1] * onp.shape(x1_groups)[2]
+    with onp.errstate(divide="ignore"):
+        return -0.5 * size * (onp.log(2.0 * onp.pi * variance) + 1.0)
+
+
+@checked_with("VIEWS_CHECKS")
+def group_cross_term(params, model, x1_groups, x2, rng, num_draws):
+    """Eq. (7), first line, for each group (x1_groups (N, G, D), one x2 row each): E_{g ~ q(g|x2_n)} sum over the group
+    of log f_1(x | tau_1(g)), through the group's statistics as theorem_check.class_log_likelihood: per draw and group (S, N)."""
+    mean, log_var = S.label_posterior.__wrapped__(params, x2, model)              # (N, D)
+    mu = S.decode_mean_x1(params, S.sample_normal(mean, log_var, rng, (num_draws,)))   # (S, N, D1)
+    size, dim = onp.shape(x1_groups)[1], onp.shape(x1_groups)[2]
+    x_bar, log_var_x = onp.mean(x1_groups, axis=1), params["decoder_x1_log_var"]   # (N, D1)
+    scatter = onp.sum((x1_groups - x_bar[:, None, :]) ** 2, axis=(1, 2))           # (N,)
+    per_group = (-0.5 * size * dim * (onp.log(2.0 * onp.pi) + log_var_x)
+                 - 0.5 * (scatter + size * onp.sum((x_bar - mu) ** 2, axis=-1)) * onp.exp(-log_var_x))     # (S, N)
+    return per_group
+
+
+@checked_with("VIEWS_CHECKS")
+def views_model_row(params, model, x1, rng):
+    """What model generates from the pooled views of the digits x1: asymmetry kept, and what each sample is nearest."""
+    generated = views_generate_x1.__wrapped__(params, pooled_view.__wrapped__(x1), rng, model)
+    return {"mirror_asymmetry": mirror_asymmetry.__wrapped__(generated) / mirror_asymmetry.__wrapped__(x1),
+            "mirror_asymmetry_absolute": mirror_asymmetry.__wrapped__(generated), "nearest": nearest_of_three.__wrapped__(generated, x1),
+            "decoder_std": float(onp.exp(0.5 * params["decoder_x1_log_var"]))}
+
+
+GROUP_STANDARD_ERRORS = 5.0     # per group: 1797 groups at 4 SE would see one false FAIL in 16 runs; at 5, one in 2000
+
+
+@checked_with("VIEWS_CHECKS")
+def views_group_check(params, model, x1, augment, rng, num_draws):
+    """Inequality (6) for every group S_c = the rows sharing one x2 ({x1, mirror(x1)} with flip, {x1} without): the smallest
+    bound - L_1 + GROUP_STANDARD_ERRORS x its Monte Carlo SE over the groups of finite bound, with the group it belongs to;
+    the groups of infinite bound (one point, or a digit equal to its mirror image: MLE variance 0) are listed, not checked."""
+    groups = onp.stack([x1, mirror.__wrapped__(x1)], axis=1) if augment == "flip" else x1[:, None, :]      # (N, G, D1)
+    bounds = group_bound.__wrapped__(groups)
+    finite = onp.flatnonzero(onp.isfinite(bounds))
+    if not len(finite):
+        return {"model": model, "groups": len(bounds), "checked": 0, "infinite": [int(i) for i in range(len(bounds))]}
+    draws = group_cross_term.__wrapped__(params, model, groups[finite], pooled_view.__wrapped__(x1)[finite], rng, num_draws)   # (S, N)
+    l1, l1_se = onp.mean(draws, axis=0), onp.std(draws, axis=0, ddof=1) / onp.sqrt(len(draws))
+    margins = bounds[finite] - l1 + GROUP_STANDARD_ERRORS * l1_se
+    worst = int(onp.argmin(margins)) if onp.all(onp.isfinite(margins)) else int(onp.flatnonzero(~onp.isfinite(margins))[0])
+    return {"model": model, "groups": len(bounds), "checked": len(finite), "infinite": [int(i) for i in onp.flatnonzero(~onp.isfinite(bounds))],
+            "smallest_margin": float(onp.min(margins)), "smallest_margin_group": int(finite[worst]), "median_margin": float(onp.median(margins)),
+            "smallest_bound_minus_l1": float(onp.min(bounds[finite] - l1)), "largest_group_bound": float(onp.max(bounds[finite])),
+            "smallest_group_asymmetry": float(onp.min(onp.mean(onp.abs(x1 - mirror.__wrapped__(x1)), axis=1)))}
+
+
 # ================================================================ input checks, run by S.checked at the edge
 
 # As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
@@ -243,7 +299,8 @@ ARGUMENT_CHECKS.update(S.ARGUMENT_CHECKS)
 ARGUMENT_CHECKS.update({
     "labels": check_sweep_labels, "position": check_position,
     "augment": lambda augment, arguments: S.fail_unless(augment in ("none", "flip"), f"augment must be 'none' or 'flip', got {augment!r}"),
-    "view_dim": S.number("view_dim", integer=True, positive=True),
+    "view_dim": S.number("view_dim", integer=True, positive=True), "num_draws": S.number("num_draws", integer=True, minimum=2),
+    "x1_groups": lambda groups, arguments: S.check_array(groups, "x1_groups", 3),
     "path": lambda path, arguments: S.fail_unless(path is None or (isinstance(path, str) and path.strip()),
                                                   f"path must be None or a file's path, got {path!r}"),
     "fraction": lambda fraction, arguments: S.check_number(fraction, "fraction") or S.fail_unless(

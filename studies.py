@@ -532,58 +532,6 @@ def views_config(args):
     return dict(config, steps=args.steps or config["steps"])
 
 
-def group_bound(x1_groups):
-    """Eq. (7), right, for each group of G rows sharing one x2 (x1_groups (N, G, D)): -(G D / 2)(log(2 pi v) + 1), v the
-    group's isotropic MLE variance. +inf where v = 0: a group of one point, or a digit equal to its mirror image."""
-    variance = np.mean((x1_groups - np.mean(x1_groups, axis=1, keepdims=True)) ** 2, axis=(1, 2))      # (N,)
-    size = np.shape(x1_groups)[1] * np.shape(x1_groups)[2]
-    with np.errstate(divide="ignore"):
-        return -0.5 * size * (np.log(2.0 * np.pi * variance) + 1.0)
-
-
-def group_cross_term(params, model, x1_groups, x2, rng, num_draws):
-    """Eq. (7), first line, for each group (x1_groups (N, G, D), one x2 row each): E_{g ~ q(g|x2_n)} sum over the group
-    of log f_1(x | tau_1(g)), through the group's statistics as class_log_likelihood: per draw and group (S, N)."""
-    mean, log_var = S.label_posterior.__wrapped__(params, x2, model)              # (N, D)
-    mu = S.decode_mean_x1(params, S.sample_normal(mean, log_var, rng, (num_draws,)))   # (S, N, D1)
-    size, dim = np.shape(x1_groups)[1], np.shape(x1_groups)[2]
-    x_bar, log_var_x = np.mean(x1_groups, axis=1), params["decoder_x1_log_var"]   # (N, D1)
-    scatter = np.sum((x1_groups - x_bar[:, None, :]) ** 2, axis=(1, 2))           # (N,)
-    per_group = (-0.5 * size * dim * (np.log(2.0 * np.pi) + log_var_x)
-                 - 0.5 * (scatter + size * np.sum((x_bar - mu) ** 2, axis=-1)) * np.exp(-log_var_x))     # (S, N)
-    return per_group
-
-
-def views_model_row(params, model, x1, rng):
-    """What model generates from the pooled views of the digits x1: asymmetry kept, and what each sample is nearest."""
-    generated = D.views_generate_x1(params, D.pooled_view(x1), rng, model)
-    return {"mirror_asymmetry": D.mirror_asymmetry(generated) / D.mirror_asymmetry(x1),
-            "mirror_asymmetry_absolute": D.mirror_asymmetry(generated), "nearest": D.nearest_of_three(generated, x1),
-            "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"]))}
-
-
-GROUP_STANDARD_ERRORS = 5.0     # per group: 1797 groups at 4 SE would see one false FAIL in 16 runs; at 5, one in 2000
-
-
-def views_group_check(params, model, x1, augment, config, rng):
-    """Inequality (6) for every group S_c = the rows sharing one x2 ({x1, mirror(x1)} with flip, {x1} without): the smallest
-    bound - L_1 + GROUP_STANDARD_ERRORS x its Monte Carlo SE over the groups of finite bound, with the group it belongs to;
-    the groups of infinite bound (one point, or a digit equal to its mirror image: MLE variance 0) are listed, not checked."""
-    groups = np.stack([x1, D.mirror(x1)], axis=1) if augment == "flip" else x1[:, None, :]      # (N, G, D1)
-    bounds = group_bound(groups)
-    finite = np.flatnonzero(np.isfinite(bounds))
-    if not len(finite):
-        return {"model": model, "groups": len(bounds), "checked": 0, "infinite": [int(i) for i in range(len(bounds))]}
-    draws = group_cross_term(params, model, groups[finite], D.pooled_view(x1)[finite], rng, config["group_draws"])   # (S, N)
-    l1, l1_se = np.mean(draws, axis=0), np.std(draws, axis=0, ddof=1) / np.sqrt(len(draws))
-    margins = bounds[finite] - l1 + GROUP_STANDARD_ERRORS * l1_se
-    worst = int(np.argmin(margins)) if np.all(np.isfinite(margins)) else int(np.flatnonzero(~np.isfinite(margins))[0])
-    return {"model": model, "groups": len(bounds), "checked": len(finite), "infinite": [int(i) for i in np.flatnonzero(~np.isfinite(bounds))],
-            "smallest_margin": smallest(margins), "smallest_margin_group": int(finite[worst]), "median_margin": float(np.median(margins)),
-            "smallest_bound_minus_l1": smallest(bounds[finite] - l1), "largest_group_bound": float(np.max(bounds[finite])),
-            "smallest_group_asymmetry": float(np.min(np.mean(np.abs(x1 - D.mirror(x1)), axis=1)))}
-
-
 def views_checks(groups):
     """Inequality (6) per group, every model: PASS if every checked group's margin is >= 0; SKIP if no group has a finite bound."""
     if not all(g["checked"] for g in groups):
@@ -592,7 +540,7 @@ def views_checks(groups):
     margin = smallest([g["smallest_margin"] for g in groups])
     listed = sorted({i for g in groups for i in g["infinite"]})
     return [(f"inequality (6) for every group of rows sharing one x2 ({groups[0]['checked']} groups per model)", margin >= 0, margin,
-             f"smallest bound - L_1 + {GROUP_STANDARD_ERRORS:g} SE of one group, nats" + (f"; {len(listed)} group{'s' * (len(listed) > 1)} of infinite bound "
+             f"smallest bound - L_1 + {D.GROUP_STANDARD_ERRORS:g} SE of one group, nats" + (f"; {len(listed)} group{'s' * (len(listed) > 1)} of infinite bound "
                                                                                           f"(rows {listed[:5]}) not checked" if listed else ""))]
 
 
@@ -601,8 +549,8 @@ def views_task(model, x1, augment, seed, config):
     views_x1, views_x2 = D.digit_views(x1, augment)
     params, history = D.train_views(model, views_x1, views_x2, seed=seed, latent_dim=config["latent_dim"], hidden=config["hidden"],
                                     num_steps=config["steps"], print_fn=None, step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]))
-    row = dict(views_model_row(params, model, x1, npr.default_rng([seed, 12])), model=model)
-    return params, history, row, views_group_check(params, model, x1, augment, config, npr.default_rng([seed, 13]))
+    row = dict(D.views_model_row(params, model, x1, npr.default_rng([seed, 12])), model=model)
+    return params, history, row, D.views_group_check(params, model, x1, augment, npr.default_rng([seed, 13]), config["group_draws"])
 
 
 def run_views(args, print_fn):
@@ -645,7 +593,7 @@ def format_views(results):
                      "bound is +inf (MLE variance 0): the theorem has nothing to say, and the cross term nothing to average over")
         return "\n".join(lines)
     lines.append(f"Theorem 1 per group (the rows sharing one x2: a digit and its mirror image), {group['checked']} groups per model; "
-                 f"margin = bound - L_1 + {GROUP_STANDARD_ERRORS:g} SE of the group's Monte Carlo L_1, nats: " + "; ".join(
+                 f"margin = bound - L_1 + {D.GROUP_STANDARD_ERRORS:g} SE of the group's Monte Carlo L_1, nats: " + "; ".join(
                      f"{g['model']}: smallest {g['smallest_margin']:.2f} (group {g['smallest_margin_group']}), median {g['median_margin']:.2f}, "
                      f"smallest bound - L_1 {g['smallest_bound_minus_l1']:.2f}" for g in results["groups"]))
     lines.append(f"A group's bound grows without limit as its digit nears mirror symmetry (MLE variance -> 0): the most symmetric digit "

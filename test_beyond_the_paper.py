@@ -264,13 +264,13 @@ def test_quick_study_trains_every_setting_checks_eq6_and_draws(tmp_path):
 def test_group_bound_and_cross_term_are_eq7_per_group():
     x1 = rng(7).random((5, 64))
     groups = onp.stack([x1, D.mirror(x1)], axis=1)                               # (N, 2, 64)
-    bounds = ST.group_bound(groups)
+    bounds = D.group_bound(groups)
     onp.testing.assert_allclose(bounds, [T.constant_mean_bound(group) for group in groups], rtol=1e-12)
-    assert onp.all(onp.isinf(ST.group_bound(x1[:, None, :])))                    # one point: MLE variance 0
+    assert onp.all(onp.isinf(D.group_bound(x1[:, None, :])))                    # one point: MLE variance 0
     symmetric = 0.5 * (x1 + D.mirror(x1))
-    assert onp.isinf(ST.group_bound(onp.stack([symmetric, D.mirror(symmetric)], axis=1))[0])
+    assert onp.isinf(D.group_bound(onp.stack([symmetric, D.mirror(symmetric)], axis=1))[0])
     params = D.init_views_params(rng(8), latent_dim=3, hidden=(5,))
-    per_group = ST.group_cross_term(params, "mmvae", groups, D.pooled_view(x1), rng(9), 4)           # (S, N)
+    per_group = D.group_cross_term(params, "mmvae", groups, D.pooled_view(x1), rng(9), 4)           # (S, N)
     mean, log_var = S.label_posterior.__wrapped__(params, D.pooled_view(x1), "mmvae")
     g = S.sample_normal(mean, log_var, rng(9), (4,))                                                 # the same draws
     direct = sum(S.decoder_x1_log_likelihood(params, groups[:, i, :], g) for i in (0, 1))            # (S, N)
@@ -282,13 +282,13 @@ def test_views_check_is_per_group_and_lists_the_groups_of_infinite_bound():
     x1 = rng(7).random((6, 64))
     x1[2] = 0.5 * (x1[2] + D.mirror(x1[2:3])[0])                                      # exactly symmetric: bound +inf
     params = D.init_views_params(rng(8), latent_dim=3, hidden=(5,))
-    found = ST.views_group_check(params, "mmvae", x1, "flip", {"group_draws": 8}, rng(9))
+    found = D.views_group_check(params, "mmvae", x1, "flip", rng(9), 8)
     assert found["checked"] == 5 and found["infinite"] == [2] and found["smallest_margin"] > 0
     checks = ST.views_checks([found])
     assert checks[0][1] is True and "(rows [2]) not checked" in checks[0][3]
     beaten = dict(found, smallest_margin=-0.1)                                    # what one group below its bound reports
     assert ST.views_checks([found, beaten])[0][1] is False
-    assert ST.views_checks([ST.views_group_check(params, "mmvae", x1, "none", {"group_draws": 8}, rng(9))])[0][1] is None
+    assert ST.views_checks([D.views_group_check(params, "mmvae", x1, "none", rng(9), 8)])[0][1] is None
 
 
 @pytest.fixture(scope="module")
