@@ -65,33 +65,30 @@ def time_case(folder, case):
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def median_estimator_step_seconds(gradient, num_importance=30, num_steps=20, warmup=3, seed=0):
+def median_estimator_step_seconds(gradient, dtype_name="float64", num_importance=30, num_steps=20, warmup=3, seed=0):
     """Median seconds of one MMVAE training step on the digits (latent 8, hidden 128, batch 128) at num_importance samples per
-    stratum, trained with `gradient` (beyond_the_paper.GRADIENTS). Runs in the calling interpreter; --estimators runs each in a
-    fresh one."""
+    stratum, trained with `gradient` (beyond_the_paper.GRADIENTS) in dtype_name, through S.maximise as training runs it: a
+    clock read at each step's progress call (log_every=1). Runs in the calling interpreter; --estimators runs each in a fresh one."""
     import numpy as np
-    from autograd import value_and_grad
     import beyond_the_paper as B
     import data_sets as D
     import surjvae_np as S
     x1, labels = D.load_digits()
-    objective = B.objective_of("mmvae", num_importance, gradient)
-    flat, unflatten = S.flatten_params(B.init_model_params("mmvae", S.init_rng(seed), 10, 8, 64, (128,)))
-    objective_and_gradient = value_and_grad(lambda vector, *batch: objective(unflatten(vector), *batch))
-    m, v, seconds, x2 = np.zeros_like(flat), np.zeros_like(flat), [], S.one_hot(labels, 10)
-    for t in range(warmup + num_steps):
-        start = time.perf_counter()
-        flat, m, v, _ = S.training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, 1e-3, 128)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds[warmup:])
+    start = B.init_model_params("mmvae", S.init_rng(seed), 10, 8, 64, (128,))
+    clock = [time.perf_counter()]
+    S.maximise(B.objective_of("mmvae", num_importance, gradient), start, x1, S.one_hot(labels, 10), seed=seed,
+               num_steps=warmup + num_steps, step_size=1e-3, batch_size=128, log_every=1,
+               print_fn=lambda line: clock.append(time.perf_counter()), dtype=getattr(np, dtype_name))
+    return statistics.median(np.diff(clock)[warmup:])
 
 
-def time_estimator(gradient):
-    """median_estimator_step_seconds(gradient) in a fresh interpreter."""
-    code = f"import sys; sys.path.insert(0, {HERE!r}); import bench; print(bench.median_estimator_step_seconds({gradient!r}))"
+def time_estimator(gradient, dtype_name):
+    """median_estimator_step_seconds(gradient, dtype_name) in a fresh interpreter."""
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import bench; "
+            f"print(bench.median_estimator_step_seconds({gradient!r}, {dtype_name!r}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"bench.py: error: timing the {gradient} step failed:\n{done.stderr.strip()}")
+        raise SystemExit(f"bench.py: error: timing the {gradient} step in {dtype_name} failed:\n{done.stderr.strip()}")
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -135,7 +132,8 @@ def parse_args(argv):
     parser.add_argument("--torch-python", type=executable_file, help="python of a venv with torch, to time --peer")
     parser.add_argument("--peer", type=R.input_file, help="a plain-PyTorch peer script that answers --steptime-only --act tanh")
     parser.add_argument("--estimators", action="store_true",
-                        help="instead: the MMVAE's step on the digits at K = 30 under each gradient estimator, and its ratio to iwae's")
+                        help="instead: the MMVAE's step on the digits at K = 30 under each gradient estimator, in float64 and float32, "
+                             "its ratio to iwae's and float32's to float64's")
     parser.add_argument("--json", type=R.output_file, metavar="PATH", help="also write the table's numbers to PATH")
     args = R.refuse_repeats(parser, argv)
     if args.estimators and (args.against or args.torch_python or args.quick or args.models != list(MODELS)):
@@ -195,18 +193,23 @@ def main(argv=None):
 
 
 def run_estimators(args, start):
-    """--estimators: interleaved rounds over the gradient estimators, the median ms per step and its ratio to iwae's."""
+    """--estimators: interleaved rounds over the gradient estimators in both precisions, the median ms per step, its ratio to
+    iwae's in the same precision, and float32's to float64's."""
     import beyond_the_paper as B
-    times = {gradient: [] for gradient in B.GRADIENTS}
+    precisions = ("float64", "float32")
+    times = {(gradient, dtype): [] for gradient in B.GRADIENTS for dtype in precisions}
     for round_index in range(args.rounds):
-        for gradient in B.GRADIENTS:
-            times[gradient].append(1e3 * time_estimator(gradient))
+        for gradient, dtype in times:
+            times[gradient, dtype].append(1e3 * time_estimator(gradient, dtype))
         print(f"  round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)       # progress: stderr
-    medians = {gradient: statistics.median(ms) for gradient, ms in times.items()}
-    print("MMVAE step on the digits, K = 30, batch 128, latent 8, hidden 128 (median over rounds of each run's median)")
-    print("\n".join(f"{gradient:9s} {ms:9.2f} ms  {ms / medians['iwae']:5.2f} x iwae" for gradient, ms in medians.items()))
+    medians = {key: statistics.median(ms) for key, ms in times.items()}
+    print("MMVAE step on the digits through maximise, K = 30, batch 128, latent 8, hidden 128 (median over rounds of each run's median)")
+    print(f"{'gradient':9s} {'f64 ms':>8s} {'x iwae':>6s} {'f32 ms':>8s} {'x iwae':>6s} {'f32/f64':>7s}")
+    for gradient in B.GRADIENTS:
+        f64, f32 = medians[gradient, "float64"], medians[gradient, "float32"]
+        print(f"{gradient:9s} {f64:8.2f} {f64 / medians['iwae', 'float64']:6.2f} {f32:8.2f} {f32 / medians['iwae', 'float32']:6.2f} {f32 / f64:7.2f}")
     if args.json:
-        R.write_json({"estimators": times}, args.json)
+        R.write_json({"estimators": {f"{gradient} {dtype}": ms for (gradient, dtype), ms in times.items()}}, args.json)
     print(f"total time {time.perf_counter() - start:.1f} s")
     return 0
 

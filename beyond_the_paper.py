@@ -87,7 +87,7 @@ def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
     """Eq. (4), S.cross_modal_term for any model: r_M = label_latent (MMVAE+: (g, w~_1) ~ q(g|x2) r_1(w_1),
     the law its objective's cross term is trained under). Monte Carlo, summed over datapoints. Maximised."""
     g = S.sample_normal(*label_latent(params, x2, model, private="auxiliary"), rng, (num_samples,))   # (S, N, D [+ P])
-    return np.sum(np.mean(S.decoder_x1_log_likelihood(params, x1, g), axis=0))
+    return np.sum(S.mean(S.decoder_x1_log_likelihood(params, x1, g), axis=0))
 
 
 @S.checked
@@ -99,8 +99,12 @@ def generate_from_labels(params, x2, rng, model, with_noise=False, private="prio
 
 
 def _with_fixed_decoder_std(objective, log_var):
-    """objective with the x1 decoder's log-variance held at log_var (not learned: its gradient is 0, so Adam leaves it)."""
-    return lambda params, *batch_and_rng: objective(dict(params, decoder_x1_log_var=log_var), *batch_and_rng)
+    """objective with the x1 decoder's log-variance held at log_var (not learned: its gradient is 0, so Adam leaves it), in the
+    parameters' precision (a float64 log_var would turn float32 training's arithmetic into float64)."""
+    def held_objective(params, *batch_and_rng):
+        held = np.asarray(log_var, dtype=S.getval(params["decoder_x1_log_var"]).dtype)
+        return objective(dict(params, decoder_x1_log_var=held), *batch_and_rng)
+    return held_objective
 
 
 # ================================================================ input checks, run by S.checked at the edge

@@ -8,6 +8,7 @@ import math
 import autograd.numpy as np
 import numpy as onp
 from autograd import grad
+from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 import mopoe_mmvaeplus as MM
@@ -23,7 +24,9 @@ import surjvae_np as S
 # for the stratified mixture (its samples come from q_m, its weight holds q_mix); "dreg-mix" the doubly reparameterised
 # gradient derived for the stratified mixture, unbiased (doubly_reparameterised_for_the_mixture).
 GRADIENTS = ("iwae", "stl", "dreg", "dreg-mix")
-FLOOR = 1e-200      # dreg-mix: the least weight v a sample carries in the surrogate, so that a / v stays finite (see there)
+# dreg-mix: the least weight v a sample carries in the surrogate, per precision, so that a / v <= 1 / v stays finite and v times a
+# gradient stays a normal number (least normal: 2.2e-308 in float64, 1.2e-38 in float32; 1e-200 would be 0 in float32).
+FLOOR = {onp.dtype(onp.float64): 1e-200, onp.dtype(onp.float32): 1e-30}
 
 
 def log_importance_weights(params, x1, x2, g, means, log_vars):
@@ -42,7 +45,7 @@ def stratified_importance_weighted_elbo(params, x1, x2, means, log_vars, rng, nu
     k_sample_cross_term, which the constant-mean decoder no longer maximises once K > 1. Differentiated as it stands,
     it gives the IWAE gradient (Burda et al. 2016): sum_k w~_k grad log w_k, w~ = w / sum_k w."""
     g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
-    return np.mean(S.logsumexp(log_importance_weights(params, x1, x2, g, means, log_vars), axis=0) - math.log(num_importance))
+    return S.mean(S.logsumexp(log_importance_weights(params, x1, x2, g, means, log_vars), axis=0) - math.log(num_importance))
 
 
 @S.checked
@@ -54,7 +57,7 @@ def sticking_the_landing(params, x1, x2, means, log_vars, rng, num_importance):
     expectation, E_{q_mix} grad log q_mix, is 0)."""
     g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D): depends on phi
     held = log_importance_weights(params, x1, x2, g, getval(means), getval(log_vars))   # getval: q's parameters held
-    return np.mean(S.logsumexp(held, axis=0) - math.log(num_importance))
+    return S.mean(S.logsumexp(held, axis=0) - math.log(num_importance))
 
 
 @S.checked
@@ -70,8 +73,8 @@ def doubly_reparameterised(params, x1, x2, means, log_vars, rng, num_importance)
     values = log_importance_weights(_values_of(params), x1, x2, getval(g), getval(means), getval(log_vars))   # (K, M, N)
     weights = onp.exp(values - S.logsumexp(values, axis=0))                       # w~ over the K samples of a stratum
     rescaled = getval(g) + weights[..., None] * (g - getval(g))                   # value g; d/d phi scaled by w~
-    surrogate = np.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, getval(means), getval(log_vars)), axis=0))
-    objective = np.mean(S.logsumexp(values, axis=0) - math.log(num_importance))
+    surrogate = S.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, getval(means), getval(log_vars)), axis=0))
+    objective = S.mean(S.logsumexp(values, axis=0) - math.log(num_importance))
     return surrogate + getval(objective - surrogate)                              # the value reported: the objective
 
 
@@ -94,19 +97,53 @@ def doubly_reparameterised_for_the_mixture(params, x1, x2, means, log_vars, rng,
     a = 1 and the q terms cancel in sum: sticking the landing. The surrogate: (1/M) sum_s v_s log w(g'_s), v_s = w~_s,
     g' = g_held + (a_s / v_s)(g - g_held) (value g; d/dphi scaled by a_s / v_s), q's parameters held; plus the q terms at g
     with h^ held. Where w~_s underflows below FLOOR, v_s = FLOOR: the decoders' gradient then carries FLOOR grad log w_s
-    more than IWAE's (at most 1e-200 of it), and a_s / v_s stays finite. Its value is the objective itself."""
+    more than IWAE's (at most 1e-200 of it in float64, 1e-30 in float32), and a_s / v_s stays finite. Its value is the objective itself."""
     g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
     held = getval(g), getval(means), getval(log_vars)
     values = log_importance_weights(_values_of(params), x1, x2, *held)           # (K, M, N): log w(g_s), s = (k, m')
     log_q = S.log_normal(g[..., None, :, :], *held[1:])                           # (K, M', M, N): log q_m(g_s), g live, once
     log_h, a = _mixture_dreg_coefficients(values, getval(log_q))                 # getval: the coefficients are held
-    weights = onp.maximum(onp.exp(values - S.logsumexp(values, axis=0)), FLOOR)   # v = w~ over the K samples of a stratum
+    weights = onp.maximum(onp.exp(values - S.logsumexp(values, axis=0)), FLOOR[values.dtype])   # v = w~ of a stratum's K samples
     rescaled = held[0] + (a / weights)[..., None] * (g - held[0])                 # value g; d/dphi scaled by a / v
-    pathwise = np.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, *held[1:]), axis=0))
-    log_q_mix = S.logsumexp(log_q, axis=-2) - math.log(np.shape(means)[0])       # S.mixture_log_density, from log_q already at hand
+    pathwise = S.mean(np.sum(weights * log_importance_weights(params, x1, x2, rescaled, *held[1:]), axis=0))
+    return _with_the_q_terms(pathwise, values, log_q, log_h, num_importance)
+
+
+@S.checked
+def doubly_reparameterised_for_the_mixture_in_one_pass(params, x1, x2, means, log_vars, rng, num_importance):
+    """doubly_reparameterised_for_the_mixture (its definition, just above) with log w evaluated once, traced: the same value and
+    gradient (tested to 1e-12). The samples enter log w through _path_scaled, whose value is g and whose derivative is scaled by
+    a / v in the backward pass; a / v are read off that same evaluation's values. What training calls for "dreg-mix"."""
+    g = S.sample_normal(means, log_vars, rng, (num_importance,))                  # (K, M, N, D)
+    held_q, scale = (getval(means), getval(log_vars)), {}
+    log_w = log_importance_weights(params, x1, x2, _path_scaled(g, scale), *held_q)   # (K, M, N): traced, the only pass
+    values = getval(log_w)                                                        # getval: the coefficients are held
+    log_q = S.log_normal(g[..., None, :, :], *held_q)                             # (K, M', M, N): log q_m(g_s), g live, once
+    log_h, a = _mixture_dreg_coefficients(values, getval(log_q))
+    weights = onp.maximum(onp.exp(values - S.logsumexp(values, axis=0)), FLOOR[values.dtype])   # v = w~ of a stratum's K samples
+    scale["by"] = (a / weights)[..., None]                                        # read by _path_scaled's vjp, after this pass
+    pathwise = S.mean(np.sum(weights * log_w, axis=0))
+    return _with_the_q_terms(pathwise, values, log_q, log_h, num_importance)
+
+
+@primitive
+def _path_scaled(g, scale):
+    """g itself, as one traced operation; its vjp multiplies g's cotangent by scale["by"] (K, M, N, 1). The forward pass sets
+    scale["by"] after it has computed log w at g; autograd calls a vjp only in the backward pass, after the forward pass ends."""
+    return g
+
+
+defvjp(_path_scaled, lambda ans, g, scale: lambda cotangent: cotangent * scale["by"])
+
+
+def _with_the_q_terms(pathwise, values, log_q, log_h, num_importance):
+    """dreg-mix's surrogate from its pathwise part: minus the q terms at g with h^ held (doubly_reparameterised_for_the_mixture);
+    the value it reports is the objective, from log w's values (K, M, N)."""
+    num_components = np.shape(log_q)[-2]
+    log_q_mix = S.logsumexp(log_q, axis=-2) - math.log(num_components)           # S.mixture_log_density, from log_q already at hand
     q_terms = np.sum(onp.exp(log_h) * (log_q - log_q_mix[..., None, :]), axis=-2)   # (K, M', N)
-    surrogate = pathwise - np.mean(np.sum(q_terms, axis=0)) / np.shape(means)[0]
-    objective = np.mean(S.logsumexp(values, axis=0) - math.log(num_importance))
+    surrogate = pathwise - S.mean(np.sum(q_terms, axis=0)) / num_components
+    objective = S.mean(S.logsumexp(values, axis=0) - math.log(num_importance))
     return surrogate + getval(objective - surrogate)                              # the value reported: the objective
 
 
@@ -129,7 +166,7 @@ def _values_of(params):
 
 
 ESTIMATORS = {"iwae": stratified_importance_weighted_elbo, "stl": sticking_the_landing, "dreg": doubly_reparameterised,
-              "dreg-mix": doubly_reparameterised_for_the_mixture}
+              "dreg-mix": doubly_reparameterised_for_the_mixture_in_one_pass}
 
 
 @S.checked
@@ -186,7 +223,7 @@ def k_sample_cross_term_objective(params, x1, x2, rng, num_importance):
     of one class its expectation is k_sample_cross_term's value; at K = 1 it is L_1 / N of Eq. (4)."""
     mean, log_var = S.gaussian_expert(params["encoder_x2"], x2)                   # (N, D): r_M, the MMVAE's label expert
     g = S.sample_normal(mean, log_var, rng, (num_importance,))                    # (K, N, D)
-    return np.mean(S.logsumexp(S.decoder_x1_log_likelihood(params, x1, g), axis=0)) - math.log(num_importance)
+    return S.mean(S.logsumexp(S.decoder_x1_log_likelihood(params, x1, g), axis=0)) - math.log(num_importance)
 
 
 # ---------------------------------------------------------------- 2. the estimators measured, and the K-sample cross term's optimum

@@ -126,14 +126,15 @@ def mmvaeplus_objective(params, x1, x2, rng, beta=1.0):
     u = S.sample_normal(means, log_vars, rng)                                     # (M, N, D + P): stratum m
     g, w_own = u[..., :shared], u[..., shared:]                                   # (M, N, D), (M, N, P)
     # Stratum m borrows the other modality's auxiliary prior: r_2 in stratum 1, r_1 in stratum 2.
-    w_other = S.sample_normal(np.zeros(np.shape(w_own)), auxiliary_log_vars(params)[::-1, None, :], rng)   # (M, N, P)
+    w_other = S.sample_normal(onp.zeros_like(S.getval(w_own)), auxiliary_log_vars(params)[::-1, None, :], rng)   # (M, N, P), w_own's dtype
     w_for_x1, w_for_x2 = np.stack([w_own[0], w_other[1]]), np.stack([w_other[0], w_own[1]])  # own in its stratum
     log_p_x1 = S.decoder_x1_log_likelihood(params, x1, np.concatenate([g, w_for_x1], axis=-1))   # (M, N)
     log_p_x2 = S.decoder_x2_log_likelihood(params, x2, np.concatenate([g, w_for_x2], axis=-1))   # (M, N)
-    log_ratio = (S.log_prior(g) + S.log_normal(w_own, 0.0, private_prior_log_var(params))
+    private_log_var = onp.asarray(private_prior_log_var(params), dtype=S.getval(w_own).dtype)   # a float would promote float32
+    log_ratio = (S.log_prior(g) + S.log_normal(w_own, 0.0, private_log_var)
                  - S.mixture_log_density(g, means[..., :shared], log_vars[..., :shared])
                  - S.log_normal(w_own, means[..., shared:], log_vars[..., shared:]))          # (M, N)
-    return np.mean(log_p_x1 + log_p_x2 + beta * log_ratio)
+    return S.mean(log_p_x1 + log_p_x2 + beta * log_ratio)
 
 
 def mmvaeplus_experts(params, x1, x2):

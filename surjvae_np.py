@@ -45,6 +45,12 @@ def log_normal(x, mean, log_var):
     return -0.5 * np.sum(LOG_2PI + log_var + residual * residual * np.exp(-log_var), axis=-1)
 
 
+def mean(a, axis=None):
+    """np.mean(a, axis), equal to the bit, as a sum over a Python count: autograd 1.9.1's gradient of np.mean divides by a NumPy
+    int64, which NumPy 2 promotes float32 to float64 (a float32 objective's backward pass then ran in float64; tested)."""
+    return np.sum(a, axis=axis) / (np.size(a) if axis is None else np.shape(a)[axis])
+
+
 def logsumexp(a, axis):
     """log sum_i exp(a_i) along axis, computed stably."""
     shift = getval(np.max(a, axis=axis, keepdims=True))    # getval: the shift cancels in value and gradient
@@ -138,7 +144,7 @@ def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
     Monte Carlo, num_samples draws per datapoint. r_M: the label expert (model="mmvae", the
     paper's setting), or the MVAE's label posterior ("mvae"); Theorem 1 holds for any r_M."""
     g = sample_normal(*label_posterior.__wrapped__(params, x2, model), rng, (num_samples,))   # (S, N, D); checked above
-    return np.sum(np.mean(decoder_x1_log_likelihood(params, x1, g), axis=0))
+    return np.sum(mean(decoder_x1_log_likelihood(params, x1, g), axis=0))
 
 
 # ---------------------------------------------------------------- Eq. (5): the MMVAE
@@ -149,7 +155,7 @@ def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng, x2_log_likelih
     log p(x_m|g) (Eq. 1); the average over components outside the log. Averaged over datapoints."""
     g = sample_normal(means, log_vars, rng)                                       # (K, N, D)
     log_joint = log_prior(g) + (decoder_x1_log_likelihood(params, x1, g) + x2_log_likelihood(params, x2, g))  # (K, N)
-    return np.mean(log_joint - mixture_log_density(g, means, log_vars))
+    return mean(log_joint - mixture_log_density(g, means, log_vars))
 
 
 @checked
@@ -303,7 +309,8 @@ def maximise(objective, start, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=No
     flat, x1, x2 = flat.astype(dtype), np.asarray(x1, dtype=dtype), np.asarray(x2, dtype=dtype)
     m, v, history = np.zeros_like(flat), np.zeros_like(flat), np.zeros(num_steps)
     for t in range(num_steps):
-        flat, m, v, history[t] = training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, rates[t], batch_size)
+        rate = float(rates[t])       # a Python float: NumPy 2 promotes float32 arrays times a float64 scalar to float64
+        flat, m, v, history[t] = training_step(objective_and_gradient, flat, m, v, t, x1, x2, seed, rate, batch_size)
         if not np.isfinite(history[t]):
             raise FloatingPointError(f"{name} objective became {history[t]} at step {t}; lower step_size (now {rates[t]:.3g}) or check the data")
         if print_fn is not None and (t % log_every == 0 or t == num_steps - 1):
@@ -395,7 +402,7 @@ def spread_ratio(generated, data):
 
 # Every public function checks its arguments (@checked) unless named here: the building blocks of the differentiated objectives
 # and the training step (their callers are checked) and the checks themselves. A test holds every public name to this.
-UNCHECKED = ("log_prior", "log_normal", "logsumexp", "mlp", "decoder_x1_log_likelihood", "decoder_x2_log_likelihood", "gaussian_expert",
+UNCHECKED = ("log_prior", "log_normal", "mean", "logsumexp", "mlp", "decoder_x1_log_likelihood", "decoder_x2_log_likelihood", "gaussian_expert",
              "unimodal_experts", "sample_normal", "mixture_log_density", "stratified_mixture_elbo", "product_of_experts", "kl_to_standard_normal",
              "decode_mean_x1", "adam_step", "training_step", "flatten_params", "tree_leaves", "tree_rebuild",     # and the checks:
              "checked", "check_arguments", "fail_unless", "check_number", "check_array", "input_size", "check_x2", "check_network",

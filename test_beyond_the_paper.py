@@ -23,7 +23,7 @@ import plots as P
 import studies as ST
 import surjvae_np as S
 import theorem_check as T
-from test_surjvae_np import no_fail_and_jensen_at_worst_skipped, refused
+from test_surjvae_np import adam_dtypes, all_float32, no_fail_and_jensen_at_worst_skipped, refused
 
 
 def rng(seed=0):
@@ -222,6 +222,23 @@ def test_train_takes_a_gradient_estimator_and_refuses_it_where_it_does_not_apply
                           (lambda: B.train("mmvae", x1, x2, num_steps=5, gradient="reinforce"), "gradient must be one of")):
         with pytest.raises(ValueError, match=message):
             call()
+
+
+@pytest.mark.parametrize("model, options", [(model, {}) for model in B.MODELS] + [("mmvae", {"decoder_std": 0.07})]
+                         + [(model, {"importance_samples": 3, "gradient": gradient}) for model in ("mmvae", "mopoe") for gradient in B.GRADIENTS])
+def test_float32_training_of_every_model_and_estimator_stays_float32(monkeypatch, model, options):
+    x1, labels = S.make_pinwheel(num_per_class=10, rng=rng(2))
+    seen = adam_dtypes(monkeypatch)
+    B.train(model, x1, S.one_hot(labels, 2), num_steps=3, print_fn=None, dtype=onp.float32, **options)
+    assert all_float32(seen, 3), seen
+
+
+def test_float32_training_of_the_views_stays_float32(monkeypatch):
+    images, digits = D.load_digits()
+    x1, x2 = D.digit_views(images[:40], "flip")
+    seen = adam_dtypes(monkeypatch)
+    D.train_views("mmvae", x1, x2, num_steps=3, hidden=(16,), print_fn=None, dtype=onp.float32)
+    assert all_float32(seen, 3), seen
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -203,6 +203,23 @@ def test_dreg_mix_with_one_component_is_dreg_and_at_k_1_is_sticking_the_landing(
     onp.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("objective", [K.mmvae_iwae_objective, K.mopoe_iwae_objective])
+@pytest.mark.parametrize("k", [1, 3])
+def test_dreg_mix_in_one_pass_is_its_two_pass_definition(small_problem, objective, k):
+    """The called path (log w traced once, its samples' cotangents scaled by a / v in the backward pass) against the plain
+    definition (log w untraced for the coefficients, then traced at the rescaled samples): the same value and gradient."""
+    params, x1, x2 = small_problem
+    vector, unflatten = S.flatten_params(params)
+    results = {}
+    for name, estimator in (("plain", K.doubly_reparameterised_for_the_mixture), ("one pass", K.doubly_reparameterised_for_the_mixture_in_one_pass)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setitem(K.ESTIMATORS, "dreg-mix", estimator)
+            results[name] = S.value_and_grad(lambda v: objective.__wrapped__(unflatten(v), x1, x2, rng(4), k, "dreg-mix"))(vector)
+    assert results["plain"][0] == results["one pass"][0]
+    onp.testing.assert_allclose(results["one pass"][1], results["plain"][1], rtol=1e-12, atol=1e-14)
+    assert onp.abs(results["plain"][1]).max() > 1e-3                                # a gradient that can disagree
+
+
 @pytest.fixture(scope="module")
 def trained_gradient_draws():
     """At trained parameters (the pinwheel MMVAE and MoPoE after 300 steps at K = 1, hidden 8): each estimator's encoder gradient
@@ -234,23 +251,26 @@ def test_at_trained_parameters_dreg_mix_is_unbiased_and_dreg_is_biased(trained_g
     assert chi2["dreg-mix"] < 2.0 and chi2["dreg"] > 4.0 and chi2["stl"] > 4.0, chi2
 
 
-def test_dreg_mix_stays_finite_where_a_weight_underflows():
+@pytest.mark.parametrize("dtype, underflow, rtol", [(onp.float64, -800, 1e-9), (onp.float32, -110, 1e-4)])
+def test_dreg_mix_stays_finite_where_a_weight_underflows(dtype, underflow, rtol):
     """A sharp expert far out and a broad one (std 20) give log weights thousands of nats apart inside one stratum: w~ underflows
-    to 0 while the sample still carries a_s in the other stratum. The gradient is finite (a_s / v_s, v >= FLOOR), and the decoders'
-    gradient is IWAE's to 1e-9 (FLOOR adds at most 1e-200 of grad log w per sample)."""
+    to 0 (below exp(-745) in float64, exp(-104) in float32) while the sample still carries a_s in the other stratum. The gradient
+    is finite (a_s / v_s, v >= FLOOR), and the decoders' gradient is IWAE's to the precision's rounding (FLOOR adds at most 1e-200,
+    in float32 1e-30, of grad log w per sample)."""
     from autograd import grad
-    params, x1, x2 = one_point_model()
-    rows, mu, log_var = 2000, onp.array([10.0, 0.0]), onp.array([2 * onp.log(0.1), 2 * onp.log(20.0)])
+    model, x1, x2 = one_point_model()
+    params = S.tree_rebuild(model, iter([onp.asarray(leaf, dtype) for leaf in S.tree_leaves(model)]))
+    rows, mu, log_var = 2000, onp.array([10.0, 0.0], dtype), onp.array([2 * onp.log(0.1), 2 * onp.log(20.0)], dtype)
     means, log_vars = (onp.repeat(a[:, None, None], rows, axis=1) for a in (mu, log_var))
-    X1, X2 = onp.repeat(x1, rows, 0), onp.repeat(x2, rows, 0)
-    g = means + onp.exp(0.5 * log_vars) * rng(1).standard_normal((8,) + means.shape)
+    X1, X2 = onp.repeat(x1, rows, 0).astype(dtype), onp.repeat(x2, rows, 0).astype(dtype)
+    g = S.sample_normal(means, log_vars, rng(1), (8,))                             # the draws the estimators take from rng(1)
     values = K.log_importance_weights(params, X1, X2, g, means, log_vars)
-    assert onp.min(values - S.logsumexp(values, axis=0)) < -800                    # some w~ = exp(< -800) = 0 in float64
+    assert values.dtype == dtype and onp.min(values - S.logsumexp(values, axis=0)) < underflow    # some w~ underflow to 0
     gradients = {name: grad(lambda m, v, p: K.ESTIMATORS[name].__wrapped__(p, X1, X2, m, v, rng(1), 8), argnum=(0, 1, 2))(means, log_vars, params)
                  for name in ("dreg-mix", "iwae")}
-    assert all(onp.all(onp.isfinite(leaf)) for leaf in S.tree_leaves(gradients["dreg-mix"]))
+    assert all(onp.all(onp.isfinite(leaf)) and leaf.dtype == dtype for leaf in S.tree_leaves(gradients["dreg-mix"]))
     for ours, theirs in zip(S.tree_leaves(gradients["dreg-mix"][2]["decoder_x1"]), S.tree_leaves(gradients["iwae"][2]["decoder_x1"])):
-        onp.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+        onp.testing.assert_allclose(ours, theirs, rtol=rtol, atol=1e-12 if dtype == onp.float64 else 1e-6)
 
 
 def test_label_stratum_term_is_the_objectives_last_stratum_written_out(small_problem):

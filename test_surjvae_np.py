@@ -7,7 +7,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads, as t
 
 import numpy as onp
 import pytest
+import autograd.numpy as anp
 from autograd import grad
+from autograd.core import primitive_vjps
 from autograd.test_util import check_grads
 
 import surjvae_np as S
@@ -142,6 +144,65 @@ def test_float32_training_is_deterministic_and_returns_float64():
     assert onp.array_equal(S.flatten_params(p1)[0], S.flatten_params(p2)[0]) and onp.array_equal(h1, h2)
     with pytest.raises(ValueError, match="dtype must be"):
         S.train("mmvae", x1, x2, num_steps=2, dtype=onp.int32)
+
+
+def adam_dtypes(monkeypatch):
+    """A list that records, at every training step, the dtypes of Adam's (x, gradient, m, v) and of the objective's value
+    (the forward's arithmetic: autograd casts a gradient back to its input's dtype, so the gradient alone would not tell)."""
+    seen, plain_step, plain_value_and_grad = [], S.adam_step, S.value_and_grad
+
+    def recording_step(x, gradient, m, v, t, step_size, **constants):
+        seen.append((x.dtype, gradient.dtype, m.dtype, v.dtype))
+        return plain_step(x, gradient, m, v, t, step_size, **constants)
+
+    def recording_value_and_grad(function):
+        def value_and_gradient(*args):
+            value, gradient = plain_value_and_grad(function)(*args)
+            seen.append(onp.result_type(value))
+            return value, gradient
+        return value_and_gradient
+    monkeypatch.setattr(S, "adam_step", recording_step)
+    monkeypatch.setattr(S, "value_and_grad", recording_value_and_grad)
+    monkeypatch.setitem(primitive_vjps, S._mlp_fused, mlp_cotangent_recorder(seen))
+    return seen
+
+
+def mlp_cotangent_recorder(seen):
+    """The fused MLP's vjp maker, recording into seen the dtype of every cotangent that reaches an MLP in the backward pass
+    as ("backward", dtype): where the backward pass's arithmetic runs."""
+    plain_maker = S._mlp_fused_vjp
+
+    def recording_maker(argnums, output, args, kwargs):
+        plain_vjp = plain_maker(argnums, output, args, kwargs)
+
+        def vjp(cotangent):
+            seen.append(("backward", cotangent.dtype))
+            return plain_vjp(cotangent)
+        return vjp
+    return lambda parent_argnums, ans, args, kwargs: recording_maker(parent_argnums, ans, args, kwargs)
+
+
+def all_float32(seen, steps):
+    """adam_dtypes' record holds `steps` steps, every array, value and MLP cotangent float32."""
+    steps_seen = [entry for entry in seen if not (isinstance(entry, tuple) and entry[0] == "backward")]
+    return (len(steps_seen) == 2 * steps and len(seen) > len(steps_seen)
+            and all(entry in ((onp.float32,) * 4, onp.float32, ("backward", onp.float32)) for entry in seen))
+
+
+def test_mean_is_np_mean_to_the_bit_and_keeps_float32_gradients():
+    a = rng(0).standard_normal((30, 7, 5))
+    assert all(onp.array_equal(S.mean(a, axis), onp.mean(a, axis=axis)) for axis in (None, 0, 1, 2))
+    a32 = a.astype(onp.float32)
+    assert grad(lambda x: S.mean(x, 0)[0, 0])(a32).dtype == onp.float32
+    assert grad(lambda x: anp.mean(x, axis=0)[0, 0])(a32).dtype == onp.float64    # autograd 1.9.1's promotion (the reason)
+
+
+@pytest.mark.parametrize("model", ["mvae", "mmvae"])
+def test_float32_training_stays_float32_at_every_step(monkeypatch, model):
+    x1, labels = S.make_pinwheel(num_per_class=30, rng=rng(0))
+    seen = adam_dtypes(monkeypatch)
+    S.train(model, x1, S.one_hot(labels, 2), num_steps=4, batch_size=16, print_fn=None, dtype=onp.float32)
+    assert all_float32(seen, 4), seen
 
 
 # ---------------------------------------------------------------- distributions
