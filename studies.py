@@ -529,7 +529,7 @@ VIEWS_QUICK = dict(VIEWS, hidden=(64,), steps=600, peak_step_size=0.02, group_dr
 def views_config(args):
     """The views' sizes: VIEWS or VIEWS_QUICK, with --steps."""
     config = VIEWS_QUICK if args.quick else VIEWS
-    return dict(config, steps=args.steps or config["steps"])
+    return dict(config, steps=args.steps or config["steps"], dtype=args.dtype)
 
 
 def views_checks(groups):
@@ -548,7 +548,8 @@ def views_task(model, x1, augment, seed, config):
     """Train model on the views and evaluate it (in a worker process)."""
     views_x1, views_x2 = D.digit_views(x1, augment)
     params, history = D.train_views(model, views_x1, views_x2, seed=seed, latent_dim=config["latent_dim"], hidden=config["hidden"],
-                                    num_steps=config["steps"], print_fn=None, step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]))
+                                    num_steps=config["steps"], print_fn=None, step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]),
+                                    dtype=getattr(np, config["dtype"]))
     row = dict(D.views_model_row(params, model, x1, npr.default_rng([seed, 12])), model=model)
     return params, history, row, D.views_group_check(params, model, x1, augment, npr.default_rng([seed, 13]), config["group_draws"])
 
@@ -647,6 +648,7 @@ def study_flags_not_applying(args):
          "--study importance-samples"),
         ("--gradient", args.gradient != "iwae" and (views or sets_its_own), "the check (the studies set their own)"),
         ("--test-fraction", args.test_fraction is not None and (args.gradient_study or args.bound_study), "the check and --study"),
+        ("--dtype", args.dtype != "float64" and (args.gradient_study or args.bound_study), "the check, --study, --sweep and the views"),
         ("--augment", args.augment is not None and not views, "--data digit-views")) if given]
 
 

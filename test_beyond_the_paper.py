@@ -249,6 +249,8 @@ def test_float32_training_of_the_views_stays_float32(monkeypatch):
     (["--study-seeds", "1", "--sweep"], "--study-seeds applies only to --study"),
     (["--gradient-study", "--test-fraction", "0.2"], "--test-fraction applies only to the check and --study"),
     (["--bound-study", "--test-fraction", "0.2"], "--test-fraction applies only to the check and --study"),
+    (["--gradient-study", "--dtype", "float32"], "--dtype applies only to the check, --study, --sweep and the views"),
+    (["--dtype", "float16"], "invalid choice"),
     (["--study", "auxiliary", "--models", "mvae"], "--models applies only to the check"),
     (["--study", "weights"], "invalid choice"), (["--models", "mvae", "mmvae"], "nothing beyond the check"),
     (["--sweep", "--sweep-ks", "600"], "exceeds the 500 points"), (["--quick", "--sweep", "--sweep-ks", "101"], "exceeds the 100"),

@@ -793,6 +793,15 @@ def test_theorem_check_results_do_not_depend_on_jobs(tmp_path):
     assert runs[0]["params"] == runs[1]["params"] and runs[0]["rows"] == runs[1]["rows"]
 
 
+def test_theorem_check_trains_in_float32_and_checks_in_float64(tmp_path, monkeypatch):
+    seen, path = adam_dtypes(monkeypatch), tmp_path / "float32.json"
+    assert T.main(["--quick", "--quiet", "--models", "mmvae", "--steps", "60", "--jobs", "1", "--dtype", "float32", "--json", str(path)]) == 0
+    results = json.loads(path.read_text())
+    assert results["config"]["dtype"] == "float32" and results["all_passed"]
+    assert sum(entry == (onp.float32,) * 4 for entry in seen) >= 60             # the training: float32 at every step
+    assert sum(entry == (onp.float64,) * 4 for entry in seen) >= 2 * 150        # direct maximisation of L_1: float64, both classes
+
+
 def test_adaptive_quadrature_doubles_until_converged_and_gives_up_past_the_cap():
     params = S.init_params(rng(9))
     x1, _ = S.make_pinwheel(num_per_class=30, rng=rng(9))
