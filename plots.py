@@ -24,6 +24,8 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
+import collapse_study as CS  # noqa: E402
+import configuration as C  # noqa: E402
 import data_sets as D  # noqa: E402
 import mopoe_mmvaeplus as MM  # noqa: E402
 import runs as R  # noqa: E402
@@ -232,10 +234,10 @@ def seed_means(entries, field="spread_ratio"):
 
 
 def study_curve(entries, part, model, gradient="iwae"):
-    """(values, mean, low, high) over seeds of the class-mean spread ratio per value of a study part (95 % interval, ST.seed_interval)."""
+    """(values, mean, low, high) over seeds of the class-mean spread ratio per value of a study part (95 % interval, CS.seed_interval)."""
     chosen = [e for e in entries if (e["part"], e["model"], e.get("gradient", "iwae")) == (part, model, gradient) and e["value"] is not None]
     values = list(dict.fromkeys(e["value"] for e in chosen))
-    summaries = [ST.seed_interval(seed_means([e for e in chosen if e["value"] == value])) for value in values]
+    summaries = [CS.seed_interval(seed_means([e for e in chosen if e["value"] == value])) for value in values]
     return (values, *(list(column) for column in zip(*summaries))) if values else ([], [], [], [])
 
 
@@ -252,7 +254,7 @@ def plot_decoder_std_panel(ax, entries):
         draw_interval(ax, values, mean, low, high, fmt="-o", color=MODEL_COLOURS[model], label=f"{NAMES[model]}, fixed")
         learned = [e for e in entries if (e["part"], e["value"], e["model"]) == ("decoder-std", None, model)]
         sigma = np.mean([r["decoder_std"] for e in learned for r in e["rows"]])
-        draw_interval(ax, [sigma], *([v] for v in ST.seed_interval(seed_means(learned))), fmt="*", ms=14, color=MODEL_COLOURS[model],
+        draw_interval(ax, [sigma], *([v] for v in CS.seed_interval(seed_means(learned))), fmt="*", ms=14, color=MODEL_COLOURS[model],
                       label=f"{NAMES[model]}, learned (at its mean sigma)")
     ax.axhline(1.0, color="k", lw=0.8, ls=":", label="the data's own spread (1.0)")
     ax.set_xscale("log")
@@ -269,7 +271,7 @@ def plot_k_panel(ax, entries):
                               label=f"{NAMES[model].split()[0]}, {gradient} gradient")
     reference = [e for e in entries if (e["part"], e["value"], e["model"]) == ("importance-samples", None, "mvae")]
     if reference:
-        ax.axhline(ST.seed_interval(seed_means(reference))[0], color=MODEL_COLOURS["mvae"], ls="--", lw=1.2, label="MVAE (K = 1), for reference")
+        ax.axhline(CS.seed_interval(seed_means(reference))[0], color=MODEL_COLOURS["mvae"], ls="--", lw=1.2, label="MVAE (K = 1), for reference")
     ax.axhline(1.0, color="k", lw=0.8, ls=":", label="the data's own spread (1.0)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -348,7 +350,7 @@ def plot_robustness(studies, path):
 def check_study_entry(entry, index):
     """One entry of studies.py --study output: its part, model, gradient, seed and value, and rows a figure can draw."""
     where = f"study[{index}]"
-    S.fail_unless(isinstance(entry, dict) and entry.get("part") in ST.STUDY_PARTS, f"{where}['part'] must be one of {list(ST.STUDY_PARTS)}")
+    S.fail_unless(isinstance(entry, dict) and entry.get("part") in CS.STUDY_PARTS, f"{where}['part'] must be one of {list(CS.STUDY_PARTS)}")
     S.fail_unless(entry.get("model") in NAMES and entry.get("gradient", "iwae") in B.GRADIENTS, f"{where}: unknown model or gradient")
     S.fail_unless(isinstance(entry.get("seed"), int) and entry["seed"] >= 0, f"{where}['seed'] must be an integer >= 0")
     value, part = entry.get("value"), entry["part"]
@@ -727,11 +729,11 @@ def load_results(args):
         results = read_results(args.from_json, args.sweep)
         return results, results["config"].get("seed", 0) if args.seed is None else args.seed
     seed = 0 if args.seed is None else args.seed
-    argv = (["--seed", str(seed), "--quiet", "--data", args.data, "--models", *args.models] + (["--quick"] if args.quick else [])
-            + (["--sweep"] if args.sweep else []) + (["--sweep-ks", "1", "4"] if args.sweep and args.quick else []))
+    options = dict(seed=seed, quiet=True, data=args.data, models=args.models, quick=args.quick)
     if args.sweep:
-        return ST.run_check_with_experiments(ST.parse_args(argv), print_fn=None), seed
-    return T.check(T.parse_args(argv), print_fn=None)[0], seed
+        return ST.run_check_with_experiments(*ST.from_keywords(sweep=True, **options, **({"sweep_ks": [1, 4]} if args.quick else {})),
+                                             print_fn=None), seed
+    return T.check(*C.from_keywords(C.add_check_arguments, C.flags_not_applying, **options), print_fn=None)[0], seed
 
 
 def figures_to_draw(args, results, seed):

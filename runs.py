@@ -132,14 +132,19 @@ def report(results, json_path, start):
 # ================================================================ arguments
 
 def argument_type(convert, valid, requirement):
-    """An argparse type: convert(text), refused unless valid(value), with "expected ..." or "must be {requirement}"."""
-    def parse(text):
+    """An argparse type: convert(text), refused unless valid(value), with "expected ..." or "must be {requirement}". It takes
+    the value from Python too (the scripts' keyword calls): an int for int, an int or a float for float, never a bool."""
+    kinds = (int, np.integer) if convert is int else (int, float, np.integer, np.floating)
+
+    def parse(given):
         try:
-            value = convert(text)
+            value = convert(given) if isinstance(given, str) or (isinstance(given, kinds) and not isinstance(given, bool)) else None
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if convert is int else 'a number'}, got {text[:40]!r}")
+            value = None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if convert is int else 'a number'}, got {str(given)[:40]!r}")
         if not valid(value):
-            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text[:40]}")
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {str(given)[:40]}")
         return value
     return parse
 
@@ -166,7 +171,7 @@ def writable_folder(folder):
 def path_type(problem_of):
     """An argparse type: the path, refused with problem_of(path) when that is not None (an empty path always)."""
     def parse(text):
-        problem = "the path is empty" if not text.strip() else problem_of(text)
+        problem = f"expected a path, got {text!r}" if not isinstance(text, str) else "the path is empty" if not text.strip() else problem_of(text)
         if problem:
             raise argparse.ArgumentTypeError(problem)
         return text
@@ -198,7 +203,7 @@ def refuse_repeats(parser, argv):
 def data_choice(choices):
     """An argparse type: one of choices, or the path of an existing .csv or .npz file."""
     def parse(text):
-        if text in choices or (text.endswith((".csv", ".npz")) and os.path.isfile(text)):
+        if isinstance(text, str) and (text in choices or (text.endswith((".csv", ".npz")) and os.path.isfile(text))):
             return text
         raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(choices)}, or give an existing .csv or .npz file)")
     return parse

@@ -13,7 +13,10 @@ import sys
 import numpy as onp
 import pytest
 
+import augmentation as A
 import beyond_the_paper as B
+import collapse_study as CS
+import configuration as C
 import data_sets as D
 import k_samples as K
 import log_likelihood as L
@@ -22,6 +25,8 @@ import bench
 import plots as P
 import studies as ST
 import surjvae_np as S
+import sweep as SW
+import theorem_beyond_k as BK
 import theorem_check as T
 from test_surjvae_np import adam_dtypes, all_float32, no_fail_and_jensen_at_worst_skipped, refused
 
@@ -145,7 +150,7 @@ def test_mmvaeplus_jensen_compares_like_with_like():
     params["decoder_x1"] = [{"W": onp.array([[0.0, 0.0], [0.0, 0.0], [3.0, 3.0]]), "b": x1_class.mean(axis=0)}]   # g ignored
     params["decoder_x1_log_var"] = onp.array(onp.log(T.mle_variance(x1_class)))
     params[MM.AUXILIARY_KEYS[0]] = onp.array([-12.0])                               # r_1: std 0.0025
-    row = T.evaluate_class(params, "mmvaeplus", x1, labels, 2, 0, T.QUICK, [7])
+    row = T.evaluate_class(params, "mmvaeplus", x1, labels, 2, 0, C.QUICK, [7])
     assert abs(row["l1"] - row["bound"]) < 0.01 and T.jensen_check([row])[1] is True
     prior_mean, prior_log_var = (a[0] for a in B.label_latent(params, S.one_hot(onp.array([0]), 2), "mmvaeplus", private="prior"))
     under_prior = onp.mean(L.grid_log_p(params, x1_class, prior_mean, prior_log_var, 64))
@@ -303,11 +308,11 @@ def test_views_check_is_per_group_and_lists_the_groups_of_infinite_bound():
     params = D.init_views_params(rng(8), latent_dim=3, hidden=(5,))
     found = D.views_group_check(params, "mmvae", x1, "flip", rng(9), 8)
     assert found["checked"] == 5 and found["infinite"] == [2] and found["smallest_margin"] > 0
-    checks = ST.views_checks([found])
+    checks = A.views_checks([found])
     assert checks[0][1] is True and "(rows [2]) not checked" in checks[0][3]
     beaten = dict(found, smallest_margin=-0.1)                                    # what one group below its bound reports
-    assert ST.views_checks([found, beaten])[0][1] is False
-    assert ST.views_checks([D.views_group_check(params, "mmvae", x1, "none", rng(9), 8)])[0][1] is None
+    assert A.views_checks([found, beaten])[0][1] is False
+    assert A.views_checks([D.views_group_check(params, "mmvae", x1, "none", rng(9), 8)])[0][1] is None
 
 
 @pytest.fixture(scope="module")
@@ -482,24 +487,24 @@ def k_terms(values, errors=(0.01, 0.01, 0.01), constant_offset=0.0):
 
 
 def test_k_sample_checks_and_finding_each_way():
-    checks = lambda terms: [c[1] for c in ST.k_sample_checks(terms)]
+    checks = lambda terms: [c[1] for c in BK.k_sample_checks(terms)]
     assert checks(k_terms([-2.0, -1.0, -0.5])) == [True, True]
     assert checks(k_terms([-2.0, -1.0, -0.5], constant_offset=0.5e-9)) == [True, True]
     assert checks(k_terms([-2.0, -1.0, -0.5], constant_offset=2e-9))[0] is False
     assert checks(k_terms([-2.0, -1.0, -1.0 - 4 * onp.hypot(0.01, 0.01) + 1e-6]))[1] is True     # a dip within 4 SE
     assert checks(k_terms([-2.0, -1.0, -1.0 - 4 * onp.hypot(0.01, 0.01) - 1e-6]))[1] is False
-    assert ST.k_sample_findings(k_terms([-2.0, -1.0, -0.2 + 0.041]))[0][1] is True                 # above the bound by > 4 SE
-    assert ST.k_sample_findings(k_terms([-2.0, -1.0, -0.2 + 0.039]))[0][1] is False
+    assert BK.k_sample_findings(k_terms([-2.0, -1.0, -0.2 + 0.041]))[0][1] is True                 # above the bound by > 4 SE
+    assert BK.k_sample_findings(k_terms([-2.0, -1.0, -0.2 + 0.039]))[0][1] is False
 
 
 def test_npmle_checks_each_way():
     """The proposition's checks: an estimate may exceed l*(sigma) by less than 4 SE, not by more; the constant mean never."""
     def terms(last, constant=-1.0, certified="grid"):
         return [dict(k_terms([-2.0, -1.0, last])[0], l_star_upper=0.5, constant_at_sigma=constant, certified=certified)]
-    verdicts = lambda items: [c[1] for c in ST.npmle_checks(items)]
+    verdicts = lambda items: [c[1] for c in BK.npmle_checks(items)]
     assert verdicts(terms(0.5 + 0.04 - 1e-6)) == [True, True] and verdicts(terms(0.5 + 0.04 + 1e-6)) == [False, True]
     assert verdicts(terms(0.0, constant=0.5 - 1e-9)) == [True, True] and verdicts(terms(0.0, constant=0.5 + 1e-9)) == [True, False]
-    assert "a proof" in ST.npmle_checks(terms(0.0))[0][0] and "heuristic" in ST.npmle_checks(terms(0.0, certified="mean-shift"))[0][0]
+    assert "a proof" in BK.npmle_checks(terms(0.0))[0][0] and "heuristic" in BK.npmle_checks(terms(0.0, certified="mean-shift"))[0][0]
     with_stratum = lambda value: [dict(terms(0.0)[0], stratum_values=[value], stratum_errors=[0.01], num_components=2)]
     bound = 0.5 + onp.log(2)                                                   # l* + log M
     assert verdicts(with_stratum(bound + 0.04 - 1e-6))[0] is True and verdicts(with_stratum(bound + 0.04 + 1e-6))[0] is False
@@ -511,7 +516,7 @@ def sweep_points(lost, data=0.1, per_label=(500, 125, 31)):
 
 
 def test_sweep_findings_each_way():
-    findings = lambda lost: [f[1] for f in ST.sweep_findings(sweep_points(lost))]
+    findings = lambda lost: [f[1] for f in SW.sweep_findings(sweep_points(lost))]
     assert findings([0.09, 0.06, 0.01]) == [True, True, True]
     assert findings([0.09, 0.06, -0.001])[0] is False                        # the MMVAE varies more than the data at k = 16
     assert findings([0.09, 0.095, 0.01])[1] is False                         # lost variance grew from k = 1 to 4
@@ -521,17 +526,17 @@ def test_sweep_findings_each_way():
 
 def test_views_findings_each_way():
     row = lambda asymmetry: [{"model": "mmvae", "mirror_asymmetry": asymmetry, "nearest": {"average": 0.9}}]
-    assert ST.views_findings(row(0.49), "flip")[0][1] is True and ST.views_findings(row(0.51), "flip")[0][1] is False
-    assert ST.views_findings(row(0.81), "none")[0][1] is True and ST.views_findings(row(0.79), "none")[0][1] is False
-    assert ST.views_findings([dict(row(0.3)[0], model="mvae")], "flip") == []
+    assert A.views_findings(row(0.49), "flip")[0][1] is True and A.views_findings(row(0.51), "flip")[0][1] is False
+    assert A.views_findings(row(0.81), "none")[0][1] is True and A.views_findings(row(0.79), "none")[0][1] is False
+    assert A.views_findings([dict(row(0.3)[0], model="mvae")], "flip") == []
 
 
 def test_study_checks_each_way():
     row = {"bound": 0.0, "l1": -1.0, "l1_error": 1e-3, "conditional": -0.5, "conditional_error": 1e-3, "conditional_reliable": True}
-    assert [c[1] for c in ST.study_checks([row, row])] == [True, True]
-    assert [c[1] for c in ST.study_checks([row, dict(row, l1=0.01)])][0] is False
-    assert [c[1] for c in ST.study_checks([row, dict(row, conditional=-1.5)])][1] is False
-    assert [c[1] for c in ST.study_checks([row, dict(row, conditional=-1.5, conditional_reliable=False)])][1] is None
+    assert [c[1] for c in CS.study_checks([row, row])] == [True, True]
+    assert [c[1] for c in CS.study_checks([row, dict(row, l1=0.01)])][0] is False
+    assert [c[1] for c in CS.study_checks([row, dict(row, conditional=-1.5)])][1] is False
+    assert [c[1] for c in CS.study_checks([row, dict(row, conditional=-1.5, conditional_reliable=False)])][1] is None
 
 
 @pytest.mark.parametrize("main, abbreviated", [(T.main, "--mod"), (ST.main, "--stud"), (P.main, "--model"), (bench.main, "--quic")])
@@ -547,12 +552,12 @@ def test_every_parser_shows_each_default_once_and_refuses_abbreviations(main, ab
 
 def test_seed_interval_is_the_t_interval_of_the_mean():
     """Three seeds: t_0.975(2) = 4.303; 2.776 for five; one seed gives no interval."""
-    mean, low, high = ST.seed_interval([1.0, 2.0, 3.0])
+    mean, low, high = CS.seed_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and abs(high - 2.0 - 4.303 / onp.sqrt(3)) < 1e-12 and abs(2.0 - low - 4.303 / onp.sqrt(3)) < 1e-12
-    assert abs(ST.seed_interval([1.0, 2.0, 3.0, 4.0, 5.0])[2] - 3.0 - 2.776 * onp.sqrt(2.5) / onp.sqrt(5)) < 1e-12
-    assert onp.isnan(ST.seed_interval([0.4])[1])
+    assert abs(CS.seed_interval([1.0, 2.0, 3.0, 4.0, 5.0])[2] - 3.0 - 2.776 * onp.sqrt(2.5) / onp.sqrt(5)) < 1e-12
+    assert onp.isnan(CS.seed_interval([0.4])[1])
     entries = [{"rows": [{"conditional": 1.0, "conditional_reliable": True}] * 2}, {"rows": [{"conditional": 5.0, "conditional_reliable": False}]}]
-    assert ST.setting_summary(entries, "conditional")[0] == 1.0 and ST.setting_summary(entries, "conditional")[3] == 1   # unreliable seed left out
+    assert CS.setting_summary(entries, "conditional")[0] == 1.0 and CS.setting_summary(entries, "conditional")[3] == 1   # unreliable seed left out
 
 
 def test_quick_gradient_study_measures_every_estimator_and_draws(tmp_path, capsys):
@@ -585,9 +590,9 @@ def test_quick_bound_study_checks_the_proposition_and_theorem_1_at_k_1(tmp_path,
         assert r["value"] - 4 * r["error"] <= r["l_star_upper"] and (r["k"] > 1 or r["spread_ratio"] < 0.05)
         assert r["k"] < 30 or r["value"] > r["constant"] + 1.0, r
     broken = [dict(results["bound_study"][0], value=results["bound_study"][0]["l_star_upper"] + 1.0)]
-    assert [c[1] for c in ST.bound_checks(broken)][0] is False
+    assert [c[1] for c in BK.bound_checks(broken)][0] is False
     ones = [dict(r, spread_ratio=0.06) for r in results["bound_study"] if r["k"] == 1]
-    assert [c[1] for c in ST.bound_checks(ones)][-1] is False
+    assert [c[1] for c in BK.bound_checks(ones)][-1] is False
     assert P.main(["--bound-json", str(path), "--out", str(tmp_path / "figures")]) == 0
     assert (tmp_path / "figures" / "theorem1_beyond_k.png").read_bytes()[:4] == b"\x89PNG"
     (tmp_path / "broken.json").write_text(json.dumps(dict(results, bound_study=[dict(results["bound_study"][0], value=float("nan"))])))
@@ -704,11 +709,10 @@ def test_held_out_pinwheel_is_a_fresh_sample_and_changes_no_training_number(tmp_
 def test_held_out_columns_on_the_training_points_are_the_training_row():
     """An identity: given the training points as the held-out ones, every held-out column is the row's own (the grid's
     log p is deterministic, so to rounding; spread and coherence exactly)."""
-    args = T.parse_args(["--quick"])
-    config = T.run_config(args)
-    x1, labels, _, num_classes = T.load_data(args, config)
+    config, data = T.parse_args(["--quick"])
+    x1, labels, num_classes = data.x1, data.labels, data.num_classes
     for model in ("mvae", "mmvae"):
-        params = T.untrained_params(model, config, x1, num_classes, 0)
+        params = C.untrained_params(model, config, x1, num_classes, 0)
         row = T.evaluate_class(params, model, x1, labels, num_classes, 1, config, [0, 4, 1], held_out=(x1, labels, num_classes))
         held = row["held_out"]
         assert held["spread_ratio"] == row["spread_ratio"] and held["coherence"] == row["coherence"] and held["num_points"] == row["num_points"]
@@ -722,9 +726,8 @@ def test_held_out_digits_and_own_data_are_a_stratified_split_fixed_across_seeds(
     x1_all, labels_all = D.load_digits()
     splits = []
     for seed in ("0", "1"):
-        args = T.parse_args(["--data", "digits", "--test-fraction", "0.2", "--seed", seed])
-        config = T.run_config(args)
-        (x1, labels, _, _), (x1_test, labels_test, _) = T.load_data(args, config), T.held_out_data(args, config)
+        _, data = T.parse_args(["--data", "digits", "--test-fraction", "0.2", "--seed", seed])
+        (x1, labels), (x1_test, labels_test, _) = data[:2], data.held_out
         splits.append(x1_test)
         assert len(x1) + len(x1_test) == len(x1_all) and onp.bincount(labels_test).tolist() == [
             int(round(0.2 * n)) for n in onp.bincount(labels_all)]
@@ -750,8 +753,7 @@ def test_a_long_run_is_estimated_before_it_starts_and_prose_fits_100_columns(cap
     """--steps 10^11: the estimate (from steps timed here, none of the 10^11 run) says weeks (a step under 12 microseconds
     would be needed for less); the quick run's prose lines (configuration, legends, notes, verdicts) fit 100 columns, its
     tables 140, and its progress goes to stderr."""
-    args = T.parse_args(["--quick", "--steps", str(10 ** 11)])
-    training, evaluation, text = T.run_estimate(args, T.run_config(args))
+    training, evaluation, text = T.run_estimate(*T.parse_args(["--quick", "--steps", str(10 ** 11)]))
     assert training > 2 * 604800 and 0 < evaluation < 600 and "weeks in all" in text and f"{10 ** 11} steps per model" in text
     assert T.main(["--quick", "--jobs", "1", "--steps", "60", "--test-fraction", "0.2"]) == 0
     out, err = capsys.readouterr()

@@ -732,6 +732,7 @@ def test_change_x1_units_is_an_exact_reparameterisation():
 import json  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
+import configuration as C  # noqa: E402
 import data_sets as D  # noqa: E402
 import log_likelihood as L  # noqa: E402
 import theorem_check as T  # noqa: E402
@@ -929,11 +930,9 @@ def test_grid_gives_the_linear_gaussian_conditional():
 def test_direct_maximisation_covers_every_class(monkeypatch):
     calls = []
     monkeypatch.setattr(T, "maximise_cross_modal_term", lambda x1, c, *rest: calls.append(c) or {"class": c})
-    monkeypatch.setattr(T, "train_model", lambda model, x1, x2, seed, config, progress: (None, onp.zeros(1)))
+    monkeypatch.setattr(C, "train_model", lambda model, x1, x2, seed, config, progress: (None, onp.zeros(1)))
     monkeypatch.setattr(B, "init_model_params", lambda *a: S.init_params(rng()))
-    args = T.parse_args(["--classes", "3", "--models", "mmvae", "--jobs", "1", "--quick"])
-    x1, labels, _, _ = T.load_data(args, T.run_config(args))
-    T.trained_and_untrained(args, T.run_config(args), x1, labels, 3, None)
+    T.trained_and_untrained(*T.parse_args(["--classes", "3", "--models", "mmvae", "--jobs", "1", "--quick"]), None)
     assert calls == [0, 1, 2]
 
 
@@ -1093,7 +1092,7 @@ def test_checks_run_at_the_edge_never_at_every_step(monkeypatch):
     for steps in (3, 12):
         counts = [count_checks(monkeypatch, lambda: B.train("mmvae", x1, x2, num_steps=steps, decoder_std=0.1, print_fn=None)),
                   count_checks(monkeypatch, lambda: B.train("mopoe", x1, x2, num_steps=steps, importance_samples=3, gradient="dreg", print_fn=None)),
-                  count_checks(monkeypatch, lambda: T.maximise_cross_modal_term(x1[labels == 0], 0, 2, dict(T.QUICK, direct_steps=steps), 0))]
+                  count_checks(monkeypatch, lambda: T.maximise_cross_modal_term(x1[labels == 0], 0, 2, dict(C.QUICK, direct_steps=steps), 0))]
         if steps == 3:
             few = counts
     assert counts == few and max(counts) < 20, (few, counts)
@@ -1208,7 +1207,7 @@ def test_the_rows_log_p_error_is_four_standard_errors_of_the_class_mean():
     sampling): their ratio within 0.7..1.4 (measured 1.1; the ratio's sampling SD about 0.11)."""
     from test_log_likelihood import affine_problem
     params, x1, x2, _ = affine_problem(8, 0.1, seed=6, num=12, classes=1)
-    config = dict(T.QUICK, conditional_samples=200)
+    config = dict(C.QUICK, conditional_samples=200)
     rows = [T.conditional_columns(params, "mmvae", x1, x2, config, rng(200 + r)) for r in range(40)]
     spread = onp.std([row["conditional"] for row in rows], ddof=1)
     assert all(row["conditional_method"] == "IS" and row["conditional_reliable"] for row in rows)

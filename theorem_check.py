@@ -23,7 +23,6 @@ if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")        # before NumPy loads: small matrices, no BLAS threads
 
 import argparse  # noqa: E402
-import functools  # noqa: E402
 import time  # noqa: E402
 
 import autograd.numpy as np  # noqa: E402
@@ -32,16 +31,15 @@ from autograd import grad  # noqa: E402
 from numpy.polynomial.hermite_e import hermegauss  # noqa: E402
 
 import beyond_the_paper as B  # noqa: E402
-import data_sets as D  # noqa: E402
+import configuration as C  # noqa: E402
 import log_likelihood as L  # noqa: E402
 import runs as R  # noqa: E402
 import surjvae_np as S  # noqa: E402
+import tables  # noqa: E402
 
 JSON_FORMAT = 4                 # the layout of --json; plots.py --from-json reads this version only
 QUADRATURE_TOLERANCE = 1e-4     # relative change of L_1 at which the node doubling stops
 MAX_GAUSS_HERMITE_NODES = 300   # numpy's hermegauss overflows (NaN weights) from about 350 nodes on
-MIN_PER_CLASS = 20              # smaller classes are too few points for the direct-maximisation check
-STEPS_BEYOND_TWO_CLASSES = 3 * S.NUM_STEPS    # 3+ pinwheel classes (2: S.NUM_STEPS): doubling either moves the spread less than the seeds
 
 
 # ================================================================ Theorem 1: the two sides of Eq. (6)
@@ -162,156 +160,6 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
     generated = S.generate_from_labels(params, x2_class, npr.default_rng([seed, 3]), "mmvae")
     return {"class": c, "bound": constant_mean_bound(x1_class) / len(x1_class), "final": final / len(x1_class),
             "history": history.tolist(), "spread_ratio": S.spread_ratio(generated, x1_class)}
-
-
-# ================================================================ the run's configuration and data
-
-# nodes: Gauss-Hermite nodes per latent dimension to start from, doubled up to max_nodes until L_1 stops moving, else
-# Monte Carlo (mc_repeats x mc_draws per point: many repeats, so that its SE is itself well estimated). fixed_draws: the
-# deterministic L_1's draws beyond 2 latent dimensions. log p(x1|x2) (L.log_p_x1_given_x2): the grid from grid_nodes
-# per axis (at most 3 latent dimensions), else importance sampling with conditional_samples draws per point.
-QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=40, mc_draws=4, direct_steps=150, directions=4, grid_nodes=32,
-             conditional_samples=500, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256, direct_peak_step_size=0.05, direct_samples=4)
-FULL = dict(QUICK, per_class=500, steps=None, nodes=64, mc_repeats=80, direct_steps=300, directions=8, conditional_samples=2000)
-# Digits (beyond the paper): all 1797 images, 10 labels, latent 8 (docs/digits.md). Direct maximisation: 1200 steps at peak
-# 0.01 (600 steps at 0.02 leave class 8 of seed 0 0.065 nats per image short of the bound; these, every class within 0.002).
-DIGITS = dict(FULL, per_class=None, steps=3000, latent_dim=8, hidden=(128,), peak_step_size=0.005, direct_steps=1200,
-              direct_peak_step_size=0.01, direct_samples=2, private_dim=4)
-DIGITS_QUICK = dict(DIGITS, steps=600, peak_step_size=0.02, mc_repeats=40, directions=4, hidden=(64,), direct_steps=600,
-                    direct_peak_step_size=0.02, conditional_samples=200, fixed_draws=64)
-
-
-def run_config(args):
-    """The run's sizes and architecture: QUICK, FULL or the digits', with --per-class, --steps, --private-dim."""
-    options = dict(decoder_std=args.decoder_std, importance_samples=args.importance_samples, gradient=args.gradient, auxiliary=args.auxiliary or "free",
-                   dtype=args.dtype)
-    if args.data == "digits":
-        config = DIGITS_QUICK if args.quick else DIGITS
-        return dict(config, steps=args.steps or config["steps"], private_dim=args.private_dim or config["private_dim"], **options,
-                    latent_dim=args.latent or config["latent_dim"], hidden=tuple(args.hidden) if args.hidden else config["hidden"])
-    config = dict(QUICK if args.quick else FULL, private_dim=args.private_dim or 1, **options)
-    config["per_class"] = args.per_class or config["per_class"]
-    classes = args.classes if args.data in ("pinwheel", "digit-views") else len(own_data(args)[2])
-    config["steps"] = args.steps or config["steps"] or (S.NUM_STEPS if classes == 2 else STEPS_BEYOND_TWO_CLASSES)
-    return dict(config, latent_dim=args.latent or config["latent_dim"], hidden=tuple(args.hidden) if args.hidden else config["hidden"])
-
-
-def own_data(args):
-    """A user's data (--data PATH, or check_arrays' arrays): (x1, labels, label names, SHA-256 or None); a file read once."""
-    if getattr(args, "arrays", None) is not None:
-        return (args.arrays[0], *D.label_indices(args.arrays[1]), None)
-    return read_table(args.data, args.label_column or "label")
-
-
-read_table = functools.lru_cache(maxsize=4)(D.load_table)      # run_config, load_data and describe all ask for it
-
-
-def load_data(args, config):
-    """(x1, labels, radial, num_classes) to train on: the pinwheel of the arguments, or the digits or your data (radial None)
-    less the points --test-fraction holds out."""
-    if args.data == "pinwheel":
-        x1, labels, radial = S.make_pinwheel(num_classes=args.classes, num_per_class=config["per_class"],
-                                             rng=npr.default_rng([args.seed, 3]), return_radial=True)
-        return x1, labels, radial, args.classes
-    x1, labels, num_classes = whole_data(args)
-    kept = ~held_out_mask(args, labels) if getattr(args, "test_fraction", None) else np.ones(len(x1), dtype=bool)
-    return x1[kept], labels[kept], None, num_classes
-
-
-def whole_data(args):
-    """(x1, labels, num_classes) of the digits or your data, before any is held out."""
-    if args.data == "digits":
-        return (*D.load_digits(), 10)
-    x1, labels, names, _ = own_data(args)
-    return x1, labels, len(names)
-
-
-HELD_OUT_SOURCE = {"pinwheel": "a fresh pinwheel sample, default_rng([seed, 7])",
-                   "split": "a stratified split of the data, the same for every seed (default_rng(7))"}
-SPLIT_SEED = 7       # the digits' and your data's held-out points: one split for every --seed, so seeds are compared on the same points
-
-
-def held_out_record(args, held_out):
-    """The JSON's "held_out": the points, their labels, their own label coherence and where they come from."""
-    return {"x1": held_out[0].tolist(), "labels": held_out[1].tolist(), "coherence": L.leave_one_out_coherence(*held_out[:2]),
-            "source": HELD_OUT_SOURCE["pinwheel" if args.data == "pinwheel" else "split"]}
-
-
-def held_out_mask(args, labels):
-    """--test-fraction F of every label's points (D.stratified_split), the same for every --seed."""
-    return D.stratified_split(labels, args.test_fraction, npr.default_rng(SPLIT_SEED))
-
-
-def held_out_data(args, config):
-    """(x1, labels, num_classes) never trained on, or None without --test-fraction F. The pinwheel: a fresh sample from its
-    generator under another seed, round(F n / (1 - F)) points per class (F of all points, as a split's); else the split's."""
-    if not getattr(args, "test_fraction", None):
-        return None
-    if args.data == "pinwheel":
-        per_class = int(round(config["per_class"] * args.test_fraction / (1.0 - args.test_fraction)))
-        S.fail_unless(per_class >= 1, f"a held-out fraction of {args.test_fraction:g} holds out no pinwheel point ({config['per_class']} per class)")
-        x1, labels = S.make_pinwheel(num_classes=args.classes, num_per_class=per_class, rng=npr.default_rng([args.seed, 7]))
-        return x1, labels, args.classes
-    x1, labels, num_classes = whole_data(args)
-    held = held_out_mask(args, labels)
-    return x1[held], labels[held], num_classes
-
-
-def model_options(model, config):
-    """B.train's options for model: the x1 decoder's std (None: learned), the training's precision, K and the gradient (MMVAE,
-    MoPoE), MMVAE+'s private latent. Whatever the training's precision, the parameters come back float64 and are checked so."""
-    options = {"decoder_std": config["decoder_std"], "dtype": getattr(np, config["dtype"])}
-    if model in ("mmvae", "mopoe"):
-        options.update(importance_samples=config["importance_samples"], gradient=config["gradient"])
-    if model == "mmvaeplus":
-        options.update(private_dim=config["private_dim"], auxiliary=config["auxiliary"])
-    return options
-
-
-def untrained_params(model, config, x1, num_classes, seed):
-    """The same networks as a trained model's at step 0 (B.train's start, its decoder std fixed if set), in x1's units."""
-    shift, scale = S.x1_standardisation(x1)
-    params = B.init_model_params(model, S.init_rng(seed), num_classes, config["latent_dim"], np.shape(x1)[1], config["hidden"],
-                                 *(model_options(model, config).get(key) for key in ("private_dim", "auxiliary")))
-    fixed = {} if config["decoder_std"] is None else {"decoder_x1_log_var": np.array(2.0 * np.log(config["decoder_std"] / scale))}
-    return S.change_x1_units.__wrapped__(dict(params, **fixed), shift, scale)
-
-
-TIMED_STEPS = 10        # training steps timed per model for the estimate printed before a run
-
-
-def run_estimate(args, config):
-    """(seconds of training, seconds of evaluation, the line saying so), measured here before the run: each model's step
-    over TIMED_STEPS steps (a training of 2 + TIMED_STEPS steps less one of 2, so that setting up is not counted) times
-    --steps, the models spread over --jobs processes; and one row evaluated (the untrained first model, class 0) times the
-    rows. Direct maximisation runs beside the training and is not counted."""
-    x1, labels, _, num_classes = load_data(args, config)
-    per_step = {}
-    for model in args.models:
-        seconds = []
-        for steps in (2, 2 + TIMED_STEPS):
-            start = time.perf_counter()
-            B.train(model, x1, S.one_hot(labels, num_classes), args.seed, config["latent_dim"], config["hidden"], num_steps=steps,
-                    print_fn=None, **model_options(model, config))
-            seconds.append(time.perf_counter() - start)
-        per_step[model] = max(seconds[1] - seconds[0], 0.0) / TIMED_STEPS
-    start, rows = time.perf_counter(), 2 * len(args.models) * num_classes
-    evaluate_class(untrained_params(args.models[0], config, x1, num_classes, args.seed), args.models[0], x1, labels, num_classes, 0,
-                   config, [args.seed, 15], held_out_data(args, config))
-    training = sum(per_step.values()) * config["steps"] / min(args.jobs, len(args.models))
-    evaluation = (time.perf_counter() - start) * rows / min(args.jobs, rows)
-    return training, evaluation, (f"estimate: about {R.duration(training + evaluation)} in all; training about {R.duration(training)} "
-                                  f"({config['steps']} steps per model; a step: " + ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds
-                                                                                              in per_step.items())
-                                  + f"), evaluation about {R.duration(evaluation)} ({rows} rows as long as one timed here); "
-                                  f"{min(args.jobs, len(args.models))} process(es)")
-
-
-def train_model(model, x1, x2, seed, config, print_fn=None):
-    """One model trained with the run's configuration: (params, objective per step). print_fn: progress, 5 lines."""
-    return B.train(model, x1, x2, seed, config["latent_dim"], config["hidden"], num_steps=config["steps"], print_fn=print_fn,
-                   log_every=max(1, config["steps"] // 5), step_size=S.decaying_step_size(config["peak_step_size"], config["steps"]),
-                   **model_options(model, config))
 
 
 # ================================================================ one row: a model, a decoder, a class
@@ -459,287 +307,116 @@ def as_dicts(items):
 
 # ================================================================ the run
 
-def trained_and_untrained(args, config, x1, labels, num_classes, print_fn, later=0.0):
+def trained_and_untrained(config, data, print_fn, later=0.0):
     """({model: (params, history)}, {model: untrained params in x1's units}, direct maximisation per class). later: the
     seconds the evaluation is expected to take, for the progress lines' time left in the run."""
-    x2, order = S.one_hot(labels, num_classes), args.models[::-1]     # MoPoE and MMVAE+ train slowest: first
+    x1, labels, num_classes = data.x1, data.labels, data.num_classes
+    x2, order, seed = S.one_hot(labels, num_classes), config["models"][::-1], config["seed"]     # MoPoE and MMVAE+ train slowest: first
     progress = print_fn if config["steps"] >= 1000 else None
-    tasks = ([(f"trained {model}", train_model, (model, x1, x2, args.seed, config, progress)) for model in order]
-             + [(f"maximised L_1 alone, class {c}", maximise_cross_modal_term, (x1[labels == c], c, num_classes, config, args.seed))
+    tasks = ([(f"trained {model}", C.train_model, (model, x1, x2, seed, config, progress)) for model in order]
+             + [(f"maximised L_1 alone, class {c}", maximise_cross_modal_term, (x1[labels == c], c, num_classes, config, seed))
                 for c in range(num_classes)])
-    results = R.run_tasks(tasks, args.jobs, print_fn, "training", later)
-    trained = {model: dict(zip(order, results))[model] for model in args.models}          # paper order again
-    untrained = {model: untrained_params(model, config, x1, num_classes, args.seed) for model in args.models}
-    return trained, untrained, results[len(args.models):]
+    results = R.run_tasks(tasks, config["jobs"], print_fn, "training", later)
+    trained = {model: dict(zip(order, results))[model] for model in config["models"]}          # paper order again
+    untrained = {model: C.untrained_params(model, config, x1, num_classes, seed) for model in config["models"]}
+    return trained, untrained, results[len(order):]
 
 
-def check(args, print_fn, later=0.0):
-    """(everything the check computes as one JSON-ready dict, {model: (params, history)}, (x1, labels, radial, num_classes)).
-    later: the evaluation's estimated seconds (run_estimate), for the time left in the run while training."""
-    config = run_config(args)
-    x1, labels, radial, num_classes = data = load_data(args, config)
-    held_out = held_out_data(args, config)
-    trained, untrained, direct = trained_and_untrained(args, config, x1, labels, num_classes, print_fn, later)
-    keys = [(model, decoder, c) for model in args.models for decoder in ("trained", "untrained") for c in range(num_classes)]
+def check(config, data, print_fn, later=0.0):
+    """(everything the check computes as one JSON-ready dict, {model: (params, history)}) of the run's configuration and
+    data (configuration.configure). later: the evaluation's estimated seconds (run_estimate), for the time left while training."""
+    x1, labels, num_classes, models, seed = data.x1, data.labels, data.num_classes, config["models"], config["seed"]
+    trained, untrained, direct = trained_and_untrained(config, data, print_fn, later)
+    keys = [(model, decoder, c) for model in models for decoder in ("trained", "untrained") for c in range(num_classes)]
     evaluations = R.run_tasks([(f"evaluated the {decoder} {model}, class {c}", evaluate_class,
                               (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels, num_classes, c,
-                               config, [args.seed, 4, index], held_out)) for index, (model, decoder, c) in enumerate(keys)], args.jobs, print_fn,
-                              "evaluation")
+                               config, [seed, 4, index], data.held_out)) for index, (model, decoder, c) in enumerate(keys)],
+                              config["jobs"], print_fn, "evaluation")
     rows = [dict(model=model, decoder=decoder, **row) for (model, decoder, _), row in zip(keys, evaluations)]
-    first = trained[args.models[0]][0]
-    stationarity = [dict(check_stationarity(first, x1[labels == c], *class_label_posterior(first, args.models[0], num_classes, c),
-                                            config, npr.default_rng([args.seed, 5, c])), **{"class": c}) for c in range(num_classes)]
-    findings = comparison_findings(rows, held_out is not None) if {"mvae", "mmvae"} <= set(args.models) else []
-    arguments = {name: value for name, value in vars(args).items() if name != "arrays"}           # check_arrays' arrays: in "data"
-    results = {"format": JSON_FORMAT, "config": dict(arguments, **config), "rows": rows, "stationarity": stationarity,
-               "direct_maximisation": direct, "data_coherence": L.leave_one_out_coherence(x1, labels),
-               "checks": as_dicts(theorem_checks(rows, stationarity, direct)), "findings": as_dicts(findings),
-               "histories": {m: h.tolist() for m, (_, h) in trained.items()},
-               "params": {m: tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
-    if held_out is not None:
-        results["held_out"] = held_out_record(args, held_out)
-    if args.data not in ("pinwheel", "digits", "digit-views"):
-        results["data_file"] = {"name": "arrays" if getattr(args, "arrays", None) is not None else args.data, "sha256": own_data(args)[3],
-                                "label_names": [str(name) for name in own_data(args)[2]]}
-    return results, trained, data
-
-
-class _Refusal(argparse.ArgumentParser):
-    """A parser whose errors are ValueErrors (check_arrays is a library call, not a script)."""
-    def error(self, message):
-        raise ValueError(message)
+    first = trained[models[0]][0]
+    stationarity = [dict(check_stationarity(first, x1[labels == c], *class_label_posterior(first, models[0], num_classes, c),
+                                            config, npr.default_rng([seed, 5, c])), **{"class": c}) for c in range(num_classes)]
+    findings = comparison_findings(rows, data.held_out is not None) if {"mvae", "mmvae"} <= set(models) else []
+    results = {"format": JSON_FORMAT, "config": config, "rows": rows, "stationarity": stationarity, "direct_maximisation": direct,
+               "data_coherence": L.leave_one_out_coherence(x1, labels), "checks": as_dicts(theorem_checks(rows, stationarity, direct)),
+               "findings": as_dicts(findings), "histories": {m: h.tolist() for m, (_, h) in trained.items()},
+               "params": {m: C.tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
+    if data.held_out is not None:
+        results["held_out"] = C.held_out_record(config, data.held_out)
+    if data.label_names is not None:
+        results["data_file"] = C.data_file_record(config, data)
+    return results, trained
 
 
 def check_arrays(x1, labels, models=("mvae", "mmvae"), print_fn=None, **options):
-    """The check on your own arrays: x1 (N, D) numbers, labels (N,) any values (at least two, each on MIN_PER_CLASS rows or
+    """The check on your own arrays: x1 (N, D) numbers, labels (N,) any values (at least two, each on C.MIN_PER_CLASS rows or
     more); options are the script's flags by name (seed=1, steps=400, latent=4, hidden=(64,), decoder_std=0.1, jobs=1,
     quick=True, test_fraction=0.2, ...). Returns what --json writes: rows, checks, findings, config, ... A bad argument is a
     ValueError naming it."""
-    parser = _Refusal(prog="check_arrays", allow_abbrev=False)
-    add_check_arguments(parser.add_argument)
-    argv = ["--models", *models]
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        argv += [flag] if value is True else [] if value is False else [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
-    args = R.refuse_repeats(parser, argv)
-    S.check_array(np.asarray(x1, dtype=float) if np.asarray(x1).dtype.kind in "iuf" else x1, "x1", 2)
-    S.fail_unless(np.ndim(labels) == 1 and len(labels) == len(x1), f"labels must be one per row of x1: {np.shape(labels)} for {np.shape(x1)}")
-    S.fail_unless(len(np.unique(labels)) >= 2, f"the data need at least two labels, got {len(np.unique(labels))}")
-    args.data, args.arrays = "arrays", (np.asarray(x1, dtype=float), np.asarray(labels))
-    not_applying = flags_not_applying(args)
-    S.fail_unless(not not_applying, "; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
-    check_data_sizes_and_scales(parser, args)
-    return check(args, print_fn)[0]
+    config, data = C.from_keywords(C.add_check_arguments, C.flags_not_applying, arrays=(x1, labels), models=list(models), **options)
+    return check(config, data, print_fn)[0]
 
 
-def tree_to_lists(tree):
-    """Parameters as nested lists, for JSON."""
-    return S.tree_rebuild(tree, iter([np.asarray(leaf).tolist() for leaf in S.tree_leaves(tree)]))
+# ================================================================ before the run: the configuration and the time it will take
 
-
-# ================================================================ printing
-
-def format_table(rows):
-    header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'bound':>8s} {'L_1':>9s} {'by':>5s} {'MC +- SE':>18s} {'gap':>8s}"
-              f" {'log p(x1|x2) +- error':>21s} {'by':>7s} {'sigma':>6s} {'spread':>6s} {'sampled':>7s} {'coher.':>6s}")
-    legend = ("Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes per axis) "
-             "or Monte Carlo (MC; error 4 SE); gap = bound - L_1; log p(x1|x2) under the same r_M, by the grid rule (gridn: n nodes per axis; "
-             "error = its last change, a sign of convergence) or importance sampling from a Laplace proposal (IS; error 4 SE; '!' = "
-             "unreliable: a run's Pareto k too high, or the two runs disagree); sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of "
-             "x1 ~ p(x1|g); coher. = label coherence")
-    lines = [R.wrap(legend), header, "-" * len(header)]
-    for r in rows:
-        lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
-                     f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f} {r['conditional']:11.4f} +- {r['conditional_error']:6.4f}"
-                     f"{' !'[not r['conditional_reliable']]}{r['conditional_method']:>7s} {r['decoder_std']:6.3f} {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
-    return "\n".join(lines)
-
-
-def format_held_out(rows):
-    """The held-out measures beside the training ones, per trained or untrained decoder and class."""
-    header = (f"{'model':9s} {'decoder':9s} {'class':>5s} {'points':>6s} {'log p(x1|x2) +- error':>21s} {'by':>7s} {'SE':>7s} {'trained on +- SE':>21s}"
-              f" {'spread':>6s} {'trained on':>10s} {'coher.':>6s} {'trained on':>10s}")
-    legend = ("Held-out points (never trained on), beside the same row's measures on the training points: log p(x1|x2) per point "
-              "('!' = unreliable; error: the estimator's, as above; SE: the standard error of the mean over the points, from "
-              "their sampling); spread = the same generations' spread ratio against the held-out class's own spread; "
-              "coher. = their label coherence against the held-out points")
-    lines = [R.wrap(legend), header, "-" * len(header)]
-    for r in rows:
-        h = r["held_out"]
-        lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {h['num_points']:6d} {h['conditional']:11.4f} +- {h['conditional_error']:6.4f}"
-                     f"{' !'[not h['conditional_reliable']]}{h['conditional_method']:>7s} {h['conditional_points_se']:7.3f}"
-                     f" {r['conditional']:10.3f} +- {r['conditional_points_se']:7.3f} {h['spread_ratio']:6.3f}"
-                     f" {r['spread_ratio']:10.3f} {h['coherence']:6.3f} {r['coherence']:10.3f}")
-    return "\n".join(lines)
-
-
-def format_notes(results, config):
-    """The notes under the table: where L_1 fell back to Monte Carlo, how log p(x1|x2) was sampled, the data's coherence."""
-    rows, notes = results["rows"], []
-    fallbacks = [f"{r['model']} {r['decoder']} {r['class']}" for r in rows if r["l1_method"] == "MC"]
-    if fallbacks:
-        notes.append(f"L_1 by Monte Carlo (error = 4 SE) in {len(fallbacks)} rows, where Gauss-Hermite did not settle within "
-                     f"{config['max_nodes']} nodes per axis or would need more than {L.MAX_GRID_POINTS}: {', '.join(fallbacks[:4])}"
-                     + " ..." * (len(fallbacks) > 4))
-    sampled = [r for r in rows if r["conditional_method"] == "IS"]
-    unreliable = [f"{r['model']} {r['decoder']} {r['class']} ({r['conditional_reliable_share']:.0%} of points)" for r in sampled if not r["conditional_reliable"]]
-    if sampled:
-        notes.append(f"log p(x1|x2) by importance sampling in {len(sampled)} rows (more than 3 latent dimensions, or a grid that did not "
-                     f"settle or resolve the posterior): median Kish ESS / K per row {min(r['conditional_ess'] for r in sampled):.3f} to "
-                     f"{max(r['conditional_ess'] for r in sampled):.3f}, largest Pareto k {max(r['conditional_pareto_k'] for r in sampled):.2f}; "
-                     + (f"unreliable somewhere: {', '.join(unreliable[:4])}" + (f" and {len(unreliable) - 4} more rows" if len(unreliable) > 4 else "")
-                        if unreliable else "every point reliable")
-                     + f"; {sum(r.get('conditional_disagree', 0) for r in sampled)} points unreliable only because the two runs disagree")
-    return "\n".join(notes + ["Data's own label coherence (leave-one-out nearest neighbour), per class: "
-                                + " ".join(f"{value:.3f}" for value in results["data_coherence"])])
-
-
-# ================================================================ arguments
-
-def add_check_arguments(add, data_choices=("pinwheel", "digits")):
-    """The flags of the check, which studies.py takes too: the data, the models and every setting of the check."""
-    add("--seed", type=R.int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
-    add("--data", type=R.data_choice(data_choices), default="pinwheel", metavar="{" + ",".join(data_choices) + ",PATH}",
-        help="the paper's pinwheel (default), handwritten digits" + (", paired views of digits (digit-views, the augmentation test)"
-        if "digit-views" in data_choices else "") + ", or your own data: a .csv with a header and a label column, or a .npz holding "
-        "x1 and labels")
-    add("--label-column", default=None, metavar="NAME", help="with --data FILE.csv: the column of labels (default label)")
-    add("--latent", type=R.int_at_least(1), default=None, help="latent size (default 2; 8 on digits)")
-    add("--hidden", type=R.int_at_least(1), nargs="+", default=None, metavar="H",
-        help="hidden layer sizes of every network (default 32; 128 on digits)")
-    add("--test-fraction", type=R.fraction, default=None, metavar="F", help="also measure log p(x1|x2), coherence and the spread ratio "
-        "on points never trained on, F of all points: on the pinwheel a fresh sample (another seed); on digits and your data a "
-        "stratified split, the same for every --seed (default: none held out)")
-    add("--classes", type=R.int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
-    add("--per-class", type=R.int_at_least(MIN_PER_CLASS), default=None,
-        help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
-    add("--steps", type=R.int_at_least(1), default=None, help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, "
-        f"{STEPS_BEYOND_TWO_CLASSES} for more, {DIGITS['steps']} on digits; --quick {QUICK['steps']}, {DIGITS_QUICK['steps']})")
-    add("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
-        help="models to train and check: the paper's (default mvae mmvae), and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
-    add("--jobs", type=R.int_at_least(1), default=2, help="processes for training (default 2; results do not depend on it)")
-    add("--quick", action="store_true", help="smaller everything (for tests; on your data its shorter direct maximisation "
-        "can stop short of the bound and FAIL: run the default, twice as long)")
-    add("--json", metavar="PATH", type=R.output_file, help="write every number and check to PATH")
-    add("--quiet", action="store_true", help="print only the table, the checks and the time")
-    add("--private-dim", type=R.int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
-    add("--auxiliary", choices=tuple(B.AUXILIARY), default=None, help="MMVAE+'s auxiliary priors: free log-variances (default), "
-        "softplus scales (the authors' Normal variant) or softmax scales of mean one (the authors' Laplace variant)")
-    add("--decoder-std", type=R.positive_number, default=None, metavar="S", help="fix the x1 decoder's std at S in x1's units (default learned)")
-    add("--importance-samples", type=R.int_at_least(1), default=1, metavar="K",
-        help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser; default 1, Eq. 5)")
-    add("--gradient", choices=B.GRADIENTS, default="iwae", help="the MMVAE's and MoPoE's gradient estimator: iwae (autograd's gradient "
-        "of the objective, default), stl (what the MMVAE's official code computes), dreg (Tucker et al.'s, as intended; biased for "
-        "the mixture) or dreg-mix (DReG made unbiased for the stratified mixture)")
-    add("--dtype", choices=("float64", "float32"), default="float64", help="the training's precision (default float64); float32 "
-        "steps cost about half. Every check, L_1 and log p is evaluated in float64 on the trained parameters")
-
-
-def flags_not_applying(args):
-    """[(flag, what it applies to)] for every flag of the check given where it does not apply."""
-    pinwheel, plus, mixtures = args.data == "pinwheel", "mmvaeplus" in args.models, bool({"mmvae", "mopoe"} & set(args.models))
-    return [(flag, reason) for flag, given, reason in (
-        ("--classes", args.classes != 2 and not pinwheel, "the pinwheel"), ("--per-class", args.per_class is not None and not pinwheel, "the pinwheel"),
-        ("--test-fraction", getattr(args, "test_fraction", None) is not None and args.data == "digit-views", "the pinwheel, digits and your data"),
-        ("--label-column", args.label_column is not None and not str(args.data).endswith(".csv"), "--data FILE.csv"),
-        ("--private-dim", args.private_dim is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
-        ("--auxiliary", args.auxiliary is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
-        ("--importance-samples", args.importance_samples > 1 and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)"),
-        ("--gradient", args.gradient != "iwae" and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)")) if given]
-
-
-MEMORY_BUDGET_GIB = 4.0           # a run whose training step would hold more is refused before it starts
-DECODER_STD_RANGE = (1e-4, 1e4)   # --decoder-std over the data's std: beyond it the standardised log-variance over- or underflows
-
-
-def check_data_sizes_and_scales(parser, args):
-    """parser.error before any work for a missing or altered digits file, a --decoder-std far off the data's scale, and
-    --importance-samples or --private-dim whose step would hold more than MEMORY_BUDGET_GIB (8 bytes x 3 copies of the
-    decoders' layers on K x M x batch latents, and of every weight matrix)."""
-    try:
-        config = run_config(args)
-        x1, labels, _, num_classes = load_data(args, config) if args.data != "digit-views" else (D.load_digits()[0], None, None, 16)
-        held_out_data(args, config)
-    except ValueError as error:
-        parser.error(("--test-fraction: " if "held-out" in str(error) else "") + str(error))
-    small = [c for c in range(num_classes) if labels is not None and np.sum(labels == c) < MIN_PER_CLASS]
-    if small and args.data != "pinwheel":
-        names = own_data(args)[2] if args.data != "digits" else range(10)
-        parser.error(f"labels {', '.join(str(names[c]) for c in small)} have fewer than {MIN_PER_CLASS} points to train on: too few for "
-                     "the checks (direct maximisation and Monte Carlo per class); " + ("hold out fewer (--test-fraction)"
-                                                                                       if getattr(args, "test_fraction", None) else "merge or drop them"))
-    ratio = (args.decoder_std or 1.0) / S.x1_standardisation(x1)[1]
-    if args.decoder_std is not None and not DECODER_STD_RANGE[0] <= ratio <= DECODER_STD_RANGE[1]:
-        parser.error(f"--decoder-std {args.decoder_std:g} is {ratio:.3g} x the data's std; it must lie within "
-                     f"{DECODER_STD_RANGE[0]:g}..{DECODER_STD_RANGE[1]:g} x (float64 would over- or underflow)")
-    latent, data_dim = config["latent_dim"] + (config["private_dim"] if "mmvaeplus" in args.models else 0), np.shape(x1)[1]
-    layers, weights = 2 * sum(config["hidden"]) + 4 * latent + data_dim + num_classes, (data_dim + num_classes + 2 * latent) * max(config["hidden"]) * 2
-    for flag, samples, given in (("--importance-samples", config["importance_samples"], config["importance_samples"] > 1),
-                                 ("--private-dim", 1, args.private_dim is not None)):
-        gib = 8.0 * 3 * (samples * 2 * S.BATCH_SIZE * layers + weights) / 2 ** 30
-        if given and gib > MEMORY_BUDGET_GIB:
-            parser.error(f"{flag}: a training step would hold about {gib:.3g} GiB, more than this script's budget of {MEMORY_BUDGET_GIB:g} GiB")
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="theorem_check.py", description=__doc__.split("\n")[0], allow_abbrev=False)
-    add_check_arguments(parser.add_argument)
-    args = R.refuse_repeats(parser, argv)
-    not_applying = flags_not_applying(args)
-    if not_applying:
-        parser.error("; ".join(f"{flag} applies only to {reason}" for flag, reason in not_applying))
-    check_data_sizes_and_scales(parser, args)
-    return args
-
-
-def describe_own_data(args):
-    """A user's data in the configuration line: the file (or "arrays"), its points, columns and labels."""
-    x1, labels, names, _ = own_data(args)
-    return f"{'arrays' if getattr(args, 'arrays', None) is not None else args.data} ({len(x1)} points, {x1.shape[1]} columns, {len(names)} labels)"
-
-
-def describe(args, config):
-    """The configuration line printed first: what the run will use, defaults filled in."""
-    data = ("digits (1797 images, 10 labels)" if args.data == "digits" else f"pinwheel ({args.classes} classes x {config['per_class']} points)"
-            if args.data == "pinwheel" else describe_own_data(args))
-    mmvaeplus = f", MMVAE+ private dim={config['private_dim']}, auxiliary={config['auxiliary']}" if "mmvaeplus" in args.models else ""
-    return (f"seed={args.seed}, data={data}, models={' '.join(args.models)}{mmvaeplus}, steps per model={config['steps']}, "
-            f"latent={config['latent_dim']}, hidden={config['hidden']}, decoder std={config['decoder_std'] or 'learned'}, "
-            f"importance samples K={config['importance_samples']}, gradient={config['gradient']}, training dtype={config['dtype']}, "
-            f"held out={describe_held_out(args, config)}, jobs={args.jobs}, quick={args.quick}, json={args.json}")
-
-
-def describe_held_out(args, config):
-    """--test-fraction in the configuration line: "none", or the fraction and how many points it holds out."""
-    held_out = held_out_data(args, config)
-    return "none" if held_out is None else f"{args.test_fraction:g} ({len(held_out[0])} points, never trained on)"
-
-
+TIMED_STEPS = 10        # training steps timed per model for the estimate printed before a run
 LONG_RUN = 600.0        # seconds of estimated run beyond which the estimate is printed even with --quiet
 
 
-def announce(name, description, args, config, start):
+def run_estimate(config, data):
+    """(seconds of training, seconds of evaluation, the line saying so), measured here before the run: each model's step
+    over TIMED_STEPS steps (a training of 2 + TIMED_STEPS steps less one of 2, so that setting up is not counted) times
+    --steps, the models spread over --jobs processes; and one row evaluated (the untrained first model, class 0) times the
+    rows. Direct maximisation runs beside the training and is not counted."""
+    x1, x2, models, jobs = data.x1, S.one_hot(data.labels, data.num_classes), config["models"], config["jobs"]
+    per_step = {}
+    for model in models:
+        seconds = []
+        for steps in (2, 2 + TIMED_STEPS):
+            start = time.perf_counter()
+            C.train_model(model, x1, x2, config["seed"], dict(config, steps=steps))
+            seconds.append(time.perf_counter() - start)
+        per_step[model] = max(seconds[1] - seconds[0], 0.0) / TIMED_STEPS
+    start, rows = time.perf_counter(), 2 * len(models) * data.num_classes
+    evaluate_class(C.untrained_params(models[0], config, x1, data.num_classes, config["seed"]), models[0], x1, data.labels,
+                   data.num_classes, 0, config, [config["seed"], 15], data.held_out)
+    training = sum(per_step.values()) * config["steps"] / min(jobs, len(models))
+    evaluation = (time.perf_counter() - start) * rows / min(jobs, rows)
+    steps = ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds in per_step.items())
+    return training, evaluation, (f"estimate: about {R.duration(training + evaluation)} in all; training about {R.duration(training)} "
+                                  f"({config['steps']} steps per model; a step: {steps}), evaluation about {R.duration(evaluation)} "
+                                  f"({rows} rows as long as one timed here); {min(jobs, len(models))} process(es)")
+
+
+def announce(name, description, config, data, start):
     """Print the configuration (stdout) and run_estimate's line (stderr, as all progress; with --quiet only beyond
     LONG_RUN): the evaluation's estimated seconds."""
     print(R.wrap(f"{name} configuration: {description}"), flush=True)
-    training, evaluation, estimate = run_estimate(args, config)
-    if not args.quiet or training + evaluation > LONG_RUN:
+    training, evaluation, estimate = run_estimate(config, data)
+    if not config["quiet"] or training + evaluation > LONG_RUN:
         R.print_progress(start, estimate)
     return evaluation
 
 
+def parse_args(argv):
+    """The command line read once: (config, Data) (configuration.read_command_line)."""
+    parser = argparse.ArgumentParser(prog="theorem_check.py", description=__doc__.split("\n")[0], allow_abbrev=False)
+    C.add_check_arguments(parser.add_argument)
+    return C.read_command_line(parser, argv, C.flags_not_applying)
+
+
 def main(argv=None):
-    args = parse_args(argv)
-    config, start = run_config(args), time.perf_counter()
+    config, data = parse_args(argv)
+    start = time.perf_counter()
 
     def body():
-        evaluation = announce("theorem_check", describe(args, config), args, config, start)
-        results = check(args, None if args.quiet else R.progress(start), evaluation)[0]
-        print(format_table(results["rows"]))
+        evaluation = announce("theorem_check", C.describe(config, data), config, data, start)
+        results = check(config, data, None if config["quiet"] else R.progress(start), evaluation)[0]
+        print(tables.format_table(results["rows"]))
         if "held_out" in results:
-            print(format_held_out(results["rows"]))
-        print(R.wrap(format_notes(results, config)))
-        return R.report(results, args.json, start)
+            print(tables.format_held_out(results["rows"]))
+        print(R.wrap(tables.format_notes(results, config)))
+        return R.report(results, config["json"], start)
     return R.interruptible(body)
 
 
