@@ -13,7 +13,6 @@ if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")        # before NumPy loads: small matrices, no BLAS threads
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import time  # noqa: E402
 
 import matplotlib  # noqa: E402
@@ -27,26 +26,19 @@ import beyond_the_paper as B  # noqa: E402
 import collapse_study as CS  # noqa: E402
 import configuration as C  # noqa: E402
 import data_sets as D  # noqa: E402
+import figure_data as F  # noqa: E402
 import mopoe_mmvaeplus as MM  # noqa: E402
 import runs as R  # noqa: E402
 import studies as ST  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402
 
-NAMES = {"mvae": "MVAE (PoE)", "mmvae": "MMVAE (MoE)", "mopoe": "MoPoE", "mmvaeplus": "MMVAE+ (private w)"}
 DATA_GREY = "#d0d0d0"
 
 
 def class_colours(num_classes):
     """Yellow and green for two classes, as in the paper's Fig. 2; tab10 beyond."""
     return ["#e8b400", "#1a9850"] if num_classes == 2 else [plt.cm.tab10(c % 10) for c in range(num_classes)]
-
-
-def params_from_json(tree):
-    """The nested dict of arrays that theorem_check's --json stored as lists."""
-    return {key: ([{name: np.array(array, dtype=float) for name, array in layer.items()} if isinstance(layer, dict) else layer
-                   for layer in value] if isinstance(value, list) and value and isinstance(value[0], dict) else np.array(value, dtype=float))
-            for key, value in tree.items()}
 
 
 def finish_axes(ax, title, xlabel, ylabel, legend_loc=None):
@@ -71,7 +63,7 @@ def plot_fig2(results, seed, path):
     models = list(results["params"])
     fig, axes = plt.subplots(len(models), 2, figsize=(8.5, 4.0 * len(models)), squeeze=False, layout="constrained")
     for row, model in enumerate(models):
-        params, rng = params_from_json(results["params"][model]), np.random.default_rng([seed, 5])
+        params, rng = F.params_from_json(results["params"][model]), np.random.default_rng([seed, 5])
         prior_samples = B.generate_from_prior(params, len(x1), rng, model)
         label_samples = B.generate_from_labels(params, S.one_hot(labels, num_classes), rng, model)
         left, right = axes[row]
@@ -81,8 +73,8 @@ def plot_fig2(results, seed, path):
         for c in range(num_classes):
             right.scatter(*label_samples[labels == c].T, s=4, color=colours[c], alpha=0.7, zorder=2,
                           label=f"x2 = {c}")
-        style_data_axes(left, f"{NAMES[model]}: x1 from g ~ p(g)")
-        style_data_axes(right, f"{NAMES[model]}: x1 from g ~ q(g|x2)")
+        style_data_axes(left, f"{F.NAMES[model]}: x1 from g ~ p(g)")
+        style_data_axes(right, f"{F.NAMES[model]}: x1 from g ~ q(g|x2)")
         left.legend(loc="upper left", fontsize=8, markerscale=2)
         right.legend(loc="upper left", fontsize=8, markerscale=3)
     share_limits(axes.ravel(), x1)
@@ -104,7 +96,7 @@ def plot_fig3(results, path):
     models = list(results["params"])
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 5.0), squeeze=False, layout="constrained")
     for ax, model in zip(axes[0], models):
-        params = params_from_json(results["params"][model])
+        params = F.params_from_json(results["params"][model])
         shared = MM.shared_dim(params)                                     # g; MMVAE+'s private w left out
         means_x1 = B.x1_latent(params, x1, model)[0][:, :shared]
         for c in range(num_classes):
@@ -119,7 +111,7 @@ def plot_fig3(results, path):
         ax.plot([], [], c="k", lw=0.6, ls="--", label="2 sigma")
         ax.add_patch(Ellipse((0, 0), 2, 2, fill=False, ec="grey", ls=":", lw=1))
         ax.plot([], [], c="grey", ls=":", label="p(g): 1 sigma")
-        style_data_axes(ax, NAMES[model], "g[0]", "g[1]")
+        style_data_axes(ax, F.NAMES[model], "g[0]", "g[1]")
         ax.set_xlim(-3.2, 3.2)
         ax.set_ylim(-3.2, 3.2)
     axes[0][0].legend(loc="lower left", fontsize=7)
@@ -164,13 +156,13 @@ def plot_theorem(results, path):
 def model_ticks(ax, rows, crowded):
     """x tick labels: "MODEL\nclass c", or for many classes the class number with each model's name under its group."""
     if not crowded:
-        ax.set_xticks(np.arange(len(rows)), [f"{NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=9)
+        ax.set_xticks(np.arange(len(rows)), [f"{F.NAMES[r['model']].split()[0]}\nclass {r['class']}" for r in rows], fontsize=9)
         return
     ax.set_xticks(np.arange(len(rows)), [str(r["class"]) for r in rows], fontsize=9)
     models = list(dict.fromkeys(r["model"] for r in rows))
     for model in models:
         where = [i for i, r in enumerate(rows) if r["model"] == model]
-        ax.annotate(NAMES[model].split()[0] + " (classes)", (np.mean(where), 0), xycoords=("data", "axes fraction"),
+        ax.annotate(F.NAMES[model].split()[0] + " (classes)", (np.mean(where), 0), xycoords=("data", "axes fraction"),
                     xytext=(0, -24), textcoords="offset points", ha="center", va="top", fontsize=10)
         if where[0] > 0:
             ax.axvline(where[0] - 0.5, color="grey", lw=0.6)
@@ -194,7 +186,7 @@ def plot_training(results, path):
         low, high = np.percentile(settled, 1), settled.max()
         ax.set_ylim(low - 0.1 * (high - low) - 0.1, high + 0.1 * (high - low) + 0.1)
         quantity = {"mvae": "sum of 3 ELBOs, Eq. (9)", "mmvaeplus": "its objective (B3)"}.get(model, "stratified ELBO, Eq. (5)")
-        finish_axes(ax, f"{NAMES[model]}: {quantity}", "Adam step", "objective per datapoint (maximised)",
+        finish_axes(ax, f"{F.NAMES[model]}: {quantity}", "Adam step", "objective per datapoint (maximised)",
                     "lower right")
         whole = ax.inset_axes([0.16, 0.6, 0.34, 0.3])                   # every step, on its own scale
         whole.plot(np.arange(len(smooth)) + window - 1, smooth, color="k", lw=1)
@@ -214,7 +206,7 @@ def plot_sweep(results, path):
             label="data: tr Cov(x1 | label), what the labels leave unexplained")
     for model, colour in zip(sweep[0]["models"], ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")):
         ax.plot(ks, [p["models"][model]["generated_within_label_variance"] for p in sweep], "-s", color=colour,
-                label=f"{NAMES[model]}: cross-generated x1 from q(g|x2)")
+                label=f"{F.NAMES[model]}: cross-generated x1 from q(g|x2)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(ks, [f"{k}\n({p['points_per_label']:.0f})" for k, p in zip(ks, sweep)])
@@ -224,7 +216,7 @@ def plot_sweep(results, path):
     save(fig, path)
 
 
-GRADIENT_COLOURS = {"iwae": "#ff7f0e", "stl": "#9467bd", "dreg": "#8c564b"}
+GRADIENT_COLOURS = {"iwae": "#ff7f0e", "stl": "#9467bd", "dreg": "#8c564b", "dreg-mix": "#17becf"}   # every B.GRADIENTS, in every figure (tested)
 MODEL_COLOURS = {"mvae": "#1f77b4", "mmvae": "#d62728", "mopoe": "#2ca02c", "mmvaeplus": "#7f7f7f"}
 
 
@@ -251,11 +243,11 @@ def plot_decoder_std_panel(ax, entries):
     """The spread ratio against the fixed decoder std, the MVAE and the MMVAE, and each at its learned std (a star)."""
     for model in ("mvae", "mmvae"):
         values, mean, low, high = study_curve(entries, "decoder-std", model)
-        draw_interval(ax, values, mean, low, high, fmt="-o", color=MODEL_COLOURS[model], label=f"{NAMES[model]}, fixed")
+        draw_interval(ax, values, mean, low, high, fmt="-o", color=MODEL_COLOURS[model], label=f"{F.NAMES[model]}, fixed")
         learned = [e for e in entries if (e["part"], e["value"], e["model"]) == ("decoder-std", None, model)]
         sigma = np.mean([r["decoder_std"] for e in learned for r in e["rows"]])
         draw_interval(ax, [sigma], *([v] for v in CS.seed_interval(seed_means(learned))), fmt="*", ms=14, color=MODEL_COLOURS[model],
-                      label=f"{NAMES[model]}, learned (at its mean sigma)")
+                      label=f"{F.NAMES[model]}, learned (at its mean sigma)")
     ax.axhline(1.0, color="k", lw=0.8, ls=":", label="the data's own spread (1.0)")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -268,7 +260,7 @@ def plot_k_panel(ax, entries):
             values, mean, low, high = study_curve(entries, "importance-samples", model, gradient)
             if values:
                 draw_interval(ax, values, mean, low, high, fmt=style, color=GRADIENT_COLOURS[gradient], ms=5,
-                              label=f"{NAMES[model].split()[0]}, {gradient} gradient")
+                              label=f"{F.NAMES[model].split()[0]}, {gradient} gradient")
     reference = [e for e in entries if (e["part"], e["value"], e["model"]) == ("importance-samples", None, "mvae")]
     if reference:
         ax.axhline(CS.seed_interval(seed_means(reference))[0], color=MODEL_COLOURS["mvae"], ls="--", lw=1.2, label="MVAE (K = 1), for reference")
@@ -315,7 +307,7 @@ def robustness_points(entries):
         groups.setdefault(key, {}).setdefault(e["seed"], e)                      # one entry per seed
     points = []
     for (part, value, model, gradient), by_seed in groups.items():
-        chosen, name = list(by_seed.values()), NAMES[model].split()[0]
+        chosen, name = list(by_seed.values()), F.NAMES[model].split()[0]
         style = {"reference": (f"{name} (learned sigma, K = 1)", MODEL_COLOURS[model], "*", None),
                  "importance-samples": (f"{name}, {gradient} gradient, K = 1..30", GRADIENT_COLOURS[gradient], "o" if model == "mmvae" else "s",
                                         f"K={value}" if value == 30 else None),
@@ -345,64 +337,6 @@ def plot_robustness(studies, path):
         ax.legend(fontsize=7, loc="lower left", ncol=2)
     fig.suptitle("Does a remedy cost coherence? Each model and setting of the study as one point", fontsize=12)
     save(fig, path)
-
-
-def check_study_entry(entry, index):
-    """One entry of studies.py --study output: its part, model, gradient, seed and value, and rows a figure can draw."""
-    where = f"study[{index}]"
-    S.fail_unless(isinstance(entry, dict) and entry.get("part") in CS.STUDY_PARTS, f"{where}['part'] must be one of {list(CS.STUDY_PARTS)}")
-    S.fail_unless(entry.get("model") in NAMES and entry.get("gradient", "iwae") in B.GRADIENTS, f"{where}: unknown model or gradient")
-    S.fail_unless(isinstance(entry.get("seed"), int) and entry["seed"] >= 0, f"{where}['seed'] must be an integer >= 0")
-    value, part = entry.get("value"), entry["part"]
-    valid = value is None or {"decoder-std": isinstance(value, NUMBER) and not isinstance(value, bool) and value > 0,
-                              "importance-samples": isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                              "auxiliary": value in B.AUXILIARY}[part]
-    S.fail_unless(valid, f"{where}['value'] {value!r:.40} is not a setting of {part}")
-    check_fields(entry.get("rows"), f"{where}['rows']", {"spread_ratio": NUMBER, "decoder_std": NUMBER, "coherence": NUMBER})
-    S.fail_unless(entry["rows"], f"{where} has no rows")
-    for row in entry["rows"]:
-        S.fail_unless(row["spread_ratio"] > 0 and row["decoder_std"] > 0 and 0 <= row["coherence"] <= 1,
-                      f"{where}: a spread ratio or decoder std <= 0, or a coherence outside [0, 1]")
-
-
-def check_study_has_what_it_draws(entries, where):
-    """Each part present has the rows its panel needs: the MVAE's and the MMVAE's, the MVAE's reference at K = 1."""
-    parts = {e["part"] for e in entries}
-    needs = {"decoder-std": [("mvae", None), ("mmvae", None), ("mmvae", "fixed")], "importance-samples": [("mmvae", "fixed"), ("mvae", None)],
-             "auxiliary": [("mmvaeplus", "fixed")]}
-    for part in parts:
-        for model, kind in needs[part]:
-            S.fail_unless(any(e["part"] == part and e["model"] == model and (e["value"] is None) == (kind is None) for e in entries),
-                          f"{where}: the {part} part lacks the {NAMES[model]}'s {'reference' if kind is None else 'settings'}")
-
-
-def read_study(path):
-    """studies.py --study --json output, validated before the figure is drawn; an argparse-style error names the problem."""
-    try:
-        with open(path) as f:
-            study = json.load(f)
-        S.fail_unless(isinstance(study, dict) and study.get("format") == T.JSON_FORMAT and isinstance(study.get("study"), list)
-                      and study["study"], f"it is not studies.py --study --json output of format {T.JSON_FORMAT}")
-        S.fail_unless(isinstance(study.get("config"), dict) and study["config"].get("data") in ("pinwheel", "digits"), "config.data is missing")
-        finite_numbers(study["study"], "study")
-        for index, entry in enumerate(study["study"]):
-            check_study_entry(entry, index)
-        check_study_has_what_it_draws(study["study"], path)
-        coherence = study.get("data_coherence")
-        S.fail_unless(isinstance(coherence, list) and coherence and all(isinstance(c, NUMBER) and 0 <= c <= 1 for c in coherence),
-                      "data_coherence must be a list of fractions in [0, 1]")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as error:
-        usage_error(f"cannot draw the study from {path}: {error}")
-    return study
-
-
-def read_bound_study(path):
-    """studies.py --bound-study --json output (or an --importance-samples run's, at a fixed --decoder-std: its trained K-sample
-    cross terms are drawn beside), validated before the figure is drawn."""
-    return read_rows(path, "--bound-json", ["bound_study", "k_sample_cross_terms"], {
-        "bound_study": {"class": NUMBER, "k": NUMBER, "sigma": NUMBER, "value": NUMBER, "error": NUMBER, "constant": NUMBER,
-                        "l_star_lower": NUMBER, "l_star_upper": NUMBER},
-        "k_sample_cross_terms": {"class": NUMBER, "k": (list,), "values": (list,), "sigma": NUMBER}})
 
 
 def plot_bound_study(runs, path):
@@ -440,37 +374,12 @@ def plot_bound_study(runs, path):
     plt.close(fig)
 
 
-def read_rows(path, flag, keys, fields):
-    """A studies.py --json file whose keys hold lists of rows with fields (name -> types), finite, at least one row in all,
-    checked before any figure is drawn: the run's dict. An argparse-style error names the file and the problem."""
-    try:
-        with open(path) as f:
-            run = json.load(f)
-        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and any(run.get(key) for key in keys),
-                      f"it is not studies.py --json output of format {T.JSON_FORMAT} holding {' or '.join(keys)}")
-        for key in keys:
-            check_fields(run.get(key) or [], key, fields[key])
-            finite_numbers({key: run.get(key) or []}, "the file")
-    except (OSError, ValueError) as error:
-        usage_error(f"{flag} {path}: {error}")
-    return run
-
-
-def read_gradient_study(path):
-    """studies.py --gradient-study --json output's rows, validated before the figure is drawn."""
-    rows = read_rows(path, "--gradient-json", ["gradient_study"], {"gradient_study": {"stage": NUMBER, "k": NUMBER, "gradient": (str,),
-                                                                                        "chi2_per_df": NUMBER, "snr": NUMBER}})["gradient_study"]
-    if not {row["gradient"] for row in rows} <= set(B.GRADIENTS):
-        usage_error(f"--gradient-json {path}: a gradient outside {', '.join(B.GRADIENTS)}")
-    return rows
-
-
 def plot_gradient_study(rows, path):
     """Each estimator's signal-to-noise ratio (left) and chi^2/df of its paired difference from IWAE (right: about 1 if unbiased)
     against K, at each training stage (line style)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     stages, styles = sorted({row["stage"] for row in rows}), ("dotted", "dashed", "solid")
-    for gradient, colour in zip(B.GRADIENTS, ("black", "tab:orange", "tab:red", "tab:blue")):
+    for gradient, colour in GRADIENT_COLOURS.items():
         for stage, style in zip(stages, styles[-len(stages):]):
             chosen = sorted((row for row in rows if row["gradient"] == gradient and row["stage"] == stage), key=lambda row: row["k"])
             ks = [row["k"] for row in chosen]
@@ -490,33 +399,6 @@ def plot_gradient_study(rows, path):
     plt.close(fig)
 
 
-def read_views(path):
-    """studies.py --data digit-views --json output, validated before the figure is drawn; an argparse-style error names the problem."""
-    try:
-        with open(path) as f:
-            run = json.load(f)
-        S.fail_unless(isinstance(run, dict) and run.get("format") == T.JSON_FORMAT and isinstance(run.get("views"), list) and run["views"],
-                      f"it is not studies.py --data digit-views --json output of format {T.JSON_FORMAT} (with a non-empty views)")
-        config = run.get("config")
-        S.fail_unless(isinstance(config, dict) and config.get("augment") in ("none", "flip"), "config.augment is missing")
-        S.fail_unless(isinstance(config.get("seed"), int) and not isinstance(config["seed"], bool) and 0 <= config["seed"] <= S.MAX_SEED,
-                      f"config.seed must be an integer 0..{S.MAX_SEED}, got {config.get('seed')!r:.40}")
-        S.fail_unless(isinstance(run.get("params"), dict) and run["params"] and set(run["params"]) <= set(S.PAPER_MODELS),
-                      f"params must hold some of {S.PAPER_MODELS}")
-        finite_numbers({"params": run["params"], "views": run["views"]}, "the file")
-        check_fields(run["views"], "views", {"model": (str,), "mirror_asymmetry": NUMBER, "nearest": (dict,)})
-        for model, tree in run["params"].items():
-            S.check_params(params_from_json(tree), D.VIEWS_KEYS)
-            rows = [r for r in run["views"] if r["model"] == model]
-            S.fail_unless(len(rows) == 1 and rows[0]["mirror_asymmetry"] >= 0, f"views must hold one row of {model} with an asymmetry >= 0")
-        shown = run.get("shown")
-        S.fail_unless(isinstance(shown, list) and shown and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1797 for i in shown),
-                      "shown must be a non-empty list of digit indices 0..1796")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as error:
-        usage_error(f"cannot draw the views from {path}: {error}")
-    return run
-
-
 def plot_views(runs, path):
     """Beyond the paper: for the same digits, rows data, mirrored, MMVAE x2 -> x1, MVAE x2 -> x1; one panel per run."""
     x1, _ = D.load_digits()
@@ -526,9 +408,9 @@ def plot_views(runs, path):
         rows = [("data x1", digits), ("mirrored", D.mirror(digits))]
         for model in ("mmvae", "mvae"):
             if model in run["params"]:
-                generated = D.views_generate_x1(params_from_json(run["params"][model]), D.pooled_view(digits), np.random.default_rng([run["config"]["seed"], 15]), model)
+                generated = D.views_generate_x1(F.params_from_json(run["params"][model]), D.pooled_view(digits), np.random.default_rng([run["config"]["seed"], 15]), model)
                 kept = next(r["mirror_asymmetry"] for r in run["views"] if r["model"] == model)
-                rows.append((f"{NAMES[model].split()[0]} x2 -> x1\n(asymmetry {kept:.2f})", generated))
+                rows.append((f"{F.NAMES[model].split()[0]} x2 -> x1\n(asymmetry {kept:.2f})", generated))
         ax.imshow(digit_mosaic(np.clip(np.stack([images for _, images in rows]), 0, 1)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ax.set_yticks(np.arange(len(rows)) * 9 + 3.5, [name for name, _ in rows], fontsize=8)
         ax.set_xticks([])
@@ -558,8 +440,8 @@ def plot_digit_samples(results, seed, path, per_label=6):
     panels = [("class mean | real digits", np.concatenate([means, blank, real], axis=1))]
     x2 = S.one_hot(np.repeat(np.arange(10), per_label), 10)
     for model, tree in results["params"].items():
-        generated = B.generate_from_labels(params_from_json(tree), x2, rng, model)
-        panels.append((f"{NAMES[model]}: x1 from q(g|x2)", generated.reshape(10, per_label, 64)))
+        generated = B.generate_from_labels(F.params_from_json(tree), x2, rng, model)
+        panels.append((f"{F.NAMES[model]}: x1 from q(g|x2)", generated.reshape(10, per_label, 64)))
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 5.6 * rows), squeeze=False, layout="constrained")
@@ -632,101 +514,10 @@ def parse_args(argv):
     return args
 
 
-def usage_error(message):
-    """An argparse-style refusal: one line on stderr, exit status 2."""
-    print(f"plots.py: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def finite_numbers(value, where):
-    """ValueError unless every number inside the nested lists and dicts of value is a finite float (an integer
-    beyond float range is not)."""
-    if isinstance(value, dict):
-        return [finite_numbers(item, f"{where}.{key}") for key, item in value.items()]
-    if isinstance(value, list):
-        return [finite_numbers(item, where) for item in value]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        S.fail_unless(abs(value) < 1e308 and np.isfinite(float(value)), f"{where} holds {value!r}: NaN, infinite or beyond float range")
-
-
-def check_fields(items, where, fields):
-    """items is a list of dicts, each with these fields of these types."""
-    S.fail_unless(isinstance(items, list), f"{where} must be a list, got {type(items).__name__}")
-    for index, item in enumerate(items):
-        S.fail_unless(isinstance(item, dict), f"{where}[{index}] must be a dict, got {type(item).__name__}")
-        for field, kinds in fields.items():
-            S.fail_unless(isinstance(item.get(field), kinds) and (bool in kinds or not isinstance(item.get(field), bool)),
-                          f"{where}[{index}]['{field}'] must be {' or '.join(kind.__name__ for kind in kinds)}, got {item.get(field)!r}")
-
-
-NUMBER = (int, float)
-ROW_FIELDS = {"model": (str,), "decoder": (str,), "class": (int,), "bound": NUMBER, "l1": NUMBER, "conditional": NUMBER, "gap": NUMBER,
-              "conditional_reliable": (bool,)}
-DIRECT_FIELDS = {"class": (int,), "bound": NUMBER, "final": NUMBER, "history": (list,)}
-
-
-def check_results(results, want_sweep):
-    """ValueError naming the first thing in theorem_check's --json output that plots.py cannot draw from."""
-    S.fail_unless(isinstance(results, dict) and results.get("format") == T.JSON_FORMAT,
-                  f"it has format {results.get('format') if isinstance(results, dict) else type(results).__name__!r}, this plots.py "
-                  f"reads format {T.JSON_FORMAT}; write it again with this theorem_check.py --json")
-    for key, kind in (("config", dict), ("params", dict), ("data", dict), ("histories", dict)):
-        S.fail_unless(isinstance(results.get(key), kind), f"{key} must be a {kind.__name__}, got {results.get(key)!r:.60}")
-    finite_numbers({key: results.get(key) for key in ("params", "data", "rows", "histories", "direct_maximisation", "sweep")}, "the file")
-    seed = results["config"].get("seed", 0)
-    S.fail_unless(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, f"config.seed must be an integer >= 0, got {seed!r}")
-    S.fail_unless(results["config"].get("data", "pinwheel") in ("pinwheel", "digits"), "config.data must be pinwheel or digits")
-    x1 = np.array(results["data"].get("x1"), dtype=float)
-    S.check_array(x1, "data.x1", 2)
-    labels = results["data"].get("labels")
-    S.fail_unless(isinstance(labels, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in labels),
-                  "data.labels must be a list of integers")
-    D.check_sweep_labels(np.array(labels, dtype=int), {"k": 1})
-    S.fail_unless(len(labels) == len(x1), f"data.labels has {len(labels)} entries but data.x1 has {len(x1)} rows")
-    check_models(results, x1.shape[1], max(labels) + 1, want_sweep)
-
-
-def check_models(results, data_dim, num_classes, want_sweep):
-    """The parameters, histories, rows and direct maximisations of check_results: one per model and class."""
-    models = list(results["params"])
-    S.fail_unless(models and all(model in NAMES for model in models), f"params has models {models}; expected some of {list(NAMES)}")
-    for model in models:
-        params = params_from_json(results["params"][model])
-        MM.check_params_of_model(params, {"model": model})
-        S.fail_unless(S.input_size({"params": params}, "encoder_x1") == data_dim and
-                      S.input_size({"params": params}, "encoder_x2") == num_classes,
-                      f"params[{model!r}] do not fit the stored data's {data_dim} columns and {num_classes} classes")
-    S.fail_unless(sorted(results["histories"]) == sorted(models), f"histories has models {sorted(results['histories'])}, params {sorted(models)}")
-    S.fail_unless(all(isinstance(h, list) and h for h in results["histories"].values()), "every history must be a non-empty list")
-    check_fields(results.get("rows"), "rows", ROW_FIELDS)
-    trained = {(r["model"], r["class"]) for r in results["rows"] if r["decoder"] == "trained"}
-    missing = [(m, c) for m in models for c in range(num_classes) if (m, c) not in trained]
-    S.fail_unless(not missing, f"rows lacks the trained rows of (model, class) {missing[:4]}")
-    check_fields(results.get("direct_maximisation"), "direct_maximisation", DIRECT_FIELDS)
-    S.fail_unless(len(results["direct_maximisation"]) > 0, "direct_maximisation is empty")
-    if want_sweep or results.get("sweep"):
-        S.fail_unless(isinstance(results.get("sweep"), list) and results["sweep"], "it has no sweep; write it with studies.py --sweep --json")
-        check_fields(results["sweep"], "sweep", {"k": (int,), "points_per_label": NUMBER, "data_within_label_variance": NUMBER, "models": (dict,)})
-
-
-def read_results(path, want_sweep):
-    """theorem_check.py --json output, validated before any figure is drawn; SystemExit names the problem."""
-    try:
-        with open(path) as f:
-            results = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:    # ValueError: bad JSON, or an integer of 5000 digits
-        usage_error(f"cannot read --from-json {path}: {error}")
-    try:
-        check_results(results, want_sweep)
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, IndexError) as error:
-        usage_error(f"{path} cannot be drawn: {error}")
-    return results
-
-
 def load_results(args):
     """(results, seed): from --from-json (its seed unless --seed) or from a fresh run of the check (with --sweep, of studies.py's)."""
     if args.from_json:
-        results = read_results(args.from_json, args.sweep)
+        results = F.read_results(args.from_json, args.sweep)
         return results, results["config"].get("seed", 0) if args.seed is None else args.seed
     seed = 0 if args.seed is None else args.seed
     options = dict(seed=seed, quiet=True, data=args.data, models=args.models, quick=args.quick)
@@ -755,20 +546,20 @@ def figures_to_draw(args, results, seed):
 def prepare(args):
     """(what the run draws, in words; [(file name, draw(path))]): the input files read and checked, or the models trained."""
     if args.study_json:
-        studies = [read_study(path) for path in args.study_json]
+        studies = [F.read_study(path) for path in args.study_json]
         data = " and ".join(f"{data} ({len({e['seed'] for e in entries})} seeds)" for data, entries in merge_studies(studies))
         return (f"the study of {data} from {' '.join(args.study_json)}", [("collapse_strength.png", lambda path: plot_study(studies, path)),
                                                                           ("robustness.png", lambda path: plot_robustness(studies, path))])
     if args.bound_json:
-        runs = [read_bound_study(path) for path in args.bound_json]
+        runs = [F.read_bound_study(path) for path in args.bound_json]
         if not any(run.get("bound_study") for run in runs):
-            usage_error("--bound-json needs a studies.py --bound-study file among its files")
+            F.usage_error("--bound-json needs a studies.py --bound-study file among its files")
         return f"Theorem 1 beyond K = 1 from {' '.join(args.bound_json)}", [("theorem1_beyond_k.png", lambda path: plot_bound_study(runs, path))]
     if args.gradient_json:
-        rows = read_gradient_study(args.gradient_json)
+        rows = F.read_gradient_study(args.gradient_json)
         return f"the gradient estimators from {args.gradient_json}", [("gradient_estimators.png", lambda path: plot_gradient_study(rows, path))]
     if args.views_json:
-        runs = [read_views(path) for path in args.views_json]
+        runs = [F.read_views(path) for path in args.views_json]
         augment = " and ".join(run["config"]["augment"] for run in runs)
         return f"the digit views (--augment {augment}) from {' '.join(args.views_json)}", [("augmentation.png", lambda path: plot_views(runs, path))]
     if not args.from_json:

@@ -18,6 +18,7 @@ import beyond_the_paper as B
 import collapse_study as CS
 import configuration as C
 import data_sets as D
+import figure_data as F
 import k_samples as K
 import log_likelihood as L
 import mopoe_mmvaeplus as MM
@@ -70,7 +71,7 @@ def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path, monkeypatch)
     # Measured (quick: hidden 64, 600 steps): MMVAE 0.020-0.057, MVAE 0.51-1.18; ratio at most 0.058.
     assert onp.all(mmvae < 0.2 * mvae), (mmvae, mvae)
     assert min(results["data_coherence"]) > 0.9                                  # the 1-NN yardstick works
-    P.plot_digit_samples(P.read_results(str(path), want_sweep=False), 0, str(tmp_path / "digits.png"))
+    P.plot_digit_samples(F.read_results(str(path), want_sweep=False), 0, str(tmp_path / "digits.png"))
     assert (tmp_path / "digits.png").read_bytes()[:4] == b"\x89PNG"
     for name in ("plot_digit_samples", "plot_theorem", "plot_training"):            # plots.main picks the digits'
         monkeypatch.setattr(P, name, lambda *arguments: open(arguments[-1], "wb").close())
@@ -91,7 +92,7 @@ def test_quick_sweep_runs_checks_and_plots(tmp_path):
     assert [f["passed"] for f in sweep_findings] == [True, True, True]            # measured at seed 0, quick
     first, second = results["sweep"]
     assert second["data_within_label_variance"] < 0.5 * first["data_within_label_variance"]
-    P.read_results(str(path), want_sweep=True)                       # what plots.py --sweep checks first
+    F.read_results(str(path), want_sweep=True)                       # what plots.py --sweep checks first
     P.plot_sweep(results, str(tmp_path / "surjectivity_sweep.png"))   # (the other figures: the plots tests)
     assert (tmp_path / "surjectivity_sweep.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -601,6 +602,26 @@ def test_quick_bound_study_checks_the_proposition_and_theorem_1_at_k_1(tmp_path,
             P.main(["--bound-json", str(broken), "--out", str(tmp_path / "figures")])
         assert message in capsys.readouterr().err
 
+
+
+def test_plots_draws_the_studies_of_every_gradient_estimator(tmp_path):
+    """A --study importance-samples and a --gradient-study file holding every name of k_samples.GRADIENTS are drawn (each
+    estimator its own colour), not refused or ended by a missing colour."""
+    rows = [{"spread_ratio": 0.5, "decoder_std": 0.1, "coherence": 0.9}]
+    entries = ([{"part": "importance-samples", "value": k, "model": model, "gradient": gradient, "seed": seed, "rows": rows}
+                for gradient in K.GRADIENTS for model in ("mmvae", "mopoe") for k in (1, 4) for seed in (0, 1)]
+               + [{"part": "importance-samples", "value": None, "model": model, "gradient": "iwae", "seed": seed, "rows": rows}
+                  for model in ("mvae", "mmvae") for seed in (0, 1)])
+    study = {"format": T.JSON_FORMAT, "config": {"data": "pinwheel"}, "study": entries, "data_coherence": [1.0, 1.0]}
+    gradient_rows = [{"stage": stage, "k": k, "gradient": gradient, "chi2_per_df": 1.0 + k, "snr": 2.0}
+                     for stage in (0, 800) for k in (1, 4) for gradient in K.GRADIENTS]
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    (tmp_path / "gradients.json").write_text(json.dumps({"format": T.JSON_FORMAT, "gradient_study": gradient_rows}))
+    assert set(P.GRADIENT_COLOURS) == set(K.GRADIENTS) and len(set(P.GRADIENT_COLOURS.values())) == len(K.GRADIENTS)
+    assert P.main(["--study-json", str(tmp_path / "study.json"), "--out", str(tmp_path / "figures")]) == 0
+    assert P.main(["--gradient-json", str(tmp_path / "gradients.json"), "--out", str(tmp_path / "figures")]) == 0
+    assert all((tmp_path / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+               for name in ("collapse_strength.png", "robustness.png", "gradient_estimators.png"))
 
 
 def test_studies_with_no_task_says_so_in_one_line(capsys):
