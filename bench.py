@@ -21,7 +21,7 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
-import runs as R  # noqa: E402
+from cli import runs as R  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ("mvae", "mmvae", "mopoe")
@@ -37,7 +37,7 @@ def median_step_seconds(folder, model, hidden, batch_size, dtype_name, num_steps
     import surjvae_np as S
     objectives = dict(S.OBJECTIVES)
     if "mopoe" not in objectives:                          # this project's layout: MoPoE is an extension
-        import beyond_the_paper as B
+        from extensions import beyond_the_paper as B
         objectives = B.OBJECTIVES
     objective = getattr(objectives[model], "__wrapped__", objectives[model])   # maximise's steps skip the checks
     x1, labels = S.make_pinwheel(rng=np.random.default_rng([seed, 3]))
@@ -70,8 +70,8 @@ def median_estimator_step_seconds(gradient, dtype_name="float64", num_importance
     stratum, trained with `gradient` (beyond_the_paper.GRADIENTS) in dtype_name, through S.maximise as training runs it: a
     clock read at each step's progress call (log_every=1). Runs in the calling interpreter; --estimators runs each in a fresh one."""
     import numpy as np
-    import beyond_the_paper as B
-    import data_sets as D
+    from extensions import beyond_the_paper as B
+    from extensions import data_sets as D
     import surjvae_np as S
     x1, labels = D.load_digits()
     start = B.init_model_params("mmvae", S.init_rng(seed), 10, 8, 64, (128,))
@@ -195,7 +195,7 @@ def main(argv=None):
 def run_estimators(args, start):
     """--estimators: interleaved rounds over the gradient estimators in both precisions, the median ms per step, its ratio to
     iwae's in the same precision, and float32's to float64's."""
-    import beyond_the_paper as B
+    from extensions import beyond_the_paper as B
     precisions = ("float64", "float32")
     times = {(gradient, dtype): [] for gradient in B.GRADIENTS for dtype in precisions}
     for round_index in range(args.rounds):

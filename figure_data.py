@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 
-import beyond_the_paper as B
-import collapse_study as CS
-import data_sets as D
-import mopoe_mmvaeplus as MM
+from extensions import beyond_the_paper as B
+from experiments import collapse_study as CS
+from extensions import data_sets as D
+from extensions import mopoe_mmvaeplus as MM
 import surjvae_np as S
 import theorem_check as T
 

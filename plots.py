@@ -22,13 +22,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
-import beyond_the_paper as B  # noqa: E402
-import collapse_study as CS  # noqa: E402
-import configuration as C  # noqa: E402
-import data_sets as D  # noqa: E402
+from extensions import beyond_the_paper as B  # noqa: E402
+from experiments import collapse_study as CS  # noqa: E402
+from cli import configuration as C  # noqa: E402
+from extensions import data_sets as D  # noqa: E402
 import figure_data as F  # noqa: E402
-import mopoe_mmvaeplus as MM  # noqa: E402
-import runs as R  # noqa: E402
+from extensions import mopoe_mmvaeplus as MM  # noqa: E402
+from cli import runs as R  # noqa: E402
 import studies as ST  # noqa: E402
 import surjvae_np as S  # noqa: E402
 import theorem_check as T  # noqa: E402

@@ -25,16 +25,16 @@ import time  # noqa: E402
 
 import numpy.random as npr  # noqa: E402
 
-import augmentation as A  # noqa: E402
-import beyond_the_paper as B  # noqa: E402
-import collapse_study as CS  # noqa: E402
-import configuration as C  # noqa: E402
-import private_latent as P  # noqa: E402
-import runs as R  # noqa: E402
+from experiments import augmentation as A  # noqa: E402
+from extensions import beyond_the_paper as B  # noqa: E402
+from experiments import collapse_study as CS  # noqa: E402
+from cli import configuration as C  # noqa: E402
+from experiments import private_latent as P  # noqa: E402
+from cli import runs as R  # noqa: E402
 import surjvae_np as S  # noqa: E402
-import sweep as SW  # noqa: E402
-import tables  # noqa: E402
-import theorem_beyond_k as BK  # noqa: E402
+from experiments import sweep as SW  # noqa: E402
+from cli import tables  # noqa: E402
+from experiments import theorem_beyond_k as BK  # noqa: E402
 import theorem_check as T  # noqa: E402
 
 

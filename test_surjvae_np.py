@@ -731,10 +731,10 @@ def test_change_x1_units_is_an_exact_reparameterisation():
 
 import json  # noqa: E402
 
-import beyond_the_paper as B  # noqa: E402
-import configuration as C  # noqa: E402
-import data_sets as D  # noqa: E402
-import log_likelihood as L  # noqa: E402
+from extensions import beyond_the_paper as B  # noqa: E402
+from cli import configuration as C  # noqa: E402
+from extensions import data_sets as D  # noqa: E402
+from extensions import log_likelihood as L  # noqa: E402
 import theorem_check as T  # noqa: E402
 
 
@@ -1065,12 +1065,14 @@ def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys)
 
 # ---------------------------------------------------------------- the public/private line, and checks at the edge only
 
-@pytest.mark.parametrize("module_name", ["surjvae_np", "mopoe_mmvaeplus", "k_samples", "beyond_the_paper", "log_likelihood", "data_sets", "npmle"])
+@pytest.mark.parametrize("module_name", ["surjvae_np"] + [f"extensions.{name}" for name in
+                                                           ("mopoe_mmvaeplus", "k_samples", "beyond_the_paper", "log_likelihood", "data_sets", "npmle")])
 def test_every_public_function_checks_its_arguments_or_is_listed_as_unchecked(module_name):
     """README: every public function of the paper's module and of each extension module is @checked or named in the module's UNCHECKED (the building
     blocks of the differentiated math and the checks themselves), and UNCHECKED names only such functions."""
+    import importlib
     import inspect
-    module = __import__(module_name)
+    module = importlib.import_module(module_name)
     public = {name: f for name, f in vars(module).items() if not name.startswith("_") and inspect.isfunction(f) and f.__module__ == module_name}
     unchecked = {name for name, f in public.items() if not hasattr(f, "__wrapped__")}
     assert unchecked == set(module.UNCHECKED), (unchecked - set(module.UNCHECKED), set(module.UNCHECKED) - unchecked)
@@ -1205,7 +1207,7 @@ def command_line(pid):
 def test_the_rows_log_p_error_is_four_standard_errors_of_the_class_mean():
     """The row's error over 4 against the spread of 40 independent row estimates of one class (8-D affine model: importance
     sampling): their ratio within 0.7..1.4 (measured 1.1; the ratio's sampling SD about 0.11)."""
-    from test_log_likelihood import affine_problem
+    from extensions.test_log_likelihood import affine_problem
     params, x1, x2, _ = affine_problem(8, 0.1, seed=6, num=12, classes=1)
     config = dict(C.QUICK, conditional_samples=200)
     rows = [T.conditional_columns(params, "mmvae", x1, x2, config, rng(200 + r)) for r in range(40)]

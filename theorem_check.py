@@ -30,12 +30,12 @@ import numpy.random as npr  # noqa: E402
 from autograd import grad  # noqa: E402
 from numpy.polynomial.hermite_e import hermegauss  # noqa: E402
 
-import beyond_the_paper as B  # noqa: E402
-import configuration as C  # noqa: E402
-import log_likelihood as L  # noqa: E402
-import runs as R  # noqa: E402
+from extensions import beyond_the_paper as B  # noqa: E402
+from cli import configuration as C  # noqa: E402
+from extensions import log_likelihood as L  # noqa: E402
+from cli import runs as R  # noqa: E402
 import surjvae_np as S  # noqa: E402
-import tables  # noqa: E402
+from cli import tables  # noqa: E402
 
 JSON_FORMAT = 4                 # the layout of --json; plots.py --from-json reads this version only
 QUADRATURE_TOLERANCE = 1e-4     # relative change of L_1 at which the node doubling stops

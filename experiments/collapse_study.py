@@ -5,12 +5,12 @@ measured where training goes (studies.py --gradient-study).
 import autograd.numpy as np
 import numpy.random as npr
 
-import beyond_the_paper as B
-import configuration as C
-import k_samples as K
-import log_likelihood as L
-import mopoe_mmvaeplus as MM
-import runs as R
+from extensions import beyond_the_paper as B
+from cli import configuration as C
+from extensions import k_samples as K
+from extensions import log_likelihood as L
+from extensions import mopoe_mmvaeplus as MM
+from cli import runs as R
 import surjvae_np as S
 import theorem_check as T
 from theorem_check import smallest

@@ -7,11 +7,11 @@ import numpy as onp
 import pytest
 from autograd.test_util import check_grads
 
-import beyond_the_paper as B
-import k_samples as K
+from extensions import beyond_the_paper as B
+from extensions import k_samples as K
 import surjvae_np as S
 import theorem_check as T
-from test_beyond_the_paper import rng, small_problem  # noqa: F401  (fixtures)
+from extensions.test_beyond_the_paper import rng, small_problem  # noqa: F401  (fixtures)
 from test_surjvae_np import slow
 
 

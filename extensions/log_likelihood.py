@@ -8,8 +8,8 @@ import autograd.numpy as np
 import numpy as onp
 from autograd import grad
 
-import beyond_the_paper as B
-import mopoe_mmvaeplus as MM
+from extensions import beyond_the_paper as B
+from extensions import mopoe_mmvaeplus as MM
 import surjvae_np as S
 
 

@@ -42,7 +42,7 @@ def refine_labels(position, labels, k):
 
 # UCI Optical Recognition of Handwritten Digits, test set (E. Alpaydin and C. Kaynak; CC BY 4.0), the copy
 # inside scikit-learn's wheel, unchanged: 1797 rows of 64 pixel counts 0..16 (8 x 8 images), then the label.
-DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "digits.csv.gz")
+DIGITS_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "digits.csv.gz")   # the repository's data/
 DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 
 

@@ -12,10 +12,10 @@ from typing import NamedTuple
 import autograd.numpy as np
 import numpy.random as npr
 
-import beyond_the_paper as B
-import data_sets as D
-import log_likelihood as L
-import runs as R
+from extensions import beyond_the_paper as B
+from extensions import data_sets as D
+from extensions import log_likelihood as L
+from cli import runs as R
 import surjvae_np as S
 
 # ================================================================ the settings a run starts from

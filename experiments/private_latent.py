@@ -3,8 +3,8 @@ within-class variation lives, in the shared g or the private w_1, and what label
 """
 import autograd.numpy as np
 
-import beyond_the_paper as B
-import mopoe_mmvaeplus as MM
+from extensions import beyond_the_paper as B
+from extensions import mopoe_mmvaeplus as MM
 import surjvae_np as S
 
 

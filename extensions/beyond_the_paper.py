@@ -7,8 +7,8 @@ import math
 
 import autograd.numpy as np
 
-import k_samples as K
-import mopoe_mmvaeplus as MM
+from extensions import k_samples as K
+from extensions import mopoe_mmvaeplus as MM
 import surjvae_np as S
 
 MODELS = MM.MODELS

@@ -7,10 +7,10 @@ import numpy as onp
 import pytest
 from autograd.test_util import check_grads
 
-import beyond_the_paper as B
-import mopoe_mmvaeplus as MM
+from extensions import beyond_the_paper as B
+from extensions import mopoe_mmvaeplus as MM
 import surjvae_np as S
-from test_beyond_the_paper import rng, small_problem  # noqa: F401  (fixtures)
+from extensions.test_beyond_the_paper import rng, small_problem  # noqa: F401  (fixtures)
 from test_surjvae_np import mixture_objective_equals_evidence_minus_kl_on_a_grid, stratified_objective_exceeds_the_analytic_kl_form_by_the_mixture_divergence
 
 

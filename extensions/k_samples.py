@@ -11,7 +11,7 @@ from autograd import grad
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
-import mopoe_mmvaeplus as MM
+from extensions import mopoe_mmvaeplus as MM
 import surjvae_np as S
 
 

@@ -7,9 +7,9 @@ import numpy as onp
 import pytest
 from autograd.test_util import check_grads
 
-import data_sets as D
+from extensions import data_sets as D
 import surjvae_np as S
-from test_beyond_the_paper import rng  # noqa: F401  (fixtures)
+from extensions.test_beyond_the_paper import rng  # noqa: F401  (fixtures)
 
 
 def test_load_digits_shape_range_checksum_and_label_counts():

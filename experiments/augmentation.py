@@ -5,9 +5,9 @@ digit and its reflection: surjective data, made by augmenting. Theorem 1 per gro
 import autograd.numpy as np
 import numpy.random as npr
 
-import configuration as C
-import data_sets as D
-import runs as R
+from cli import configuration as C
+from extensions import data_sets as D
+from cli import runs as R
 import surjvae_np as S
 import theorem_check as T
 from theorem_check import smallest

@@ -6,11 +6,11 @@ at every K by l*(sigma), the nonparametric maximum likelihood. Measured on the c
 import autograd.numpy as np
 import numpy.random as npr
 
-import configuration as C
-import k_samples as K
-import mopoe_mmvaeplus as MM
-import npmle as NP
-import runs as R
+from cli import configuration as C
+from extensions import k_samples as K
+from extensions import mopoe_mmvaeplus as MM
+from extensions import npmle as NP
+from cli import runs as R
 import surjvae_np as S
 import theorem_check as T
 from theorem_check import largest, smallest

@@ -1,8 +1,8 @@
 """tables: what theorem_check.py and studies.py print of a check's rows: the main table (one row per model, decoder and
 class), the held-out points' table beside it, and the notes under them. Only formatting: every number comes from the rows.
 """
-import log_likelihood as L
-import runs as R
+from extensions import log_likelihood as L
+from cli import runs as R
 
 
 def format_table(rows):

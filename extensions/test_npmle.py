@@ -7,11 +7,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads, as t
 import numpy as onp
 import pytest
 
-import k_samples as K
-import npmle as NP
+from extensions import k_samples as K
+from extensions import npmle as NP
 import surjvae_np as S
 import theorem_check as T
-from test_beyond_the_paper import rng
+from extensions.test_beyond_the_paper import rng
 
 
 def two_atom_sample(num, sigma, seed):

@@ -5,10 +5,10 @@ measured: Theorem 1 predicts that the MMVAE loses it, less as the labels get fin
 import autograd.numpy as np
 import numpy.random as npr
 
-import beyond_the_paper as B
-import configuration as C
-import data_sets as D
-import runs as R
+from extensions import beyond_the_paper as B
+from cli import configuration as C
+from extensions import data_sets as D
+from cli import runs as R
 import surjvae_np as S
 import theorem_check as T
 from theorem_check import largest, smallest

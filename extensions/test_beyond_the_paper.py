@@ -13,23 +13,26 @@ import sys
 import numpy as onp
 import pytest
 
-import augmentation as A
-import beyond_the_paper as B
-import collapse_study as CS
-import configuration as C
-import data_sets as D
+from experiments import augmentation as A
+from extensions import beyond_the_paper as B
+from experiments import collapse_study as CS
+from cli import configuration as C
+from extensions import data_sets as D
 import figure_data as F
-import k_samples as K
-import log_likelihood as L
-import mopoe_mmvaeplus as MM
+from extensions import k_samples as K
+from extensions import log_likelihood as L
+from extensions import mopoe_mmvaeplus as MM
 import bench
 import plots as P
 import studies as ST
 import surjvae_np as S
-import sweep as SW
-import theorem_beyond_k as BK
+from experiments import sweep as SW
+from experiments import theorem_beyond_k as BK
 import theorem_check as T
 from test_surjvae_np import adam_dtypes, all_float32, no_fail_and_jensen_at_worst_skipped, refused
+
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # the scripts and docs/ lie there
 
 
 def rng(seed=0):
@@ -804,7 +807,7 @@ def test_the_study_reports_held_out_columns(tmp_path, capsys):
 def test_the_readmes_python_example_runs_as_a_file_from_anywhere(tmp_path):
     """docs/own_data_example.py, saved as it is, run from another folder: every check passes, the MMVAE's spread is small."""
     import subprocess
-    done = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs", "own_data_example.py")],
+    done = subprocess.run([sys.executable, os.path.join(REPOSITORY, "docs", "own_data_example.py")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "PASS inequality (6)" in done.stdout and "FAIL" not in done.stdout and "mmvae class 1: spread ratio" in done.stdout

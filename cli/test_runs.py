@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-import runs as R
+from cli import runs as R
 
 
 def _square_plus(x, y):

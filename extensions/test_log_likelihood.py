@@ -6,10 +6,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # before NumPy loads, as t
 import numpy as onp
 import pytest
 
-import log_likelihood as L
+from extensions import log_likelihood as L
 import surjvae_np as S
 import theorem_check as T
-from test_beyond_the_paper import rng, good_input  # noqa: F401  (fixtures)
+from extensions.test_beyond_the_paper import rng, good_input  # noqa: F401  (fixtures)
 from test_surjvae_np import slow
 
 
@@ -76,7 +76,7 @@ def test_log_p_is_within_its_error_of_the_affine_closed_form(latent, sigma):
 def test_the_standard_error_of_log_p_is_the_spread_of_the_estimate():
     """The delta-method standard error of the two runs' combination against the standard deviation of 200 independent
     combinations (K = 200 draws per run) of the same points, each run with its own modes: their ratio within 0.8..1.25."""
-    import beyond_the_paper as B
+    from extensions import beyond_the_paper as B
     params, x1, x2, _ = affine_problem(8, 0.1, seed=5, num=4)
     mean, log_var = (a[0] for a in B.label_latent(params, x2[:1], "mmvae"))
     own = B.x1_latent(params, x1, "mmvae")
