@@ -56,7 +56,7 @@ def median_step_seconds(folder, model, hidden, batch_size, dtype_name, num_steps
 def time_case(folder, case):
     """median_step_seconds of case = (model, hidden, batch, dtype) in a fresh interpreter."""
     model, hidden, batch, dtype_name = case
-    code = (f"import sys; sys.path.insert(0, {HERE!r}); import bench; "
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import bench; bench.R.keep_freed_memory(); "     # as the scripts run
             f"print(bench.median_step_seconds({folder!r}, {model!r}, {list(hidden)!r}, {batch!r}, {dtype_name!r}, "
             f"num_steps={200 if batch else 50}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -84,7 +84,7 @@ def median_estimator_step_seconds(gradient, dtype_name="float64", num_importance
 
 def time_estimator(gradient, dtype_name):
     """median_estimator_step_seconds(gradient, dtype_name) in a fresh interpreter."""
-    code = (f"import sys; sys.path.insert(0, {HERE!r}); import bench; "
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import bench; bench.R.keep_freed_memory(); "     # as the scripts run
             f"print(bench.median_estimator_step_seconds({gradient!r}, {dtype_name!r}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:

@@ -572,6 +572,7 @@ def prepare(args):
 
 
 def main(argv=None):
+    R.keep_freed_memory()
     args = parse_args(argv)
     return R.interruptible(lambda: draw_all(args, time.perf_counter()))
 

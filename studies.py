@@ -204,6 +204,7 @@ def describe(config, data):
 
 
 def main(argv=None):
+    R.keep_freed_memory()
     config, data = parse_args(argv)
     start = time.perf_counter()
 

@@ -406,6 +406,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    R.keep_freed_memory()
     config, data = parse_args(argv)
     start = time.perf_counter()
 
