@@ -216,7 +216,7 @@ def main(argv=None):
             print(R.wrap("studies configuration: " + describe(config, data)), flush=True)
             results = run(config, data, progress)
         print_experiments(results, config)
-        return R.report(results, config["json"], start)
+        return R.report(results, config["json"], start, tables.format_per_label(results) if "rows" in results else "")
     return R.interruptible(body)
 
 

@@ -1214,3 +1214,15 @@ def test_the_rows_log_p_error_is_four_standard_errors_of_the_class_mean():
     spread = onp.std([row["conditional"] for row in rows], ddof=1)
     assert all(row["conditional_method"] == "IS" and row["conditional_reliable"] for row in rows)
     assert 0.7 < onp.mean([row["conditional_error"] for row in rows]) / 4 / spread < 1.4
+
+
+def test_gitignore_covers_every_json_the_readme_and_docs_commands_write():
+    """Each `--json NAME` of the README's and docs' commands is ignored by git, so following the docs leaves the checkout clean."""
+    import glob
+    import subprocess
+    root = os.path.dirname(os.path.abspath(__file__))
+    names = {name for path in [os.path.join(root, "README.md")] + glob.glob(os.path.join(root, "docs", "*.md"))
+             for name in re.findall(r"--json ([\w./-]+\.json)", open(path).read())}
+    assert len(names) >= 10
+    ignored = subprocess.run(["git", "check-ignore", *sorted(names)], cwd=root, capture_output=True, text=True).stdout.split()
+    assert sorted(ignored) == sorted(names), sorted(set(names) - set(ignored))

@@ -332,13 +332,15 @@ def check(config, data, print_fn, later=0.0):
                               (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels, num_classes, c,
                                config, [seed, 4, index], data.held_out)) for index, (model, decoder, c) in enumerate(keys)],
                               config["jobs"], print_fn, "evaluation")
-    rows = [dict(model=model, decoder=decoder, **row) for (model, decoder, _), row in zip(keys, evaluations)]
+    names = [str(name) for name in (data.label_names or range(num_classes))]
+    rows = [dict(model=model, decoder=decoder, label=names[c], **row) for (model, decoder, c), row in zip(keys, evaluations)]
     first = trained[models[0]][0]
     stationarity = [dict(check_stationarity(first, x1[labels == c], *class_label_posterior(first, models[0], num_classes, c),
                                             config, npr.default_rng([seed, 5, c])), **{"class": c}) for c in range(num_classes)]
     findings = comparison_findings(rows, data.held_out is not None) if {"mvae", "mmvae"} <= set(models) else []
     results = {"format": JSON_FORMAT, "config": config, "rows": rows, "stationarity": stationarity, "direct_maximisation": direct,
-               "data_coherence": L.leave_one_out_coherence(x1, labels), "checks": as_dicts(theorem_checks(rows, stationarity, direct)),
+               "data_coherence": L.leave_one_out_coherence(x1, labels), "labels": label_records(x1, labels, names),
+               "checks": as_dicts(theorem_checks(rows, stationarity, direct)),
                "findings": as_dicts(findings), "histories": {m: h.tolist() for m, (_, h) in trained.items()},
                "params": {m: C.tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
     if data.held_out is not None:
@@ -348,13 +350,25 @@ def check(config, data, print_fn, later=0.0):
     return results, trained
 
 
+def label_records(x1, labels, names):
+    """Per label: its name, its points, and the coherence of its mean (1 if the point nearest the label's mean is the label's
+    own; 0 if the mean lies nearer another label's points, as on a curved label, where a model that draws the mean scores a
+    low coherence without drawing another label)."""
+    return [{"class": c, "label": name, "points": int(np.sum(labels == c)),
+             "mean_coherence": L.label_coherence(np.mean(x1[labels == c], axis=0)[None, :], np.array([c]), x1, labels)}
+            for c, name in enumerate(names)]
+
+
 def check_arrays(x1, labels, models=("mvae", "mmvae"), print_fn=None, **options):
     """The check on your own arrays: x1 (N, D) numbers, labels (N,) any values (at least two, each on C.MIN_PER_CLASS rows or
     more); options are the script's flags by name (seed=1, steps=400, latent=4, hidden=(64,), decoder_std=0.1, jobs=1,
-    quick=True, test_fraction=0.2, ...). Returns what --json writes: rows, checks, findings, config, ... A bad argument is a
-    ValueError naming it."""
+    quick=True, test_fraction=0.2, quiet=True, ...). Returns exactly what --json writes (rows, checks, findings, config, ...,
+    all_passed, seconds). Progress goes to stderr as the script's does (quiet=True: none; print_fn: yours). A bad argument
+    is a ValueError naming it, before any work."""
+    start = time.perf_counter()
     config, data = C.from_keywords(C.add_check_arguments, C.flags_not_applying, arrays=(x1, labels), models=list(models), **options)
-    return check(config, data, print_fn)[0]
+    progress = print_fn or (None if config["quiet"] else R.progress(start))
+    return R.finish(check(config, data, progress)[0], start)
 
 
 # ================================================================ before the run: the configuration and the time it will take
@@ -417,7 +431,7 @@ def main(argv=None):
         if "held_out" in results:
             print(tables.format_held_out(results["rows"]))
         print(R.wrap(tables.format_notes(results, config)))
-        return R.report(results, config["json"], start)
+        return R.report(results, config["json"], start, tables.format_per_label(results))
     return R.interruptible(body)
 
 

@@ -61,6 +61,7 @@ def add_check_arguments(add, data_choices=("pinwheel", "digits")):
         if "digit-views" in data_choices else "") + ", or your own data: a .csv with a header and a label column, or a .npz holding "
         "x1 and labels")
     add("--label-column", default=None, metavar="NAME", help="with --data FILE.csv: the column of labels (default label)")
+    add("--drop-columns", nargs="+", default=None, metavar="NAME", help="with --data FILE.csv: columns to leave out of x1 (an id, say)")
     add("--latent", type=R.int_at_least(1), default=None, help="latent size (default 2; 8 on digits)")
     add("--hidden", type=R.int_at_least(1), nargs="+", default=None, metavar="H",
         help="hidden layer sizes of every network (default 32; 128 on digits)")
@@ -189,7 +190,7 @@ def own_table(args):
         return (np.asarray(x1, dtype=float), *D.label_indices(np.asarray(labels)), None)
     if args.data in ("pinwheel", "digits", "digit-views"):
         return None
-    return D.load_table(args.data, args.label_column or "label")
+    return D.load_table(args.data, args.label_column or "label", args.drop_columns or ())
 
 
 def read_data(config, table):
@@ -306,6 +307,7 @@ def flags_not_applying(args):
         ("--classes", args.classes != 2 and not pinwheel, "the pinwheel"), ("--per-class", args.per_class is not None and not pinwheel, "the pinwheel"),
         ("--test-fraction", args.test_fraction is not None and args.data == "digit-views", "the pinwheel, digits and your data"),
         ("--label-column", args.label_column is not None and not str(args.data).endswith(".csv"), "--data FILE.csv"),
+        ("--drop-columns", args.drop_columns is not None and not str(args.data).endswith(".csv"), "--data FILE.csv"),
         ("--private-dim", args.private_dim is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
         ("--auxiliary", args.auxiliary is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
         ("--importance-samples", args.importance_samples > 1 and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)"),

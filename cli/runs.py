@@ -137,11 +137,20 @@ def print_verdicts(results):
         print(wrap(f"  {verdict}  {item['name']}: {item['value']:.3g} ({item['measures']})", indent=" " * 8))
 
 
-def report(results, json_path, start):
-    """Print the checks and findings, write json_path (if given), print the time: the exit status (0 unless a check FAILs)."""
-    print_verdicts(results)
+def finish(results, start):
+    """results with the run's seconds since start and whether every check passed (a SKIP is not decidable: it passes)."""
     results["seconds"] = time.perf_counter() - start
-    results["all_passed"] = all(c["passed"] is not False for c in results["checks"])     # SKIP: not decidable
+    results["all_passed"] = all(c["passed"] is not False for c in results["checks"])
+    return results
+
+
+def report(results, json_path, start, under_the_verdicts=""):
+    """Print the checks and findings (and under_the_verdicts), write json_path (if given), print the time: the exit status
+    (0 unless a check FAILs)."""
+    print_verdicts(results)
+    if under_the_verdicts:
+        print(under_the_verdicts)
+    finish(results, start)
     if json_path:
         write_json(results, json_path)
         print(f"wrote {json_path}")

@@ -13,9 +13,11 @@ def format_table(rows):
              "error = its last change, a sign of convergence) or importance sampling from a Laplace proposal (IS; error 4 SE; '!' = "
              "unreliable: a run's Pareto k too high, or the two runs disagree); sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of "
              "x1 ~ p(x1|g); coher. = label coherence")
+    width = max([5] + [len(r.get("label", "")) for r in rows])
+    header = header.replace(f"{'class':>5s}", f"{'label':>{width}s}")
     lines = [R.wrap(legend), header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
+        lines.append(f"{r['model']:9s} {r['decoder']:9s} {r.get('label', str(r['class'])):>{width}s} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
                      f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f} {r['conditional']:11.4f} +- {r['conditional_error']:6.4f}"
                      f"{' !'[not r['conditional_reliable']]}{r['conditional_method']:>7s} {r['decoder_std']:6.3f} {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
     return "\n".join(lines)
@@ -58,3 +60,32 @@ def format_notes(results, config):
                      + f"; {sum(r.get('conditional_disagree', 0) for r in sampled)} points unreliable only because the two runs disagree")
     return "\n".join(notes + ["Data's own label coherence (leave-one-out nearest neighbour), per class: "
                                 + " ".join(f"{value:.3f}" for value in results["data_coherence"])])
+
+
+def format_per_label(results):
+    """The answer per label, in plain words: the share of the label's spread each trained model's label -> x1 samples keep, their
+    coherence, and a sentence where the MMVAE collapsed (its spread under half the MVAE's) or where the label's own mean lies
+    off its points (then a collapsed model's low coherence says so, not that it draws another label)."""
+    trained = {(r["model"], r["class"]): r for r in results["rows"] if r["decoder"] == "trained"}
+    models = list(dict.fromkeys(r["model"] for r in results["rows"]))
+    records = results.get("labels") or [{"class": c, "label": str(c), "mean_coherence": 1.0} for c in sorted({c for _, c in trained})]
+    width = max([5] + [len(record["label"]) for record in records])
+    lines = [R.wrap("Per label (trained models): spread = the share of the label's spread that its label -> x1 samples keep "
+                    "(decoder means; 1 keeps it all); coher. = the share of them nearest the label's own points"),
+             f"{'label':>{width}s} " + " ".join(f"{model + ' spread':>13s} {'coher.':>6s}" for model in models) + "  verdict"]
+    for record in records:
+        rows = [trained[model, record["class"]] for model in models]
+        lines.append(f"{record['label']:>{width}s} " + " ".join(f"{r['spread_ratio']:13.3f} {r['coherence']:6.3f}" for r in rows)
+                     + "  " + label_verdict(dict(zip(models, rows)), record))
+    return "\n".join(lines)
+
+
+def label_verdict(by_model, record):
+    """A sentence for one label of format_per_label."""
+    words = []
+    if "mvae" in by_model and "mmvae" in by_model:
+        ratio = by_model["mmvae"]["spread_ratio"] / by_model["mvae"]["spread_ratio"]
+        words.append(f"the MMVAE collapsed: {ratio:.2f} x the MVAE's spread" if ratio < 0.5 else f"no collapse: the MMVAE keeps {ratio:.2f} x the MVAE's spread")
+    if record.get("mean_coherence", 1.0) < 1.0:
+        words.append("the label's mean lies nearer another label's points, so samples near the mean score a low coherence")
+    return "; ".join(words) or "-"

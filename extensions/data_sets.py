@@ -68,18 +68,20 @@ def load_digits(path=None):
 # ---------------------------------------------------------------- 2b. your own data: a CSV or NPZ file of x1 and labels
 
 @S.checked
-def load_table(path, label_column="label"):
-    """A user's paired data: (x1 (N, D) floats, labels (N,) in 0..C-1, label names (C,) as the file has them, the file's SHA-256).
-    A .csv file has a header; its column `label_column` holds the labels (any text), every other column a number of x1.
-    A .npz file holds arrays x1 (N, D) and labels (N,). Refused with a ValueError naming the problem: unreadable, not numeric,
-    not finite, no label column, fewer than two labels."""
+def load_table(path, label_column="label", drop_columns=()):
+    """A user's paired data: (x1 (N, D) floats, labels (N,) in 0..C-1, label names (C,), the file's SHA-256). A .csv file has a
+    header; its column `label_column` holds the labels (any text), every other column not in drop_columns a number of x1; its
+    separator is sniffed (comma, semicolon, tab or bar). A .npz file holds arrays x1 (N, D) and labels (N,). Labels that are all
+    numbers are ordered as numbers (1, 2, 10), others as text. Refused with a ValueError naming the file, and the line and
+    column where there is one: unreadable, not numeric, not finite, no label column, fewer than two labels."""
     S.fail_unless(path is not None and path.endswith((".csv", ".npz")), f"path must name a .csv or .npz file, got {path!r}")
     try:
         with open(path, "rb") as f:
             content = f.read()
     except OSError as error:
         raise ValueError(f"cannot read {path}: {error.strerror}") from None
-    x1, names = _npz_table(path, content) if path.endswith(".npz") else _csv_table(path, content.decode("utf-8", "replace"), label_column)
+    x1, names = (_npz_table(path, content) if path.endswith(".npz") else
+                 _csv_table(path, content.decode("utf-8", "replace"), label_column, tuple(drop_columns)))
     S.fail_unless(x1.ndim == 2 and x1.shape[1] >= 1 and len(x1) == len(names), f"{path}: x1 must be (N, D) with one label per row")
     S.fail_unless(onp.all(onp.isfinite(x1)), f"{path}: x1 contains NaN or infinite values")
     labels, values = label_indices(names)
@@ -102,36 +104,64 @@ def stratified_split(labels, fraction, rng):
 
 
 def label_indices(values):
-    """Labels of any kind (N,) as indices 0..C-1 (N,), and the C distinct values in that order."""
-    distinct, index = onp.unique(values, return_inverse=True)
+    """Labels of any kind (N,) as indices 0..C-1 (N,), and the C distinct values in that order: as numbers if every label
+    reads as a number (so that 2 comes before 10), else as text."""
+    values = onp.asarray(values)
+    try:
+        numbers = values.astype(float) if values.dtype.kind in "iufUS" else None
+    except ValueError:
+        numbers = None
+    if numbers is None or not onp.all(onp.isfinite(numbers)):
+        distinct, index = onp.unique(values, return_inverse=True)
+        return index.astype(int), distinct
+    order, index = onp.unique(numbers, return_inverse=True)
+    distinct = onp.array([values[onp.flatnonzero(numbers == number)[0]] for number in order])      # each as the file has it
     return index.astype(int), distinct
 
 
-def _csv_table(path, text, label_column):
+CSV_SEPARATORS = ",;\t|"
+
+
+def _csv_table(path, text, label_column, drop_columns):
     """x1 and the label of each row from a CSV text with a header (load_table)."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
-    S.fail_unless(len(rows) >= 2, f"{path}: a header and at least one row are needed")
+    lines = [line for line in text.splitlines() if line.strip()]
+    S.fail_unless(len(lines) >= 2, f"{path}: a header and at least one row are needed")
+    separator = max(CSV_SEPARATORS, key=lambda candidate: lines[0].count(candidate))                # the header's commonest
+    rows = list(csv.reader(lines, delimiter=separator))
     header = [name.strip() for name in rows[0]]
-    S.fail_unless(label_column in header, f"{path}: no column named {label_column!r} (the columns: {', '.join(header)}); "
-                  "name the label column with --label-column")
-    index = header.index(label_column)
-    x1 = []
+    S.fail_unless(label_column in header, f"{path}: no column named {label_column!r} (the columns, separated by {separator!r}: "
+                  f"{', '.join(header)}); name the label column with --label-column")
+    unknown = [name for name in drop_columns if name not in header or name == label_column]
+    S.fail_unless(not unknown, f"{path}: --drop-columns names {', '.join(map(repr, unknown))}, not a column of x1 (the columns: {', '.join(header)})")
+    index, kept = header.index(label_column), [c for c, name in enumerate(header) if name != label_column and name not in drop_columns]
+    S.fail_unless(kept, f"{path}: no column is left for x1 once the label column and --drop-columns are left out")
+    x1 = onp.zeros((len(rows) - 1, len(kept)))
     for number, row in enumerate(rows[1:], start=2):
         S.fail_unless(len(row) == len(header), f"{path}: line {number} has {len(row)} fields, the header {len(header)}")
-        try:
-            x1.append([float(value) for column, value in enumerate(row) if column != index])
-        except ValueError:
-            raise ValueError(f"{path}: line {number} holds a value that is not a number outside the label column") from None
-    return onp.array(x1, dtype=float).reshape(len(x1), len(header) - 1), onp.array([row[index].strip() for row in rows[1:]])
+        for position, column in enumerate(kept):
+            try:
+                x1[number - 2, position] = float(row[column])
+            except ValueError:
+                raise ValueError(f"{path}: line {number}, column {header[column]!r} holds {row[column].strip()[:40]!r}, not a number"
+                                 + (" (an empty field)" if not row[column].strip() else "")
+                                 + f"; the labels are in column {label_column!r} (--label-column), and --drop-columns leaves "
+                                 "columns out of x1") from None
+    return x1, onp.array([row[index].strip() for row in rows[1:]])
 
 
 def _npz_table(path, content):
     """x1 and the labels from an NPZ file's arrays x1 and labels (load_table)."""
     try:
         arrays = onp.load(io.BytesIO(content), allow_pickle=False)
+        found = list(arrays.keys())
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+    S.fail_unless({"x1", "labels"} <= set(found), f"{path}: an .npz file with arrays named x1 (N, D) and labels (N,) is needed; "
+                  f"it holds {', '.join(found) or 'no array'}")
+    try:
         x1, labels = onp.asarray(arrays["x1"]), onp.asarray(arrays["labels"])
-    except (KeyError, ValueError, OSError) as error:
-        raise ValueError(f"{path}: an .npz file with arrays x1 (N, D) and labels (N,) is needed ({error})") from None
+    except ValueError as error:                                                   # an object array, say
+        raise ValueError(f"{path}: its arrays x1 and labels cannot be read without pickle ({error})") from None
     S.fail_unless(x1.dtype.kind in "iuf" and labels.ndim == 1, f"{path}: x1 must be numbers and labels one per row")
     return x1.astype(float), labels
 
@@ -306,6 +336,8 @@ ARGUMENT_CHECKS.update({
     "fraction": lambda fraction, arguments: S.check_number(fraction, "fraction") or S.fail_unless(
         0 < fraction < 1, f"fraction must lie strictly between 0 and 1, got {fraction}"),
     "label_column": lambda name, arguments: S.fail_unless(isinstance(name, str) and name.strip(), f"label_column must be a column's name, got {name!r}"),
+    "drop_columns": lambda names, arguments: S.fail_unless(isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names),
+                                                           f"drop_columns must be a list of column names, got {names!r}"),
 })
 VIEWS_CHECKS = dict(ARGUMENT_CHECKS, params=lambda params, arguments: S.check_params(params, VIEWS_KEYS),
                     model=lambda model, arguments: S.fail_unless(model in S.PAPER_MODELS, f"unknown model {model!r}; the views "

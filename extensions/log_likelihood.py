@@ -78,6 +78,20 @@ def decoder_jacobian(params, g):
     return hidden @ layers[-1]["W"] + layers[-1]["b"], layers[-1]["W"].T @ jacobian
 
 
+def _decoder_jacobian_transposed(params, g):
+    """decoder_jacobian (its definition, just above) as (mu (N, D1), (d mu / d g)^T (N, D, D1)), equal to it to 1e-12 (tested):
+    the D rows of every point stacked, so that each layer is one matrix product (N D, H) @ (H, H') rather than N small ones,
+    and the first layer's d a_1 / d g is W_1 itself. What _gauss_newton calls."""
+    layers, hidden, transposed, (count, dim) = params["decoder_x1"], g, None, g.shape
+    for layer in layers[:-1]:
+        hidden = onp.tanh(hidden @ layer["W"] + layer["b"])                                       # (N, H)
+        product = layer["W"][None] if transposed is None else (transposed.reshape(count * dim, -1) @ layer["W"]).reshape(count, dim, -1)
+        transposed = product * (1.0 - hidden ** 2)[:, None, :]                                    # (N, D, H)
+    last = layers[-1]["W"]
+    return (hidden @ last + layers[-1]["b"], onp.broadcast_to(last, (count,) + last.shape) if transposed is None else
+            (transposed.reshape(count * dim, -1) @ last).reshape(count, dim, -1))
+
+
 def _log_posterior_unnormalised(params, x1, g, mean, log_var):
     """log q(g|x2) + log p_theta(x1|g), g (..., N, D), x1 (N, D1): the integrand of log p(x1|x2), in logs. -> (..., N)."""
     return S.log_normal(g, mean, log_var) + S.decoder_x1_log_likelihood(params, x1, g)
@@ -104,9 +118,8 @@ def _gauss_newton(params, x1, mean, log_var, start):
     precision, noise_precision, g = onp.exp(-log_var), onp.exp(-params["decoder_x1_log_var"]), onp.array(start, dtype=float)
     value, active = _log_posterior_unnormalised(params, x1, g, mean, log_var), onp.arange(len(g))  # (N,); the points still moving
     for _ in range(LAPLACE_STEPS):
-        mu, jacobian = decoder_jacobian.__wrapped__(params, g[active])                            # (A, D1), (A, D1, D)
-        transposed = onp.swapaxes(jacobian, -1, -2)                                               # (A, D, D1)
-        hessian = onp.diag(precision) + noise_precision * (transposed @ jacobian)                 # (A, D, D)
+        mu, transposed = _decoder_jacobian_transposed(params, g[active])                          # (A, D1), J^T (A, D, D1)
+        hessian = onp.diag(precision) + noise_precision * (transposed @ onp.swapaxes(transposed, -1, -2))   # (A, D, D)
         gradient = -(g[active] - mean) * precision + noise_precision * (transposed @ (x1[active] - mu)[..., None])[..., 0]
         newton, step = onp.linalg.solve(hessian, gradient[..., None])[..., 0], onp.zeros_like(g)  # (A, D)
         length = onp.linalg.norm(newton * onp.exp(-0.5 * log_var), axis=1, keepdims=True)          # in q's std units
@@ -124,8 +137,8 @@ def _gauss_newton(params, x1, mean, log_var, start):
         active = active[moving & ~onp.isin(active, todo)]                                         # no better point: done
         if not len(active):
             break
-    _, jacobian = decoder_jacobian.__wrapped__(params, g)
-    return g, onp.diag(precision) + noise_precision * (onp.swapaxes(jacobian, -1, -2) @ jacobian)
+    transposed = _decoder_jacobian_transposed(params, g)[1]
+    return g, onp.diag(precision) + noise_precision * (transposed @ onp.swapaxes(transposed, -1, -2))
 
 
 def _curvature(params, x1, g, mean, log_var, gauss_newton):

@@ -658,9 +658,9 @@ def own_files(tmp_path_factory):
     return folder, x1, labels
 
 
-def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arrays(own_files, tmp_path):
+def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arrays(own_files, tmp_path, capsys):
     """--data FILE.csv (--label-column) and FILE.npz read the same data as check_arrays; the JSON names the file and its
-    SHA-256; --latent and --hidden reach the models."""
+    SHA-256; --latent and --hidden reach the models; check_arrays returns the --json file's keys and reports progress on stderr."""
     folder, x1, labels = own_files
     runs = {}
     for name, extra in (("mine.csv", ["--label-column", "kind"]), ("mine.npz", [])):
@@ -674,15 +674,27 @@ def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arra
     onp.testing.assert_allclose(runs["mine.csv"]["data"]["x1"], x1, rtol=1e-15)
     assert [r["spread_ratio"] for r in runs["mine.csv"]["rows"]] == [r["spread_ratio"] for r in runs["mine.npz"]["rows"]]
     assert onp.shape(runs["mine.csv"]["params"]["mmvae"]["decoder_x1"][0]["W"]) == (1, 16)
+    capsys.readouterr()
     arrays = T.check_arrays(x1, onp.array(["left", "right"])[labels], quick=True, jobs=1, steps=60, latent=1, hidden=(16,))
+    out, err = capsys.readouterr()
+    assert not out and "[1/4] trained mmvae" in err and "evaluated the untrained mmvae, class 1" in err
     assert [r["spread_ratio"] for r in arrays["rows"]] == [r["spread_ratio"] for r in runs["mine.npz"]["rows"]]
+    assert sorted(arrays) == sorted(runs["mine.csv"]) and arrays["all_passed"] is True and arrays["seconds"] > 0
     assert json.loads(json.dumps(arrays))["data_file"] == {"name": "arrays", "sha256": None, "label_names": ["left", "right"]}   # JSON as --json
 
 
 @pytest.mark.parametrize("content, argv, message", [
     ("a,b,label\n1,2,x\n3,4,y\n", [], "have fewer than 20 points"), ("a,b\n1,2\n", [], "no column named 'label'"),
-    ("a,b,label\n1,oops,x\n", [], "line 2 holds a value that is not a number"), ("a,b,label\n1,nan,x\n1,2,y\n", [], "NaN or infinite"),
+    ("a,b,label\n1,2,x\n1,oops,x\n", [], "line 3, column 'b' holds 'oops', not a number"),
+    ("id,a,label\nr1,2,x\n", [], "line 2, column 'id' holds 'r1', not a number"),
+    ("a,b,label\n1,,x\n", [], "line 2, column 'b' holds '', not a number (an empty field)"),
+    ("a,b,kind\n1,2,x\n", ["--label-column", "a"], "line 2, column 'kind' holds 'x', not a number; the labels are in column 'a'"),
+    ("a;b;label\n1;2;x\n", ["--label-column", "kind"], "no column named 'kind' (the columns, separated by ';': a, b, label)"),
+    ("a,b,label\n1,2,x\n", ["--drop-columns", "c"], "--drop-columns names 'c', not a column of x1"),
+    ("a,label\n1,x\n", ["--drop-columns", "a"], "no column is left for x1"),
+    ("a,b,label\n1,nan,x\n1,2,y\n", [], "NaN or infinite"),
     ("a,b,label\n" + "1,2,x\n" * 30, [], "at least two labels"), ("a,b,label\n1,2\n", [], "line 2 has 2 fields"),
+    ("a,b,label\n" + "1,2,x\n" * 30 + "1,2,y\n" * 30, [], "x1 has no variation (all rows equal): nothing to model"),
     ("a,b,label\n" + "1,2,x\n" * 30 + "3,4,y\n" * 30, ["--classes", "3"], "--classes applies only to the pinwheel"),
 ])
 def test_theorem_check_refuses_a_bad_data_file_before_any_work(tmp_path, content, argv, message, capsys):
@@ -690,6 +702,24 @@ def test_theorem_check_refuses_a_bad_data_file_before_any_work(tmp_path, content
     path.write_text(content)
     err = refused(capsys, lambda: T.main(["--data", str(path), *argv]), re.escape(message))
     assert err.strip().splitlines()[-1].startswith("theorem_check.py: error:")
+
+
+def test_an_npz_with_other_keys_is_refused_naming_the_keys_it_holds(tmp_path, capsys):
+    path = tmp_path / "wrong.npz"
+    onp.savez(path, data=onp.zeros((40, 2)), y=onp.zeros(40))
+    refused(capsys, lambda: T.main(["--data", str(path)]), re.escape("arrays named x1 (N, D) and labels (N,) is needed; it holds data, y"))
+
+
+def test_a_semicolon_csv_with_an_id_column_dropped_reads_as_the_comma_csv_and_numeric_labels_sort_as_numbers(own_files, tmp_path):
+    """The separator is sniffed; --drop-columns leaves the id out; labels 1, 2, 10 are classes 0, 1, 2 in that order."""
+    _, x1, labels = own_files
+    names = onp.array(["2", "10"])[labels]
+    (tmp_path / "semi.csv").write_text("id;a;b;label\n" + "".join(f"r{i};{a:.17g};{b:.17g};{n}\n" for i, ((a, b), n) in enumerate(zip(x1, names))))
+    _, data = T.parse_args(["--data", str(tmp_path / "semi.csv"), "--drop-columns", "id"])
+    onp.testing.assert_array_equal(data.x1, x1)
+    assert data.label_names == ["2", "10"] and onp.array_equal(data.labels, labels)
+    assert D.label_indices(onp.array(["10", "2", "1", "2"]))[1].tolist() == ["1", "2", "10"]
+    assert D.label_indices(onp.array(["b", "a", "10"]))[1].tolist() == ["10", "a", "b"]          # not all numbers: as text
 
 
 def test_check_arrays_refuses_bad_arguments_with_a_value_error(own_files):

@@ -40,6 +40,11 @@ def test_decoder_jacobian_is_autograds_jacobian():
     onp.testing.assert_allclose(mu, S.decode_mean_x1(params, g), rtol=1e-12)
     for n in range(7):
         onp.testing.assert_allclose(J[n], jacobian(lambda point: S.decode_mean_x1(params, point))(g[n]), rtol=1e-10, atol=1e-12)
+    for hidden in ((6, 4), (5,), ()):                                                              # the fast path, any depth
+        params = S.init_params(rng(1), latent_dim=3, data_dim=5, hidden=hidden)
+        (mu, J), (fast_mu, transposed) = L.decoder_jacobian(params, g), L._decoder_jacobian_transposed(params, g)
+        onp.testing.assert_allclose(fast_mu, mu, rtol=1e-12, atol=1e-14)
+        onp.testing.assert_allclose(onp.swapaxes(transposed, -1, -2), J, rtol=1e-12, atol=1e-14)
 
 
 def test_laplace_fit_of_an_affine_decoder_is_the_exact_posterior():
