@@ -145,8 +145,9 @@ def check_stationarity(params, x1_class, label_mean, label_log_var, config, rng)
 
 
 def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
-    """Maximise L_1 / N_c alone over the x1 decoder and the label expert with Adam, from a random start (decoder std 1), the
-    step size decaying linearly from config["direct_peak_step_size"] to 0: the stochastic optimum reached, not circled."""
+    """Maximise L_1 / N_c alone over the x1 decoder and the label expert with Adam, from a random start (decoder std 1 in the
+    class's standardised units: S.fit, so that the run does not depend on x1's units), the step size decaying linearly from
+    config["direct_peak_step_size"] to 0: the stochastic optimum reached, not circled. Its history in x1's units."""
     x2_class = S.one_hot(np.full(np.shape(x1_class)[0], c), num_classes)
     params = S.init_params(npr.default_rng([seed, 2]), num_classes=num_classes, latent_dim=config["latent_dim"],
                            data_dim=np.shape(x1_class)[1], hidden=config["hidden"], decoder_std=1.0)
@@ -154,8 +155,9 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
 
     def per_point_l1(p, x1, x2, rng):
         return S.cross_modal_term.__wrapped__(p, x1, x2, rng, num_samples=config["direct_samples"]) / np.shape(x1)[0]   # checked at maximise's edge
-    params, history = S.maximise(per_point_l1, params, x1_class, x2_class, seed=seed, num_steps=num_steps, batch_size=None,
-                                 step_size=lambda t: peak * (1.0 - t / num_steps), print_fn=None, name="L_1")
+    params, history = S.fit(per_point_l1, params, x1_class, x2_class, seed=seed, num_steps=num_steps, batch_size=None,
+                            step_size=lambda t: peak * (1.0 - t / num_steps), print_fn=None, name="L_1")
+    history = history - np.shape(x1_class)[1] * np.log(S.x1_standardisation(x1_class)[1])    # log f(x) = log f(y) - D log scale
     final = deterministic_cross_modal_term(params, x1_class, *class_label_posterior(params, "mmvae", num_classes, c), config)
     generated = S.generate_from_labels(params, x2_class, npr.default_rng([seed, 3]), "mmvae")
     return {"class": c, "bound": constant_mean_bound(x1_class) / len(x1_class), "final": final / len(x1_class),

@@ -156,6 +156,7 @@ def configure(args):
     config = dict({name: value for name, value in vars(args).items() if name != "arrays"}, **preset)
     data = read_data(config, table)
     refuse_small_labels(config, data)
+    refuse_far_offset(data)
     refuse_far_decoder_std(config, data)
     refuse_large_steps(config, data)
     return config, data
@@ -322,6 +323,21 @@ def refuse_small_labels(config, data):
     S.fail_unless(not small or config["data"] == "pinwheel", f"labels {', '.join(str(names[c]) for c in small)} have fewer than "
                   f"{MIN_PER_CLASS} points to train on: too few for the checks (direct maximisation and Monte Carlo per class); "
                   + ("hold out fewer (--test-fraction)" if config["test_fraction"] else "merge or drop them"))
+
+
+OFFSET_LIMIT = 1e8     # a column's mean over x1's spread beyond which float64 holds under 1e-8 of that spread
+
+
+def refuse_far_offset(data):
+    """x1 with variation (S.x1_standardisation refuses constant data), and not so far from the origin, compared with its
+    spread, that float64 loses the spread's digits (any scale is handled: the training standardises x1, and every
+    density the check evaluates is expanded about the data's mean)."""
+    shift, scale = S.x1_standardisation(data.x1)
+    column = int(np.argmax(np.abs(shift)))
+    if abs(shift[column]) > OFFSET_LIMIT * scale:
+        raise ValueError(f"x1's column {column} (counting from 0) lies {abs(shift[column]) / scale:.2g} times the data's spread from the "
+                         f"origin (mean {shift[column]:.6g}, spread {scale:.3g}): float64 keeps only about "
+                         f"{abs(shift[column]) / scale * 2.2e-16:.1g} of the spread there; subtract an offset (the column's mean, say) first")
 
 
 DECODER_STD_RANGE = (1e-4, 1e4)   # --decoder-std over the data's std: beyond it the standardised log-variance over- or underflows

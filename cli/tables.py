@@ -19,7 +19,7 @@ def format_table(rows):
     for r in rows:
         lines.append(f"{r['model']:9s} {r['decoder']:9s} {r.get('label', str(r['class'])):>{width}s} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
                      f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f} {r['conditional']:11.4f} +- {r['conditional_error']:6.4f}"
-                     f"{' !'[not r['conditional_reliable']]}{r['conditional_method']:>7s} {r['decoder_std']:6.3f} {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
+                     f"{' !'[not r['conditional_reliable']]}{r['conditional_method']:>7s} {r['decoder_std']:6.3g} {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
     return "\n".join(lines)
 
 

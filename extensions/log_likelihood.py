@@ -327,10 +327,11 @@ def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, half_width=GRID
     dim, axis = len(mean), onp.linspace(-half_width, half_width, num_nodes)
     z = onp.stack(onp.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)           # (K, D)
     log_weights = -0.5 * onp.sum(z * z, axis=1) + dim * (math.log(axis[1] - axis[0]) - 0.5 * S.LOG_2PI)
-    noise_log_var, total = params["decoder_x1_log_var"], onp.full(len(x1), -onp.inf)
+    noise_log_var, total, centre = params["decoder_x1_log_var"], onp.full(len(x1), -onp.inf), onp.mean(x1, axis=0)
+    x1 = x1 - centre                                     # |x - mu|^2 expanded about the points' mean: no cancellation far from 0
     a = -0.5 * x1.shape[1] * (S.LOG_2PI + noise_log_var) - 0.5 * onp.sum(x1 * x1, axis=1) * onp.exp(-noise_log_var)
     for start in range(0, len(z), chunk):
-        mu = S.decode_mean_x1(params, mean + onp.exp(0.5 * log_var) * z[start:start + chunk])       # (K_chunk, D1)
+        mu = S.decode_mean_x1(params, mean + onp.exp(0.5 * log_var) * z[start:start + chunk]) - centre   # (K_chunk, D1)
         b = (x1 @ mu.T - 0.5 * onp.sum(mu * mu, axis=1)) * onp.exp(-noise_log_var) + log_weights[start:start + chunk]
         total = onp.logaddexp(total, S.logsumexp(b, axis=1))
     return a + total
@@ -445,7 +446,10 @@ def _found_by(modes, masses, other_modes, log_var):
 # ---------------------------------------------------------------- 2. label coherence
 
 def _nearest_label(points, reference_x1, reference_labels):
-    """The label of each point's nearest reference point (Euclidean): points (N, D) -> (N,)."""
+    """The label of each point's nearest reference point (Euclidean): points (N, D) -> (N,). Distances expanded about the
+    reference's mean (no cancellation far from the origin)."""
+    centre = onp.mean(reference_x1, axis=0)
+    points, reference_x1 = points - centre, reference_x1 - centre
     squared = (onp.sum(points ** 2, axis=1)[:, None] - 2.0 * points @ reference_x1.T
                + onp.sum(reference_x1 ** 2, axis=1)[None, :])                     # (N, R)
     return reference_labels[onp.argmin(squared, axis=1)]
@@ -463,6 +467,7 @@ def label_coherence(generated, conditioning_labels, reference_x1, reference_labe
 def leave_one_out_coherence(x1, labels):
     """label_coherence of the data themselves, per label: each point against all the others (1-NN).
     The yardstick for label_coherence: where the data's own classes overlap, no model can score 1."""
+    x1 = x1 - onp.mean(x1, axis=0)                                                # distances expanded about the mean
     squared = onp.sum(x1 ** 2, axis=1)[:, None] - 2.0 * x1 @ x1.T + onp.sum(x1 ** 2, axis=1)[None, :]   # (N, N)
     onp.fill_diagonal(squared, onp.inf)                                           # not its own neighbour
     same = labels[onp.argmin(squared, axis=1)] == labels

@@ -704,6 +704,24 @@ def test_theorem_check_refuses_a_bad_data_file_before_any_work(tmp_path, content
     assert err.strip().splitlines()[-1].startswith("theorem_check.py: error:")
 
 
+def test_your_data_at_any_scale_gives_the_same_answer_and_log_p_moves_by_the_log_jacobian():
+    """x1 times 1e12 or 1e-12, or shifted by 1e5 times its spread: the same verdicts, spread ratios and coherences, and every
+    log-density per point (bound, L_1, log p) moved by exactly -D log(scale); shifted 1e12 times its spread (float64 then
+    keeps 1e-4 of it) the data is refused, naming the column and the scale."""
+    x1, labels = S.make_pinwheel(num_per_class=40, rng=rng(4))
+    options = dict(quick=True, jobs=1, steps=60, hidden=(16,), quiet=True)
+    runs = {factor: T.check_arrays(x1 * factor + offset, labels, **options) for factor, offset in ((1.0, 0.0), (1e12, 0.0), (1e-12, 0.0), (1.0, 3e5))}
+    base = runs[1.0]
+    for factor, run in runs.items():
+        assert [c["passed"] for c in run["checks"] + run["findings"]] == [c["passed"] for c in base["checks"] + base["findings"]]
+        for ours, theirs in zip(run["rows"], base["rows"]):
+            onp.testing.assert_allclose([ours[k] for k in ("spread_ratio", "coherence")], [theirs[k] for k in ("spread_ratio", "coherence")], rtol=1e-6)
+            onp.testing.assert_allclose([ours[k] for k in ("bound", "l1", "conditional")],
+                                        [theirs[k] - 2 * onp.log(factor) for k in ("bound", "l1", "conditional")], rtol=1e-7, atol=1e-6)
+    with pytest.raises(ValueError, match=r"x1's column \d \(counting from 0\) lies 1.4e\+12 times the data's spread from the origin \(mean 1e\+12"):
+        T.check_arrays(x1 + 1e12, labels, **options)
+
+
 def test_an_npz_with_other_keys_is_refused_naming_the_keys_it_holds(tmp_path, capsys):
     path = tmp_path / "wrong.npz"
     onp.savez(path, data=onp.zeros((40, 2)), y=onp.zeros(40))
