@@ -480,7 +480,8 @@ def output_folder(text):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="plots.py", description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog="plots.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)                       # the docstring: what it draws, from what
     add = parser.add_argument
     add("--seed", type=R.int_at_least(0, S.MAX_SEED), default=None, help="seed for training and for the plotted samples (default: the JSON's, else 0)")
     add("--out", type=output_folder, default="figures", help="folder for the PNGs (default figures)")

@@ -40,8 +40,9 @@ import theorem_check as T  # noqa: E402
 
 # ================================================================ the command line, read once
 
-def add_study_arguments(add):
+def add_study_arguments(parser):
     """The flags of the experiments."""
+    add = parser.add_argument_group("the experiments (beside the check, or instead of it)").add_argument
     add("--sweep", action="store_true", help="the surjectivity sweep, beside the check on the pinwheel (about a minute)")
     add("--sweep-ks", nargs="+", type=R.int_at_least(1), default=None, metavar="K",
         help="sub-labels per arm for --sweep (default 1 2 4 8 16 32)")
@@ -87,10 +88,10 @@ def study_flags_not_applying(args):
         ("--augment", args.augment is not None and not views, "--data digit-views")) if given]
 
 
-def add_arguments(add):
+def add_arguments(parser):
     """Every flag of studies.py: the check's (with --data digit-views) and the experiments'."""
-    C.add_check_arguments(add, data_choices=("pinwheel", "digits", "digit-views"))
-    add_study_arguments(add)
+    C.add_check_arguments(parser, data_choices=("pinwheel", "digits", "digit-views"))
+    add_study_arguments(parser)
 
 
 def flags_not_applying(args):
@@ -116,7 +117,7 @@ def configure(args):
 def parse_args(argv):
     """The command line read once: (config, Data); parser.error names the first thing that cannot run, before any work."""
     parser = argparse.ArgumentParser(prog="studies.py", description=__doc__.split("\n")[0], allow_abbrev=False)
-    add_arguments(parser.add_argument)
+    add_arguments(parser)
     args = R.refuse_repeats(parser, argv)
     not_applying = flags_not_applying(args)
     if not_applying:

@@ -417,7 +417,7 @@ def announce(name, description, config, data, start):
 def parse_args(argv):
     """The command line read once: (config, Data) (configuration.read_command_line)."""
     parser = argparse.ArgumentParser(prog="theorem_check.py", description=__doc__.split("\n")[0], allow_abbrev=False)
-    C.add_check_arguments(parser.add_argument)
+    C.add_check_arguments(parser)
     return C.read_command_line(parser, argv, C.flags_not_applying)
 
 

@@ -53,44 +53,49 @@ class Data(NamedTuple):
 
 # ================================================================ the command line, and keywords, read once
 
-def add_check_arguments(add, data_choices=("pinwheel", "digits")):
-    """The flags of the check, which studies.py takes too: the data, the models and every setting of the check."""
-    add("--seed", type=R.int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
+def add_check_arguments(parser, data_choices=("pinwheel", "digits")):
+    """The flags of the check, which studies.py takes too, in groups: the data, the models and their training, K and the
+    gradient estimator, the output."""
+    add = parser.add_argument_group("the data").add_argument
     add("--data", type=R.data_choice(data_choices), default="pinwheel", metavar="{" + ",".join(data_choices) + ",PATH}",
         help="the paper's pinwheel (default), handwritten digits" + (", paired views of digits (digit-views, the augmentation test)"
-        if "digit-views" in data_choices else "") + ", or your own data: a .csv with a header and a label column, or a .npz holding "
-        "x1 and labels")
+        if "digit-views" in data_choices else "") + ", or your own data: a .csv with a header and a label column (its separator "
+        f"sniffed), or a .npz holding x1 and labels; every label needs {MIN_PER_CLASS} points or more")
     add("--label-column", default=None, metavar="NAME", help="with --data FILE.csv: the column of labels (default label)")
     add("--drop-columns", nargs="+", default=None, metavar="NAME", help="with --data FILE.csv: columns to leave out of x1 (an id, say)")
-    add("--latent", type=R.int_at_least(1), default=None, help="latent size (default 2; 8 on digits)")
-    add("--hidden", type=R.int_at_least(1), nargs="+", default=None, metavar="H",
-        help="hidden layer sizes of every network (default 32; 128 on digits)")
     add("--test-fraction", type=R.fraction, default=None, metavar="F", help="also measure log p(x1|x2), coherence and the spread ratio "
         "on points never trained on, F of all points: on the pinwheel a fresh sample (another seed); on digits and your data a "
         "stratified split, the same for every --seed (default: none held out)")
-    add("--classes", type=R.int_at_least(2), default=2, help="number of pinwheel arms (labels), >= 2 (default 2)")
+    add("--classes", type=R.int_at_least(2), default=2, help="the pinwheel only: its number of arms (labels), >= 2 (default 2)")
     add("--per-class", type=R.int_at_least(MIN_PER_CLASS), default=None,
-        help=f"points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
-    add("--steps", type=R.int_at_least(1), default=None, help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, "
-        f"{STEPS_BEYOND_TWO_CLASSES} for more, {DIGITS['steps']} on digits; --quick {QUICK['steps']}, {DIGITS_QUICK['steps']})")
+        help=f"the pinwheel only: points per class (default {FULL['per_class']}, --quick {QUICK['per_class']})")
+    add = parser.add_argument_group("the models and their training").add_argument
     add("--models", nargs="+", choices=B.MODELS, default=list(S.PAPER_MODELS),
         help="models to train and check: the paper's (default mvae mmvae), and beyond it mopoe (MoPoE) and mmvaeplus (MMVAE+)")
-    add("--jobs", type=R.int_at_least(1), default=2, help="processes for training (default 2; results do not depend on it)")
-    add("--quick", action="store_true", help="smaller everything (for tests; on your data its shorter direct maximisation "
-        "can stop short of the bound and FAIL: run the default, twice as long)")
-    add("--json", metavar="PATH", type=R.output_file, help="write every number and check to PATH")
-    add("--quiet", action="store_true", help="print only the table, the checks and the time")
+    add("--seed", type=R.int_at_least(0, S.MAX_SEED), default=0, help="seed for data, initialisation and training (default 0)")
+    add("--latent", type=R.int_at_least(1), default=None, help="latent size (default 2; 8 on digits)")
+    add("--hidden", type=R.int_at_least(1), nargs="+", default=None, metavar="H",
+        help="hidden layer sizes of every network (default 32; 128 on digits)")
+    add("--steps", type=R.int_at_least(1), default=None, help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, "
+        f"{STEPS_BEYOND_TWO_CLASSES} for more, {DIGITS['steps']} on digits; --quick {QUICK['steps']}, {DIGITS_QUICK['steps']})")
+    add("--decoder-std", type=R.positive_number, default=None, metavar="S", help="fix the x1 decoder's std at S in x1's units (default learned)")
     add("--private-dim", type=R.int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
     add("--auxiliary", choices=tuple(B.AUXILIARY), default=None, help="MMVAE+'s auxiliary priors: free log-variances (default), "
         "softplus scales (the authors' Normal variant) or softmax scales of mean one (the authors' Laplace variant)")
-    add("--decoder-std", type=R.positive_number, default=None, metavar="S", help="fix the x1 decoder's std at S in x1's units (default learned)")
+    add("--dtype", choices=("float64", "float32"), default="float64", help="the training's precision (default float64); float32 "
+        "steps cost about half. Every check, L_1 and log p is evaluated in float64 on the trained parameters")
+    add("--jobs", type=R.int_at_least(1), default=2, help="processes for training (default 2; results do not depend on it)")
+    add("--quick", action="store_true", help="smaller everything (for tests; on your data its shorter direct maximisation "
+        "can stop short of the bound and FAIL: run the default, twice as long)")
+    add = parser.add_argument_group("K importance samples and the gradient estimator (the MMVAE and MoPoE)").add_argument
     add("--importance-samples", type=R.int_at_least(1), default=1, metavar="K",
         help="train the MMVAE and MoPoE with K importance samples per stratum (Shi et al.'s m_iwae_looser; default 1, Eq. 5)")
     add("--gradient", choices=B.GRADIENTS, default="iwae", help="the MMVAE's and MoPoE's gradient estimator: iwae (autograd's gradient "
         "of the objective, default), stl (what the MMVAE's official code computes), dreg (Tucker et al.'s, as intended; biased for "
         "the mixture) or dreg-mix (DReG made unbiased for the stratified mixture)")
-    add("--dtype", choices=("float64", "float32"), default="float64", help="the training's precision (default float64); float32 "
-        "steps cost about half. Every check, L_1 and log p is evaluated in float64 on the trained parameters")
+    add = parser.add_argument_group("the output").add_argument
+    add("--json", metavar="PATH", type=R.output_file, help="write every number and check to PATH")
+    add("--quiet", action="store_true", help="print only the table, the checks and the time")
 
 
 def read_command_line(parser, argv, flags_not_applying):
@@ -111,12 +116,9 @@ def from_keywords(add_arguments, flags_not_applying, arrays=None, finish=None, c
     hidden=(64,), quick=True, ...): each checked by its flag's own type and choices. arrays: (x1, labels), your data as
     arrays (config["data"] "arrays"). finish(args): a script's defaults that depend on other flags, then configure_with(args)
     (configure unless given). A bad name or value is a ValueError naming it."""
-    parser, actions = argparse.ArgumentParser(add_help=False), {}
-
-    def add(*flags, **settings):
-        action = parser.add_argument(*flags, **settings)
-        actions[action.dest] = action
-    add_arguments(add)
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    actions = {action.dest: action for action in parser._actions}                 # argparse's list of every flag, groups included
     args = parser.parse_args([])                                                  # the defaults
     for name, value in options.items():
         S.fail_unless(name in actions, f"unknown option {name!r}; the options are {', '.join(sorted(actions))}")
