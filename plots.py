@@ -56,10 +56,30 @@ def style_data_axes(ax, title, xlabel="x1[0]", ylabel="x1[1]"):
     ax.set_aspect("equal")
 
 
+def projection(x1):
+    """(a map of points (N, D) to the plane, the axes' names): x1's own two coordinates in 2-D; beyond, its first two principal
+    axes (PCA of x1, centred at its mean); in 1-D, x1 against 0."""
+    dim = np.shape(x1)[1]
+    if dim == 2:
+        return (lambda points: points), ("x1[0]", "x1[1]")
+    if dim == 1:
+        return (lambda points: np.concatenate([points, np.zeros_like(points)], axis=1)), ("x1[0]", "")
+    centre = np.mean(x1, axis=0)
+    axes = np.linalg.svd(x1 - centre, full_matrices=False)[2][:2].T                                  # (D, 2)
+    return (lambda points: (points - centre) @ axes), (f"x1's 1st principal axis (of {dim})", "x1's 2nd principal axis")
+
+
+def label_names(results, num_classes):
+    """The labels' names: your data's, else the class numbers."""
+    return [record["label"] for record in results.get("labels") or []] or [str(c) for c in range(num_classes)]
+
+
 def plot_fig2(results, seed, path):
-    """Fig. 2: x1 decoded from g ~ p(g) (left) and from g ~ q(g|x2 = c) (right), per model."""
+    """Fig. 2: x1 decoded from g ~ p(g) (left) and from g ~ q(g|x2 = c) (right), per model; beyond 2-D x1, in the plane of its
+    first two principal axes."""
     x1, labels = np.array(results["data"]["x1"]), np.array(results["data"]["labels"])
     num_classes, colours = labels.max() + 1, class_colours(labels.max() + 1)
+    (plane, axis_names), names = projection(x1), label_names(results, labels.max() + 1)
     models = list(results["params"])
     fig, axes = plt.subplots(len(models), 2, figsize=(8.5, 4.0 * len(models)), squeeze=False, layout="constrained")
     for row, model in enumerate(models):
@@ -68,22 +88,23 @@ def plot_fig2(results, seed, path):
         label_samples = B.generate_from_labels(params, S.one_hot(labels, num_classes), rng, model)
         left, right = axes[row]
         for ax in (left, right):
-            ax.scatter(*x1.T, s=6, c=DATA_GREY, label="training data", zorder=1)
-        left.scatter(*prior_samples.T, s=4, c="#3b5b92", alpha=0.6, label="generated", zorder=2)
+            ax.scatter(*plane(x1).T, s=6, c=DATA_GREY, label="training data", zorder=1)
+        left.scatter(*plane(prior_samples).T, s=4, c="#3b5b92", alpha=0.6, label="generated", zorder=2)
         for c in range(num_classes):
-            right.scatter(*label_samples[labels == c].T, s=4, color=colours[c], alpha=0.7, zorder=2,
-                          label=f"x2 = {c}")
-        style_data_axes(left, f"{F.NAMES[model]}: x1 from g ~ p(g)")
-        style_data_axes(right, f"{F.NAMES[model]}: x1 from g ~ q(g|x2)")
+            right.scatter(*plane(label_samples[labels == c]).T, s=4, color=colours[c], alpha=0.7, zorder=2,
+                          label=f"x2 = {names[c]}")
+        style_data_axes(left, f"{F.NAMES[model]}: x1 from g ~ p(g)", *axis_names)
+        style_data_axes(right, f"{F.NAMES[model]}: x1 from g ~ q(g|x2)", *axis_names)
         left.legend(loc="upper left", fontsize=8, markerscale=2)
         right.legend(loc="upper left", fontsize=8, markerscale=3)
-    share_limits(axes.ravel(), x1)
+    share_limits(axes.ravel(), plane(x1))
     fig.suptitle("Fig. 2: generated x1 (decoder means)", fontsize=13)
     save(fig, path)
 
 
 def share_limits(axes, x1):
-    low, high = x1.min(axis=0) - 0.4, x1.max(axis=0) + 0.4
+    margin = 0.1 * np.max(x1.max(axis=0) - x1.min(axis=0))                          # about 0.4 on the pinwheel
+    low, high = x1.min(axis=0) - margin, x1.max(axis=0) + margin
     for ax in axes:
         ax.set_xlim(low[0], high[0])
         ax.set_ylim(low[1], high[1])
@@ -534,11 +555,10 @@ def figures_to_draw(args, results, seed):
         figures = [("digits_samples.png", lambda path: plot_digit_samples(results, seed, path)),
                    ("theorem1_digits.png", lambda path: plot_theorem(results, path)),
                    ("training_digits.png", lambda path: plot_training(results, path))]
-    else:
-        figures = [("fig2_samples.png", lambda path: plot_fig2(results, seed, path)),
-                   ("fig3_latents.png", lambda path: plot_fig3(results, path)),
-                   ("theorem1.png", lambda path: plot_theorem(results, path)),
-                   ("training.png", lambda path: plot_training(results, path))]
+    else:                                                                   # the pinwheel, and your data
+        figures = [("fig2_samples.png", lambda path: plot_fig2(results, seed, path))]
+        figures += [("fig3_latents.png", lambda path: plot_fig3(results, path))] if results["config"].get("latent_dim", 2) == 2 else []
+        figures += [("theorem1.png", lambda path: plot_theorem(results, path)), ("training.png", lambda path: plot_training(results, path))]
     if results.get("sweep"):
         figures.append(("surjectivity_sweep.png", lambda path: plot_sweep(results, path)))
     return figures

@@ -722,6 +722,25 @@ def test_your_data_at_any_scale_gives_the_same_answer_and_log_p_moves_by_the_log
         T.check_arrays(x1 + 1e12, labels, **options)
 
 
+def test_plots_draws_your_datas_figures_in_its_principal_plane_with_the_labels_names(tmp_path, capsys):
+    """plots.py --from-json on a 3-column CSV's check: Fig. 2 (x1 projected on its first two principal axes, the legend by
+    label name), Fig. 3 (a 2-D latent), the theorem's figure and the training curves."""
+    x1, labels = S.make_pinwheel(num_per_class=40, rng=rng(6))
+    x1 = onp.concatenate([x1, x1[:, :1] * x1[:, 1:] + 0.1 * rng(7).standard_normal((len(x1), 1))], axis=1)
+    (tmp_path / "three.csv").write_text("a,b,c,kind\n" + "".join(f"{a},{b},{c},{('north', 'south')[k]}\n" for (a, b, c), k in zip(x1, labels)))
+    assert T.main(["--data", str(tmp_path / "three.csv"), "--label-column", "kind", "--quick", "--quiet", "--jobs", "1", "--steps", "40",
+                   "--json", str(tmp_path / "three.json")]) == 0
+    assert P.main(["--from-json", str(tmp_path / "three.json"), "--out", str(tmp_path / "figures")]) == 0
+    drawn = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    assert drawn == ["fig2_samples.png", "fig3_latents.png", "theorem1.png", "training.png"], drawn
+    plane, names = P.projection(x1)
+    centred = x1 - x1.mean(axis=0)
+    kept = onp.sum(plane(x1) ** 2) / onp.sum(centred ** 2)                                     # the plane keeps the most variance
+    assert names[0].startswith("x1's 1st principal axis (of 3)") and kept >= max(onp.sum(centred[:, [i, j]] ** 2) / onp.sum(centred ** 2)
+                                                                                    for i, j in ((0, 1), (0, 2), (1, 2))) - 1e-12
+    assert P.label_names(json.loads((tmp_path / "three.json").read_text()), 2) == ["north", "south"]
+
+
 def test_an_npz_with_other_keys_is_refused_naming_the_keys_it_holds(tmp_path, capsys):
     path = tmp_path / "wrong.npz"
     onp.savez(path, data=onp.zeros((40, 2)), y=onp.zeros(40))
