@@ -155,8 +155,10 @@ def configure(args):
     data, read once. ValueError names what cannot run."""
     table = own_table(args)
     preset = preset_config(args, table)
-    config = dict({name: value for name, value in vars(args).items() if name != "arrays"}, **preset)
+    config = dict({name: value for name, value in vars(args).items() if name not in ("arrays", "latent")}, **preset)   # latent_dim: as run
     data = read_data(config, table)
+    if config["data"] != "pinwheel":                                     # the configuration as run: the data's labels, no pinwheel sizes
+        config.update(classes=data.num_classes, per_class=None)
     refuse_small_labels(config, data)
     refuse_far_offset(data)
     refuse_far_decoder_std(config, data)

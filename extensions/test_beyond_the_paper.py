@@ -674,6 +674,8 @@ def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arra
     onp.testing.assert_allclose(runs["mine.csv"]["data"]["x1"], x1, rtol=1e-15)
     assert [r["spread_ratio"] for r in runs["mine.csv"]["rows"]] == [r["spread_ratio"] for r in runs["mine.npz"]["rows"]]
     assert onp.shape(runs["mine.csv"]["params"]["mmvae"]["decoder_x1"][0]["W"]) == (1, 16)
+    config = runs["mine.csv"]["config"]                                       # the configuration as run, once each
+    assert config["classes"] == 2 and config["per_class"] is None and config["latent_dim"] == 1 and "latent" not in config
     capsys.readouterr()
     arrays = T.check_arrays(x1, onp.array(["left", "right"])[labels], quick=True, jobs=1, steps=60, latent=1, hidden=(16,))
     out, err = capsys.readouterr()
