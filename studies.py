@@ -212,7 +212,8 @@ def main(argv=None):
     def body():
         progress, run = None if config["quiet"] else R.progress(start), runner(config)
         if run is run_check_with_experiments:                                          # the check's run estimated first
-            results = run(config, data, progress, T.announce("studies", describe(config, data), config, data, start))
+            trainings = 1 + (len(config["sweep_ks"]) if config["sweep"] else 0)             # the sweep's: one per k and model
+            results = run(config, data, progress, T.announce("studies", describe(config, data), config, data, start, trainings))
         else:
             print(R.wrap("studies configuration: " + describe(config, data)), flush=True)
             results = run(config, data, progress)

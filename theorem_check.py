@@ -379,36 +379,45 @@ TIMED_STEPS = 10        # training steps timed per model for the estimate printe
 LONG_RUN = 600.0        # seconds of estimated run beyond which the estimate is printed even with --quiet
 
 
-def run_estimate(config, data):
-    """(seconds of training, seconds of evaluation, the line saying so), measured here before the run: each model's step
-    over TIMED_STEPS steps (a training of 2 + TIMED_STEPS steps less one of 2, so that setting up is not counted) times
-    --steps, the models spread over --jobs processes; and one row evaluated (the untrained first model, class 0) times the
-    rows. Direct maximisation runs beside the training and is not counted."""
-    x1, x2, models, jobs = data.x1, S.one_hot(data.labels, data.num_classes), config["models"], config["jobs"]
-    per_step = {}
-    for model in models:
-        seconds = []
-        for steps in (2, 2 + TIMED_STEPS):
-            start = time.perf_counter()
-            C.train_model(model, x1, x2, config["seed"], dict(config, steps=steps))
-            seconds.append(time.perf_counter() - start)
-        per_step[model] = max(seconds[1] - seconds[0], 0.0) / TIMED_STEPS
+def run_estimate(config, data, trainings_per_model=1):
+    """(seconds of training, seconds of evaluation, the line saying so), measured here before the run: each model's step and
+    a direct maximisation's step, each over TIMED_STEPS steps (a run of 2 + TIMED_STEPS steps less one of 2, so that setting
+    up is not counted), times their steps (trainings_per_model trainings per model: the sweep's k too), every class's direct
+    maximisation beside them, spread over --jobs processes; and one row evaluated (the untrained first model, class 0)
+    times the rows."""
+    x1, x2, models, jobs, seed = data.x1, S.one_hot(data.labels, data.num_classes), config["models"], config["jobs"], config["seed"]
+    first = data.labels == 0
+    per_step = {model: timed_step(lambda steps: C.train_model(model, x1, x2, seed, dict(config, steps=steps))) for model in models}
+    direct = timed_step(lambda steps: maximise_cross_modal_term(x1[first], 0, data.num_classes, dict(config, direct_steps=steps), seed))
     start, rows = time.perf_counter(), 2 * len(models) * data.num_classes
-    evaluate_class(C.untrained_params(models[0], config, x1, data.num_classes, config["seed"]), models[0], x1, data.labels,
-                   data.num_classes, 0, config, [config["seed"], 15], data.held_out)
-    training = sum(per_step.values()) * config["steps"] / min(jobs, len(models))
+    evaluate_class(C.untrained_params(models[0], config, x1, data.num_classes, seed), models[0], x1, data.labels,
+                   data.num_classes, 0, config, [seed, 15], data.held_out)
+    tasks = trainings_per_model * len(models) + data.num_classes
+    training = (trainings_per_model * sum(per_step.values()) * config["steps"] + data.num_classes * direct * config["direct_steps"]) / min(jobs, tasks)
     evaluation = (time.perf_counter() - start) * rows / min(jobs, rows)
     steps = ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds in per_step.items())
     return training, evaluation, (f"estimate: about {R.duration(training + evaluation)} in all; training about {R.duration(training)} "
-                                  f"({config['steps']} steps per model; a step: {steps}), evaluation about {R.duration(evaluation)} "
-                                  f"({rows} rows as long as one timed here); {min(jobs, len(models))} process(es)")
+                                  f"({trainings_per_model * len(models)} trainings of {config['steps']} steps, a step: {steps}; "
+                                  f"{data.num_classes} direct maximisations of {config['direct_steps']} steps, a step {1e3 * direct:.2g} ms), "
+                                  f"evaluation about {R.duration(evaluation)} ({rows} rows as long as one timed here); "
+                                  f"{min(jobs, tasks)} process(es)")
 
 
-def announce(name, description, config, data, start):
+def timed_step(run):
+    """Seconds per step of run(steps): run(2 + TIMED_STEPS) less run(2), over TIMED_STEPS (setting up not counted)."""
+    seconds = []
+    for steps in (2, 2 + TIMED_STEPS):
+        start = time.perf_counter()
+        run(steps)
+        seconds.append(time.perf_counter() - start)
+    return max(seconds[1] - seconds[0], 0.0) / TIMED_STEPS
+
+
+def announce(name, description, config, data, start, trainings_per_model=1):
     """Print the configuration (stdout) and run_estimate's line (stderr, as all progress; with --quiet only beyond
     LONG_RUN): the evaluation's estimated seconds."""
     print(R.wrap(f"{name} configuration: {description}"), flush=True)
-    training, evaluation, estimate = run_estimate(config, data)
+    training, evaluation, estimate = run_estimate(config, data, trainings_per_model)
     if not config["quiet"] or training + evaluation > LONG_RUN:
         R.print_progress(start, estimate)
     return evaluation
