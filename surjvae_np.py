@@ -298,7 +298,7 @@ def _step_sizes(step_size, num_steps):
 
 @checked
 def maximise(objective, start, x1, x2, seed=0, num_steps=NUM_STEPS, step_size=None, batch_size=BATCH_SIZE,
-             log_every=200, print_fn=print, name="objective", dtype=np.float64):
+             log_every=200, print_fn=print, name="training", dtype=np.float64):
     """Maximise objective(params, x1, x2, rng) with Adam from params start: (params, objective per step).
     step_size: a number, a function of the step, or None (decaying_step_size(STEP_SIZE, num_steps)).
     Prints every log_every steps (print_fn=None: silent); a non-finite objective stops with

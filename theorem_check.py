@@ -397,7 +397,7 @@ def run_estimate(config, data, trainings_per_model=1):
     evaluation = (time.perf_counter() - start) * rows / min(jobs, rows)
     steps = ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds in per_step.items())
     return training, evaluation, (f"estimate: about {R.duration(training + evaluation)} in all; training about {R.duration(training)} "
-                                  f"({trainings_per_model * len(models)} trainings of {config['steps']} steps, a step: {steps}; "
+                                  f"({trainings_per_model * len(models)} trainings, {config['steps']} steps per model, a step: {steps}; "
                                   f"{data.num_classes} direct maximisations of {config['direct_steps']} steps, a step {1e3 * direct:.2g} ms), "
                                   f"evaluation about {R.duration(evaluation)} ({rows} rows as long as one timed here); "
                                   f"{min(jobs, tasks)} process(es)")
