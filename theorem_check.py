@@ -383,23 +383,24 @@ def run_estimate(config, data, trainings_per_model=1):
     """(seconds of training, seconds of evaluation, the line saying so), measured here before the run: each model's step and
     a direct maximisation's step, each over TIMED_STEPS steps (a run of 2 + TIMED_STEPS steps less one of 2, so that setting
     up is not counted), times their steps (trainings_per_model trainings per model: the sweep's k too), every class's direct
-    maximisation beside them, spread over --jobs processes; and one row evaluated (the untrained first model, class 0)
-    times the rows."""
+    maximisation beside them, spread over --jobs processes; and the mean of two rows evaluated (the untrained first and
+    last models, class 0) times the rows."""
     x1, x2, models, jobs, seed = data.x1, S.one_hot(data.labels, data.num_classes), config["models"], config["jobs"], config["seed"]
     first = data.labels == 0
     per_step = {model: timed_step(lambda steps: C.train_model(model, x1, x2, seed, dict(config, steps=steps))) for model in models}
     direct = timed_step(lambda steps: maximise_cross_modal_term(x1[first], 0, data.num_classes, dict(config, direct_steps=steps), seed))
-    start, rows = time.perf_counter(), 2 * len(models) * data.num_classes
-    evaluate_class(C.untrained_params(models[0], config, x1, data.num_classes, seed), models[0], x1, data.labels,
-                   data.num_classes, 0, config, [seed, 15], data.held_out)
+    start, rows, timed = time.perf_counter(), 2 * len(models) * data.num_classes, list(dict.fromkeys([models[0], models[-1]]))
+    for model in timed:                                                           # the first and the last model's costs differ most
+        evaluate_class(C.untrained_params(model, config, x1, data.num_classes, seed), model, x1, data.labels, data.num_classes, 0,
+                       config, [seed, 15], data.held_out)
     tasks = trainings_per_model * len(models) + data.num_classes
     training = (trainings_per_model * sum(per_step.values()) * config["steps"] + data.num_classes * direct * config["direct_steps"]) / min(jobs, tasks)
-    evaluation = (time.perf_counter() - start) * rows / min(jobs, rows)
+    evaluation = (time.perf_counter() - start) / len(timed) * rows / min(jobs, rows)
     steps = ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds in per_step.items())
     return training, evaluation, (f"estimate: about {R.duration(training + evaluation)} in all; training about {R.duration(training)} "
                                   f"({trainings_per_model * len(models)} trainings, {config['steps']} steps per model, a step: {steps}; "
                                   f"{data.num_classes} direct maximisations of {config['direct_steps']} steps, a step {1e3 * direct:.2g} ms), "
-                                  f"evaluation about {R.duration(evaluation)} ({rows} rows as long as one timed here); "
+                                  f"evaluation about {R.duration(evaluation)} ({rows} rows as long as the {len(timed)} timed here); "
                                   f"{min(jobs, tasks)} process(es)")
 
 
