@@ -176,6 +176,7 @@ def check_results(results, want_sweep):
     S.fail_unless(isinstance(results, dict) and results.get("format") == T.JSON_FORMAT,
                   f"it has format {results.get('format') if isinstance(results, dict) else type(results).__name__!r}, this plots.py "
                   f"reads format {T.JSON_FORMAT}; write it again with this theorem_check.py --json")
+    S.fail_unless("params" in results, "it holds no trained parameters: write it with --save-params (theorem_check.py or studies.py)")
     for key, kind in (("config", dict), ("params", dict), ("data", dict), ("histories", dict)):
         S.fail_unless(isinstance(results.get(key), kind), f"{key} must be a {kind.__name__}, got {results.get(key)!r:.60}")
     finite_numbers({key: results.get(key) for key in ("params", "data", "rows", "histories", "direct_maximisation", "sweep")}, "the file")

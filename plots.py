@@ -542,7 +542,7 @@ def load_results(args):
         results = F.read_results(args.from_json, args.sweep)
         return results, results["config"].get("seed", 0) if args.seed is None else args.seed
     seed = 0 if args.seed is None else args.seed
-    options = dict(seed=seed, quiet=True, data=args.data, models=args.models, quick=args.quick)
+    options = dict(seed=seed, quiet=True, data=args.data, models=args.models, quick=args.quick, save_params=True)
     if args.sweep:
         return ST.run_check_with_experiments(*ST.from_keywords(sweep=True, **options, **({"sweep_ks": [1, 4]} if args.quick else {})),
                                              print_fn=None), seed

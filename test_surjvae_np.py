@@ -789,7 +789,7 @@ def test_theorem_check_results_do_not_depend_on_jobs(tmp_path):
     runs = []
     for jobs in ("1", "2"):
         path = tmp_path / f"jobs{jobs}.json"
-        T.main(["--quick", "--quiet", "--models", "mmvae", "--steps", "60", "--jobs", jobs, "--json", str(path)])
+        T.main(["--quick", "--quiet", "--models", "mmvae", "--steps", "60", "--jobs", jobs, "--save-params", "--json", str(path)])
         runs.append(json.loads(path.read_text()))
     assert runs[0]["params"] == runs[1]["params"] and runs[0]["rows"] == runs[1]["rows"]
 
@@ -948,7 +948,7 @@ def quick_run(tmp_path_factory):
     import io
     path, out = tmp_path_factory.mktemp("quick") / "results.json", io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert T.main(["--quick", "--quiet", "--seed", "3", "--json", str(path)]) == 0
+        assert T.main(["--quick", "--quiet", "--seed", "3", "--save-params", "--json", str(path)]) == 0
     return path, out.getvalue()
 
 
@@ -1052,6 +1052,13 @@ def test_plots_rejects_a_cut_json(quick_results, tmp_path, capsys):
     broken = tmp_path / "broken.json"
     broken.write_text(quick_results.read_text()[:1000])
     refused(capsys, lambda: P.main(["--from-json", str(broken), "--out", str(tmp_path)]), "cannot read --from-json")
+
+
+def test_a_json_without_parameters_is_refused_by_plots_naming_the_flag(tmp_path, capsys):
+    path = tmp_path / "slim.json"
+    assert T.main(["--quick", "--quiet", "--models", "mmvae", "--steps", "30", "--jobs", "1", "--json", str(path)]) == 0
+    assert "params" not in json.loads(path.read_text())
+    refused(capsys, lambda: P.main(["--from-json", str(path), "--out", str(tmp_path)]), "holds no trained parameters: write it with --save-params")
 
 
 def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys):

@@ -37,7 +37,7 @@ from cli import runs as R  # noqa: E402
 import surjvae_np as S  # noqa: E402
 from cli import tables  # noqa: E402
 
-JSON_FORMAT = 4                 # the layout of --json; plots.py --from-json reads this version only
+JSON_FORMAT = 5                 # the layout of --json; plots.py --from-json reads this version only
 QUADRATURE_TOLERANCE = 1e-4     # relative change of L_1 at which the node doubling stops
 MAX_GAUSS_HERMITE_NODES = 300   # numpy's hermegauss overflows (NaN weights) from about 350 nodes on
 
@@ -344,7 +344,9 @@ def check(config, data, print_fn, later=0.0):
                "data_coherence": L.leave_one_out_coherence(x1, labels), "labels": label_records(x1, labels, names),
                "checks": as_dicts(theorem_checks(rows, stationarity, direct)),
                "findings": as_dicts(findings), "histories": {m: h.tolist() for m, (_, h) in trained.items()},
-               "params": {m: C.tree_to_lists(p) for m, (p, _) in trained.items()}, "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
+               "data": {"x1": x1.tolist(), "labels": labels.tolist()}}
+    if config["save_params"]:                                                     # only on request: most of the file's size
+        results["params"] = {m: C.tree_to_lists(p) for m, (p, _) in trained.items()}
     if data.held_out is not None:
         results["held_out"] = C.held_out_record(config, data.held_out)
     if data.label_names is not None:

@@ -96,6 +96,8 @@ def add_check_arguments(parser, data_choices=("pinwheel", "digits")):
     add = parser.add_argument_group("the output").add_argument
     add("--json", metavar="PATH", type=R.output_file, help="write every number and check to PATH")
     add("--quiet", action="store_true", help="print only the table, the checks and the time")
+    add("--save-params", action="store_true", help="write the trained parameters into the --json file too (plots.py --from-json "
+        "draws Fig. 2 and 3 from them); without it the file holds every number and the data, not the parameters")
 
 
 def read_command_line(parser, argv, flags_not_applying):

@@ -65,7 +65,7 @@ def good_input():
 
 def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path, monkeypatch):
     path = tmp_path / "digits.json"
-    assert T.main(["--data", "digits", "--quick", "--quiet", "--models", "mvae", "mmvae", "--json", str(path)]) == 0
+    assert T.main(["--data", "digits", "--quick", "--quiet", "--models", "mvae", "mmvae", "--save-params", "--json", str(path)]) == 0
     results = json.loads(path.read_text())
     trained = {(r["model"], r["class"]): r for r in results["rows"] if r["decoder"] == "trained"}
     assert len(trained) == 2 * 10 and all(r["l1_method"] == "MC" for r in results["rows"])    # latent 8
@@ -85,7 +85,7 @@ def test_quick_digits_run_shows_the_effect_on_real_images(tmp_path, monkeypatch)
 
 def test_quick_sweep_runs_checks_and_plots(tmp_path):
     path = tmp_path / "sweep.json"
-    argv = ["--quick", "--quiet", "--sweep", "--sweep-ks", "1", "4", "--models", "mmvae", "--json", str(path)]
+    argv = ["--quick", "--quiet", "--sweep", "--sweep-ks", "1", "4", "--models", "mmvae", "--save-params", "--json", str(path)]
     assert ST.main(argv) == 0
     results = json.loads(path.read_text())
     assert [p["k"] for p in results["sweep"]] == [1, 4]
@@ -663,7 +663,7 @@ def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arra
     SHA-256; --latent and --hidden reach the models; check_arrays returns the --json file's keys and reports progress on stderr."""
     folder, x1, labels = own_files
     runs = {}
-    for name, extra in (("mine.csv", ["--label-column", "kind"]), ("mine.npz", [])):
+    for name, extra in (("mine.csv", ["--label-column", "kind", "--save-params"]), ("mine.npz", [])):
         path = tmp_path / (name + ".json")
         assert T.main(["--data", str(folder / name), *extra, "--quick", "--quiet", "--jobs", "1", "--steps", "60", "--latent", "1", "--hidden", "16",
                        "--json", str(path)]) == 0
@@ -673,7 +673,8 @@ def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arra
     assert runs["mine.csv"]["data_file"]["label_names"] == ["left", "right"] and runs["mine.npz"]["data_file"]["label_names"] == ["0", "1"]
     onp.testing.assert_allclose(runs["mine.csv"]["data"]["x1"], x1, rtol=1e-15)
     assert [r["spread_ratio"] for r in runs["mine.csv"]["rows"]] == [r["spread_ratio"] for r in runs["mine.npz"]["rows"]]
-    assert onp.shape(runs["mine.csv"]["params"]["mmvae"]["decoder_x1"][0]["W"]) == (1, 16)
+    assert onp.shape(runs["mine.csv"]["params"]["mmvae"]["decoder_x1"][0]["W"]) == (1, 16) and "params" not in runs["mine.npz"]   # on request
+    assert len((tmp_path / "mine.npz.json").read_bytes()) < 0.7 * len((tmp_path / "mine.csv.json").read_bytes())
     config = runs["mine.csv"]["config"]                                       # the configuration as run, once each
     assert config["classes"] == 2 and config["per_class"] is None and config["latent_dim"] == 1 and "latent" not in config
     capsys.readouterr()
@@ -681,7 +682,7 @@ def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arra
     out, err = capsys.readouterr()
     assert not out and "[1/4] trained mmvae" in err and "evaluated the untrained mmvae, class 1" in err
     assert [r["spread_ratio"] for r in arrays["rows"]] == [r["spread_ratio"] for r in runs["mine.npz"]["rows"]]
-    assert sorted(arrays) == sorted(runs["mine.csv"]) and arrays["all_passed"] is True and arrays["seconds"] > 0
+    assert sorted(arrays) == sorted(runs["mine.npz"]) and arrays["all_passed"] is True and arrays["seconds"] > 0
     assert json.loads(json.dumps(arrays))["data_file"] == {"name": "arrays", "sha256": None, "label_names": ["left", "right"]}   # JSON as --json
 
 
@@ -731,7 +732,7 @@ def test_plots_draws_your_datas_figures_in_its_principal_plane_with_the_labels_n
     x1 = onp.concatenate([x1, x1[:, :1] * x1[:, 1:] + 0.1 * rng(7).standard_normal((len(x1), 1))], axis=1)
     (tmp_path / "three.csv").write_text("a,b,c,kind\n" + "".join(f"{a},{b},{c},{('north', 'south')[k]}\n" for (a, b, c), k in zip(x1, labels)))
     assert T.main(["--data", str(tmp_path / "three.csv"), "--label-column", "kind", "--quick", "--quiet", "--jobs", "1", "--steps", "40",
-                   "--json", str(tmp_path / "three.json")]) == 0
+                   "--save-params", "--json", str(tmp_path / "three.json")]) == 0
     assert P.main(["--from-json", str(tmp_path / "three.json"), "--out", str(tmp_path / "figures")]) == 0
     drawn = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
     assert drawn == ["fig2_samples.png", "fig3_latents.png", "theorem1.png", "training.png"], drawn
