@@ -216,6 +216,10 @@ def main(argv=None):
             results = run(config, data, progress, T.announce("studies", describe(config, data), config, data, start, trainings))
         else:
             print(R.wrap("studies configuration: " + describe(config, data)), flush=True)
+            if run is A.run_views:                                                     # the views' run estimated first
+                seconds, estimate = A.views_estimate(config, data)
+                if not config["quiet"] or seconds > T.LONG_RUN:
+                    R.print_progress(start, estimate)
             results = run(config, data, progress)
         print_experiments(results, config)
         return R.report(results, config["json"], start, tables.format_per_label(results) if "rows" in results else "")

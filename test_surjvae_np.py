@@ -1176,7 +1176,7 @@ def test_each_finding_holds_and_fails_on_each_side_of_its_threshold(prefix, mmva
 
 def test_the_log_p_finding_skips_an_unreliable_class():
     found = [f for f in T.comparison_findings(comparison({}, {"conditional": 0.6, "conditional_reliable": False})) if f[0].startswith("log p")][0]
-    assert found[1] is None and found[4] == 2 and "2 of 2 classes skipped" in found[3]
+    assert found[1] is None and found[4] == 2 and "2 of 2 labels skipped, their log p(x1|x2) unreliable: 0, 1" in found[3]
 
 
 @pytest.mark.parametrize("script", ["theorem_check.py", "studies.py"])

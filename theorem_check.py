@@ -277,29 +277,35 @@ def theorem_checks(rows, stationarity, direct):
 def comparison_findings(rows, held_out=False):
     """The paper's Fig. 2 claim and its consequences, MMVAE against MVAE per class, as checks' tuples: no theorem implies them.
     With held-out points, log p(x1|x2)'s comparison on them too (the spread ratios' comparison is the same there: both models'
-    generations are divided by the same held-out spread)."""
+    generations are divided by the same held-out spread). Each names the label where it is decided."""
     trained = {(r["model"], r["class"]): r for r in rows if r["decoder"] == "trained"}
     classes = sorted({c for _, c in trained})
-    spread = largest([trained["mmvae", c]["spread_ratio"] / trained["mvae", c]["spread_ratio"] for c in classes])
-    gap = largest([trained["mmvae", c]["gap"] / trained["mvae", c]["gap"] for c in classes])
-    return [("Fig. 2: MMVAE spread ratio < 0.5 x MVAE's, every class", spread < 0.5, spread, "largest MMVAE / MVAE spread ratio"),
-            ("MMVAE's gap to the bound < 0.25 x MVAE's, every class", gap < 0.25, gap, "largest MMVAE / MVAE gap"),
-            conditional_finding([(trained["mvae", c], trained["mmvae", c]) for c in classes])] + (
-        [conditional_finding([(trained["mvae", c]["held_out"], trained["mmvae", c]["held_out"]) for c in classes], " on held-out points")]
+    names = [trained["mvae", c].get("label", str(c)) for c in classes]
+    spreads = [trained["mmvae", c]["spread_ratio"] / trained["mvae", c]["spread_ratio"] for c in classes]
+    gaps = [trained["mmvae", c]["gap"] / trained["mvae", c]["gap"] for c in classes]
+    spread, gap = largest(spreads), largest(gaps)
+    return [("Fig. 2: MMVAE spread ratio < 0.5 x MVAE's, every label", spread < 0.5, spread,
+             f"largest MMVAE / MVAE spread ratio, label {names[int(np.argmax(spreads))]}"),
+            ("MMVAE's gap to the bound < 0.25 x MVAE's, every label", gap < 0.25, gap, f"largest MMVAE / MVAE gap, label {names[int(np.argmax(gaps))]}"),
+            conditional_finding([(trained["mvae", c], trained["mmvae", c]) for c in classes], names)] + (
+        [conditional_finding([(trained["mvae", c]["held_out"], trained["mmvae", c]["held_out"]) for c in classes], names, " on held-out points")]
         if held_out else [])
 
 
-def conditional_finding(pairs, where=""):
-    """The MVAE's log p(x1|x2) above the MMVAE's beyond both errors in every class: DOES NOT HOLD if below in one reliable
-    class, else HOLDS if above in all, else UNDECIDED (within the errors) or SKIP (a class unreliable)."""
-    reliable = [(mvae, mmvae) for mvae, mmvae in pairs if mvae["conditional_reliable"] and mmvae["conditional_reliable"]]
-    differences = np.array([mvae["conditional"] - mmvae["conditional"] for mvae, mmvae in reliable])
-    errors = np.array([mvae["conditional_error"] + mmvae["conditional_error"] for mvae, mmvae in reliable])
-    above, below, skipped = int(np.sum(differences - errors > 0)), int(np.sum(differences + errors < 0)), len(pairs) - len(reliable)
+def conditional_finding(pairs, names, where=""):
+    """The MVAE's log p(x1|x2) above the MMVAE's beyond both errors in every class (pairs, the labels' names): DOES NOT HOLD
+    if below in one reliable class, else HOLDS if above in all, else UNDECIDED (within the errors) or SKIP (a class unreliable)."""
+    reliable = [(mvae, mmvae, name) for (mvae, mmvae), name in zip(pairs, names) if mvae["conditional_reliable"] and mmvae["conditional_reliable"]]
+    differences = np.array([mvae["conditional"] - mmvae["conditional"] for mvae, mmvae, _ in reliable])
+    errors = np.array([mvae["conditional_error"] + mmvae["conditional_error"] for mvae, mmvae, _ in reliable])
+    below_names = [name for (_, _, name), d, e in zip(reliable, differences, errors) if d + e < 0]
+    above, below, skipped = int(np.sum(differences - errors > 0)), len(below_names), len(pairs) - len(reliable)
+    unreliable = [name for (mvae, mmvae), name in zip(pairs, names) if not (mvae["conditional_reliable"] and mmvae["conditional_reliable"])]
     verdict = False if below else (True if above == len(pairs) else None)
-    return (f"log p(x1|x2){where}: the MVAE's exceeds the MMVAE's, every class (above in {above}, below in {below} of {len(pairs)}, "
-            "beyond both errors)", verdict, smallest(differences) if reliable else float("nan"), "smallest MVAE - MMVAE per point"
-            + (f"; {skipped} of {len(pairs)} classes skipped: an unreliable log p(x1|x2)" if skipped else ""), skipped)
+    return (f"log p(x1|x2){where}: the MVAE's exceeds the MMVAE's, every label (above in {above}, below in {below} of {len(pairs)}, "
+            "beyond both errors" + (f"; below: {', '.join(below_names[:6])}" if below else "") + ")", verdict,
+            smallest(differences) if reliable else float("nan"), "smallest MVAE - MMVAE per point"
+            + (f"; {skipped} of {len(pairs)} labels skipped, their log p(x1|x2) unreliable: {', '.join(unreliable[:6])}" if skipped else ""), skipped)
 
 
 def as_dicts(items):

@@ -2,6 +2,8 @@
 8 x 8 digit, x2 its 4 x 4 pooled view: one-to-one pairs. Flip augmentation mirrors x1 only, so that each x2 then describes a
 digit and its reflection: surjective data, made by augmenting. Theorem 1 per group of rows sharing one x2 (data_sets).
 """
+import time
+
 import autograd.numpy as np
 import numpy.random as npr
 
@@ -53,6 +55,23 @@ def views_task(model, x1, augment, seed, config):
                                     dtype=getattr(np, config["dtype"]))
     row = dict(D.views_model_row(params, model, x1, npr.default_rng([seed, 12])), model=model)
     return params, history, row, D.views_group_check(params, model, x1, augment, npr.default_rng([seed, 13]), config["group_draws"])
+
+
+def views_estimate(config, data):
+    """(seconds, the line saying so), measured before the run: each model's step on the views over T.TIMED_STEPS steps (a run
+    of 2 + T.TIMED_STEPS steps less one of 2) times --steps, plus each model's evaluation (its row and its per-group check)
+    timed on its untrained networks, the models spread over --jobs processes."""
+    views_x1, views_x2 = D.digit_views(data.x1, config["augment"])
+    seconds = 0.0
+    for model in config["models"]:
+        seconds += T.timed_step(lambda steps: D.train_views(model, views_x1, views_x2, seed=config["seed"], latent_dim=config["latent_dim"],
+                                                            hidden=config["hidden"], num_steps=steps, print_fn=None)) * config["steps"]
+        start, params = time.perf_counter(), D.init_views_params(S.init_rng(config["seed"]), config["latent_dim"], 64, 16, config["hidden"])
+        D.views_model_row(params, model, data.x1, npr.default_rng([config["seed"], 12]))
+        D.views_group_check(params, model, data.x1, config["augment"], npr.default_rng([config["seed"], 13]), config["group_draws"])
+        seconds += time.perf_counter() - start
+    seconds /= min(config["jobs"], len(config["models"]))
+    return seconds, f"estimate: about {R.duration(seconds)} in all ({len(config['models'])} models of {config['steps']} steps, each then evaluated)"
 
 
 def run_views(config, data, print_fn):

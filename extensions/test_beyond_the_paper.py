@@ -675,6 +675,7 @@ def test_theorem_check_on_a_csv_and_an_npz_records_the_file_and_matches_the_arra
     assert [r["spread_ratio"] for r in runs["mine.csv"]["rows"]] == [r["spread_ratio"] for r in runs["mine.npz"]["rows"]]
     assert onp.shape(runs["mine.csv"]["params"]["mmvae"]["decoder_x1"][0]["W"]) == (1, 16) and "params" not in runs["mine.npz"]   # on request
     assert len((tmp_path / "mine.npz.json").read_bytes()) < 0.7 * len((tmp_path / "mine.csv.json").read_bytes())
+    assert any(f["measures"].endswith(("label left", "label right")) for f in runs["mine.csv"]["findings"])   # findings name labels
     config = runs["mine.csv"]["config"]                                       # the configuration as run, once each
     assert config["classes"] == 2 and config["per_class"] is None and config["latent_dim"] == 1 and "latent" not in config
     capsys.readouterr()
