@@ -167,6 +167,12 @@ def runner(config):
             if config["bound_study"] else A.run_views if config["data"] == "digit-views" else run_check_with_experiments)
 
 
+def estimate_of(run):
+    """The seconds a run other than the check is estimated to take, measured before it (each experiment's own estimate)."""
+    return {CS.run_study: CS.study_estimate, CS.run_gradient_study: CS.gradient_study_estimate, BK.run_bound_study: BK.bound_study_estimate,
+            A.run_views: A.views_estimate}[run]
+
+
 def print_experiments(results, config):
     """The tables: the check's and the experiments', or the study's, or the views'."""
     if "study" in results:
@@ -216,10 +222,9 @@ def main(argv=None):
             results = run(config, data, progress, T.announce("studies", describe(config, data), config, data, start, trainings))
         else:
             print(R.wrap("studies configuration: " + describe(config, data)), flush=True)
-            if run is A.run_views:                                                     # the views' run estimated first
-                seconds, estimate = A.views_estimate(config, data)
-                if not config["quiet"] or seconds > T.LONG_RUN:
-                    R.print_progress(start, estimate)
+            seconds = estimate_of(run)(config, data)                                    # estimated first, as the check's
+            if not config["quiet"] or seconds > T.LONG_RUN:
+                R.print_progress(start, f"estimate: about {R.duration(seconds)} in all (each kind of step timed here)")
             results = run(config, data, progress)
         print_experiments(results, config)
         return R.report(results, config["json"], start, tables.format_per_label(results) if "rows" in results else "")

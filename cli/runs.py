@@ -77,6 +77,15 @@ def run_tasks(tasks, jobs, print_fn, phase="tasks", later=0.0):
     return results
 
 
+def makespan(seconds, jobs):
+    """The seconds that tasks of these durations take on `jobs` processes that each take the next task when free (run_tasks'
+    pool), the longest first: the latest finish."""
+    finish = [0.0] * max(1, min(jobs, len(seconds)))
+    for duration in sorted(seconds, reverse=True):
+        finish[finish.index(min(finish))] += duration
+    return max(finish)
+
+
 def print_progress(start, line):
     """A progress line on stderr (stdout holds the results: `> out.txt` keeps only them), after the seconds since start."""
     print(f"[{time.perf_counter() - start:7.1f} s] {line}", file=sys.stderr, flush=True)

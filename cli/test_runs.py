@@ -95,3 +95,11 @@ def test_keep_freed_memory_reuses_large_blocks_instead_of_faulting_in_new_pages(
     faults = {tune: int(subprocess.run([sys.executable, "-c", code.format(root=root, tune=tune)], capture_output=True, text=True,
                                        check=True).stdout) for tune in ("pass", "runs.keep_freed_memory()")}
     assert faults["pass"] > 5000 and faults["runs.keep_freed_memory()"] < 500, faults
+
+
+def test_makespan_is_the_pools_latest_finish():
+    """One process: the sum; as many processes as tasks: the longest; else the longest first, each to the first free process."""
+    durations = [3.0, 2.0, 3.0, 2.0, 2.0]
+    assert R.makespan(durations, 1) == sum(durations) and R.makespan(durations, 5) == R.makespan(durations, 9) == 3.0
+    assert R.makespan(durations, 2) == 7.0                       # 3 + 2 + 2 on one, 3 + 2 on the other
+    assert R.makespan(durations, 3) == 5.0 and R.makespan([], 2) == 0.0

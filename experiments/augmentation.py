@@ -58,20 +58,20 @@ def views_task(model, x1, augment, seed, config):
 
 
 def views_estimate(config, data):
-    """(seconds, the line saying so), measured before the run: each model's step on the views over T.TIMED_STEPS steps (a run
+    """Seconds of a views run, measured before it: each model's step on the views over T.TIMED_STEPS steps (a run
     of 2 + T.TIMED_STEPS steps less one of 2) times --steps, plus each model's evaluation (its row and its per-group check)
-    timed on its untrained networks, the models spread over --jobs processes."""
+    timed on its untrained networks, the models on --jobs processes (R.makespan)."""
     views_x1, views_x2 = D.digit_views(data.x1, config["augment"])
-    seconds = 0.0
+    seconds = []
     for model in config["models"]:
-        seconds += T.timed_step(lambda steps: D.train_views(model, views_x1, views_x2, seed=config["seed"], latent_dim=config["latent_dim"],
+        seconds.append(0.0)
+        seconds[-1] += T.timed_step(lambda steps: D.train_views(model, views_x1, views_x2, seed=config["seed"], latent_dim=config["latent_dim"],
                                                             hidden=config["hidden"], num_steps=steps, print_fn=None)) * config["steps"]
         start, params = time.perf_counter(), D.init_views_params(S.init_rng(config["seed"]), config["latent_dim"], 64, 16, config["hidden"])
         D.views_model_row(params, model, data.x1, npr.default_rng([config["seed"], 12]))
         D.views_group_check(params, model, data.x1, config["augment"], npr.default_rng([config["seed"], 13]), config["group_draws"])
-        seconds += time.perf_counter() - start
-    seconds /= min(config["jobs"], len(config["models"]))
-    return seconds, f"estimate: about {R.duration(seconds)} in all ({len(config['models'])} models of {config['steps']} steps, each then evaluated)"
+        seconds[-1] += time.perf_counter() - start
+    return R.makespan(seconds, config["jobs"])
 
 
 def run_views(config, data, print_fn):

@@ -2,6 +2,8 @@
 decoder's std, K importance samples under each gradient estimator, MMVAE+'s auxiliary priors; and the gradient estimators
 measured where training goes (studies.py --gradient-study).
 """
+import time
+
 import autograd.numpy as np
 import numpy.random as npr
 
@@ -216,11 +218,16 @@ def gradient_study_task(model, stage, x1, x2, seed, ks, draws):
     return rows
 
 
+def gradient_study_plan(config):
+    """(Ks, draws, stages) of --gradient-study; --quick: fewer of each."""
+    if config["quick"]:
+        return (1, 4), 40, (0, config["steps"] // 4, config["steps"])
+    return GRADIENT_KS, 400, GRADIENT_STAGES
+
+
 def run_gradient_study(config, data, print_fn):
     """--gradient-study: each estimator's bias and signal-to-noise ratio at K in GRADIENT_KS, at GRADIENT_STAGES, seed --seed."""
-    quick, seed = config["quick"], config["seed"]
-    x2, ks, draws = S.one_hot(data.labels, data.num_classes), (1, 4) if quick else GRADIENT_KS, 40 if quick else 400
-    stages = (0, config["steps"] // 4, config["steps"]) if quick else GRADIENT_STAGES
+    (ks, draws, stages), seed, x2 = gradient_study_plan(config), config["seed"], S.one_hot(data.labels, data.num_classes)
     tasks = [(f"gradients of mmvae after {stage} steps", gradient_study_task, ("mmvae", stage, data.x1, x2, seed, ks, draws)) for stage in stages]
     rows = [row for part in R.run_tasks(tasks, config["jobs"], print_fn, "the gradient study") for row in part]
     return {"format": T.JSON_FORMAT, "config": dict(config, draws=draws), "gradient_study": rows, "checks": [],
@@ -246,3 +253,43 @@ def format_gradient_study(rows):
         cells = {row["gradient"]: row for row in rows if (row["stage"], row["k"]) == (stage, k)}
         lines.append(f"{stage:5d} {k:3d} " + "".join(f"{cells[g]['bias']:9.3f} {cells[g]['chi2_per_df']:8.2f} {cells[g]['snr']:6.3f}" for g in B.GRADIENTS))
     return "\n".join(lines)
+
+
+# ================================================================ the studies' estimates, before they run (studies.py prints them)
+
+def linear_in_k(cost, ks):
+    """{k: seconds} for every k in ks from cost(k) timed at the smallest and the largest k only (a step's work grows linearly in K)."""
+    low, high = min(ks), max(ks)
+    at = {low: cost(low), high: cost(high)} if high > low else {low: cost(low)}
+    return {k: at[low] + (at[high] - at[low]) * (k - low) / (high - low) if high > low else at[low] for k in ks}
+
+
+def study_estimate(config, data):
+    """Seconds of --study: each training's step timed at its model and K (linear_in_k, iwae) times --steps, and its labels'
+    rows, one untrained row of its model timed; the trainings on --jobs processes (R.makespan)."""
+    x2, seed, settings = S.one_hot(data.labels, data.num_classes), config["seed"], study_settings(config["study"], config["data"], config["study_gradients"])
+    keys, seeds = list(dict.fromkeys(study_key(*setting) for setting in settings)), study_seeds(config)
+    steps, rows = {}, {}
+    for model in dict.fromkeys(key[0] for key in keys):
+        settings = dict(config, decoder_std=None, auxiliary="free", gradient="iwae", conditional_samples=STUDY_CONDITIONAL_SAMPLES)
+        steps[model] = linear_in_k(lambda k: T.timed_step(lambda n: C.train_model(model, data.x1, x2, seed, dict(settings, steps=n, importance_samples=k))),
+                                   [key[2] for key in keys if key[0] == model])
+        start = time.perf_counter()
+        T.evaluate_class(C.untrained_params(model, settings, data.x1, data.num_classes, seed), model, data.x1, data.labels, data.num_classes, 0,
+                         settings, [seed, 15], data.held_out)
+        rows[model] = time.perf_counter() - start
+    return R.makespan([steps[key[0]][key[2]] * config["steps"] + rows[key[0]] * data.num_classes for key in keys] * len(seeds), config["jobs"])
+
+
+def gradient_study_estimate(config, data):
+    """Seconds of --gradient-study: the training to each stage (a step timed) and every estimator's draws at every K (one
+    draw timed per estimator at the smallest and the largest K, linear_in_k), the stages on --jobs processes (R.makespan)."""
+    (ks, draws, stages), seed = gradient_study_plan(config), config["seed"]
+    x2, batch = S.one_hot(data.labels, data.num_classes), npr.default_rng([seed, 11]).choice(len(data.x1), 128, replace=False)
+    params = S.change_x1_units(B.init_model_params("mmvae", S.init_rng(seed)), *S.x1_standardisation(data.x1))
+    step = T.timed_step(lambda n: B.train("mmvae", data.x1, x2, seed=seed, num_steps=n, print_fn=None))
+    per_stage = sum(sum(linear_in_k(lambda k: T.timed_step(lambda n: K.encoder_gradients(params, B.objective_of("mmvae", k, g), data.x1[batch],
+                                                                                         x2[batch], n, [seed, 10, k])), ks).values())
+                        for g in B.GRADIENTS) * draws
+    return R.makespan([step * stage + per_stage for stage in stages], config["jobs"])
+

@@ -3,6 +3,8 @@ K-sample cross term replaces Eq. (4) and the constant class mean no longer maxim
 at every K by l*(sigma), the nonparametric maximum likelihood. Measured on the check's trained decoders
 (studies.py --importance-samples K) and by maximising the K-sample cross term alone (studies.py --bound-study).
 """
+import time
+
 import autograd.numpy as np
 import numpy.random as npr
 
@@ -127,16 +129,22 @@ def bound_study_task(x1_class, c, num_classes, k, sigma, config, seed, data):
                 **{"class": c})
 
 
-def run_bound_study(config, data, print_fn):
-    """--bound-study: per class, K in BOUND_KS at the middle sigma, and sigma in BOUND_SIGMAS at K = BOUND_FIXED_K."""
-    x1, labels, num_classes, quick = data.x1, data.labels, data.num_classes, config["quick"]
+def bound_study_settings(config, data):
+    """[(class, K, sigma)] of --bound-study, the largest K first: per class, K in BOUND_KS at the middle sigma and sigma in
+    BOUND_SIGMAS at K = BOUND_FIXED_K; --quick: K = 1, 8, 30 at the middle sigma, class 0."""
     sigmas = BOUND_SIGMAS[config["data"]]
     middle = sigmas[len(sigmas) // 2]
     settings = sorted({(k, middle) for k in BOUND_KS} | {(BOUND_FIXED_K, s) for s in sigmas})
-    if quick:                                                                    # the tests': K = 1, 8, 30 at one sigma, one class
+    if config["quick"]:
         settings = [(k, middle) for k in (1, BOUND_FIXED_K, BOUND_KS[-1])]
+    return [(c, k, s) for c in range(1 if config["quick"] else data.num_classes) for k, s in sorted(settings, key=lambda setting: -setting[0])]
+
+
+def run_bound_study(config, data, print_fn):
+    """--bound-study: per class, K in BOUND_KS at the middle sigma, and sigma in BOUND_SIGMAS at K = BOUND_FIXED_K."""
+    x1, labels, num_classes = data.x1, data.labels, data.num_classes
     tasks = [(f"class {c}, K = {k}, sigma = {s}", bound_study_task, (x1[labels == c], c, num_classes, k, s, config, config["seed"], config["data"]))
-             for c in range(1 if quick else num_classes) for k, s in sorted(settings, key=lambda setting: -setting[0])]
+             for c, k, s in bound_study_settings(config, data)]
     rows = R.run_tasks(tasks, config["jobs"], print_fn, "the bound study")
     return {"format": T.JSON_FORMAT, "config": config, "bound_study": rows, "checks": T.as_dicts(bound_checks(rows)), "findings": []}
 
@@ -166,3 +174,19 @@ def format_bound_study(rows):
                      f"{r['error']:.4f} {r['l_star_lower']:9.4f} {r['l_star_upper']:9.4f} {r['spread_half_steps']:11.3f} "
                      f"{r['spread_ratio']:7.3f} {r['npmle_spread_ratio']:6.3f}")
     return "\n".join(lines)
+
+
+def bound_study_estimate(config, data):
+    """Seconds of --bound-study: each setting's direct maximisations (3 x its steps: the run and its double) at a step timed at
+    the smallest and the largest K (class 0, linear between), and one NPMLE per setting (timed once), on --jobs processes (R.makespan)."""
+    settings, first = bound_study_settings(config, data), data.x1[data.labels == 0]
+    steps, sigma = BOUND_STEPS[config["data"]] // (4 if config["quick"] else 1), settings[0][2]
+    ks = sorted({k for _, k, _ in settings})
+    low, high = (T.timed_step(lambda n: K.maximise_k_sample_cross_term(first, 0, data.num_classes, k, sigma, n, config["latent_dim"],
+                                                                        config["hidden"], config["seed"])) for k in (ks[0], ks[-1]))
+    start = time.perf_counter()
+    NP.npmle_bounds(first, sigma)
+    npmle = time.perf_counter() - start
+    per_k = {k: low + (high - low) * (k - ks[0]) / max(ks[-1] - ks[0], 1) for k in ks}
+    return R.makespan([3 * steps * per_k[k] + npmle for _, k, _ in settings], config["jobs"])
+

@@ -568,7 +568,8 @@ def test_quick_gradient_study_measures_every_estimator_and_draws(tmp_path, capsy
     """--gradient-study --quick: every (stage, K, estimator) row; IWAE against itself has bias 0; sticking the landing's paired
     difference is far beyond noise at K = 4 once trained (chi^2/df > 4); the figure is drawn, and a broken file refused."""
     path = tmp_path / "gradients.json"
-    assert ST.main(["--gradient-study", "--quick", "--quiet", "--jobs", "1", "--json", str(path)]) == 0
+    assert ST.main(["--gradient-study", "--quick", "--jobs", "1", "--json", str(path)]) == 0
+    assert "] estimate: about" in capsys.readouterr().err                       # estimated before it runs, as every study
     rows = json.loads(path.read_text())["gradient_study"]
     assert len(rows) == 3 * 2 * len(B.GRADIENTS) and all(r["bias"] == 0 for r in rows if r["gradient"] == "iwae")
     assert all(r["chi2_per_df"] > 4 for r in rows if r["gradient"] == "stl" and r["k"] == 4 and r["stage"] > 0)
