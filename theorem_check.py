@@ -412,14 +412,14 @@ def run_estimate(config, data, trainings_per_model=1):
                                   f"{min(jobs, tasks)} process(es)")
 
 
-def timed_step(run):
-    """Seconds per step of run(steps): run(2 + TIMED_STEPS) less run(2), over TIMED_STEPS (setting up not counted)."""
+def timed_step(run, timed=TIMED_STEPS):
+    """Seconds per step of run(steps): run(2 + timed) less run(2), over timed steps (setting up not counted)."""
     seconds = []
-    for steps in (2, 2 + TIMED_STEPS):
+    for steps in (2, 2 + timed):
         start = time.perf_counter()
         run(steps)
         seconds.append(time.perf_counter() - start)
-    return max(seconds[1] - seconds[0], 0.0) / TIMED_STEPS
+    return max(seconds[1] - seconds[0], 0.0) / timed
 
 
 def announce(name, description, config, data, start, trainings_per_model=1):

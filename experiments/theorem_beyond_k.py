@@ -177,13 +177,14 @@ def format_bound_study(rows):
 
 
 def bound_study_estimate(config, data):
-    """Seconds of --bound-study: each setting's direct maximisations (3 x its steps: the run and its double) at a step timed at
-    the smallest and the largest K (class 0, linear between), and one NPMLE per setting (timed once), on --jobs processes (R.makespan)."""
+    """Seconds of --bound-study: each setting's direct maximisations (3 x its steps: the run and its double) at a step timed
+    over 100 steps at the smallest and the largest K (class 0, linear between), and one NPMLE per setting (timed once, at the
+    middle sigma: the smallest sigma's takes several times longer, so the estimate runs low), on --jobs processes (R.makespan)."""
     settings, first = bound_study_settings(config, data), data.x1[data.labels == 0]
     steps, sigma = BOUND_STEPS[config["data"]] // (4 if config["quick"] else 1), settings[0][2]
     ks = sorted({k for _, k, _ in settings})
     low, high = (T.timed_step(lambda n: K.maximise_k_sample_cross_term(first, 0, data.num_classes, k, sigma, n, config["latent_dim"],
-                                                                        config["hidden"], config["seed"])) for k in (ks[0], ks[-1]))
+                                                                        config["hidden"], config["seed"]), 100) for k in (ks[0], ks[-1]))
     start = time.perf_counter()
     NP.npmle_bounds(first, sigma)
     npmle = time.perf_counter() - start
