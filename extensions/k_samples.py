@@ -92,7 +92,7 @@ def doubly_reparameterised_for_the_mixture(params, x1, x2, means, log_vars, rng,
     S_m,-k = sum_{j != k} w(g_mj); grad_g h^ = h^ [(1 - w^) grad log w + grad log q_m - grad log q_mix]. So sample s = (m', k)
     carries, for the encoders,
       a_s grad_g log w(g_s) dg_s/dphi - (1/M) sum_m h^_ms [grad_g log q_m(g_s) - grad_g log q_mix(g_s)] dg_s/dphi,
-      a_s = w~_s - (1/M) sum_m h^_ms (1 - w^_ms),  |a_s| <= 1 + M / 4 (w^ (1 - w^) <= 1/4, q_m / q_mix <= M);
+      a_s = w~_s - (1/M) sum_m h^_ms (1 - w^_ms),  -1/4 <= a_s <= 1 (w^ (1 - w^) <= 1/4 and sum_m q_m / q_mix = M);
     the decoders get the IWAE gradient. With M = 1, a = w~ - w~ (1 - w~) = w~^2: DReG (Tucker et al. 2019). At K = 1,
     a = 1 and the q terms cancel in sum: sticking the landing. The surrogate: (1/M) sum_s v_s log w(g'_s), v_s = w~_s,
     g' = g_held + (a_s / v_s)(g - g_held) (value g; d/dphi scaled by a_s / v_s), q's parameters held; plus the q terms at g
@@ -149,15 +149,37 @@ def _with_the_q_terms(pathwise, values, log_q, log_h, num_importance):
 
 def _mixture_dreg_coefficients(values, component_log_q):
     """doubly_reparameterised_for_the_mixture's held coefficients, in log space, from log w(g_s) (K, M', N) and
-    log q_m(g_s) (K, M', M, N), s = (k, m'): log h^_ms (K, M', M, N) and a_s (K, M', N)."""
-    size, strata = values.shape[0], values.shape[1]
-    others = onp.where(onp.eye(size, dtype=bool)[:, :, None, None], -onp.inf, values[None])        # (K slot, K j, M, N)
-    log_rest = S.logsumexp(others, axis=1) if size > 1 else onp.full_like(values, -onp.inf)        # log S_m,-k (K, M, N); K = 1: S = 0
+    log q_m(g_s) (K, M', M, N), s = (k, m'): log h^_ms (K, M', M, N) and a_s (K, M', N). Memory linear in K."""
+    strata = values.shape[1]
+    log_rest = _log_sum_of_the_others(values)                                                      # log S_m,-k (K, M, N)
     log_share = values[:, :, None, :] - onp.logaddexp(values[:, :, None, :], log_rest[:, None, :, :])   # log w^_ms (K, M', M, N)
     log_q_ratio = component_log_q - (S.logsumexp(component_log_q, axis=2) - math.log(strata))[:, :, None, :]   # log q_m / q_mix
     own = onp.exp(values - S.logsumexp(values, axis=0))                                            # w~_s
     a = own - onp.sum(onp.exp(log_share + log_q_ratio) * -onp.expm1(log_share), axis=2) / strata
     return log_share + log_q_ratio, a
+
+
+def _log_sum_of_the_others(values):
+    """log S_-k = log sum_{j != k} exp(values_j) along axis 0, for every k: (K, ...) -> (K, ...), in O(K) memory (the plain form,
+    a (K, K, ...) mask, is _log_sum_of_the_others_plain; tested equal). Below the largest value, S_-k = S - w_k with S >= w_max + w_k,
+    so the difference keeps its digits; at the largest, the others are summed with it masked out. K = 1: S_-k = 0."""
+    if values.shape[0] == 1:
+        return onp.full_like(values, -onp.inf)
+    top = onp.max(values, axis=0)                                                                  # (...)
+    is_top = onp.arange(values.shape[0]).reshape((-1,) + (1,) * (values.ndim - 1)) == onp.argmax(values, axis=0)[None]
+    total = onp.sum(onp.exp(values - top), axis=0)                                                 # S / w_max >= 1
+    with onp.errstate(divide="ignore"):                                           # at the largest, total - 1 may be 0: not used there
+        below = top + onp.log(total - onp.exp(values - top))                                       # k not the largest
+    at_top = S.logsumexp(onp.where(is_top, -onp.inf, values), axis=0)                              # k the largest: the others
+    return onp.where(is_top, at_top[None], below)
+
+
+def _log_sum_of_the_others_plain(values):
+    """_log_sum_of_the_others' definition: a (K, K, ...) mask with each k's own value left out, then logsumexp."""
+    if values.shape[0] == 1:
+        return onp.full_like(values, -onp.inf)
+    eye = onp.eye(values.shape[0], dtype=bool).reshape(values.shape[:1] * 2 + (1,) * (values.ndim - 1))
+    return S.logsumexp(onp.where(eye, -onp.inf, values[None]), axis=1)
 
 
 def _values_of(params):
