@@ -40,7 +40,7 @@ def k_sample_terms(params, model, x1_class, c, num_classes, num_importance, rng,
     return {"class": c, "k": counts, "values": [v for v, _ in trained], "errors": [e for _, e in trained],
             "constant_decoder": constant, "bound": T.constant_mean_bound(x1_class) / len(x1_class), "sigma": sigma,
             "constant_at_sigma": NP.mixture_log_likelihood(x1_class, np.mean(x1_class, axis=0)[None, :], np.ones(1), sigma),
-            "l_star_lower": star["lower"], "l_star_upper": star["upper"], "certified": star["certified"],
+            "l_star_lower": star["lower"], "l_star_upper": star["upper"], "l_star_estimate": star["estimate"], "certified": star["certified"],
             "npmle_spread_ratio": star["spread_ratio"], "stratum_values": [v for v, _ in stratum], "stratum_errors": [e for _, e in stratum],
             "num_components": int(np.shape(components[0])[0])}
 
@@ -60,10 +60,10 @@ def k_sample_checks(terms):
 def npmle_checks(terms):
     """The proposition (npmle): at every K the K-sample cross term is at most l*(sigma) at the decoder's sigma, and so is the
     constant mean's (1/N) sum_n log phi_sigma(x_n - mean). FAIL if an estimate's lower 4-SE limit exceeds the certified upper
-    bound, or the constant mean's value does; the certificate is a proof on at most 2 dimensions, a heuristic beyond."""
+    bound, or the constant mean's value does; the certificate is a proof in every dimension (npmle.npmle_bounds)."""
     margin = smallest([t["l_star_upper"] - (v - 4.0 * e) for t in terms for v, e in zip(t["values"], t["errors"])])
     constant = smallest([t["l_star_upper"] - t["constant_at_sigma"] for t in terms])
-    how = "a proof" if all(t["certified"] == "grid" for t in terms) else "mean-shift: a heuristic"
+    how = "a grid: a proof" if all(t["certified"] == "grid" for t in terms) else "a lifted grid: a proof, looser"
     strata = [t["l_star_upper"] + np.log(t["num_components"]) - (v - 4.0 * e) for t in terms if "stratum_values" in t
               for v, e in zip(t["stratum_values"], t["stratum_errors"])]
     stratum = ([("the objective's label stratum <= l*(sigma) + log M, every decoder, class and K (within 4 SE)", smallest(strata) >= 0,
@@ -125,7 +125,7 @@ def bound_study_task(x1_class, c, num_classes, k, sigma, config, seed, data):
     star = NP.npmle_bounds(x1_class, sigma)
     return dict(runs[1], value_half_steps=runs[0]["value"], spread_half_steps=runs[0]["spread_ratio"], steps=2 * steps, k=k,
                 sigma=sigma, constant=NP.mixture_log_likelihood(x1_class, np.mean(x1_class, axis=0)[None, :], np.ones(1), sigma),
-                l_star_lower=star["lower"], l_star_upper=star["upper"], certified=star["certified"], npmle_spread_ratio=star["spread_ratio"],
+                l_star_lower=star["lower"], l_star_upper=star["upper"], l_star_estimate=star["estimate"], certified=star["certified"], npmle_spread_ratio=star["spread_ratio"],
                 **{"class": c})
 
 

@@ -46,6 +46,15 @@ DIGITS_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 
 
+def regular_simplex(d):
+    """The d + 1 vertices of a regular simplex in R^d, at distance 1 from their centroid, the origin: (d + 1, d). Tight clusters
+    there are the hard case of npmle's certificate (D peaks at the centroid, inside the data's hull, at no data point)."""
+    S.fail_unless(isinstance(d, int) and d >= 1, f"d must be an integer >= 1, got {d!r}")
+    centred = onp.eye(d + 1) - 1.0 / (d + 1)                                     # d + 1 points in a d-dimensional hyperplane
+    vertices = centred @ onp.linalg.svd(centred)[2][:d].T                         # their coordinates in it
+    return vertices / onp.linalg.norm(vertices, axis=1, keepdims=True)
+
+
 @S.checked
 def load_digits(path=None):
     """The digits as x1 (N, 64) in [0, 1] (pixel counts / 16) and integer labels (N,) in 0..9, from path
@@ -300,7 +309,7 @@ def views_group_check(params, model, x1, augment, rng, num_draws):
 # ================================================================ input checks, run by S.checked at the edge
 
 # As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
-UNCHECKED = ("views_x2_log_likelihood", "label_indices", "checked_with", "check_digit_images", "check_position", "check_sweep_labels")
+UNCHECKED = ("regular_simplex", "views_x2_log_likelihood", "label_indices", "checked_with", "check_digit_images", "check_position", "check_sweep_labels")
 
 
 def check_digit_images(name, columns=64):

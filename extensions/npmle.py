@@ -24,7 +24,12 @@ import surjvae_np as S
 
 EM_ITERATIONS = 2000      # EM steps on the atoms' weights (each raises l(G); the certificate says how far from l* it stopped)
 GRID_PER_AXIS = 48        # candidate atoms and certificate nodes per axis on data of at most 2 dimensions
-MEAN_SHIFT_STEPS = 100    # beyond 2 dimensions: mean-shift steps from every data point to the maxima of D (a heuristic)
+MEAN_SHIFT_STEPS = 100    # mean-shift steps from every data point (and their mean) to the maxima of D: a search for new atoms
+ATOM_ROUNDS = 2           # rounds of: mean-shift's maxima of D become atoms, EM again
+LIFT_DIRECTIONS = 2       # beyond 2 dimensions, the certificate's principal directions (plus one for the rest: a 3-D grid)
+MAX_EVALUATIONS = 2000000 # the branch and bound's budget of centres evaluated (each costs N kernel terms)
+BATCH_CELLS = 65536       # centres evaluated per step of it
+LIFT_PER_AXIS = 16        # its first grid's cells per axis (16^3; branch and bound refines where the bound needs it)
 
 
 # ---------------------------------------------------------------- 1. the mixture likelihood and EM on the atoms' weights
@@ -69,48 +74,90 @@ def log_gradient_function(points, x, atoms, weights, sigma):
     return S.logsumexp(log_kernel(points, x, sigma) - log_f[None, :], axis=1) - math.log(len(x))
 
 
-def grid_certificate(x, atoms, weights, sigma, per_axis=GRID_PER_AXIS, tolerance=1e-4, max_cells=200000):
-    """A bound on log max D, for data of at most 2 dimensions: a proof, not an estimate. D's stationary points
-    mu = sum_n c_n(mu) x_n / sum_n c_n(mu) lie in the data's convex hull, so in its bounding box, which a grid of per_axis^d
-    cells covers. Within r (the half-diagonal) of a cell's centre nu, D(mu) <= D(nu) + |grad D(nu)| r + H r^2 / 2, with
-    H = (1/N) sum_n phi_sigma(0) / (sigma^2 f(x_n)) >= |Hessian of D| (|Hessian of phi_sigma| <= phi_sigma(0) / sigma^2).
-    Branch and bound: cells whose bound exceeds the largest D at a centre so far are split in 2^d, until the largest bound
-    is within `tolerance` (relative) of it, or max_cells cells would be needed (then the bound is looser, still a bound)."""
-    low, high = onp.min(x, axis=0), onp.max(x, axis=0)
-    half = (high - low) / (2.0 * per_axis)                                        # (d,) half-widths of a cell
-    axes = [onp.linspace(a + h, b - h, per_axis) for a, b, h in zip(low, high, half)]
-    centres = onp.stack(onp.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, x.shape[1])
+def grid_certificate(x, atoms, weights, sigma, per_axis=GRID_PER_AXIS, tolerance=1e-4, max_evaluations=MAX_EVALUATIONS):
+    """A bound on log max D, for data of at most 2 dimensions: a proof, not an estimate (gaussian_sum_bound on D's own terms)."""
+    return gaussian_sum_bound(x, _log_coefficients(x, atoms, weights, sigma), sigma, per_axis, tolerance, max_evaluations)
+
+
+def lifted_certificate(x, atoms, weights, sigma, per_axis=LIFT_PER_AXIS, tolerance=1e-4, max_evaluations=MAX_EVALUATIONS, directions=LIFT_DIRECTIONS):
+    """A bound on log max D in any dimension: a proof. With P the projection on the data's top k principal directions about
+    their mean x_bar and Q = I - P, for every mu (reverse triangle inequality on the Q part)
+      |x_n - mu|^2 = |P(x_n - mu)|^2 + |Q(x_n - mu)|^2 >= |y_n - z(mu)|^2,  y_n = (P(x_n - x_bar), |Q(x_n - x_bar)|),
+      z(mu) = (P(mu - x_bar), |Q(mu - x_bar)|), so D(mu) <= D~(z(mu)) <= max_z D~, D~(z) = sum_n c_n exp(-|y_n - z|^2 / 2 sigma^2)
+    with D's own coefficients c_n: a Gaussian sum in k + 1 dimensions, bounded by gaussian_sum_bound. Exact up to the fold
+    when d = k + 1; looser as the data vary beyond k directions (docs/collapse_strength.md says how loose on digits)."""
+    centred = x - onp.mean(x, axis=0)
+    basis = onp.linalg.svd(centred, full_matrices=False)[2][:directions].T       # (d, k): the top k principal directions
+    projected = centred @ basis                                                   # (N, k)
+    residual = onp.linalg.norm(centred - projected @ basis.T, axis=1)             # (N,) |Q(x_n - x_bar)|
+    lifted = onp.concatenate([projected, residual[:, None]], axis=1)              # (N, k + 1)
+    return gaussian_sum_bound(lifted, _log_coefficients(x, atoms, weights, sigma), sigma, per_axis, tolerance, max_evaluations)
+
+
+def _log_coefficients(x, atoms, weights, sigma):
+    """log c_n of D(mu) = sum_n c_n exp(-|x_n - mu|^2 / 2 sigma^2): c_n = phi_sigma(0) / (N f_G^(x_n)), in x's dimension. -> (N,)."""
     with onp.errstate(divide="ignore"):
         log_f = S.logsumexp(log_kernel(x, atoms, sigma) + onp.log(weights)[None, :], axis=1)        # (N,)
-    log_peak = -0.5 * x.shape[1] * (S.LOG_2PI + 2.0 * math.log(sigma))                             # log phi_sigma(0)
-    curvature = float(onp.exp(S.logsumexp(log_peak - 2.0 * math.log(sigma) - log_f, axis=0) - math.log(len(x))))
-    children = onp.stack(onp.meshgrid(*[[-0.5, 0.5]] * x.shape[1], indexing="ij"), axis=-1).reshape(-1, x.shape[1])
-    best, upper = 0.0, onp.inf
+    return -0.5 * x.shape[1] * (S.LOG_2PI + 2.0 * math.log(sigma)) - log_f - math.log(len(x))
+
+
+def gaussian_sum_bound(y, log_c, sigma, per_axis=GRID_PER_AXIS, tolerance=1e-4, max_evaluations=MAX_EVALUATIONS):
+    """log max_z E(z), E(z) = sum_n c_n exp(-|y_n - z|^2 / 2 sigma^2), y (N, e) with e small, bounded from above: a proof.
+    E's stationary points z = sum_n c_n e_n(z) y_n / sum_n c_n e_n(z) lie in y's convex hull, so in its bounding box, which
+    per_axis^e cells cover. Within r (a cell's half-diagonal) of its centre nu, E(z) <= E(nu) + |grad E(nu)| r + H r^2 / 2 with
+    H = sum_n c_n / sigma^2 >= |Hessian of E| (each term's Hessian has norm at most c_n / sigma^2). Branch and bound, best first:
+    cells whose bound is at most best (1 + tolerance), best the largest E at a centre so far, are closed; the open cells of the
+    largest bounds are split in 2^e, until none is open or max_evaluations centres have been evaluated. Returned: the largest
+    bound of the open cells, or best (1 + tolerance) (which bounds every closed cell) if larger."""
+    low, high = onp.min(y, axis=0), onp.max(y, axis=0)
+    half = onp.maximum(high - low, 1e-12) / (2.0 * per_axis)                      # (e,); 1e-12: a flat axis still gets a cell
+    axes = [onp.linspace(a + h, b - h, per_axis) for a, b, h in zip(low, high, half)]
+    centres = onp.stack(onp.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, y.shape[1])
+    radii = onp.full(len(centres), float(onp.linalg.norm(half)))                  # (P,) each cell's half-diagonal
+    scale = onp.max(log_c)                                                        # E is computed as exp(scale) E': no overflow
+    curvature = float(onp.sum(onp.exp(log_c - scale))) / sigma ** 2
+    children = onp.stack(onp.meshgrid(*[[-0.5, 0.5]] * y.shape[1], indexing="ij"), axis=-1).reshape(-1, y.shape[1])
+    value, slope = _value_and_slope(centres, y, log_c - scale, sigma)
+    bounds, best, evaluated = value + slope * radii + 0.5 * curvature * radii ** 2, float(onp.max(value)), len(centres)
     while True:
-        terms = onp.exp(log_kernel(centres, x, sigma) - log_f[None, :] - math.log(len(x)))          # (P, N): D's terms
-        value = onp.sum(terms, axis=1)
-        slope = onp.linalg.norm(terms @ x - value[:, None] * centres, axis=1) / sigma ** 2        # |grad D| at the centres
-        radius = float(onp.linalg.norm(half))
-        bounds = value + slope * radius + 0.5 * curvature * radius ** 2
-        best = max(best, float(onp.max(value)))
-        upper = max(best, float(onp.max(bounds)))
-        keep = centres[bounds > best * (1.0 + tolerance)]
-        if len(keep) == 0 or len(keep) * len(children) > max_cells:
-            return math.log(upper)
-        half = half / 2.0
-        centres = (keep[:, None, :] + 2.0 * half * children[None, :, :]).reshape(-1, x.shape[1])
+        open_ = bounds > best * (1.0 + tolerance)
+        centres, radii, bounds = centres[open_], radii[open_], bounds[open_]
+        if len(bounds) == 0 or evaluated >= max_evaluations:
+            return scale + math.log(max(best * (1.0 + tolerance), float(onp.max(bounds, initial=0.0))))
+        split = onp.argsort(-bounds)[:max(1, BATCH_CELLS // len(children))]        # the open cells of the largest bounds
+        offsets = (radii[split] / onp.linalg.norm(half))[:, None, None] * 2.0 * (half / 2.0) * children[None]   # (B, 2^e, e)
+        new = (centres[split][:, None, :] + offsets).reshape(-1, y.shape[1])
+        new_radii = onp.repeat(radii[split] / 2.0, len(children))
+        value, slope = _value_and_slope(new, y, log_c - scale, sigma)
+        best, evaluated = max(best, float(onp.max(value))), evaluated + len(new)
+        rest = onp.ones(len(bounds), dtype=bool)
+        rest[split] = False
+        centres, radii = onp.concatenate([centres[rest], new]), onp.concatenate([radii[rest], new_radii])
+        bounds = onp.concatenate([bounds[rest], value + slope * new_radii + 0.5 * curvature * new_radii ** 2])
 
 
-def mean_shift_certificate(x, atoms, weights, sigma, steps=MEAN_SHIFT_STEPS):
-    """log max D sought by mean-shift from every data point: mu <- sum_n c_n phi(x_n - mu) x_n / sum_n c_n phi(x_n - mu),
-    c_n = 1 / f_G^(x_n), an ascent of D (Comaniciu and Meer 2002). A heuristic: a maximum no start reaches is missed."""
+def _value_and_slope(centres, y, log_c, sigma, chunk=8192):
+    """E(nu) and |grad E(nu)| at centres (P, e), E(nu) = sum_n c_n exp(-|y_n - nu|^2 / 2 sigma^2), in chunks of centres (memory
+    chunk x N). -> (P,), (P,)."""
+    values, slopes = [], []
+    for part in onp.split(centres, range(chunk, len(centres), chunk)):
+        squared = onp.sum(part * part, axis=1)[:, None] - 2.0 * part @ y.T + onp.sum(y * y, axis=1)[None, :]   # (chunk, N)
+        terms = onp.exp(log_c[None, :] - 0.5 * onp.maximum(squared, 0.0) / sigma ** 2)
+        values.append(onp.sum(terms, axis=1))
+        slopes.append(onp.linalg.norm(terms @ y - values[-1][:, None] * part, axis=1) / sigma ** 2)
+    return onp.concatenate(values), onp.concatenate(slopes)
+
+
+def mean_shift_maxima(x, atoms, weights, sigma, starts, steps=MEAN_SHIFT_STEPS):
+    """Local maxima of D sought by mean-shift from `starts` (P, d): mu <- sum_n c_n phi(x_n - mu) x_n / sum_n c_n phi(x_n - mu),
+    c_n = 1 / f_G^(x_n), an ascent of D (Comaniciu and Meer 2002). A search: a maximum no start reaches is missed. -> (P, d)."""
     with onp.errstate(divide="ignore"):
         log_f = S.logsumexp(log_kernel(x, atoms, sigma) + onp.log(weights)[None, :], axis=1)
-    mu = onp.array(x, dtype=float)
+    mu = onp.array(starts, dtype=float)
     for _ in range(steps):
         log_c = log_kernel(mu, x, sigma) - log_f[None, :]                                         # (P, N)
         mu = onp.exp(log_c - S.logsumexp(log_c, axis=1)[:, None]) @ x
-    return float(onp.max(log_gradient_function.__wrapped__(mu, x, atoms, weights, sigma)))
+    return mu
 
 
 # ---------------------------------------------------------------- 3. l*(sigma), bounded from both sides
@@ -118,26 +165,36 @@ def mean_shift_certificate(x, atoms, weights, sigma, steps=MEAN_SHIFT_STEPS):
 @S.checked
 def npmle_bounds(x, sigma, num_iterations=EM_ITERATIONS):
     """l*(sigma) of one class x (N, d), bounded: "lower" = l(G^) of EM's G^ (l* >= it: G^ is a mixing distribution), "upper" =
-    l(G^) + log max D (the certificate). Candidate atoms: the data points, and on at most 2 dimensions also a grid of
-    GRID_PER_AXIS^d over the data's bounding box, where grid_certificate proves "upper"; beyond, mean_shift_certificate
-    ("certified": "mean-shift", a heuristic). Also the atoms, weights, and the spread tr Cov(G^) / tr Cov(x)."""
+    l(G^) + a bound on log max D (the certificate; a proof in any dimension: grid_certificate on at most 2 dimensions,
+    lifted_certificate beyond). Candidate atoms: the data points, on at most 2 dimensions a grid of GRID_PER_AXIS^d over the
+    data's bounding box; and in ATOM_ROUNDS rounds, the maxima of D that mean-shift reaches from the data and their mean (a
+    maximum inside the hull, as at the centroid of a simplex's vertices, is then an atom; EM restarts with a tenth of the mass on
+    the new atoms). Also "estimate" = l(G^) + log D at mean-shift's best maximum: an estimate of l*, below "upper", named so.
+    And the atoms, weights, and the spread tr Cov(G^) / tr Cov(x)."""
     atoms = x
     if x.shape[1] <= 2:
         axes = [onp.linspace(a, b, GRID_PER_AXIS) for a, b in zip(onp.min(x, axis=0), onp.max(x, axis=0))]
         atoms = onp.concatenate([x, onp.stack(onp.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, x.shape[1])])
     weights, history = em_weights.__wrapped__(x, atoms, sigma, num_iterations)
+    starts = onp.concatenate([x, onp.mean(x, axis=0)[None, :]])
+    for _ in range(ATOM_ROUNDS):
+        found = mean_shift_maxima(x, atoms, weights, sigma, starts)
+        atoms = onp.concatenate([atoms, found])
+        start = onp.concatenate([0.9 * weights, onp.full(len(found), 0.1 / len(found))])
+        weights, history = em_weights.__wrapped__(x, atoms, sigma, num_iterations, start)
     lower = mixture_log_likelihood.__wrapped__(x, atoms, weights, sigma)
-    certify = grid_certificate if x.shape[1] <= 2 else mean_shift_certificate
+    certify = grid_certificate if x.shape[1] <= 2 else lifted_certificate
+    searched = log_gradient_function.__wrapped__(mean_shift_maxima(x, atoms, weights, sigma, starts), x, atoms, weights, sigma)
     mean = weights @ atoms
     spread = float(weights @ onp.sum((atoms - mean) ** 2, axis=1) / onp.sum(onp.var(x, axis=0)))
-    return dict(lower=lower, upper=lower + max(certify(x, atoms, weights, sigma), 0.0), certified="grid" if x.shape[1] <= 2 else
-                "mean-shift", atoms=atoms, weights=weights, spread_ratio=spread, history=history)
+    return dict(lower=lower, upper=lower + max(certify(x, atoms, weights, sigma), 0.0), estimate=lower + max(float(onp.max(searched)), 0.0),
+                certified="grid" if x.shape[1] <= 2 else "lifted grid", atoms=atoms, weights=weights, spread_ratio=spread, history=history)
 
 
 # ================================================================ input checks, run by S.checked at the edge
 
 # As in surjvae_np: every public function is @checked unless it is named here. A test holds every public name to this.
-UNCHECKED = ("log_kernel", "grid_certificate", "mean_shift_certificate", "check_weights")
+UNCHECKED = ("log_kernel", "grid_certificate", "lifted_certificate", "gaussian_sum_bound", "mean_shift_maxima", "check_weights")
 
 
 def check_weights(weights, arguments):

@@ -508,7 +508,7 @@ def test_npmle_checks_each_way():
     verdicts = lambda items: [c[1] for c in BK.npmle_checks(items)]
     assert verdicts(terms(0.5 + 0.04 - 1e-6)) == [True, True] and verdicts(terms(0.5 + 0.04 + 1e-6)) == [False, True]
     assert verdicts(terms(0.0, constant=0.5 - 1e-9)) == [True, True] and verdicts(terms(0.0, constant=0.5 + 1e-9)) == [True, False]
-    assert "a proof" in BK.npmle_checks(terms(0.0))[0][0] and "heuristic" in BK.npmle_checks(terms(0.0, certified="mean-shift"))[0][0]
+    assert "grid: a proof" in BK.npmle_checks(terms(0.0))[0][0] and "lifted grid: a proof" in BK.npmle_checks(terms(0.0, certified="lifted grid"))[0][0]
     with_stratum = lambda value: [dict(terms(0.0)[0], stratum_values=[value], stratum_errors=[0.01], num_components=2)]
     bound = 0.5 + onp.log(2)                                                   # l* + log M
     assert verdicts(with_stratum(bound + 0.04 - 1e-6))[0] is True and verdicts(with_stratum(bound + 0.04 + 1e-6))[0] is False
