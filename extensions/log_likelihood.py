@@ -52,14 +52,6 @@ AGREEMENT = 4.0               # the two runs must agree within 4 combined standa
 NEGLIGIBLE = 30.0             # a stationary point whose Laplace evidence is e^30 below the point's best mode's is dropped
 MODE_MASS = 0.05              # a mode with this share of a run's Laplace evidence must be found by the other run too
 LOCAL_SHARE = 0.25            # of each mode's share, this part a Student-t at the mode with q(g|x2)'s scale (non-Gaussian modes)
-AIS_CHAINS = 500              # the second estimate, annealed importance sampling with resampling (annealed_log_p): particles
-AIS_REPLICATES = 10           # per point, in this many independent runs (their spread gives the standard error),
-AIS_STEPS = 200               # temperatures b from b_1 to 1, geometric, one Langevin (MALA) step at each; b_1 per point makes
-AIS_FIRST = 0.1               # b_1 log p_theta(x1|g) vary by this std over a pilot's draws of q(g|x2) (independent of the run)
-AIS_STEP_SPREAD = 2.0        # each move's step is the point's times e^U(-2, 2), drawn apart from the state (so each move is
-                              # a mixture of pi_b-invariant kernels): one step size cannot fit modes of different widths
-AIS_ACCEPTANCE = 0.57         # MALA's step adapted per point towards this acceptance (Roberts and Rosenthal 1998)
-AIS_ROWS = 8192               # chains x points evaluated at once (memory)
 
 
 @S.checked
@@ -428,88 +420,6 @@ def _sampled(params, x1, mean, log_var, fits, rng, num_samples):
     return value, error, k, ess, passed, modes, masses
 
 
-@checked_with("MMVAEPLUS_CHECKS")
-def annealed_log_p(params, x1, label_mean, label_log_var, rng, num_chains=AIS_CHAINS, num_steps=AIS_STEPS):
-    """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg per point by annealed importance sampling with resampling (an SMC
-    sampler: Neal 2001; Del Moral et al. 2006), sharing nothing with the mode search. AIS_REPLICATES independent runs of
-    num_chains / AIS_REPLICATES particles each start at exact draws of pi_0 = q(g|x2) and pass through
-    pi_b ~ q(g|x2) p_theta(x1|g)^b at b = 0 < b_1 < ... < b_T = 1 (geometric from AIS_FIRST); at each b the particles are
-    reweighted by p_theta(x1|g)^(b_t - b_(t-1)), resampled (systematic) when their ESS falls below half, and moved by one MALA
-    step that leaves pi_b invariant. Each run's product of mean incremental weights Z_r is unbiased for p(x1|x2) (so are its
-    mean's, and the runs are independent): -> value log mean_r Z_r, its standard error by the delta method over the runs,
-    and each point's smallest ESS / particles on the way (N,) each. Points run in blocks of AIS_ROWS // num_chains (memory)."""
-    block = max(1, AIS_ROWS // num_chains)
-    log_z = onp.concatenate([_annealed_block(params, x1[start:start + block], label_mean, label_log_var, rng, num_chains, num_steps)[0]
-                             for start in range(0, len(x1), block)], axis=1)                      # (R, N)
-    value, error = importance_estimate.__wrapped__(log_z)[:2]                                      # over the R runs: the delta method
-    return value, error
-
-
-def _annealed_block(params, x1, mean, log_var, rng, num_chains, num_steps):
-    """annealed_log_p's log Z_r (R, n) for a block of points, in q(g|x2)'s standard units u = (g - mean) / std, where
-    log pi_b(u) = -|u|^2 / 2 + b log p_theta(x1|g(u)) + const and MALA proposes u' = u + (s^2 / 2) grad + s xi, s per point."""
-    std, shape = onp.exp(0.5 * log_var), (AIS_REPLICATES, num_chains // AIS_REPLICATES, len(x1))   # (R, P, n)
-    pilot = _likelihood_and_gradient(params, x1, mean + std * rng.standard_normal((shape[1], len(x1), len(mean))), std)[0]
-    first = onp.minimum(AIS_FIRST / onp.std(pilot, axis=0), 1.0)                                   # (n,): from independent draws
-    betas = onp.concatenate([onp.zeros((1, len(x1))), onp.geomspace(first, onp.ones(len(x1)), num_steps)])   # (T + 1, n)
-    u = rng.standard_normal(shape + (len(mean),))                                                  # exact draws of pi_0
-    log_likelihood, gradient = _likelihood_and_gradient(params, x1, mean + std * u, std)
-    log_z, log_weights, step = onp.zeros((shape[0], shape[2])), onp.full(shape, -math.log(shape[1])), onp.full(len(x1), 0.5)
-    for previous, beta in zip(betas[:-1], betas[1:]):
-        increments = log_weights + (beta - previous) * log_likelihood                              # (R, P, n)
-        log_z = log_z + S.logsumexp(increments, axis=1)                                            # the mean incremental weight
-        log_weights = increments - S.logsumexp(increments, axis=1)[:, None]                        # normalised
-        u, log_likelihood, gradient, log_weights = _resampled(u, log_likelihood, gradient, log_weights, rng)
-        u, log_likelihood, gradient, accepted = _mala_step(params, x1, mean, std, u, log_likelihood, gradient, beta, step, rng)
-        step = step * onp.exp(onp.mean(accepted, axis=(0, 1)) - AIS_ACCEPTANCE)                    # adapted from the particles' past
-    return log_z, log_weights
-
-
-def _resampled(u, log_likelihood, gradient, log_weights, rng):
-    """Systematic resampling of each (run, point)'s particles (axis 1) where their ESS is below half of them; their weights
-    then equal. Unbiasedness of Z_r is kept (each particle's expected number of copies is P times its weight)."""
-    size = log_weights.shape[1]
-    weights = onp.exp(log_weights)                                                                 # (R, P, n), summing to 1 over P
-    low = 1.0 / onp.sum(weights ** 2, axis=1) < 0.5 * size                                         # (R, n)
-    if not onp.any(low):
-        return u, log_likelihood, gradient, log_weights
-    positions = (rng.random(low.shape)[:, None, :] + onp.arange(size)[None, :, None]) / size        # (R, P, n)
-    cumulative = onp.cumsum(weights, axis=1)
-    chosen = onp.minimum(onp.sum(positions[:, :, None, :] > cumulative[:, None, :, :], axis=2), size - 1)   # (R, P, n)
-    chosen = onp.where(low[:, None, :], chosen, onp.arange(size)[None, :, None])
-    take = lambda a: onp.take_along_axis(a, chosen if a.ndim == 3 else chosen[..., None], axis=1)
-    return take(u), take(log_likelihood), take(gradient), onp.where(low[:, None, :], -math.log(size), log_weights)
-
-
-def _mala_step(params, x1, mean, std, u, log_likelihood, gradient, beta, step, rng):
-    """One Metropolis-adjusted Langevin step on pi_b in u's units, step s (n,): propose u' = u + (s^2 / 2) grad log pi_b(u) +
-    s xi (b (n,) per point), accept with the Metropolis-Hastings ratio (the Langevin proposal is not symmetric). -> the new state and acceptances."""
-    step = step * onp.exp(rng.uniform(-AIS_STEP_SPREAD, AIS_STEP_SPREAD, u.shape[:-1]))             # (R, P, n): drawn, not from u
-    drift = step[..., None] ** 2 / 2.0 * (beta[:, None] * gradient - u)                                    # (s^2 / 2) grad log pi_b
-    proposal = u + drift + step[..., None] * rng.standard_normal(u.shape)
-    new_likelihood, new_gradient = _likelihood_and_gradient(params, x1, mean + std * proposal, std)
-    back = step[..., None] ** 2 / 2.0 * (beta[:, None] * new_gradient - proposal)
-    log_ratio = (beta * (new_likelihood - log_likelihood) - 0.5 * onp.sum(proposal ** 2 - u ** 2, axis=-1)
-                 - 0.5 * onp.sum((u - proposal - back) ** 2 - (proposal - u - drift) ** 2, axis=-1) / step ** 2)
-    accept = onp.log(rng.random(log_ratio.shape)) < log_ratio
-    return (onp.where(accept[..., None], proposal, u), onp.where(accept, new_likelihood, log_likelihood),
-            onp.where(accept[..., None], new_gradient, gradient), accept)
-
-
-def _likelihood_and_gradient(params, x1, g, std):
-    """log p_theta(x1|g) (C, n) and its gradient in u = (g - mean) / std, std * J^T (x1 - mu) / sigma^2 (C, n, D), by one pass
-    back through the decoder (a vector-Jacobian product, not the Jacobian: decoder_jacobian's chain rule, transposed)."""
-    layers, hidden, activations = params["decoder_x1"], g, []
-    for layer in layers[:-1]:
-        hidden = onp.tanh(hidden @ layer["W"] + layer["b"])                                       # (C, n, H)
-        activations.append(hidden)
-    mu = hidden @ layers[-1]["W"] + layers[-1]["b"]                                               # (C, n, D1)
-    cotangent = ((x1 - mu) * onp.exp(-params["decoder_x1_log_var"])) @ layers[-1]["W"].T          # (x1 - mu) / sigma^2, back
-    for layer, hidden in zip(layers[-2::-1], activations[::-1]):
-        cotangent = (cotangent * (1.0 - hidden ** 2)) @ layer["W"].T
-    return S.log_normal(x1, mu, params["decoder_x1_log_var"]), std * cotangent
-
-
 def _two_runs(first, second, log_var):
     """log_p_x1_given_x2's columns from two independent runs (value, error, k, ess, passed, modes, masses): the value
     log((p_a + p_b) / 2), its standard error by the delta method sqrt(se_a^2 p_a^2 + se_b^2 p_b^2) / (p_a + p_b); reliable
@@ -609,8 +519,6 @@ ARGUMENT_CHECKS.update({
     "g": lambda g, arguments: S.check_array(g, "g", 2, S.input_size(arguments, "decoder_x1")),
     "log_weights": check_log_weights,
     "half_width": S.number("half_width", positive=True),
-    "num_chains": S.number("num_chains (at least 100: Pareto k is fitted to the largest 20)", integer=True, minimum=100),
-    "num_steps": S.number("num_steps", integer=True, positive=True),
     "num_nodes": lambda n, arguments: S.check_number(n, "num_nodes", integer=True, minimum=2) or S.fail_unless(
         n ** len(arguments["label_mean"]) <= 2 * 10 ** 7, f"num_nodes {n} in {len(arguments['label_mean'])}-D is more than 2e7 nodes"),
 })
