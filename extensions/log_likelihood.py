@@ -44,7 +44,9 @@ TRUST = 1.0                   # ... each at most 1 std of q(g|x2) long: where p(
 RANDOM_STARTS = 2             # per point and run: draws of q(g|x2) and of q(g|x1), each
 WIDE_STARTS = 6               # per point and run: draws of q(g|x2) widened WIDE times
 WIDE = 3.0                    # a mode 3.8 std out in q(g|x2) is hit by 1 draw of q in 14000, by 1 of the widened q in 10
-CLASS_MODES = 4               # a run's second round starts every point also from its class's most often found modes
+CLASS_MODES = 4               # a run's second round starts every point also from its class's most often found modes: these,
+MAX_CLASS_MODES = 32          # and up to this many in all of those found at least CLASS_MODE_COUNT times (a posterior of many
+CLASS_MODE_COUNT = 2          # modes, shared over the class, is then seeded everywhere: 9 and 27 in the tests)
 SAME_MODE = 1e-3              # modes closer than this in every coordinate (in q(g|x2)'s std units) are one
 REGION = 0.5                  # class modes: the modes of a class's points grouped in cells of this size (q's std units)
 RETRY_FACTOR = 4              # a point whose Pareto k is over the threshold is estimated once more, with 4 x the draws
@@ -163,9 +165,11 @@ def _laplace_fit(params, x1, mean, log_var, start):
 def _search_modes(params, x1, mean, log_var, own, rng):
     """One run's modes for every point of a class: _gauss_newton from the label's mean, q(g|x1)'s mean, RANDOM_STARTS draws
     each of q(g|x2) and of q(g|x1), and WIDE_STARTS of q(g|x2) widened WIDE times; then from the CLASS_MODES modes most often
-    found at the class's points (grouped in cells of REGION). All starts of a round run as one batch; the true Hessian is
+    found at the class's points (grouped in cells of REGION), and every other cell found CLASS_MODE_COUNT times, up to
+    MAX_CLASS_MODES. All starts of a round run as one batch; the true Hessian is
     computed once per distinct mode of a point (SAME_MODE) and shared by the starts that reach it.
-    -> fits [(mode (N, D), Hessian (N, D, D))], one per start."""
+    -> (fits [(mode (N, D), Hessian (N, D, D))], one per start; the number of class modes found at >= CLASS_MODE_COUNT points
+    but not seeded, beyond MAX_CLASS_MODES: where it is above 0 the class has more modes than the search covers)."""
     shape, (own_mean, own_log_var) = own[0].shape, own
     starts = onp.concatenate([onp.broadcast_to(mean, (1,) + shape), own_mean[None],
                               S.sample_normal(onp.broadcast_to(mean, shape), log_var, rng, (RANDOM_STARTS,)),
@@ -173,8 +177,13 @@ def _search_modes(params, x1, mean, log_var, own, rng):
                               S.sample_normal(own_mean, own_log_var, rng, (RANDOM_STARTS,))])                   # (F, N, D)
     modes, gauss_newton = _batched_gauss_newton(params, x1, mean, log_var, starts)
     flat = modes.reshape(-1, len(mean))
-    cells, first, counts = onp.unique(onp.round(flat * onp.exp(-0.5 * log_var) / REGION), axis=0, return_index=True, return_counts=True)
-    common = flat[first[onp.argsort(-counts, kind="stable")[:CLASS_MODES]]]                        # one mode per busiest cell
+    cells, first, cell_of, counts = onp.unique(onp.round(flat * onp.exp(-0.5 * log_var) / REGION), axis=0, return_index=True,
+                                               return_inverse=True, return_counts=True)
+    order = onp.argsort(-counts, kind="stable")
+    shared = onp.bincount(onp.unique(onp.stack([cell_of.ravel(), onp.arange(len(flat)) % shape[0]]), axis=1)[0], minlength=len(cells))
+    wanted = [c for c in order[CLASS_MODES:] if shared[c] >= CLASS_MODE_COUNT]                      # more cells, found at >= 2 points
+    common = flat[first[onp.concatenate([order[:CLASS_MODES], wanted[:MAX_CLASS_MODES - CLASS_MODES]]).astype(int)]]
+    unseeded = max(len(wanted) - (MAX_CLASS_MODES - CLASS_MODES), 0)                               # class modes left out
     more, more_gauss_newton = _batched_gauss_newton(params, x1, mean, log_var, onp.broadcast_to(common[:, None], (len(common),) + shape))
     modes, gauss_newton = onp.concatenate([modes, more]), onp.concatenate([gauss_newton, more_gauss_newton])   # (F, N, D), (F, N, D, D)
     same = onp.all(onp.abs(modes[:, None] - modes[None]) * onp.exp(-0.5 * log_var) < SAME_MODE, axis=-1)   # (F, F, N)
@@ -183,7 +192,7 @@ def _search_modes(params, x1, mean, log_var, own, rng):
     hessians = onp.array(gauss_newton)
     hessians[fit, point] = _curvature(params, x1[point], modes[fit, point], mean, log_var, gauss_newton[fit, point])
     hessians = hessians[representative, onp.arange(shape[0])[None, :]]
-    return [(modes[f], hessians[f]) for f in range(len(modes))]
+    return [(modes[f], hessians[f]) for f in range(len(modes))], unseeded
 
 
 def _batched_gauss_newton(params, x1, mean, log_var, starts):
@@ -366,7 +375,9 @@ def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2
     """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4) per datapoint, as a dict of arrays (N,):
       "value";  "error": by importance sampling a standard error (delta method), by the grid |the last change|;
       "reliable": the grid converged, covered and resolved the modes found; or both importance-sampling runs have Pareto k
-          <= pareto_threshold(draws) and agree within AGREEMENT combined standard errors;
+          <= pareto_threshold(draws) and agree within AGREEMENT combined standard errors; and in either case no search left
+          a class mode unseeded ("unseeded": how many it left; two runs that seed the same subset of many modes agree and
+          are both wrong: 20 of 80 points called reliable 0.66 nats low with 81 modes before this rule);
       "method": "grid<nodes>" or "IS"; "pareto_k" (the larger of the runs'), "ess" (the smaller Kish ESS / K; NaN on the
       grid); "disagree": both runs' k passed but they differ by more than AGREEMENT combined standard errors.
     q(g|x2) = label_latent (MMVAE+: w_1 ~ p(w_1) with private="prior", ~ r_1 with "auxiliary"). Each run searches every point's
@@ -376,19 +387,22 @@ def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2
     with q(g|x2); the value is the mean of the runs' estimates of p, in logs. A posterior peak that no start of either run
     reaches and no draw hits is still missed (docs/log_likelihood.md)."""
     labels, out = onp.argmax(x2, axis=1), {key: onp.zeros(len(x1)) for key in ("value", "error", "pareto_k", "ess")}
-    out.update(reliable=onp.zeros(len(x1), dtype=bool), disagree=onp.zeros(len(x1), dtype=bool), method=onp.empty(len(x1), dtype=object))
+    out.update(reliable=onp.zeros(len(x1), dtype=bool), disagree=onp.zeros(len(x1), dtype=bool), method=onp.empty(len(x1), dtype=object),
+               unseeded=onp.zeros(len(x1), dtype=int))
     own = B.x1_latent.__wrapped__(params, x1, model)
     runs = rng.spawn(2)
     for label in onp.unique(labels):
         members = onp.flatnonzero(labels == label)
         mean, log_var = (a[0] for a in B.label_latent.__wrapped__(params, x2[members[:1]], model, private))
-        fits = _search_modes(params, x1[members], mean, log_var, [a[members] for a in own], runs[0])
+        fits, unseeded = _search_modes(params, x1[members], mean, log_var, [a[members] for a in own], runs[0])
         grid = _converged_grid(params, x1[members], mean, log_var, fits, grid_nodes) if grid_nodes and len(mean) <= 3 else None
         if grid is not None:
             found = dict(value=grid[0], error=grid[1], pareto_k=onp.nan, ess=onp.nan, reliable=True, disagree=False, method=f"grid{grid[2]}")
         else:
-            other = _search_modes(params, x1[members], mean, log_var, [a[members] for a in own], runs[1])
+            other, more = _search_modes(params, x1[members], mean, log_var, [a[members] for a in own], runs[1])
             found = _two_runs(*(_sampled(params, x1[members], mean, log_var, f, r, num_samples) for f, r in ((fits, runs[0]), (other, runs[1]))), log_var)
+            unseeded = max(unseeded, more)
+        found.update(reliable=found["reliable"] & (unseeded == 0), unseeded=unseeded)
         for key, column in found.items():
             out[key][members] = column
     return out
