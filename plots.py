@@ -397,15 +397,17 @@ def plot_bound_study(runs, path):
 
 def plot_gradient_study(rows, path):
     """Each estimator's signal-to-noise ratio (left) and chi^2/df of its paired difference from IWAE (right: about 1 if unbiased)
-    against K, at each training stage (line style)."""
+    against K, at each training stage (line style; the last, dash-dotted: trained at each point's K with dreg-mix)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    stages, styles = sorted({row["stage"] for row in rows}), ("dotted", "dashed", "solid")
+    stages = sorted({(row["stage"], row.get("trained_k", 1) > 1) for row in rows})    # (steps, trained at each row's K)
+    styles = ("dotted", "dashed", "solid", "dashdot")
     for gradient, colour in GRADIENT_COLOURS.items():
-        for stage, style in zip(stages, styles[-len(stages):]):
-            chosen = sorted((row for row in rows if row["gradient"] == gradient and row["stage"] == stage), key=lambda row: row["k"])
+        for (stage, at_k), style in zip(stages, styles[-len(stages):] if len(stages) < 4 else styles):
+            chosen = sorted((row for row in rows if row["gradient"] == gradient and (row["stage"], row.get("trained_k", 1) > 1) == (stage, at_k)),
+                            key=lambda row: row["k"])
             ks = [row["k"] for row in chosen]
             axes[0].plot(ks, [row["snr"] for row in chosen], color=colour, linestyle=style, marker="o", markersize=3,
-                         label=f"{gradient}, {stage} steps")
+                         label=f"{gradient}, {stage} steps" + (" at K (dreg-mix)" if at_k else ""))
             if gradient != "iwae":
                 axes[1].plot(ks, [max(row["chi2_per_df"], 1e-2) for row in chosen], color=colour, linestyle=style, marker="o", markersize=3)
     axes[1].axhline(1.0, color="grey", linewidth=0.8)

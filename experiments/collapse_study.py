@@ -205,16 +205,19 @@ GRADIENT_KS = (1, 2, 4, 8, 16, 30)
 
 
 
-def gradient_study_task(model, stage, x1, x2, seed, ks, draws):
-    """At the parameters after `stage` training steps (0: the initial ones): gradient_measures of every estimator at every K,
-    on one batch of 128 points (what a training step sees)."""
-    params = (B.train(model, x1, x2, seed=seed, num_steps=stage, print_fn=None)[0] if stage else
+def gradient_study_task(model, stage, x1, x2, seed, ks, draws, trained_k=None):
+    """At the parameters after `stage` training steps (0: the initial ones; at K = 1 with iwae, or with trained_k: at that K with
+    dreg-mix, as the K study trains): gradient_measures of every estimator at every K, on one batch of 128 points (what a
+    training step sees). Rows carry trained_k (1 for the K = 1 stages)."""
+    options = {} if trained_k is None else dict(importance_samples=trained_k, gradient="dreg-mix")
+    params = (B.train(model, x1, x2, seed=seed, num_steps=stage, print_fn=None, **options)[0] if stage else
               S.change_x1_units(B.init_model_params(model, S.init_rng(seed)), *S.x1_standardisation(x1)))
     batch = npr.default_rng([seed, 11]).choice(len(x1), 128, replace=False)
     rows = []
     for k in ks:
         gradients = {g: K.encoder_gradients(params, B.objective_of(model, k, g), x1[batch], x2[batch], draws, [seed, 10, k]) for g in B.GRADIENTS}
-        rows += [dict(model=model, stage=stage, k=k, gradient=g, **K.gradient_measures(gradients[g], gradients["iwae"])) for g in B.GRADIENTS]
+        rows += [dict(model=model, stage=stage, trained_k=trained_k or 1, k=k, gradient=g, **K.gradient_measures(gradients[g], gradients["iwae"]))
+                 for g in B.GRADIENTS]
     return rows
 
 
@@ -226,9 +229,12 @@ def gradient_study_plan(config):
 
 
 def run_gradient_study(config, data, print_fn):
-    """--gradient-study: each estimator's bias and signal-to-noise ratio at K in GRADIENT_KS, at GRADIENT_STAGES, seed --seed."""
+    """--gradient-study: each estimator's bias, signal-to-noise ratio and noise against iwae's at K in GRADIENT_KS, at
+    GRADIENT_STAGES of K = 1 training, and after the last stage's steps of training at each K with dreg-mix, seed --seed."""
     (ks, draws, stages), seed, x2 = gradient_study_plan(config), config["seed"], S.one_hot(data.labels, data.num_classes)
-    tasks = [(f"gradients of mmvae after {stage} steps", gradient_study_task, ("mmvae", stage, data.x1, x2, seed, ks, draws)) for stage in stages]
+    tasks = ([(f"gradients of mmvae after {stage} steps", gradient_study_task, ("mmvae", stage, data.x1, x2, seed, ks, draws)) for stage in stages]
+             + [(f"gradients of mmvae after {stages[-1]} steps at K = {k}", gradient_study_task, ("mmvae", stages[-1], data.x1, x2, seed, [k], draws, k))
+                for k in ks if k > 1])
     rows = [row for part in R.run_tasks(tasks, config["jobs"], print_fn, "the gradient study") for row in part]
     return {"format": T.JSON_FORMAT, "config": dict(config, draws=draws), "gradient_study": rows, "checks": [],
             "findings": T.as_dicts(gradient_findings(rows))}
@@ -247,11 +253,19 @@ def gradient_findings(rows):
 
 
 def format_gradient_study(rows):
-    """One line per (steps, K): each estimator's bias (a fraction of the IWAE gradient's norm), chi^2/df and SNR."""
-    lines = ["steps   K " + "".join(f"{g:>25s}" for g in B.GRADIENTS), " " * 10 + f"{'bias  chi2/df    SNR':>25s}" * len(B.GRADIENTS)]
-    for stage, k in dict.fromkeys((row["stage"], row["k"]) for row in rows):
-        cells = {row["gradient"]: row for row in rows if (row["stage"], row["k"]) == (stage, k)}
-        lines.append(f"{stage:5d} {k:3d} " + "".join(f"{cells[g]['bias']:9.3f} {cells[g]['chi2_per_df']:8.2f} {cells[g]['snr']:6.3f}" for g in B.GRADIENTS))
+    """One line per (steps, training K, K): each estimator's bias (a fraction of the IWAE gradient's norm), chi^2/df and SNR;
+    then its per-draw noise against iwae's (median std ratio over the encoder coordinates, and the share of them above 1)."""
+    groups = list(dict.fromkeys((row["stage"], row.get("trained_k", 1), row["k"]) for row in rows))
+    cells = {group: {row["gradient"]: row for row in rows if (row["stage"], row.get("trained_k", 1), row["k"]) == group} for group in groups}
+    lines = ["steps  at   K " + "".join(f"{g:>25s}" for g in B.GRADIENTS), " " * 13 + f"{'bias  chi2/df    SNR':>25s}" * len(B.GRADIENTS)]
+    lines += [f"{stage:5d} {at:3d} {k:3d} " + "".join(f"{cells[(stage, at, k)][g]['bias']:9.3f} {cells[(stage, at, k)][g]['chi2_per_df']:8.2f} "
+                                                     f"{cells[(stage, at, k)][g]['snr']:6.3f}" for g in B.GRADIENTS) for stage, at, k in groups]
+    others = [g for g in B.GRADIENTS if g != "iwae"]
+    lines += ["", "per-draw noise against iwae's: median std ratio over the encoder coordinates / share of coordinates above 1",
+              "steps  at   K " + "".join(f"{g:>16s}" for g in others)]
+    lines += [f"{stage:5d} {at:3d} {k:3d} " + "".join(f"{cells[(stage, at, k)][g].get('noise_ratio', np.nan):9.3f} "
+                                                     f"{cells[(stage, at, k)][g].get('noisier_share', np.nan):6.2f}" for g in others)
+              for stage, at, k in groups]
     return "\n".join(lines)
 
 
@@ -282,8 +296,9 @@ def study_estimate(config, data):
 
 
 def gradient_study_estimate(config, data):
-    """Seconds of --gradient-study: the training to each stage (a step timed) and every estimator's draws at every K (one
-    draw timed per estimator at the smallest and the largest K, linear_in_k), the stages on --jobs processes (R.makespan)."""
+    """Seconds of --gradient-study: the training to each stage (a step timed; at each K, a step timed at the smallest and the
+    largest K, linear_in_k) and every estimator's draws at every K (one draw timed per estimator at the smallest and the largest
+    K, linear_in_k), the stages on --jobs processes (R.makespan)."""
     (ks, draws, stages), seed = gradient_study_plan(config), config["seed"]
     x2, batch = S.one_hot(data.labels, data.num_classes), npr.default_rng([seed, 11]).choice(len(data.x1), 128, replace=False)
     params = S.change_x1_units(B.init_model_params("mmvae", S.init_rng(seed)), *S.x1_standardisation(data.x1))
@@ -291,5 +306,8 @@ def gradient_study_estimate(config, data):
     per_stage = sum(sum(linear_in_k(lambda k: T.timed_step(lambda n: K.encoder_gradients(params, B.objective_of("mmvae", k, g), data.x1[batch],
                                                                                          x2[batch], n, [seed, 10, k])), ks).values())
                         for g in B.GRADIENTS) * draws
-    return R.makespan([step * stage + per_stage for stage in stages], config["jobs"])
+    step_at = linear_in_k(lambda k: T.timed_step(lambda n: B.train("mmvae", data.x1, x2, seed=seed, num_steps=n, print_fn=None,
+                                                                   importance_samples=k, gradient="dreg-mix")), ks)
+    at_k = [step_at[k] * stages[-1] + per_stage / len(ks) for k in ks if k > 1]                     # one K's draws each
+    return R.makespan([step * stage + per_stage for stage in stages] + at_k, config["jobs"])
 

@@ -265,13 +265,18 @@ def encoder_gradients(params, objective, x1, x2, num_draws, seed_prefix):
 @S.checked
 def gradient_measures(samples, reference):
     """An estimator's gradient draws (R, P) against the IWAE gradient's on the same draws (R, P): its bias as |mean difference|
-    / |mean IWAE|, chi^2 / df of the paired differences' z over the coordinates (about 1 if unbiased; 0 for IWAE itself), and
-    its signal-to-noise ratio |mean| / std per coordinate, the median over the coordinates (Rainforth et al. 2018)."""
+    / |mean IWAE|, chi^2 / df of the paired differences' z over the coordinates (about 1 if unbiased; 0 for IWAE itself), its
+    signal-to-noise ratio |mean| / std per coordinate, the median over the coordinates (Rainforth et al. 2018), and its noise
+    against IWAE's: the ratio of per-draw standard deviations per coordinate, its median ("noise_ratio") and the share of
+    coordinates where it is above 1 ("noisier_share"), over the coordinates where IWAE's varies."""
     difference, size = samples - reference, len(samples)
     spread = difference.std(axis=0, ddof=1) / onp.sqrt(size)
     z = onp.where(spread > 0, difference.mean(axis=0) / onp.where(spread > 0, spread, 1.0), 0.0)
+    varies = reference.std(axis=0, ddof=1) > 0
+    ratio = samples.std(axis=0, ddof=1)[varies] / reference.std(axis=0, ddof=1)[varies]
     return dict(bias=float(onp.linalg.norm(difference.mean(axis=0)) / onp.linalg.norm(reference.mean(axis=0))),
-                chi2_per_df=float(onp.mean(z ** 2)), snr=float(onp.median(onp.abs(samples.mean(axis=0)) / samples.std(axis=0, ddof=1))))
+                chi2_per_df=float(onp.mean(z ** 2)), snr=float(onp.median(onp.abs(samples.mean(axis=0)) / samples.std(axis=0, ddof=1))),
+                noise_ratio=float(onp.median(ratio)) if len(ratio) else onp.nan, noisier_share=float(onp.mean(ratio > 1.0)) if len(ratio) else onp.nan)
 
 
 @S.checked

@@ -565,13 +565,15 @@ def test_seed_interval_is_the_t_interval_of_the_mean():
 
 
 def test_quick_gradient_study_measures_every_estimator_and_draws(tmp_path, capsys):
-    """--gradient-study --quick: every (stage, K, estimator) row; IWAE against itself has bias 0; sticking the landing's paired
-    difference is far beyond noise at K = 4 once trained (chi^2/df > 4); the figure is drawn, and a broken file refused."""
+    """--gradient-study --quick: every (stage, K, estimator) row, and the rows at K = 4 after training at K = 4 (dreg-mix); IWAE
+    against itself has bias 0 and noise ratio 1; sticking the landing's paired difference is far beyond noise at K = 4 once
+    trained (chi^2/df > 4); the figure is drawn, and a broken file refused."""
     path = tmp_path / "gradients.json"
     assert ST.main(["--gradient-study", "--quick", "--jobs", "1", "--json", str(path)]) == 0
     assert "] estimate: about" in capsys.readouterr().err                       # estimated before it runs, as every study
     rows = json.loads(path.read_text())["gradient_study"]
-    assert len(rows) == 3 * 2 * len(B.GRADIENTS) and all(r["bias"] == 0 for r in rows if r["gradient"] == "iwae")
+    assert len(rows) == (3 * 2 + 1) * len(B.GRADIENTS) and all(r["bias"] == 0 and r["noise_ratio"] == 1 for r in rows if r["gradient"] == "iwae")
+    assert {(r["stage"], r["k"]) for r in rows if r["trained_k"] == 4} == {(max(r["stage"] for r in rows), 4)}
     assert all(r["chi2_per_df"] > 4 for r in rows if r["gradient"] == "stl" and r["k"] == 4 and r["stage"] > 0)
     assert P.main(["--gradient-json", str(path), "--out", str(tmp_path / "figures")]) == 0
     assert (tmp_path / "figures" / "gradient_estimators.png").read_bytes()[:4] == b"\x89PNG"

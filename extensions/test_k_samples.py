@@ -309,6 +309,9 @@ def test_gradient_measures_on_draws_with_a_known_bias_and_noise():
     unbiased = K.gradient_measures(reference + 0.1 * rng(3).standard_normal((400, 50)), reference)
     assert unbiased["chi2_per_df"] < 2
     assert abs(K.gradient_measures(reference, reference)["snr"] - onp.median(onp.abs(reference.mean(0)) / reference.std(0, ddof=1))) < 1e-12
+    scaled = onp.concatenate([3.0 * reference[:, :20], 0.5 * reference[:, 20:]], axis=1)          # 20 coordinates 3 x as noisy
+    noise = K.gradient_measures(scaled, reference)
+    assert abs(noise["noisier_share"] - 0.4) < 1e-12 and abs(noise["noise_ratio"] - 0.5) < 1e-12, noise
     with pytest.raises(ValueError, match="reference must have samples' shape"):
         K.gradient_measures(reference, reference[:, :3])
 
