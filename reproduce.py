@@ -74,10 +74,12 @@ def code_hash(root=ROOT):
 
 
 def provenance(code, seconds):
-    """Where and by what a result was made: the code's hash, the commit, the machine, the date and the seconds it took."""
+    """Where and by what a result was made: the code's hash, the commit (with "+changes" if a .py file differs from it), the
+    machine, the date and the seconds it took."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip())
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"], cwd=ROOT, capture_output=True,
+                                    text=True).stdout.strip())                    # the code changed since the commit, not the docs
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", False
     return {"code": code, "commit": commit + ("+changes" if dirty else ""), "machine": f"{platform.machine()}, {platform.processor() or platform.system()}, "

@@ -1,0 +1,72 @@
+"""Tests for reproduce.py: the committed docs are what the committed results render; a result is kept only for the code
+that made it; rendering refuses a marker it cannot fill."""
+import json
+import os
+
+import pytest
+
+import reproduce as RP
+
+
+def test_every_doc_is_what_its_committed_results_render():
+    """A doc cannot drift from its results: each block between render markers equals its rendering from results/NAME.json,
+    and every study a marker names has its result committed."""
+    names = RP.studies_rendered()
+    assert names, "no doc renders anything"
+    for name in names:
+        assert os.path.exists(RP.result_path(name, False)), f"results/{name}.json is missing: run python reproduce.py"
+    for doc in RP.DOCS:
+        with open(os.path.join(RP.ROOT, doc)) as f:
+            text = f.read()
+        assert RP.render(text) == text, f"{doc} differs from what its results render: run python reproduce.py --render"
+
+
+def test_render_fills_a_block_and_refuses_an_unknown_or_open_one(tmp_path):
+    """A block is replaced by the provenance line and the study's text; a marker naming no study, or one never closed, is a
+    ValueError naming it."""
+    results = {"rows": [["simplex", 0.5, -1.0, -0.9, -0.5, 0.1]], "sigmas": [], "quick": True,
+               "provenance": {"code": "x", "commit": "abc", "machine": "m", "date": "d", "seconds": 3.0}}
+    (tmp_path / "npmle_gap.json").write_text(json.dumps(results))
+    text = RP.render("before\n<!-- render npmle_gap -->\nstale\n<!-- /render -->\nafter\n", str(tmp_path))
+    assert "stale" not in text and "commit abc" in text and "simplex" in text and text.endswith("<!-- /render -->\nafter\n")
+    assert RP.render(text, str(tmp_path)) == text                                 # rendering is idempotent
+    with pytest.raises(ValueError, match="names 'nothing'"):
+        RP.render("<!-- render nothing -->\n<!-- /render -->\n", str(tmp_path))
+    with pytest.raises(ValueError, match="no closing"):
+        RP.render("<!-- render npmle_gap -->\n", str(tmp_path))
+
+
+def test_a_result_is_kept_for_the_code_that_made_it_and_rerun_for_other_code(tmp_path, monkeypatch):
+    """run_study writes the study's --json output with its provenance; is_current holds only for the same code hash."""
+    script = "import json, sys; json.dump({'rows': [len(sys.argv)]}, open(sys.argv[-1], 'w'))"
+    monkeypatch.setitem(RP.STUDIES, "fake", (["-c", script], ["--quick"], lambda results: str(results["rows"])))
+    RP.run_study("fake", True, 1, "code-a", str(tmp_path))
+    path = RP.result_path("fake", True, str(tmp_path))
+    with open(path) as f:
+        written = json.load(f)
+    assert written["rows"] == [4] and written["provenance"]["code"] == "code-a"       # -c, --quick, --json, path
+    assert RP.is_current(path, "code-a") and not RP.is_current(path, "code-b") and not RP.is_current(str(tmp_path / "none.json"), "code-a")
+
+
+def test_the_code_hash_follows_every_python_file(tmp_path):
+    """Outside git the hash walks the .py files (not hidden folders or venvs, not tests): a change to one changes it, a change
+    elsewhere not."""
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "b.py").write_text("y = 1\n")
+    (tmp_path / "notes.txt").write_text("n\n")
+    (tmp_path / "test_a.py").write_text("t = 1\n")
+    first = RP.code_hash(str(tmp_path))
+    (tmp_path / ".venv" / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("m\n")
+    (tmp_path / "test_a.py").write_text("t = 2\n")
+    assert RP.code_hash(str(tmp_path)) == first
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert RP.code_hash(str(tmp_path)) != first
+
+
+def test_reproduce_refuses_bad_arguments(capsys):
+    for argv, message in ((["--jobs", "0"], "--jobs must be at least 1"), (["--only", "nothing"], "invalid choice")):
+        with pytest.raises(SystemExit) as stop:
+            RP.main(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
