@@ -46,7 +46,8 @@ WIDE_STARTS = 6               # per point and run: draws of q(g|x2) widened WIDE
 WIDE = 3.0                    # a mode 3.8 std out in q(g|x2) is hit by 1 draw of q in 14000, by 1 of the widened q in 10
 CLASS_MODES = 4               # a run's second round starts every point also from its class's most often found modes: these,
 MAX_CLASS_MODES = 32          # and up to this many in all of those found at least CLASS_MODE_COUNT times (a posterior of many
-CLASS_MODE_COUNT = 2          # modes, shared over the class, is then seeded everywhere: 9 and 27 in the tests)
+CLASS_MODE_COUNT = 2          # modes, shared over the class, is then seeded everywhere: 9 and 27 in the tests; at 3, 2 of 80 points
+                              # with 81 modes were called reliable and wrong; at 2 the digits check takes 1.11 times as long)
 SAME_MODE = 1e-3              # modes closer than this in every coordinate (in q(g|x2)'s std units) are one
 REGION = 0.5                  # class modes: the modes of a class's points grouped in cells of this size (q's std units)
 RETRY_FACTOR = 4              # a point whose Pareto k is over the threshold is estimated once more, with 4 x the draws
