@@ -22,6 +22,7 @@ import time
 
 from cli import runs as R
 from experiments import collapse_study as CS
+from experiments import likelihood_families as LF
 from experiments import log_p_two_estimates as LT
 from experiments import npmle_gap as NG
 
@@ -42,6 +43,11 @@ def npmle_gap_text(results):
     return NG.format_results(results)
 
 
+def likelihood_families_text(results):
+    """Theorem 1's direct maximisation per decoder family, as experiments.likelihood_families prints it."""
+    return LF.format_rows(results["rows"])
+
+
 def two_estimates_text(results):
     """The four estimates' lines, as experiments.log_p_two_estimates prints them."""
     return "\n".join(LT.format_row(row) for row in results["rows"])
@@ -52,6 +58,7 @@ STUDIES = {
     "gradient_study": (["studies.py", "--gradient-study"], ["--quick"], gradient_study_text),
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
+    "likelihood_families": (["-m", "experiments.likelihood_families"], ["--quick"], likelihood_families_text),
 }
 TAKES_JOBS = ("gradient_study",)   # the studies whose command takes --jobs
 
