@@ -25,6 +25,7 @@ from experiments import collapse_study as CS
 from experiments import likelihood_families as LF
 from experiments import log_p_two_estimates as LT
 from experiments import npmle_gap as NG
+from experiments import theorem_beyond_k as BK
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DOCS = ["README.md"] + sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "*.md")))
@@ -48,6 +49,29 @@ def likelihood_families_text(results):
     return LF.format_rows(results["rows"])
 
 
+def bound_study_text(results):
+    """The bound study's table, as studies.py prints it."""
+    return BK.format_bound_study(results["bound_study"])
+
+
+def bound_study_summary_text(results):
+    """The bound study on many classes, summarised per (K, sigma): means over the classes per point of the constant mean,
+    the maximised L^K, l*'s certified upper bound, their differences, the spread ratio (mean and range), the NPMLE's spread,
+    and the largest change of L^K when the steps doubled."""
+    rows, lines = results["bound_study"], []
+    lines.append(f"{'K':>3s} {'sigma':>6s} {'constant':>9s} {'L^K':>9s} {'l* upper':>10s} {'L^K - constant':>15s} {'l* - L^K':>9s} "
+                 f"{'spread (range)':>20s} {'NPMLE':>6s} {'|doubling change| max':>22s}")
+    for k, sigma in dict.fromkeys((r["k"], r["sigma"]) for r in rows):
+        chosen = [r for r in rows if (r["k"], r["sigma"]) == (k, sigma)]
+        mean = lambda key: sum(r[key] for r in chosen) / len(chosen)
+        spreads = [r["spread_ratio"] for r in chosen]
+        lines.append(f"{k:3d} {sigma:6.2f} {mean('constant'):9.3f} {mean('value'):9.3f} {mean('l_star_upper'):10.3f} "
+                     f"{mean('value') - mean('constant'):15.3f} {mean('l_star_upper') - mean('value'):9.3f} "
+                     f"{mean('spread_ratio'):6.3f} ({min(spreads):.3f}-{max(spreads):.3f}) {mean('npmle_spread_ratio'):6.3f} "
+                     f"{max(abs(r['value'] - r['value_half_steps']) for r in chosen):22.3f}")
+    return "\n".join(lines)
+
+
 def two_estimates_text(results):
     """The four estimates' lines, as experiments.log_p_two_estimates prints them."""
     return "\n".join(LT.format_row(row) for row in results["rows"])
@@ -59,8 +83,10 @@ STUDIES = {
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
     "likelihood_families": (["-m", "experiments.likelihood_families"], ["--quick"], likelihood_families_text),
+    "bound_study": (["studies.py", "--bound-study"], ["--quick"], bound_study_text),
+    "bound_study_digits": (["studies.py", "--data", "digits", "--bound-study"], ["--quick"], bound_study_summary_text),
 }
-TAKES_JOBS = ("gradient_study",)   # the studies whose command takes --jobs
+TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits")   # the studies whose command takes --jobs
 
 
 # ---------------------------------------------------------------- running: what is missing, by the code that runs it
