@@ -376,8 +376,8 @@ def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2
     """log p(x1|x2) = log int q(g|x2) p_theta(x1|g) dg (the display under Eq. 4) per datapoint, as a dict of arrays (N,):
       "value";  "error": by importance sampling a standard error (delta method), by the grid |the last change|;
       "reliable": the grid converged, covered and resolved the modes found; or both importance-sampling runs have Pareto k
-          <= pareto_threshold(draws) and agree within AGREEMENT combined standard errors; and in either case no search left
-          a class mode unseeded ("unseeded": how many it left; two runs that seed the same subset of many modes agree and
+          <= pareto_threshold(draws) and agree within AGREEMENT combined standard errors, and no search left a class
+          mode unseeded ("unseeded": how many it left; two runs that seed the same subset of many modes agree and
           are both wrong: 20 of 80 points called reliable 0.66 nats low with 81 modes before this rule);
       "method": "grid<nodes>" or "IS"; "pareto_k" (the larger of the runs'), "ess" (the smaller Kish ESS / K; NaN on the
       grid); "disagree": both runs' k passed but they differ by more than AGREEMENT combined standard errors.
@@ -397,13 +397,14 @@ def log_p_x1_given_x2(params, x1, x2, rng, model, private="prior", num_samples=2
         mean, log_var = (a[0] for a in B.label_latent.__wrapped__(params, x2[members[:1]], model, private))
         fits, unseeded = _search_modes(params, x1[members], mean, log_var, [a[members] for a in own], runs[0])
         grid = _converged_grid(params, x1[members], mean, log_var, fits, grid_nodes) if grid_nodes and len(mean) <= 3 else None
-        if grid is not None:
+        if grid is not None:                                                      # the grid integrates every mode in its box
             found = dict(value=grid[0], error=grid[1], pareto_k=onp.nan, ess=onp.nan, reliable=True, disagree=False, method=f"grid{grid[2]}")
-        else:
+        else:                                                                     # the proposals hold only the modes seeded
             other, more = _search_modes(params, x1[members], mean, log_var, [a[members] for a in own], runs[1])
             found = _two_runs(*(_sampled(params, x1[members], mean, log_var, f, r, num_samples) for f, r in ((fits, runs[0]), (other, runs[1]))), log_var)
             unseeded = max(unseeded, more)
-        found.update(reliable=found["reliable"] & (unseeded == 0), unseeded=unseeded)
+            found.update(reliable=found["reliable"] & (unseeded == 0))
+        found.update(unseeded=unseeded)
         for key, column in found.items():
             out[key][members] = column
     return out
