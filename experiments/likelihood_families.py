@@ -50,7 +50,7 @@ def main(argv=None):
     R.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one class of each, 400 steps")
-    parser.add_argument("--json", metavar="FILE", help="also write the rows to FILE")
+    parser.add_argument("--json", metavar="FILE", type=R.output_file, help="also write the rows to FILE")
     args = parser.parse_args(argv)
     print(f"likelihood_families configuration: quick={args.quick}, seed 0, {400 if args.quick else 1500} steps, pinwheel classes "
           f"{'0' if args.quick else '0-1'} (laplace, laplace at scale 0.3, gaussian), binarised digits classes {'0' if args.quick else '0-2'} "

@@ -48,9 +48,9 @@ def two_estimates(params, model, x1, labels, num_classes, classes):
 def main(argv=None):
     R.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0, help="the trainings' and untrained networks' seed (default 0)")
+    parser.add_argument("--seed", type=R.int_at_least(0), default=0, help="the trainings' and untrained networks' seed (default 0)")
     parser.add_argument("--quick", action="store_true", help="the check's --quick trainings, digit classes 0 and 1 only")
-    parser.add_argument("--json", metavar="FILE", help="also write the rows to FILE")
+    parser.add_argument("--json", metavar="FILE", type=R.output_file, help="also write the rows to FILE")
     args = parser.parse_args(argv)
     config, data = T.parse_args(["--data", "digits", "--seed", str(args.seed)] + (["--quick"] if args.quick else []))
     print(f"log_p_two_estimates configuration: {C.describe(config, data)}" + (", classes 0 and 1" if args.quick else ""), flush=True)

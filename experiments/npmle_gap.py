@@ -35,12 +35,10 @@ def format_rows(rows):
 def main(argv=None):
     R.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sigmas", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5], help="decoder stds on digits (x1's units)")
+    parser.add_argument("--sigmas", type=R.positive_number, nargs="+", default=[0.1, 0.2, 0.3, 0.5], help="decoder stds on digits (x1's units)")
     parser.add_argument("--quick", action="store_true", help="digit classes 0 and 1 only, the simplex at d = 3 only")
-    parser.add_argument("--json", metavar="FILE", help="also write the rows and the summary to FILE")
+    parser.add_argument("--json", metavar="FILE", type=R.output_file, help="also write the rows and the summary to FILE")
     args = parser.parse_args(argv)
-    if min(args.sigmas) <= 0:
-        parser.error(f"--sigmas must be positive, got {args.sigmas}")
     classes, dims = (range(2), (3,)) if args.quick else (range(10), (3, 5, 10))
     print(f"npmle_gap configuration: digits classes {list(classes)} at sigmas={args.sigmas}, simplex d={list(dims)} at sigma 0.55", flush=True)
     x1, labels = D.load_digits()

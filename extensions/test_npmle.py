@@ -171,6 +171,10 @@ def test_the_gap_script_brackets_every_set_and_refuses_a_bad_sigma(capsys):
     assert all(lower <= estimate <= upper for _, _, lower, estimate, upper, _ in rows) and "upper-lower" in npmle_gap.format_rows(rows)
     with pytest.raises(SystemExit) as stop:
         npmle_gap.main(["--sigmas", "0.2", "0"])
-    assert stop.value.code == 2 and "--sigmas must be positive" in capsys.readouterr().err
+    assert stop.value.code == 2 and "a finite number > 0" in capsys.readouterr().err
+    for argv, message in ((["--sigmas", "nan"], "a finite number > 0"), (["--json", "/nonexistent/dir/x.json"], "does not exist")):
+        with pytest.raises(SystemExit):
+            npmle_gap.main(argv)
+        assert message in capsys.readouterr().err
     with pytest.raises(ValueError, match="d must be an integer"):
         D.regular_simplex(0)
