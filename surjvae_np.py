@@ -70,7 +70,8 @@ def mlp(layers, inputs, fused=True):
 
 def decoder_x1_log_likelihood(params, x1, g):
     """Eq. (3): log p_theta(x1|g) = log f_1(x1 | tau_1(g; theta)), f_1 isotropic Gaussian with
-    tau_1(g) = (mean mlp(g), one learned log-variance). g (..., N, D), x1 (N, D1) -> (..., N)."""
+    tau_1(g) = (mean mlp(g), one learned log-variance). g (..., N, D), x1 (N, D1) -> (..., N). The objectives take it as
+    x1_log_likelihood: Theorem 1 holds for any parametric f_1 that a constant tau_1 can fit."""
     return log_normal(x1, mlp(params["decoder_x1"], g), params["decoder_x1_log_var"])
 
 
@@ -149,22 +150,23 @@ def cross_modal_term(params, x1, x2, rng, num_samples=16, model="mmvae"):
 
 # ---------------------------------------------------------------- Eq. (5): the MMVAE
 
-def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng, x2_log_likelihood=decoder_x2_log_likelihood):
+def stratified_mixture_elbo(params, x1, x2, means, log_vars, rng, x2_log_likelihood=decoder_x2_log_likelihood,
+                            x1_log_likelihood=decoder_x1_log_likelihood):
     """Eq. (5), stratified: (1/K) sum_k E_{q_k(g)}[log p(g, {x_m}) - log q(g|{x_m})]. Maximised. q(g|{x_m}) = (1/K) sum_k q_k(g),
     components means, log_vars (K, N, D); one reparameterised g per component and datapoint; log p(g, {x_m}) = log p(g) + sum_m
     log p(x_m|g) (Eq. 1); the average over components outside the log. Averaged over datapoints."""
     g = sample_normal(means, log_vars, rng)                                       # (K, N, D)
-    log_joint = log_prior(g) + (decoder_x1_log_likelihood(params, x1, g) + x2_log_likelihood(params, x2, g))  # (K, N)
+    log_joint = log_prior(g) + (x1_log_likelihood(params, x1, g) + x2_log_likelihood(params, x2, g))  # (K, N)
     return mean(log_joint - mixture_log_density(g, means, log_vars))
 
 
 @checked
-def mmvae_objective(params, x1, x2, rng, x2_log_likelihood=decoder_x2_log_likelihood):
+def mmvae_objective(params, x1, x2, rng, x2_log_likelihood=decoder_x2_log_likelihood, x1_log_likelihood=decoder_x1_log_likelihood):
     """Eq. (5): (1/M) sum_m E_{q(g|x_m)}[log p(g, {x_m}) / q(g|{x_m})], q the MoE of Sec. 2. Maximised. One sample per expert, the
     1/M outside the log (footnote 4): Shi et al.'s m_iwae_looser at K = 1 (their m_elbo is lower by (1/M) sum_m KL(q_m ||
     q_mix); tested). Stratum m = M draws g ~ r_M(g|x2) and scores log p(x1|g): term (1), L_1 of Eq. (4), weighted 1/M as in
     Eq. (5)'s first line (its second line drops that 1/M)."""
-    return stratified_mixture_elbo(params, x1, x2, *unimodal_experts(params, x1, x2), rng, x2_log_likelihood)
+    return stratified_mixture_elbo(params, x1, x2, *unimodal_experts(params, x1, x2), rng, x2_log_likelihood, x1_log_likelihood)
 
 
 # ---------------------------------------------------------------- App. A, Eq. (8)-(10): the MVAE
@@ -192,13 +194,13 @@ def kl_to_standard_normal(mean, log_var):
 
 
 @checked
-def mvae_objective(params, x1, x2, rng, x2_log_likelihood=decoder_x2_log_likelihood):
+def mvae_objective(params, x1, x2, rng, x2_log_likelihood=decoder_x2_log_likelihood, x1_log_likelihood=decoder_x1_log_likelihood):
     """Eq. (9): L = ELBO(x1, x2) + ELBO(x1) + ELBO(x2), averaged over datapoints. Maximised. Each ELBO is Eq. (10) with the PoE
     posterior of Eq. (8) over the modalities in its argument and reconstructs only those: the MVAE has no cross term p(x1|x2)
     (App. A). E[log p(g)/q] = -KL in closed form; E[log p(x_m|g)] with one reparameterised sample per ELBO and datapoint."""
     poe_means, poe_log_vars = product_of_experts(*unimodal_experts(params, x1, x2), ELBO_SUBSETS)   # (S, N, D)
     g = sample_normal(poe_means, poe_log_vars, rng)                               # (S, N, D)
-    log_p_x1 = decoder_x1_log_likelihood(params, x1, g[ELBO_SUBSETS[:, 0] == 1])   # (2, N): ELBO(x1, x2), ELBO(x1)
+    log_p_x1 = x1_log_likelihood(params, x1, g[ELBO_SUBSETS[:, 0] == 1])          # (2, N): ELBO(x1, x2), ELBO(x1)
     log_p_x2 = x2_log_likelihood(params, x2, g[ELBO_SUBSETS[:, 1] == 1])          # (2, N): ELBO(x1, x2), ELBO(x2)
     kl = kl_to_standard_normal(poe_means, poe_log_vars)                           # (S, N)
     return (np.sum(log_p_x1) + np.sum(log_p_x2) - np.sum(kl)) / np.shape(x1)[0]

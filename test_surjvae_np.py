@@ -807,11 +807,11 @@ def test_adaptive_quadrature_doubles_until_converged_and_gives_up_past_the_cap()
     params = S.init_params(rng(9))
     x1, _ = S.make_pinwheel(num_per_class=30, rng=rng(9))
     mean, log_var = onp.array([0.3, -0.2]), onp.array([-1.0, -0.5])
-    value, error, nodes = T.converged_cross_modal_term(params, x1, mean, log_var, dict(nodes=4, max_nodes=256))
+    value, error, nodes = T.converged_cross_modal_term(params, x1, mean, log_var, dict(nodes=4, max_nodes=256, likelihood="gaussian"))
     finer = T.cross_modal_term_quadrature(params, x1, mean, log_var, 256)
     assert nodes > 4 and error < T.QUADRATURE_TOLERANCE * abs(value)
     assert abs(value - finer) < error                   # the last change bounds what is left (measured: 0.03 of it)
-    assert T.converged_cross_modal_term(params, x1, mean, log_var, dict(nodes=2, max_nodes=4)) is None
+    assert T.converged_cross_modal_term(params, x1, mean, log_var, dict(nodes=2, max_nodes=4, likelihood="gaussian")) is None
     with pytest.raises(ValueError, match="hermegauss"):
         T.gauss_hermite(T.MAX_GAUSS_HERMITE_NODES + 1, 2)
 

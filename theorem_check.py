@@ -32,6 +32,7 @@ from numpy.polynomial.hermite_e import hermegauss  # noqa: E402
 
 from extensions import beyond_the_paper as B  # noqa: E402
 from cli import configuration as C  # noqa: E402
+from extensions import likelihoods as LK  # noqa: E402
 from extensions import log_likelihood as L  # noqa: E402
 from cli import runs as R  # noqa: E402
 import surjvae_np as S  # noqa: E402
@@ -55,9 +56,17 @@ def constant_mean_bound(x1_class):
     return -0.5 * num * dim * (np.log(2.0 * np.pi * mle_variance(x1_class)) + 1.0)
 
 
-def class_log_likelihood(params, x1_class, g):
+def bound(x1_class, likelihood="gaussian"):
+    """Eq. (7), right, for f_1 of the likelihood's family: constant_mean_bound, or the Laplace's and the Bernoulli's (likelihoods)."""
+    return constant_mean_bound(x1_class) if likelihood == "gaussian" else LK.isotropic_bound(x1_class, likelihood)
+
+
+def class_log_likelihood(params, x1_class, g, likelihood="gaussian"):
     """sum_{n in S_c} log f_1(x1^(n) | tau_1(g)) at each g (K, D) -> (K,), exactly -(N D / 2) log(2 pi s^2) - (sum_n |x_n -
-    xbar|^2 + N |xbar - mu(g)|^2) / (2 s^2) for isotropic f_1 of mean mu(g): K decoder calls, not K N densities (tested)."""
+    xbar|^2 + N |xbar - mu(g)|^2) / (2 s^2) for isotropic f_1 of mean mu(g): K decoder calls, not K N densities (tested).
+    Another family: its K N densities (likelihoods.class_log_likelihood)."""
+    if likelihood != "gaussian":
+        return LK.class_log_likelihood(params, x1_class, g, likelihood)
     num, dim = np.shape(x1_class)
     x_bar = np.mean(x1_class, axis=0)
     scatter = np.sum((x1_class - x_bar) ** 2)
@@ -76,12 +85,12 @@ def gauss_hermite(num_nodes, dim):
     return grid, grid_weights / (2.0 * np.pi) ** (dim / 2.0)
 
 
-def cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, num_nodes):
+def cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, num_nodes, likelihood="gaussian"):
     """Eq. (7), first line: L_1 = int r~_M(g) sum_n log f_1(x1^(n) | tau_1(g)) dg, by Gauss-Hermite: every n in S_c shares
     r~_M = N(label_mean, diag exp(label_log_var)), so the integral is over g in R^D once. Differentiable in params."""
     z, weights = gauss_hermite(num_nodes, np.shape(label_mean)[-1])
     g = label_mean + np.exp(0.5 * label_log_var) * z                              # (K, D)
-    return weights @ class_log_likelihood(params, x1_class, g)
+    return weights @ class_log_likelihood(params, x1_class, g, likelihood)
 
 
 def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, config):
@@ -89,7 +98,7 @@ def converged_cross_modal_term(params, x1_class, label_mean, label_log_var, conf
     change is below QUADRATURE_TOLERANCE: (L_1, error = the last change, nodes), or None (the caller uses Monte Carlo)."""
     value = None
     for nodes in L.node_counts(config["nodes"], np.shape(label_mean)[-1], config["max_nodes"]):
-        previous, value = value, cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, nodes)
+        previous, value = value, cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, nodes, config["likelihood"])
         if previous is not None and abs(value - previous) < QUADRATURE_TOLERANCE * abs(value):
             return value, abs(value - previous), nodes
     return None
@@ -103,11 +112,14 @@ def class_label_posterior(params, model, num_classes, c):
 
 # ================================================================ Theorem 1: stationarity and direct maximisation
 
-def constant_mean_decoder(params, x1_class):
-    """Eq. (6)-(7): theta_hat inside the decoder's parameterisation: last layer W = 0, b = class mean, log-variance = log MLE."""
+def constant_mean_decoder(params, x1_class, likelihood="gaussian"):
+    """Eq. (6)-(7): theta_hat inside the decoder's parameterisation: last layer W = 0, b = class mean, log-variance = log MLE.
+    Another family: b = its tau_hat's location (Laplace: the median, its scale at the MLE; Bernoulli: the logits of the mean)."""
     decoder = [dict(layer) for layer in params["decoder_x1"]]
-    decoder[-1] = {"W": np.zeros_like(decoder[-1]["W"]), "b": np.mean(x1_class, axis=0)}
-    return dict(params, decoder_x1=decoder, decoder_x1_log_var=np.array(np.log(mle_variance(x1_class))))
+    location, log_var = (np.mean(x1_class, axis=0), np.log(mle_variance(x1_class))) if likelihood == "gaussian" else \
+        LK.isotropic_constant_mle(x1_class, likelihood)
+    decoder[-1] = {"W": np.zeros_like(decoder[-1]["W"]), "b": location}
+    return dict(params, decoder_x1=decoder, decoder_x1_log_var=np.array(log_var))
 
 
 def deterministic_cross_modal_term(params, x1_class, label_mean, label_log_var, config):
@@ -115,9 +127,9 @@ def deterministic_cross_modal_term(params, x1_class, label_mean, label_log_var, 
     the mean over config["fixed_draws"] fixed draws. Either way theta_hat attains exactly the bound and maximises it."""
     dim = np.shape(label_mean)[-1]
     if dim <= 2:
-        return cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, config["nodes"])
+        return cross_modal_term_quadrature(params, x1_class, label_mean, label_log_var, config["nodes"], config["likelihood"])
     z = npr.default_rng([dim, config["fixed_draws"]]).standard_normal((config["fixed_draws"], dim))
-    return np.mean(class_log_likelihood(params, x1_class, label_mean + np.exp(0.5 * label_log_var) * z))
+    return np.mean(class_log_likelihood(params, x1_class, label_mean + np.exp(0.5 * label_log_var) * z, config["likelihood"]))
 
 
 def decoder_direction(params, rng):
@@ -131,7 +143,7 @@ def decoder_direction(params, rng):
 
 def check_stationarity(params, x1_class, label_mean, label_log_var, config, rng):
     """Theorem 1 (Eq. 6) at theta_hat: the gradient of L_1 (all parameters), and L_1 along random decoder directions."""
-    theta_hat = constant_mean_decoder(params, x1_class)
+    theta_hat = constant_mean_decoder(params, x1_class, config["likelihood"])
 
     def l1(p):
         return deterministic_cross_modal_term(p, x1_class, label_mean, label_log_var, config)
@@ -139,7 +151,7 @@ def check_stationarity(params, x1_class, label_mean, label_log_var, config, rng)
     for _ in range(config["directions"]):
         direction, unflatten = decoder_direction(theta_hat, rng)
         changes += [l1(unflatten(vector + scale * direction)) - at_hat for scale in (1e-3, 1e-2, 1e-1, 1.0)]
-    return {"value_at_theta_hat": at_hat, "bound": constant_mean_bound(x1_class),
+    return {"value_at_theta_hat": at_hat, "bound": bound(x1_class, config["likelihood"]),
             "gradient_norm": np.linalg.norm(S.flatten_params(grad(l1)(theta_hat))[0]),
             "largest_change": max(changes), "num_perturbations": len(changes), "num_lower": int(np.sum(np.array(changes) < 0))}
 
@@ -151,16 +163,16 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
     x2_class = S.one_hot(np.full(np.shape(x1_class)[0], c), num_classes)
     params = S.init_params(npr.default_rng([seed, 2]), num_classes=num_classes, latent_dim=config["latent_dim"],
                            data_dim=np.shape(x1_class)[1], hidden=config["hidden"], decoder_std=1.0)
-    num_steps, peak = config["direct_steps"], config["direct_peak_step_size"]
+    num_steps, peak, likelihood = config["direct_steps"], config["direct_peak_step_size"], config["likelihood"]
 
-    def per_point_l1(p, x1, x2, rng):
-        return S.cross_modal_term.__wrapped__(p, x1, x2, rng, num_samples=config["direct_samples"]) / np.shape(x1)[0]   # checked at maximise's edge
+    def per_point_l1(p, x1, x2, rng):                                             # checked at maximise's edge
+        return B.cross_modal_term.__wrapped__(p, x1, x2, rng, config["direct_samples"], "mmvae", likelihood) / np.shape(x1)[0]
     params, history = S.fit(per_point_l1, params, x1_class, x2_class, seed=seed, num_steps=num_steps, batch_size=None,
-                            step_size=lambda t: peak * (1.0 - t / num_steps), print_fn=None, name="L_1")
-    history = history - np.shape(x1_class)[1] * np.log(S.x1_standardisation(x1_class)[1])    # log f(x) = log f(y) - D log scale
+                            step_size=lambda t: peak * (1.0 - t / num_steps), print_fn=None, name="L_1", standardise=likelihood != "bernoulli")
+    history = history - np.shape(x1_class)[1] * np.log(B.x1_units(x1_class, likelihood)[1])    # log f(x) = log f(y) - D log scale
     final = deterministic_cross_modal_term(params, x1_class, *class_label_posterior(params, "mmvae", num_classes, c), config)
-    generated = S.generate_from_labels(params, x2_class, npr.default_rng([seed, 3]), "mmvae")
-    return {"class": c, "bound": constant_mean_bound(x1_class) / len(x1_class), "final": final / len(x1_class),
+    generated = B.generate_from_labels(params, x2_class, npr.default_rng([seed, 3]), "mmvae", likelihood=likelihood)
+    return {"class": c, "bound": bound(x1_class, likelihood) / len(x1_class), "final": final / len(x1_class),
             "history": history.tolist(), "spread_ratio": S.spread_ratio(generated, x1_class)}
 
 
@@ -168,7 +180,7 @@ def maximise_cross_modal_term(x1_class, c, num_classes, config, seed):
 
 def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
     """L_1 per point by quadrature (else Monte Carlo, its error 4 SE), and the Monte Carlo cross-check."""
-    mc = np.array([B.cross_modal_term(params, x1_class, x2_class, rng, config["mc_draws"], model)
+    mc = np.array([B.cross_modal_term(params, x1_class, x2_class, rng, config["mc_draws"], model, config["likelihood"])
                    for _ in range(config["mc_repeats"])]) / len(x1_class)
     mc_se = mc.std(ddof=1) / np.sqrt(len(mc))
     quadrature = converged_cross_modal_term(params, x1_class, mean, log_var, config)
@@ -180,9 +192,14 @@ def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
 
 
 def conditional_columns(params, model, x1_class, x2_class, config, rng):
-    """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by L.log_p_x1_given_x2: the class mean, its error (sampled: 4 SE of
+    """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by L.log_p_x1_given_x2 (the Gaussian f_1 only; another family's is not
+    estimated: method "none", unreliable, so that Jensen and the MVAE-MMVAE finding say SKIP): the class mean, its error (sampled: 4 SE of
     the mean, sqrt(sum SE_n^2) / N; the grid: the mean |last change|), reliability, the largest Pareto k, the median ESS / K;
     and the standard error of the mean over the points (their spread / sqrt(N): how far another sample of points could move it)."""
+    if config["likelihood"] != "gaussian":                    # the estimator's mode search and proposals read f_1 as the Gaussian
+        return dict(conditional=float("nan"), conditional_error=float("nan"), conditional_method="none", conditional_reliable=False,
+                    conditional_reliable_share=0.0, conditional_disagree=0, conditional_points_se=float("nan"),
+                    conditional_pareto_k=None, conditional_ess=None)
     found = L.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
     sampled, num = found["method"][0] == "IS", len(x1_class)
     error = 4.0 * np.sqrt(np.sum(found["error"] ** 2)) / num if sampled else np.mean(found["error"])
@@ -213,13 +230,13 @@ def evaluate_class(params, model, x1, labels, num_classes, c, config, seed_seque
     posterior = class_label_posterior(params, model, num_classes, c)
     row = dict(l1_columns(params, model, x1_class, x2_class, *posterior, config, mc_rng),
                **conditional_columns(params, model, x1_class, x2_class, config, conditional_rng))
-    means = B.generate_from_labels(params, x2_class, generation_rng, model)
-    noisy = B.generate_from_labels(params, x2_class, generation_rng, model, with_noise=True)
-    bound = constant_mean_bound(x1_class) / num
+    means = B.generate_from_labels(params, x2_class, generation_rng, model, likelihood=config["likelihood"])
+    noisy = B.generate_from_labels(params, x2_class, generation_rng, model, with_noise=True, likelihood=config["likelihood"])
+    upper = bound(x1_class, config["likelihood"]) / num
     if held_out is not None:
         row["held_out"] = held_out_columns(params, model, c, held_out, (means, noisy), config, held_out_rng)
-    return dict(row, **{"class": c, "num_points": num, "latent_size": len(posterior[0]), "bound": bound, "gap": bound - row["l1"],
-                        "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"])),
+    return dict(row, **{"class": c, "num_points": num, "latent_size": len(posterior[0]), "bound": upper, "gap": upper - row["l1"],
+                        "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"])) if config["likelihood"] != "bernoulli" else float("nan"),
                         "spread_ratio": S.spread_ratio(means, x1_class), "spread_ratio_sampled": S.spread_ratio(noisy, x1_class),
                         "coherence": L.label_coherence(means, np.full(num, c), x1, labels)})
 
@@ -243,7 +260,8 @@ def jensen_check(rows, scope="every decoder and class"):
     verdict = None if not reliable else (False if not margin >= 0 else (None if skipped else True))
     return (f"Jensen: L_1 / N <= log p(x1|x2) for {scope}", verdict, margin, "smallest log p(x1|x2) - L_1/N per point, less "
             "both errors" + (f"; {skipped} of {len(rows)} rows skipped: their log p(x1|x2) is unreliable (a run's Pareto k "
-                             "too high, or the two runs disagree)" if skipped else ""), skipped)
+                             "too high, or the two runs disagree)" + ("" if all(r.get("conditional_method") != "none" for r in rows) else
+                             ", or not estimated (the x1 likelihood is not the Gaussian)") if skipped else ""), skipped)
 
 
 def config_directions(stationarity):

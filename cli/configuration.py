@@ -14,6 +14,7 @@ import numpy.random as npr
 
 from extensions import beyond_the_paper as B
 from extensions import data_sets as D
+from extensions import likelihoods as LK
 from extensions import log_likelihood as L
 from cli import runs as R
 import surjvae_np as S
@@ -25,7 +26,8 @@ import surjvae_np as S
 # deterministic L_1's draws beyond 2 latent dimensions. log p(x1|x2) (L.log_p_x1_given_x2): the grid from grid_nodes
 # per axis (at most 3 latent dimensions), else importance sampling with conditional_samples draws per point.
 QUICK = dict(per_class=100, steps=250, nodes=32, max_nodes=256, mc_repeats=40, mc_draws=4, direct_steps=150, directions=4, grid_nodes=32,
-             conditional_samples=500, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256, direct_peak_step_size=0.05, direct_samples=4)
+             conditional_samples=500, latent_dim=2, hidden=(32,), peak_step_size=S.STEP_SIZE, fixed_draws=256, direct_peak_step_size=0.05, direct_samples=4,
+             likelihood="gaussian")     # the paper's f_1; --likelihood sets it (the presets serve as configurations in the tests)
 FULL = dict(QUICK, per_class=500, steps=None, nodes=64, mc_repeats=80, direct_steps=300, directions=8, conditional_samples=2000)
 # Digits (beyond the paper): all 1797 images, 10 labels, latent 8 (docs/digits.md). Direct maximisation: 1200 steps at peak
 # 0.01 (600 steps at 0.02 leave class 8 of seed 0 0.065 nats per image short of the bound; these, every class within 0.002).
@@ -79,6 +81,9 @@ def add_check_arguments(parser, data_choices=("pinwheel", "digits")):
     add("--steps", type=R.int_at_least(1), default=None, help=f"training steps per model (default {S.NUM_STEPS} for 2 classes, "
         f"{STEPS_BEYOND_TWO_CLASSES} for more, {DIGITS['steps']} on digits; --quick {QUICK['steps']}, {DIGITS_QUICK['steps']})")
     add("--decoder-std", type=R.positive_number, default=None, metavar="S", help="fix the x1 decoder's std at S in x1's units (default learned)")
+    add("--likelihood", choices=LK.FAMILIES, default="gaussian", help="the x1 decoder's family f_1: the paper's isotropic gaussian "
+        "(default), laplace (one scale, as the MMVAE's images; --decoder-std fixes the scale) or bernoulli (per pixel, as the MVAE's "
+        "binarised images: --data digits binarised at pixel >= 8 of 16, or your own data of 0s and 1s); the MVAE and the MMVAE, K = 1")
     add("--private-dim", type=R.int_at_least(1), default=None, help="MMVAE+'s private latent size (default 1 on the pinwheel, 4 on digits)")
     add("--auxiliary", choices=tuple(B.AUXILIARY), default=None, help="MMVAE+'s auxiliary priors: free log-variances (default), "
         "softplus scales (the authors' Normal variant) or softmax scales of mean one (the authors' Laplace variant)")
@@ -165,6 +170,7 @@ def configure(args):
     refuse_far_offset(data)
     refuse_far_decoder_std(config, data)
     refuse_large_steps(config, data)
+    refuse_non_binary(config, data)
     return config, data
 
 
@@ -172,7 +178,7 @@ def preset_config(args, table):
     """The run's sizes and architecture: QUICK, FULL or the digits', with --per-class, --steps, --latent, --hidden and
     --private-dim, and the training's options."""
     options = dict(decoder_std=args.decoder_std, importance_samples=args.importance_samples, gradient=args.gradient,
-                   auxiliary=args.auxiliary or "free", dtype=args.dtype)
+                   auxiliary=args.auxiliary or "free", dtype=args.dtype, likelihood=args.likelihood)
     if args.data == "digits":
         preset = DIGITS_QUICK if args.quick else DIGITS
         return dict(preset, steps=args.steps or preset["steps"], private_dim=args.private_dim or preset["private_dim"], **options,
@@ -208,6 +214,8 @@ def read_data(config, table):
                                              rng=npr.default_rng([config["seed"], 3]), return_radial=True)
         return Data(x1, labels, radial, config["classes"], pinwheel_held_out(config), None, None)
     x1, labels, names, sha256 = (*D.load_digits(), list(range(10)), None) if config["data"] == "digits" else table
+    if config["data"] == "digits" and config["likelihood"] == "bernoulli":
+        x1 = (x1 >= 0.5).astype(float)                                        # binarised: pixel >= 8 of 16 (x1 is the count / 16)
     num_classes = len(names)
     if not config["test_fraction"]:
         return Data(x1, labels, None, num_classes, None, None if table is None else list(names), sha256)
@@ -260,7 +268,7 @@ def train_model(model, x1, x2, seed, config, print_fn=None):
 
 def model_options(model, config):
     """B.train's options that depend on the model: the decoder std, K and the gradient (MMVAE, MoPoE), MMVAE+'s private latent."""
-    options = {"decoder_std": config["decoder_std"]}
+    options = {"decoder_std": config["decoder_std"], "likelihood": config["likelihood"]}
     if model in ("mmvae", "mopoe"):
         options.update(importance_samples=config["importance_samples"], gradient=config["gradient"])
     if model == "mmvaeplus":
@@ -270,7 +278,7 @@ def model_options(model, config):
 
 def untrained_params(model, config, x1, num_classes, seed):
     """The same networks as a trained model's at step 0 (B.train's start, its decoder std fixed if set), in x1's units."""
-    shift, scale = S.x1_standardisation(x1)
+    shift, scale = B.x1_units(x1, config["likelihood"])
     params = B.init_model_params(model, S.init_rng(seed), num_classes, config["latent_dim"], np.shape(x1)[1], config["hidden"],
                                  *(model_options(model, config).get(key) for key in ("private_dim", "auxiliary")))
     fixed = {} if config["decoder_std"] is None else {"decoder_x1_log_var": np.array(2.0 * np.log(config["decoder_std"] / scale))}
@@ -283,14 +291,15 @@ def describe(config, data):
     """The configuration line printed first: what the run will use, defaults filled in."""
     mmvaeplus = f", MMVAE+ private dim={config['private_dim']}, auxiliary={config['auxiliary']}" if "mmvaeplus" in config["models"] else ""
     return (f"{describe_data(config, data)}, models={' '.join(config['models'])}{mmvaeplus}, steps per model={config['steps']}, latent={config['latent_dim']}, hidden={config['hidden']}, "
-            f"decoder std={config['decoder_std'] or 'learned'}, importance samples K={config['importance_samples']}, "
+            f"f_1={config['likelihood']}, decoder {'scale' if config['likelihood'] == 'laplace' else 'std'}="
+            f"{config['decoder_std'] or ('none' if config['likelihood'] == 'bernoulli' else 'learned')}, importance samples K={config['importance_samples']}, "
             f"gradient={config['gradient']}, training dtype={config['dtype']}, held out={describe_held_out(config, data)}, "
             f"jobs={config['jobs']}, quick={config['quick']}, json={config['json']}")
 
 
 def describe_data(config, data):
     """The configuration line's start: the seed and the data."""
-    where = {"digits": "digits (1797 images, 10 labels)", "pinwheel": f"pinwheel ({config['classes']} classes x {config['per_class']} points)"}
+    where = {"digits": "digits (1797 images, 10 labels" + (", binarised at pixel >= 8 of 16)" if config["likelihood"] == "bernoulli" else ")"), "pinwheel": f"pinwheel ({config['classes']} classes x {config['per_class']} points)"}
     return f"seed={config['seed']}, data={where.get(config['data']) or describe_own_data(config, data)}"
 
 
@@ -318,7 +327,12 @@ def flags_not_applying(args):
         ("--private-dim", args.private_dim is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
         ("--auxiliary", args.auxiliary is not None and not plus, "MMVAE+ (--models ... mmvaeplus)"),
         ("--importance-samples", args.importance_samples > 1 and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)"),
-        ("--gradient", args.gradient != "iwae" and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)")) if given]
+        ("--gradient", args.gradient != "iwae" and not mixtures, "the MMVAE and MoPoE (--models ... mmvae)"),
+        ("--likelihood", args.likelihood != "gaussian" and (not set(args.models) <= set(S.PAPER_MODELS) or args.importance_samples > 1
+                                                          or args.gradient != "iwae"), "the mvae and the mmvae at K = 1 with the iwae gradient"),
+        ("--likelihood bernoulli", args.likelihood == "bernoulli" and args.data in ("pinwheel", "digit-views"), "--data digits (binarised) "
+         "or your data of 0s and 1s"),
+        ("--decoder-std", args.decoder_std is not None and args.likelihood == "bernoulli", "the gaussian and laplace likelihoods")) if given]
 
 
 def refuse_small_labels(config, data):
@@ -329,6 +343,13 @@ def refuse_small_labels(config, data):
     S.fail_unless(not small or config["data"] == "pinwheel", f"labels {', '.join(str(names[c]) for c in small)} have fewer than "
                   f"{MIN_PER_CLASS} points to train on: too few for the checks (direct maximisation and Monte Carlo per class); "
                   + ("hold out fewer (--test-fraction)" if config["test_fraction"] else "merge or drop them"))
+
+
+def refuse_non_binary(config, data):
+    """--likelihood bernoulli on your data: every value of x1 is 0 or 1 (the digits are binarised by read_data)."""
+    values = np.unique(data.x1)
+    S.fail_unless(config["likelihood"] != "bernoulli" or np.all(np.isin(values, (0.0, 1.0))), "--likelihood bernoulli needs x1 of 0s and "
+                  f"1s; the data hold {len(values)} distinct values (e.g. {values[len(values) // 2]:g}): binarise them first")
 
 
 OFFSET_LIMIT = 1e8     # a column's mean over x1's spread beyond which float64 holds under 1e-8 of that spread

@@ -125,10 +125,77 @@ def maximise_cross_modal_term(x1_class, family, seed, num_steps=1500, hidden=(32
             "history": history, "decoder": decoder}
 
 
+# ---------------------------------------------------------------- 4. the family as the models train it, and Theorem 1's two sides for it
+
+# One scale parameter, as the paper's isotropic Gaussian has one variance: params["decoder_x1_log_var"] = log s^2, s the
+# Gaussian's std or the Laplace's scale b, shared by the dimensions (the key keeps its name, so that a fixed --decoder-std,
+# the change of x1's units and the untrained decoders apply unchanged). The Bernoulli has none: the key is there, unread.
+BERNOULLI_LOGIT_LIMIT = 40.0    # the MLE logit of a pixel constant over a class is +-inf; +-40 is 4e-18 from it in probability
+
+
+def laplace_x1_log_likelihood(params, x1, g):
+    """Eq. (3) with an isotropic Laplace f_1: location mlp(g), one scale b = exp(log_var / 2). (..., N), as S.decoder_x1_log_likelihood."""
+    return laplace_log_density(x1, S.mlp(params["decoder_x1"], g), 0.5 * params["decoder_x1_log_var"])
+
+
+def bernoulli_x1_log_likelihood(params, x1, g):
+    """Eq. (3) with a Bernoulli f_1 per pixel: logits mlp(g). (..., N), as S.decoder_x1_log_likelihood."""
+    return bernoulli_log_density(x1, S.mlp(params["decoder_x1"], g))
+
+
+X1_LOG_LIKELIHOODS = {"gaussian": S.decoder_x1_log_likelihood, "laplace": laplace_x1_log_likelihood, "bernoulli": bernoulli_x1_log_likelihood}
+
+
+def decoder_mean(params, g, family):
+    """E[x1 | g] under f_1 of the family: the Gaussian's mean and the Laplace's location are mlp(g); the Bernoulli's sigmoid(mlp(g))."""
+    output = S.decode_mean_x1(params, g)
+    return 1.0 / (1.0 + np.exp(-output)) if family == "bernoulli" else output
+
+
+def draw_x1(params, g, family, rng):
+    """x1 ~ f_1(x1 | tau_1(g)) of the family, one draw per row of g, from rng."""
+    mean, scale = decoder_mean(params, g, family), onp.exp(0.5 * params["decoder_x1_log_var"])
+    if family == "bernoulli":
+        return (rng.random(onp.shape(mean)) < mean).astype(float)
+    return mean + scale * (rng.laplace(size=onp.shape(mean)) if family == "laplace" else rng.standard_normal(onp.shape(mean)))
+
+
+def isotropic_constant_mle(x1_class, family):
+    """tau_hat of the decoder the models train (one scale): (location, log s^2). gaussian: (mean, log of the mean squared
+    deviation); laplace: (median, 2 log b), b the mean absolute deviation from it over points and dimensions (setting
+    d/db of -N D log(2 b) - sum |x - m|_1 / b to 0); bernoulli: (the logit of the per-pixel mean, clipped at +-40, 0)."""
+    if family == "gaussian":
+        location, variance = constant_mle(x1_class, "gaussian")
+        return location, onp.log(variance)
+    if family == "laplace":
+        median = onp.median(x1_class, axis=0)
+        return median, 2.0 * onp.log(onp.mean(onp.abs(x1_class - median)))
+    with onp.errstate(divide="ignore"):
+        p = onp.mean(x1_class, axis=0)
+        return onp.clip(onp.log(p) - onp.log1p(-p), -BERNOULLI_LOGIT_LIMIT, BERNOULLI_LOGIT_LIMIT), onp.zeros(())
+
+
+def isotropic_bound(x1_class, family):
+    """Eq. (7), right, for the decoder the models train: sum_n log f_1(x1_n | tau_hat) with one scale. gaussian and bernoulli:
+    constant_mle_bound; laplace: -N D (log(2 b) + 1), b of isotropic_constant_mle."""
+    if family != "laplace":
+        return constant_mle_bound.__wrapped__(x1_class, family)
+    num, dim = onp.shape(x1_class)
+    return float(-num * dim * (0.5 * isotropic_constant_mle(x1_class, "laplace")[1] + math.log(2.0) + 1.0))
+
+
+def class_log_likelihood(params, x1_class, g, family, chunk=256):
+    """sum_{n in S_c} log f_1(x1_n | tau_1(g_k)) at each g (K, D) -> (K,), for any family: K x N densities, chunk nodes at a time."""
+    log_likelihood = X1_LOG_LIKELIHOODS[family]
+    return np.concatenate([np.sum(log_likelihood(params, x1_class[None, :, :], g[start:start + chunk, None, :]), axis=1)
+                           for start in range(0, len(g), chunk)])
+
+
 # ================================================================ input checks, run by S.checked at the edge
 
 UNCHECKED = ("laplace_log_density", "bernoulli_log_density", "decoder_log_likelihood", "cross_modal_term_quadrature", "check_x1_class",
-             "check_family")
+             "check_family", "laplace_x1_log_likelihood", "bernoulli_x1_log_likelihood", "decoder_mean", "draw_x1", "isotropic_constant_mle",
+             "isotropic_bound", "class_log_likelihood")
 
 
 def check_x1_class(x, arguments):
