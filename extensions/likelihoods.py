@@ -184,6 +184,15 @@ def isotropic_bound(x1_class, family):
     return float(-num * dim * (0.5 * isotropic_constant_mle(x1_class, "laplace")[1] + math.log(2.0) + 1.0))
 
 
+def laplace_location_subgradient(x1_class, location, log_var):
+    """The distance from 0 of the subdifferential in m of sum_n log f(x_n | m, b) (isotropic Laplace, b = exp(log_var / 2)) per
+    dimension (D,): d/dm_d = (#{x_nd > m_d} - #{x_nd < m_d} + s #{x_nd = m_d}) / b, s any value in [-1, 1] (|.| has a kink),
+    so max(|#above - #below| - #at, 0) / b: 0 exactly where m_d is a median, also with ties (pixels), where autograd's
+    gradient (which takes s = 0) need not vanish."""
+    above, below, at = (onp.sum(x1_class > location, axis=0), onp.sum(x1_class < location, axis=0), onp.sum(x1_class == location, axis=0))
+    return onp.maximum(onp.abs(above - below) - at, 0) * onp.exp(-0.5 * log_var)
+
+
 def class_log_likelihood(params, x1_class, g, family, chunk=256):
     """sum_{n in S_c} log f_1(x1_n | tau_1(g_k)) at each g (K, D) -> (K,), for any family: K x N densities, chunk nodes at a time."""
     log_likelihood = X1_LOG_LIKELIHOODS[family]
@@ -195,7 +204,7 @@ def class_log_likelihood(params, x1_class, g, family, chunk=256):
 
 UNCHECKED = ("laplace_log_density", "bernoulli_log_density", "decoder_log_likelihood", "cross_modal_term_quadrature", "check_x1_class",
              "check_family", "laplace_x1_log_likelihood", "bernoulli_x1_log_likelihood", "decoder_mean", "draw_x1", "isotropic_constant_mle",
-             "isotropic_bound", "class_log_likelihood")
+             "isotropic_bound", "class_log_likelihood", "laplace_location_subgradient")
 
 
 def check_x1_class(x, arguments):
