@@ -164,7 +164,7 @@ def check_fields(items, where, fields):
 NUMBER = (int, float)
 
 
-ROW_FIELDS = {"model": (str,), "decoder": (str,), "class": (int,), "bound": NUMBER, "l1": NUMBER, "conditional": NUMBER, "gap": NUMBER,
+ROW_FIELDS = {"model": (str,), "decoder": (str,), "class": (int,), "bound": NUMBER, "l1": NUMBER, "conditional": NUMBER + (type(None),), "gap": NUMBER,
               "conditional_reliable": (bool,)}
 
 

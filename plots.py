@@ -26,6 +26,7 @@ from extensions import beyond_the_paper as B  # noqa: E402
 from experiments import collapse_study as CS  # noqa: E402
 from cli import configuration as C  # noqa: E402
 from extensions import data_sets as D  # noqa: E402
+from extensions import likelihoods as LK  # noqa: E402
 import figure_data as F  # noqa: E402
 from extensions import mopoe_mmvaeplus as MM  # noqa: E402
 from cli import runs as R  # noqa: E402
@@ -85,7 +86,7 @@ def plot_fig2(results, seed, path):
     for row, model in enumerate(models):
         params, rng = F.params_from_json(results["params"][model]), np.random.default_rng([seed, 5])
         prior_samples = B.generate_from_prior(params, len(x1), rng, model)
-        label_samples = B.generate_from_labels(params, S.one_hot(labels, num_classes), rng, model)
+        label_samples = B.generate_from_labels(params, S.one_hot(labels, num_classes), rng, model, likelihood=likelihood_of(results))
         left, right = axes[row]
         for ax in (left, right):
             ax.scatter(*plane(x1).T, s=6, c=DATA_GREY, label="training data", zorder=1)
@@ -93,12 +94,17 @@ def plot_fig2(results, seed, path):
         for c in range(num_classes):
             right.scatter(*plane(label_samples[labels == c]).T, s=4, color=colours[c], alpha=0.7, zorder=2,
                           label=f"x2 = {names[c]}")
+        if likelihood_of(results) == "laplace":               # Theorem 1's prediction: a collapsed MMVAE draws the median
+            for centre, marker, name in ((np.median, "x", "class medians"), (np.mean, "+", "class means")):
+                right.scatter(*plane(np.stack([centre(x1[labels == c], axis=0) for c in range(num_classes)])).T, s=40, marker=marker,
+                              c="black", linewidths=1.5, zorder=3, label=name)
         style_data_axes(left, f"{F.NAMES[model]}: x1 from g ~ p(g)", *axis_names)
         style_data_axes(right, f"{F.NAMES[model]}: x1 from g ~ q(g|x2)", *axis_names)
         left.legend(loc="upper left", fontsize=8, markerscale=2)
-        right.legend(loc="upper left", fontsize=8, markerscale=3)
+        right.legend(loc="upper left", fontsize=8, markerscale=3 if likelihood_of(results) == "gaussian" else 1)
     share_limits(axes.ravel(), plane(x1))
-    fig.suptitle("Fig. 2: generated x1 (decoder means)", fontsize=13)
+    fig.suptitle("Fig. 2: generated x1 (decoder means" + ("" if likelihood_of(results) == "gaussian" else
+                 f"; a {likelihood_of(results)} x1 decoder") + ")", fontsize=13)
     save(fig, path)
 
 
@@ -151,7 +157,7 @@ def plot_theorem(results, path):
                  label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
     left.scatter(positions, [-r["l1"] for r in rows], s=40 if crowded else 60, c="#c0392b", label="trained decoder: -L_1(theta, phi)", zorder=3)
     for reliable, colour, label in ((True, "#1f77b4", "trained model: -log p(x1|x2)"), (False, "#aaaaaa", "-log p(x1|x2), unreliable")):
-        chosen = [i for i, r in enumerate(rows) if r["conditional_reliable"] == reliable]
+        chosen = [i for i, r in enumerate(rows) if r["conditional_reliable"] == reliable and r["conditional"] is not None]
         if chosen:
             left.scatter(positions[chosen], [-rows[i]["conditional"] for i in chosen], s=50 if crowded else 70, marker="D",
                          facecolors="none", edgecolors=colour, lw=1.5, label=label, zorder=4)
@@ -463,7 +469,7 @@ def plot_digit_samples(results, seed, path, per_label=6):
     panels = [("class mean | real digits", np.concatenate([means, blank, real], axis=1))]
     x2 = S.one_hot(np.repeat(np.arange(10), per_label), 10)
     for model, tree in results["params"].items():
-        generated = B.generate_from_labels(F.params_from_json(tree), x2, rng, model)
+        generated = B.generate_from_labels(F.params_from_json(tree), x2, rng, model, likelihood=likelihood_of(results))
         panels.append((f"{F.NAMES[model]}: x1 from q(g|x2)", generated.reshape(10, per_label, 64)))
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
@@ -479,6 +485,11 @@ def plot_digit_samples(results, seed, path, per_label=6):
             ax.set_ylabel("label x2", fontsize=11)
     fig.suptitle("Digits: decoder means of x1 generated from the label alone (one row per label)", fontsize=13)
     save(fig, path)
+
+
+def likelihood_of(results):
+    """The x1 decoder's family a run trained with (runs before --likelihood: the paper's Gaussian)."""
+    return results["config"].get("likelihood", "gaussian")
 
 
 def save(fig, path):
@@ -514,6 +525,8 @@ def parse_args(argv):
         help="which check to train and draw (default pinwheel; not with --from-json: its data decide)")
     add("--models", nargs="+", choices=B.MODELS, default=None,
         help="models to train (default the paper's: mvae mmvae; beyond it mopoe, mmvaeplus; not with --from-json)")
+    add("--likelihood", choices=LK.FAMILIES, default=None, help="the x1 decoder's family to train with (theorem_check.py's "
+        "--likelihood; default gaussian; not with --from-json); another than the gaussian draws into files named after it")
     add("--sweep", action="store_true", help="also draw surjectivity_sweep.png (runs studies.py's sweep unless the JSON has it)")
     add("--study-json", nargs="+", metavar="PATH", type=R.input_file,
         help="draw only collapse_strength.png and robustness.png, from studies.py --study --json files (a row per data set; "
@@ -530,11 +543,11 @@ def parse_args(argv):
                                       ("--gradient-json", args.gradient_json), ("--bound-json", args.bound_json)) if value]
     if alone and (args.from_json or args.sweep or args.seed is not None or len(alone) > 1):
         parser.error(f"{alone[0]} draws its figure only: not with --from-json, --sweep, --seed or another --*-json")
-    given = [flag for flag, value in (("--quick", args.quick), ("--data", args.data), ("--models", args.models)) if value]
+    given = [flag for flag, value in (("--quick", args.quick), ("--data", args.data), ("--models", args.models), ("--likelihood", args.likelihood)) if value]
     if (args.from_json or alone) and given:
         parser.error(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to training only, not to --from-json or a "
                      "--*-json file (the file decides)")
-    args.data, args.models = args.data or "pinwheel", args.models or list(S.PAPER_MODELS)
+    args.data, args.models, args.likelihood = args.data or "pinwheel", args.models or list(S.PAPER_MODELS), args.likelihood or "gaussian"
     return args
 
 
@@ -544,7 +557,7 @@ def load_results(args):
         results = F.read_results(args.from_json, args.sweep)
         return results, results["config"].get("seed", 0) if args.seed is None else args.seed
     seed = 0 if args.seed is None else args.seed
-    options = dict(seed=seed, quiet=True, data=args.data, models=args.models, quick=args.quick, save_params=True)
+    options = dict(seed=seed, quiet=True, data=args.data, models=args.models, quick=args.quick, save_params=True, likelihood=args.likelihood)
     if args.sweep:
         return ST.run_check_with_experiments(*ST.from_keywords(sweep=True, **options, **({"sweep_ks": [1, 4]} if args.quick else {})),
                                              print_fn=None), seed
@@ -563,7 +576,8 @@ def figures_to_draw(args, results, seed):
         figures += [("theorem1.png", lambda path: plot_theorem(results, path)), ("training.png", lambda path: plot_training(results, path))]
     if results.get("sweep"):
         figures.append(("surjectivity_sweep.png", lambda path: plot_sweep(results, path)))
-    return figures
+    suffix = "" if likelihood_of(results) == "gaussian" else f"_{likelihood_of(results)}"     # another family: files of its own
+    return [(name.replace(".png", f"{suffix}.png"), draw) for name, draw in figures]
 
 
 def prepare(args):
@@ -587,6 +601,7 @@ def prepare(args):
         return f"the digit views (--augment {augment}) from {' '.join(args.views_json)}", [("augmentation.png", lambda path: plot_views(runs, path))]
     if not args.from_json:
         print(R.wrap(f"plots configuration: training {' '.join(args.models)} on {args.data} (seed {0 if args.seed is None else args.seed}, "
+                     f"x1 likelihood {args.likelihood}, "
                      f"quick={args.quick}, sweep={args.sweep}) through {'studies.py' if args.sweep else 'theorem_check.py'}; out={args.out}"), flush=True)
     results, seed = load_results(args)
     what = (f"{results['config'].get('data', 'pinwheel')} results of {' '.join(results['params'])} from {args.from_json} "

@@ -10,9 +10,11 @@ run. Then every block of README.md and docs/*.md between the lines <!-- render N
 from results/NAME.json; test_reproduce.py holds the committed docs equal to what the committed results render.
 """
 import argparse
+import contextlib
 import datetime
 import glob
 import hashlib
+import io
 import json
 import os
 import platform
@@ -20,7 +22,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
+from cli import configuration as C
 from cli import runs as R
+from cli import tables
 from experiments import collapse_study as CS
 from experiments import likelihood_families as LF
 from experiments import log_p_two_estimates as LT
@@ -45,8 +51,9 @@ def npmle_gap_text(results):
 
 
 def likelihood_families_text(results):
-    """Theorem 1's direct maximisation per decoder family, as experiments.likelihood_families prints it."""
-    return LF.format_rows(results["rows"])
+    """Theorem 1's direct maximisation per decoder family, and the trained models' collapse per family, as
+    experiments.likelihood_families prints them."""
+    return LF.format_rows(results["rows"]) + "\n\n" + LF.format_trained(results["trained"])
 
 
 def bound_study_text(results):
@@ -77,8 +84,40 @@ def two_estimates_text(results):
     return "\n".join(LT.format_row(row) for row in results["rows"])
 
 
+def check_text(results):
+    """theorem_check.py's stdout, from its --json: the configuration line, the table and its notes, the checks and findings, the
+    answer per label, the time (the estimate and progress lines went to stderr)."""
+    return "\n".join([configuration_line(results), tables.format_table(results["rows"]), R.wrap(tables.format_notes(results, results["config"])),
+                      "", verdicts_text(results), tables.format_per_label(results), f"total time {results['seconds']:.1f} s"])
+
+
+def family_check_text(results):
+    """A check with another x1 likelihood: its configuration line, the checks and findings, the answer per label, the time."""
+    return "\n".join([configuration_line(results), verdicts_text(results), tables.format_per_label(results), f"total time {results['seconds']:.1f} s"])
+
+
+def configuration_line(results):
+    """The check's first line (C.describe) from its --json, naming the result file as committed (the run wrote NAME.json.new)."""
+    config = dict(results["config"], json=f"results/{os.path.basename(results['config']['json']).removesuffix('.new')}",
+                  hidden=tuple(results["config"]["hidden"]))                      # JSON keeps the tuple as a list
+    data = C.Data(np.array(results["data"]["x1"]), np.array(results["data"]["labels"]), None, config["classes"], None, None, None)
+    return R.wrap(f"theorem_check configuration: {C.describe(config, data)}")
+
+
+def verdicts_text(results):
+    """The checks and findings as the check prints them (R.print_verdicts), without its first blank line."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        R.print_verdicts(results)
+    return buffer.getvalue().strip("\n")
+
+
 # NAME: (the command after python, with --json added; what --quick adds; its renderer)
 STUDIES = {
+    "check_default": (["theorem_check.py"], ["--quick"], check_text),
+    "check_laplace": (["theorem_check.py", "--likelihood", "laplace"], ["--quick"], family_check_text),
+    "check_laplace_digits": (["theorem_check.py", "--likelihood", "laplace", "--data", "digits"], ["--quick"], family_check_text),
+    "check_bernoulli_digits": (["theorem_check.py", "--likelihood", "bernoulli", "--data", "digits"], ["--quick"], family_check_text),
     "gradient_study": (["studies.py", "--gradient-study"], ["--quick"], gradient_study_text),
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
@@ -86,7 +125,7 @@ STUDIES = {
     "bound_study": (["studies.py", "--bound-study"], ["--quick"], bound_study_text),
     "bound_study_digits": (["studies.py", "--data", "digits", "--bound-study"], ["--quick"], bound_study_summary_text),
 }
-TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits")   # the studies whose command takes --jobs
+TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits", "likelihood_families")   # the studies whose command takes --jobs
 
 
 # ---------------------------------------------------------------- running: what is missing, by the code that runs it

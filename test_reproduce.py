@@ -70,3 +70,21 @@ def test_reproduce_refuses_bad_arguments(capsys):
         with pytest.raises(SystemExit) as stop:
             RP.main(argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, likelihood", [("check_default", "gaussian"), ("check_laplace", "laplace")])
+def test_a_checks_rendering_is_what_the_check_printed(name, likelihood, tmp_path, capsys):
+    """The README's check block is rendered from the check's --json, not pasted: the rendering equals the check's stdout line
+    for line, less the "wrote FILE" line (and, for another family, less the table and its notes), the file named as committed."""
+    import theorem_check as T
+    path = tmp_path / f"{name}.json.new"
+    assert T.main(["--quick", "--likelihood", likelihood, "--json", str(path)]) == 0
+    out = capsys.readouterr().out.replace(str(path), f"results/{name}.json")
+    printed = [line for line in out.splitlines() if not line.startswith("wrote ")]
+    with open(path) as f:
+        rendered = RP.STUDIES[name][2](json.load(f)).splitlines()
+    if likelihood == "gaussian":
+        assert rendered == printed
+    else:
+        start, own = (lines.index(next(line for line in lines if line.startswith("Checks"))) for lines in (printed, rendered))
+        assert rendered[:own] == printed[:own] and rendered[own:] == printed[start:]

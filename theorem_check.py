@@ -199,12 +199,12 @@ def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
 
 def conditional_columns(params, model, x1_class, x2_class, config, rng):
     """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by L.log_p_x1_given_x2 (the Gaussian f_1 only; another family's is not
-    estimated: method "none", unreliable, so that Jensen and the MVAE-MMVAE finding say SKIP): the class mean, its error (sampled: 4 SE of
+    estimated: None, method "none", unreliable, so that Jensen and the MVAE-MMVAE finding say SKIP): the class mean, its error (sampled: 4 SE of
     the mean, sqrt(sum SE_n^2) / N; the grid: the mean |last change|), reliability, the largest Pareto k, the median ESS / K;
     and the standard error of the mean over the points (their spread / sqrt(N): how far another sample of points could move it)."""
     if config["likelihood"] != "gaussian":                    # the estimator's mode search and proposals read f_1 as the Gaussian
-        return dict(conditional=float("nan"), conditional_error=float("nan"), conditional_method="none", conditional_reliable=False,
-                    conditional_reliable_share=0.0, conditional_disagree=0, conditional_points_se=float("nan"),
+        return dict(conditional=None, conditional_error=None, conditional_method="none", conditional_reliable=False,
+                    conditional_reliable_share=0.0, conditional_disagree=0, conditional_points_se=None,
                     conditional_pareto_k=None, conditional_ess=None)
     found = L.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
     sampled, num = found["method"][0] == "IS", len(x1_class)
@@ -242,7 +242,7 @@ def evaluate_class(params, model, x1, labels, num_classes, c, config, seed_seque
     if held_out is not None:
         row["held_out"] = held_out_columns(params, model, c, held_out, (means, noisy), config, held_out_rng)
     return dict(row, **{"class": c, "num_points": num, "latent_size": len(posterior[0]), "bound": upper, "gap": upper - row["l1"],
-                        "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"])) if config["likelihood"] != "bernoulli" else float("nan"),
+                        "decoder_std": float(np.exp(0.5 * params["decoder_x1_log_var"])) if config["likelihood"] != "bernoulli" else None,
                         "spread_ratio": S.spread_ratio(means, x1_class), "spread_ratio_sampled": S.spread_ratio(noisy, x1_class),
                         "coherence": L.label_coherence(means, np.full(num, c), x1, labels)})
 

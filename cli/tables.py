@@ -11,16 +11,27 @@ def format_table(rows):
     legend = ("Per datapoint (nats): bound = L_1(theta_hat); L_1 = the decoder under r_M(g|c), by Gauss-Hermite (GHn: n nodes per axis) "
              "or Monte Carlo (MC; error 4 SE); gap = bound - L_1; log p(x1|x2) under the same r_M, by the grid rule (gridn: n nodes per axis; "
              "error = its last change, a sign of convergence) or importance sampling from a Laplace proposal (IS; error 4 SE; '!' = "
-             "unreliable: a run's Pareto k too high, or the two runs disagree); sigma = decoder std; spread = cross-generated spread ratio of decoder means, sampled = of "
+             "unreliable: a run's Pareto k too high, or the two runs disagree); sigma = decoder std (Laplace: its scale); spread = cross-generated spread ratio of decoder means, sampled = of "
              "x1 ~ p(x1|g); coher. = label coherence")
     width = max([5] + [len(r.get("label", "")) for r in rows])
     header = header.replace(f"{'class':>5s}", f"{'label':>{width}s}")
     lines = [R.wrap(legend), header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r['model']:9s} {r['decoder']:9s} {r.get('label', str(r['class'])):>{width}s} {r['bound']:8.4f} {r['l1']:9.4f} {r['l1_method']:>5s}"
-                     f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f} {r['conditional']:11.4f} +- {r['conditional_error']:6.4f}"
-                     f"{' !'[not r['conditional_reliable']]}{r['conditional_method']:>7s} {r['decoder_std']:6.3g} {r['spread_ratio']:6.3f} {r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
+                     f" {r['monte_carlo']:9.4f} +- {r['monte_carlo_se']:.4f} {r['gap']:8.4f} {estimate(r)}"
+                     f"{' !'[not r['conditional_reliable']]}{r['conditional_method']:>7s} {cell(r['decoder_std'], 6, '.3g')} {r['spread_ratio']:6.3f} "
+                     f"{r['spread_ratio_sampled']:7.3f} {r['coherence']:6.3f}")
     return "\n".join(lines)
+
+
+def estimate(r):
+    """log p(x1|x2) +- its error, 21 characters; "not estimated" where it is None (an x1 likelihood other than the Gaussian)."""
+    return f"{'not estimated':>21s}" if r["conditional"] is None else f"{r['conditional']:11.4f} +- {r['conditional_error']:6.4f}"
+
+
+def cell(value, width, spec):
+    """value formatted by spec in width characters, "-" for None (a Bernoulli decoder has no std)."""
+    return f"{'-':>{width}s}" if value is None else f"{value:{width}{spec}}"
 
 
 def format_held_out(rows):
@@ -34,9 +45,9 @@ def format_held_out(rows):
     lines = [R.wrap(legend), header, "-" * len(header)]
     for r in rows:
         h = r["held_out"]
-        lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {h['num_points']:6d} {h['conditional']:11.4f} +- {h['conditional_error']:6.4f}"
-                     f"{' !'[not h['conditional_reliable']]}{h['conditional_method']:>7s} {h['conditional_points_se']:7.3f}"
-                     f" {r['conditional']:10.3f} +- {r['conditional_points_se']:7.3f} {h['spread_ratio']:6.3f}"
+        lines.append(f"{r['model']:9s} {r['decoder']:9s} {r['class']:5d} {h['num_points']:6d} {estimate(h)}"
+                     f"{' !'[not h['conditional_reliable']]}{h['conditional_method']:>7s} {cell(h['conditional_points_se'], 7, '.3f')}"
+                     f" {cell(r['conditional'], 10, '.3f')} +- {cell(r['conditional_points_se'], 7, '.3f')} {h['spread_ratio']:6.3f}"
                      f" {r['spread_ratio']:10.3f} {h['coherence']:6.3f} {r['coherence']:10.3f}")
     return "\n".join(lines)
 

@@ -157,9 +157,17 @@ def test_the_families_study_prints_its_rows_and_writes_them(tmp_path, capsys):
     import json
     from experiments import likelihood_families as LF
     assert LF.main(["--quick", "--json", str(tmp_path / "families.json")]) == 0
-    rows = json.loads((tmp_path / "families.json").read_text())["rows"]
+    run = json.loads((tmp_path / "families.json").read_text())
+    rows, trained = run["rows"], run["trained"]
     assert [r["family"] for r in rows] == ["laplace", "laplace (scale 0.3)", "gaussian", "bernoulli"]
     assert all(r["bound"] - r["final"] < 0.01 for r in rows) and "to median" in capsys.readouterr().out
+    assert sorted({(r["family"], r["seed"], r["model"], r["class"]) for r in trained}) == sorted(
+        (f, s, m, c) for f in ("gaussian", "laplace") for s in (0, 1) for m in ("mvae", "mmvae") for c in (0, 1))
+    import surjvae_np as S
+    x1, labels = S.make_pinwheel(num_per_class=100, rng=onp.random.default_rng([1, 3]))     # the check's pinwheel of seed 1, --quick
+    distance = onp.linalg.norm(onp.median(x1[labels == 1], axis=0) - onp.mean(x1[labels == 1], axis=0))
+    assert all(abs(r["median_to_mean"] - distance) < 1e-12 for r in trained if (r["seed"], r["class"]) == (1, 1))
+    assert all(r["spread_ratio"] > 0 and 0 <= r["coherence"] <= 1 and r["to_median"] + r["to_mean"] >= r["median_to_mean"] - 1e-12 for r in trained)
 
 
 # ---------------------------------------------------------------- the families as the models train them (one scale), and the check
@@ -271,8 +279,12 @@ def test_theorem_1_checked_on_every_class_with_a_laplace_and_a_bernoulli_decoder
     why (log p(x1|x2) is not estimated for these families); the binarised digits are 0s and 1s; each row's bound is the family's."""
     import json
     path = tmp_path / "run.json"
-    assert T.main(["--quick", "--quiet", "--likelihood", likelihood, "--data", data, "--jobs", "2", "--json", str(path)]) == 0
+    assert T.main(["--quick", "--quiet", "--likelihood", likelihood, "--data", data, "--jobs", "2", "--json", str(path), "--save-params"]) == 0
     run = json.loads(path.read_text())
+    if data == "pinwheel":                                             # Fig. 2 for the family, into files named after it
+        import plots as P
+        assert P.main(["--from-json", str(path), "--out", str(tmp_path)]) == 0
+        assert os.path.getsize(tmp_path / "fig2_samples_laplace.png") > 10000 and not (tmp_path / "fig2_samples.png").exists()
     verdicts = {check["name"]: check["passed"] for check in run["checks"]}
     skipped = [name for name, passed in verdicts.items() if passed is None]
     assert skipped == [name for name in verdicts if name.startswith("Jensen") or (data == "digits" and name.startswith("quadrature"))], skipped
