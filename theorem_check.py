@@ -198,15 +198,19 @@ def l1_columns(params, model, x1_class, x2_class, mean, log_var, config, rng):
 
 
 def conditional_columns(params, model, x1_class, x2_class, config, rng):
-    """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by L.log_p_x1_given_x2 (the Gaussian f_1 only; another family's is not
-    estimated: None, method "none", unreliable, so that Jensen and the MVAE-MMVAE finding say SKIP): the class mean, its error (sampled: 4 SE of
+    """log p(x1|x2) under L_1's law (MMVAE+: w~_1 ~ r_1) by L.log_p_x1_given_x2 (another f_1 than the Gaussian: by
+    L.family_log_p_x1_given_x2's grid on a latent of at most 2 dimensions; beyond, not estimated: None, method "none", unreliable,
+    so that Jensen and the MVAE-MMVAE finding say SKIP): the class mean, its error (sampled: 4 SE of
     the mean, sqrt(sum SE_n^2) / N; the grid: the mean |last change|), reliability, the largest Pareto k, the median ESS / K;
     and the standard error of the mean over the points (their spread / sqrt(N): how far another sample of points could move it)."""
-    if config["likelihood"] != "gaussian":                    # the estimator's mode search and proposals read f_1 as the Gaussian
-        return dict(conditional=None, conditional_error=None, conditional_method="none", conditional_reliable=False,
-                    conditional_reliable_share=0.0, conditional_disagree=0, conditional_points_se=None,
-                    conditional_pareto_k=None, conditional_ess=None)
-    found = L.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
+    if config["likelihood"] != "gaussian":     # the sampler's mode search and proposals read f_1 as the Gaussian: the grid, up to 2-D
+        found = L.family_log_p_x1_given_x2(params, x1_class, x2_class, model, config["likelihood"], config["grid_nodes"])
+        if found["method"][0] == "none":
+            return dict(conditional=None, conditional_error=None, conditional_method="none", conditional_reliable=False,
+                        conditional_reliable_share=0.0, conditional_disagree=0, conditional_points_se=None,
+                        conditional_pareto_k=None, conditional_ess=None)
+    else:
+        found = L.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
     sampled, num = found["method"][0] == "IS", len(x1_class)
     error = 4.0 * np.sqrt(np.sum(found["error"] ** 2)) / num if sampled else np.mean(found["error"])
     return {"conditional": np.mean(found["value"]), "conditional_error": error, "conditional_method": found["method"][0],
