@@ -85,7 +85,9 @@ def study_flags_not_applying(args):
         ("--gradient", args.gradient != "iwae" and (views or sets_its_own), "the check (the studies set their own)"),
         ("--test-fraction", args.test_fraction is not None and (args.gradient_study or args.bound_study), "the check and --study"),
         ("--dtype", args.dtype != "float64" and (args.gradient_study or args.bound_study), "the check, --study, --sweep and the views"),
-        ("--augment", args.augment is not None and not views, "--data digit-views")) if given]
+        ("--augment", args.augment is not None and not views, "--data digit-views"),
+        ("--likelihood", args.likelihood != "gaussian" and (views or sets_its_own or args.sweep),
+         "the check (the studies, the sweep and the views train the paper's Gaussian decoder)")) if given]
 
 
 def add_arguments(parser):

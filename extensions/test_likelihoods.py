@@ -309,6 +309,11 @@ def test_the_likelihood_option_is_refused_where_it_does_not_apply(capsys):
         with pytest.raises(SystemExit):
             T.main(argv)
         assert message in capsys.readouterr().err, argv
+    import studies as ST
+    for argv in (["--likelihood", "laplace", "--sweep"], ["--likelihood", "laplace", "--study", "decoder-std"]):
+        with pytest.raises(SystemExit):
+            ST.main(argv)
+        assert "train the paper's Gaussian decoder" in capsys.readouterr().err, argv
     x1, labels = S.make_pinwheel(num_per_class=30, rng=rng(0))
     with pytest.raises(ValueError, match="0s and 1s"):
         T.check_arrays(x1, labels, likelihood="bernoulli", quick=True, quiet=True)
