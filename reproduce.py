@@ -27,10 +27,12 @@ import numpy as np
 from cli import configuration as C
 from cli import runs as R
 from cli import tables
+from experiments import augmentation as A
 from experiments import collapse_study as CS
 from experiments import likelihood_families as LF
 from experiments import log_p_two_estimates as LT
 from experiments import npmle_gap as NG
+from experiments import sweep as SW
 from experiments import theorem_beyond_k as BK
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -112,12 +114,28 @@ def verdicts_text(results):
     return buffer.getvalue().strip("\n")
 
 
+def sweep_text(results):
+    """The surjectivity sweep's table, the MMVAE's lost within-label variance per k, and the run's checks and findings."""
+    lost = ", ".join(f"{p['models']['mmvae']['lost_variance']:.3g}" for p in results["sweep"])
+    ks = ", ".join(str(p["k"]) for p in results["sweep"])
+    return "\n".join([SW.format_sweep(results["sweep"], results["config"]["models"]), "",
+                      f"The MMVAE's lost within-label variance (data - generated) at k = {ks}: {lost}", "", verdicts_text(results)])
+
+
+def views_text(results):
+    """The digit views' table and the run's checks and findings, as studies.py prints them."""
+    return A.format_views(results) + "\n\n" + verdicts_text(results)
+
+
 # NAME: (the command after python, with --json added; what --quick adds; its renderer)
 STUDIES = {
     "check_default": (["theorem_check.py"], ["--quick"], check_text),
     "check_laplace": (["theorem_check.py", "--likelihood", "laplace"], ["--quick"], family_check_text),
     "check_laplace_digits": (["theorem_check.py", "--likelihood", "laplace", "--data", "digits"], ["--quick"], family_check_text),
     "check_bernoulli_digits": (["theorem_check.py", "--likelihood", "bernoulli", "--data", "digits"], ["--quick"], family_check_text),
+    "sweep": (["studies.py", "--sweep", "--models", "mvae", "mmvae", "mopoe", "mmvaeplus", "--save-params"], ["--quick"], sweep_text),
+    "views_flip": (["studies.py", "--data", "digit-views", "--augment", "flip"], ["--quick"], views_text),
+    "views_none": (["studies.py", "--data", "digit-views", "--augment", "none"], ["--quick"], views_text),
     "gradient_study": (["studies.py", "--gradient-study"], ["--quick"], gradient_study_text),
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
@@ -125,7 +143,7 @@ STUDIES = {
     "bound_study": (["studies.py", "--bound-study"], ["--quick"], bound_study_text),
     "bound_study_digits": (["studies.py", "--data", "digits", "--bound-study"], ["--quick"], bound_study_summary_text),
 }
-TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits", "likelihood_families")   # the studies whose command takes --jobs
+TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits", "likelihood_families", "sweep", "views_flip", "views_none")   # the studies whose command takes --jobs
 
 
 # ---------------------------------------------------------------- running: what is missing, by the code that runs it
