@@ -127,6 +127,11 @@ def views_text(results):
     return A.format_views(results) + "\n\n" + verdicts_text(results)
 
 
+def study_text(results, part=None):
+    """studies.py --study's tables (CS.format_study): every part's, or the one a marker names (<!-- render NAME:PART -->)."""
+    return CS.format_study(dict(results, study=[e for e in results["study"] if part in (None, e["part"])])).rstrip("\n")
+
+
 # NAME: (the command after python, with --json added; what --quick adds; its renderer)
 STUDIES = {
     "check_default": (["theorem_check.py"], ["--quick"], check_text),
@@ -136,6 +141,7 @@ STUDIES = {
     "sweep": (["studies.py", "--sweep", "--models", "mvae", "mmvae", "mopoe", "mmvaeplus", "--save-params"], ["--quick"], sweep_text),
     "views_flip": (["studies.py", "--data", "digit-views", "--augment", "flip"], ["--quick"], views_text),
     "views_none": (["studies.py", "--data", "digit-views", "--augment", "none"], ["--quick"], views_text),
+    "study_pinwheel": (["studies.py", "--study", "decoder-std", "importance-samples", "auxiliary"], ["--quick"], study_text),
     "gradient_study": (["studies.py", "--gradient-study"], ["--quick"], gradient_study_text),
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
@@ -143,7 +149,7 @@ STUDIES = {
     "bound_study": (["studies.py", "--bound-study"], ["--quick"], bound_study_text),
     "bound_study_digits": (["studies.py", "--data", "digits", "--bound-study"], ["--quick"], bound_study_summary_text),
 }
-TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits", "likelihood_families", "sweep", "views_flip", "views_none")   # the studies whose command takes --jobs
+TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits", "likelihood_families", "sweep", "views_flip", "views_none", "study_pinwheel")   # the studies whose command takes --jobs
 
 
 # ---------------------------------------------------------------- running: what is missing, by the code that runs it
@@ -209,14 +215,31 @@ def run_study(name, quick, jobs, code, folder=None):
 
 # ---------------------------------------------------------------- rendering the docs
 
-def rendered_block(name, folder=None):
-    """The lines that stand between a doc's markers for NAME: where the numbers come from, then the study's text."""
+def rendered_block(name, folder=None, part=None):
+    """The lines that stand between a doc's markers for NAME (or NAME:PART, one part of a study's output): where the numbers
+    come from, then the study's text."""
     path = result_path(name, False, folder)
     with open(path) as f:
         results = json.load(f)
-    made = results["provenance"]
+    made, renderer = results["provenance"], STUDIES[name][2]
     return [f"*Rendered from results/{name}.json: commit {made['commit']}, {made['machine']}, {made['date']}, {made['seconds']:.0f} s.*",
-            "", "```text", *STUDIES[name][2](results).splitlines(), "```"]
+            "", "```text", *(renderer(results, part) if part else renderer(results)).splitlines(), "```"]
+
+
+def times_block(folder=None):
+    """The block of <!-- render times -->: each study's seconds and commit from its provenance, the total, and which finish
+    within an hour on the machine that ran them."""
+    lines, total, machines = [f"{'study':24s} {'seconds':>8s}  commit"], 0.0, set()
+    for name in STUDIES:
+        path = result_path(name, False, folder)
+        if os.path.exists(path):
+            with open(path) as f:
+                made = json.load(f)["provenance"]
+            lines.append(f"{name:24s} {made['seconds']:8.0f}  {made['commit']}")
+            total += made["seconds"]
+            machines.add(made["machine"])
+    return (["*Rendered from every results/NAME.json's provenance.*", "", "```text", *lines,
+             f"{'total':24s} {total:8.0f}  ({total / 3600:.2f} hours on {'; '.join(sorted(machines))})", "```"])
 
 
 def render(text, folder=None):
@@ -228,13 +251,13 @@ def render(text, folder=None):
         out.append(line)
         index += 1
         if line.startswith("<!-- render ") and line.endswith(" -->"):
-            name = line[len("<!-- render "):-len(" -->")]
-            if name not in STUDIES:
-                raise ValueError(f"a render marker names {name!r}, which is not one of {', '.join(STUDIES)}")
+            name, _, part = line[len("<!-- render "):-len(" -->")].partition(":")
+            if name not in STUDIES and name != "times":
+                raise ValueError(f"a render marker names {name!r}, which is not times or one of {', '.join(STUDIES)}")
             end = next((k for k in range(index, len(lines)) if lines[k] == END), None)
             if end is None:
                 raise ValueError(f"the render block {name!r} has no closing {END}")
-            out += rendered_block(name, folder) + [END]
+            out += (times_block(folder) if name == "times" else rendered_block(name, folder, part or None)) + [END]
             index = end + 1
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
@@ -258,7 +281,8 @@ def studies_rendered():
     names = []
     for doc in DOCS:
         with open(os.path.join(ROOT, doc)) as f:
-            names += [line[len("<!-- render "):-len(" -->")] for line in f.read().splitlines() if line.startswith("<!-- render ")]
+            names += [line[len("<!-- render "):-len(" -->")].partition(":")[0] for line in f.read().splitlines() if line.startswith("<!-- render ")
+                      and line != "<!-- render times -->"]
     return names
 
 

@@ -34,6 +34,22 @@ def test_render_fills_a_block_and_refuses_an_unknown_or_open_one(tmp_path):
         RP.render("<!-- render nothing -->\n<!-- /render -->\n", str(tmp_path))
     with pytest.raises(ValueError, match="no closing"):
         RP.render("<!-- render npmle_gap -->\n", str(tmp_path))
+    times = RP.render("<!-- render times -->\n<!-- /render -->\n", str(tmp_path))           # every result's seconds, and the total
+    assert [line.split() for line in times.splitlines()[5:7]] == [["npmle_gap", "3", "abc"], ["total", "3", "(0.00", "hours", "on", "m)"]]
+
+
+def test_a_marker_can_render_one_part_of_a_study(tmp_path):
+    """<!-- render study_pinwheel:auxiliary --> renders that part's table alone; without a part, every part's."""
+    entry = {"seed": 0, "value": None, "model": "mmvae", "gradient": "iwae", "rows": [
+        {"spread_ratio": 0.1, "spread_ratio_sampled": 0.5, "gap": 1.0, "conditional": -0.2, "conditional_reliable": True,
+         "coherence": 1.0, "decoder_std": 0.2, "class": 0}]}
+    results = {"study": [dict(entry, part="decoder-std"), dict(entry, part="importance-samples", value=1)],
+               "provenance": {"code": "x", "commit": "abc", "machine": "m", "date": "d", "seconds": 3.0}}
+    (tmp_path / "study_pinwheel.json").write_text(json.dumps(results))
+    one = RP.render("<!-- render study_pinwheel:importance-samples -->\n<!-- /render -->\n", str(tmp_path))
+    both = RP.render("<!-- render study_pinwheel -->\n<!-- /render -->\n", str(tmp_path))
+    assert "Study: importance-samples" in one and "Study: decoder-std" not in one
+    assert "Study: importance-samples" in both and "Study: decoder-std" in both
 
 
 def test_a_result_is_kept_for_the_code_that_made_it_and_rerun_for_other_code(tmp_path, monkeypatch):

