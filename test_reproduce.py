@@ -104,3 +104,28 @@ def test_a_checks_rendering_is_what_the_check_printed(name, likelihood, tmp_path
     else:
         start, own = (lines.index(next(line for line in lines if line.startswith("Checks"))) for lines in (printed, rendered))
         assert rendered[:own] == printed[:own] and rendered[own:] == printed[start:]
+
+
+# Prose that quotes a rendered table, by hand: each quote must stand in its doc's prose and in what its study renders
+# (spaces ignored), so the prose cannot drift from the table beside it. Prose numbers not listed here are hand-written
+# summaries of the rendered tables or come from the runs their docs name (docs/reproducibility.md says which).
+QUOTED = {"study_pinwheel": {"README.md": ["0.038 [0.025, 0.052]", "0.007 [0.004, 0.010]", "0.096 [0.072, 0.119]",
+                                           "4.841 [3.460, 6.222]", "4.024 [2.929, 5.119]"],
+                             "docs/collapse_strength.md": ["1.354 [0.938, 1.770]", "1.217 [0.791, 1.642]", "0.982 [0.608, 1.355]",
+                                                           "1.019 [0.626, 1.413]", "3.100 [2.045, 4.154]", "4.746 [3.463, 6.030]",
+                                                           "0.072 [0.016, 0.128]", "2.357 [2.297, 2.418]", "4.841 [3.460, 6.222]",
+                                                           "4.024 [2.929, 5.119]"]}}
+
+
+def test_prose_that_quotes_a_rendered_table_says_what_the_table_says():
+    """Every quote in QUOTED is in its doc outside the rendered blocks, and in its study's rendering from results/."""
+    for name, docs in QUOTED.items():
+        with open(RP.result_path(name, False)) as f:
+            rendered = RP.STUDIES[name][2](json.load(f)).replace(" ", "")
+        for doc, quotes in docs.items():
+            with open(os.path.join(RP.ROOT, doc)) as f:
+                text = f.read()
+            prose = "\n".join(block.split(RP.END)[-1] for block in text.split("<!-- render "))     # what no marker renders
+            for quote in quotes:
+                assert quote in prose, f"{doc} no longer quotes {quote!r}: update QUOTED"
+                assert quote.replace(" ", "") in rendered, f"{doc} quotes {quote!r}, which results/{name}.json does not render"
