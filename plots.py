@@ -153,8 +153,9 @@ def plot_theorem(results, path):
     fig, (left, right) = plt.subplots(1, 2, figsize=(16 if crowded else 12, 6.0 if crowded else 5.4),
                                       gridspec_kw={"width_ratios": [2, 1] if crowded else [1, 1]}, layout="constrained")
     positions = np.arange(len(rows))
+    constant = {"gaussian": "class mean", "laplace": "class median", "bernoulli": "per-pixel class mean"}[likelihood_of(results)]
     left.scatter(positions, [-r["bound"] for r in rows], marker="_", s=150 if crowded else 900, lw=3, c="k",
-                 label="bound: -L_1(theta_hat) (constant class-mean decoder)", zorder=3)
+                 label=f"bound: -L_1(theta_hat) (constant decoder at the {constant})", zorder=3)
     left.scatter(positions, [-r["l1"] for r in rows], s=40 if crowded else 60, c="#c0392b", label="trained decoder: -L_1(theta, phi)", zorder=3)
     for reliable, colour, label in ((True, "#1f77b4", "trained model: -log p(x1|x2)"), (False, "#aaaaaa", "-log p(x1|x2), unreliable")):
         chosen = [i for i, r in enumerate(rows) if r["conditional_reliable"] == reliable and r["conditional"] is not None]
@@ -165,7 +166,7 @@ def plot_theorem(results, path):
         left.annotate(f"gap {r['gap']:.2g}", (x, -r["l1"]), textcoords="offset points", xytext=(8, -3), fontsize=8)
     left.set_yscale("symlog", linthresh=0.1)           # a small class's per-point bound can be > 0: keep every row
     model_ticks(left, rows, crowded)
-    finish_axes(left, "Eq. (6): no decoder beats the constant class mean", "",
+    finish_axes(left, f"Eq. (6): no decoder beats the constant {constant}", "",
                 "nats per datapoint (symlog, linear within +-0.1; lower is better)")
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower left", ncol=3, fontsize=9)
     window = 25 if crowded else 1                                     # digits: 1200 noisy steps per class, smoothed

@@ -129,3 +129,25 @@ def test_prose_that_quotes_a_rendered_table_says_what_the_table_says():
             for quote in quotes:
                 assert quote in prose, f"{doc} no longer quotes {quote!r}: update QUOTED"
                 assert quote.replace(" ", "") in rendered, f"{doc} quotes {quote!r}, which results/{name}.json does not render"
+
+
+def test_every_figure_is_redrawn_by_reproduce_or_named_as_not():
+    """Each FIGURES entry is plots.py arguments it accepts, reading the results it names; together with the check's own
+    figures (plots.py without a file, Gaussian and Laplace) and NOT_REDRAWN they account for every PNG under figures/, and
+    each file a results-drawn entry writes is one that is committed."""
+    import glob
+    import plots as P
+    drawn = set()
+    for arguments, studies in RP.FIGURES:
+        assert [a[1:-1] for a in arguments if a.startswith("{")] == list(studies) and set(studies) <= set(RP.STUDIES)
+        args = P.parse_args(RP.figure_arguments(arguments))
+        if studies:                                                        # read, not drawn: prepare only reads the files
+            drawn |= {os.path.join(args.out, name) for name, _ in P.prepare(args)[1]}
+        else:                                                              # the check's own run: its figures' names
+            results = {"config": {"data": "pinwheel", "latent_dim": 2, "likelihood": args.likelihood}}
+            drawn |= {os.path.join(args.out, name) for name, _ in P.figures_to_draw(args, results, 0)}
+    named = {os.path.join("figures", name) for names in RP.NOT_REDRAWN for name in names.split(", ")}
+    committed = {os.path.relpath(path, RP.ROOT) for path in glob.glob(os.path.join(RP.ROOT, "figures", "**", "*.png"), recursive=True)}
+    assert drawn <= committed and not drawn & named, (drawn - committed, drawn & named)
+    assert committed == drawn | named, committed ^ (drawn | named)
+

@@ -84,16 +84,18 @@ def decoder_jacobian(params, g):
 
 def _decoder_jacobian_transposed(params, g):
     """decoder_jacobian (its definition, just above) as (mu (N, D1), (d mu / d g)^T (N, D, D1)), equal to it to 1e-12 (tested):
-    the D rows of every point stacked, so that each layer is one matrix product (N D, H) @ (H, H') rather than N small ones,
-    and the first layer's d a_1 / d g is W_1 itself. What _gauss_newton calls."""
-    layers, hidden, transposed, (count, dim) = params["decoder_x1"], g, None, g.shape
-    for layer in layers[:-1]:
+    the first two layers' W_1 diag(1 - h_1^2) W_2 of every point as one product (N, H_1) @ (H_1, D H_2), P[h, (d, e)] =
+    W_1[d, h] W_2[h, e] (no (N, D, H_1) temporary), each further layer one product (N D, H) @ (H, H'). What _gauss_newton calls."""
+    layers, (count, dim) = params["decoder_x1"], g.shape
+    if len(layers) == 1:                                                                          # affine: J^T = W at every g
+        return g @ layers[0]["W"] + layers[0]["b"], onp.broadcast_to(layers[0]["W"], (count,) + layers[0]["W"].shape)
+    hidden, first, second = onp.tanh(g @ layers[0]["W"] + layers[0]["b"]), layers[0]["W"], layers[1]["W"]   # (N, H_1)
+    pairs = (first.T[:, :, None] * second[:, None, :]).reshape(len(second), -1)                  # P (H_1, D H_2)
+    transposed = ((1.0 - hidden ** 2) @ pairs).reshape(count, dim, -1)                            # (d a_2 / d g)^T (N, D, H_2)
+    for layer, following in zip(layers[1:-1], layers[2:]):
         hidden = onp.tanh(hidden @ layer["W"] + layer["b"])                                       # (N, H)
-        product = layer["W"][None] if transposed is None else (transposed.reshape(count * dim, -1) @ layer["W"]).reshape(count, dim, -1)
-        transposed = product * (1.0 - hidden ** 2)[:, None, :]                                    # (N, D, H)
-    last = layers[-1]["W"]
-    return (hidden @ last + layers[-1]["b"], onp.broadcast_to(last, (count,) + last.shape) if transposed is None else
-            (transposed.reshape(count * dim, -1) @ last).reshape(count, dim, -1))
+        transposed = ((transposed * (1.0 - hidden ** 2)[:, None, :]).reshape(count * dim, -1) @ following["W"]).reshape(count, dim, -1)
+    return hidden @ layers[-1]["W"] + layers[-1]["b"], transposed
 
 
 def _log_posterior_unnormalised(params, x1, g, mean, log_var):
@@ -450,7 +452,7 @@ def _converged_family_grid(params, x1, mean, log_var, likelihood, start_nodes):
     whose outer ring still holds FAMILY_EDGE or more (the zoom cut off a mode the first grid's spacing hid, or the posterior
     reaches the first box's edge: a likelihood that grows towards q's tails) is done again on q's mean +- GRID_HALF_WIDTH std
     itself, then on twice that, ..., up to MAX_HALF_WIDTH. -> (values, errors, nodes, reliable (N,))."""
-    wide = [onp.broadcast_to(mean + sign * GRID_HALF_WIDTH * onp.exp(0.5 * log_var), x1.shape[:1] + mean.shape) for sign in (-1, 1)]
+    wide = [(mean + sign * GRID_HALF_WIDTH * onp.exp(0.5 * log_var))[None] for sign in (-1, 1)]     # (1, D): one box for every point
     low, high = family_grid_box(*family_grid_log_p(params, x1, mean, log_var, likelihood, *wide, FAMILY_FIRST_NODES)[3:], *wide)
     for _ in range(FAMILY_ZOOMS):                    # a posterior narrower than the first grid's spacing: its std was overstated
         narrower = family_grid_box(*family_grid_log_p(params, x1, mean, log_var, likelihood, low, high, FAMILY_FIRST_NODES)[3:], low, high)
@@ -461,7 +463,7 @@ def _converged_family_grid(params, x1, mean, log_var, likelihood, start_nodes):
     half_width = GRID_HALF_WIDTH
     while half_width <= MAX_HALF_WIDTH and onp.any(edge >= FAMILY_EDGE):
         again, box = onp.flatnonzero(edge >= FAMILY_EDGE), [mean + sign * half_width * onp.exp(0.5 * log_var) for sign in (-1, 1)]
-        redone = _doubled_family_grid(params, x1[again], mean, log_var, likelihood, *(onp.broadcast_to(b, (len(again),) + mean.shape) for b in box), start_nodes)
+        redone = _doubled_family_grid(params, x1[again], mean, log_var, likelihood, *(b[None] for b in box), start_nodes)
         values[again], errors[again], reliable[again], edge[again], nodes = redone[0], redone[1], redone[3], redone[4], max(nodes, redone[2])
         half_width *= 2.0
     return values, errors, nodes, reliable
@@ -493,7 +495,8 @@ def family_grid_box(posterior_means, posterior_stds, low, high):
 
 def family_grid_log_p(params, x1, label_mean, label_log_var, likelihood, low, high, num_nodes, chunk=64):
     """log p(x1_n|x2) per point by the grid rule on its own box low_n..high_n (N, D), num_nodes per axis: sum over the nodes
-    g_nk of q(g_nk|x2) f_1(x1_n | tau_1(g_nk)) times the cell's volume (any family), chunk nodes at a time. -> (log p (N,),
+    g_nk of q(g_nk|x2) f_1(x1_n | tau_1(g_nk)) times the cell's volume (any family), chunk nodes at a time. A box (1, D) is every
+    point's: the decoder then runs once per node, not once per node and point (the same numbers; tested). -> (log p (N,),
     the largest node's share of each point's integral (N,), its outer ring's share (N,) (the 2 outer nodes each side), each
     point's posterior mean and std on the grid (N, D) each)."""
     unit = onp.linspace(0.0, 1.0, num_nodes)
@@ -502,12 +505,13 @@ def family_grid_log_p(params, x1, label_mean, label_log_var, likelihood, low, hi
     ring = onp.any((index < 2) | (index >= num_nodes - 3), axis=1)
     log_cell = onp.sum(onp.log((high - low) / (num_nodes - 1)), axis=1)                              # (N,)
     total, largest, edge = (onp.full(len(x1), -onp.inf) for _ in range(3))
-    first, second = onp.zeros(low.shape), onp.zeros(low.shape)
+    first, second = onp.zeros((len(x1), low.shape[1])), onp.zeros((len(x1), low.shape[1]))
     for start in range(0, len(u), chunk):
-        g = low + (high - low) * u[start:start + chunk, None, :]                                     # (k, N, D)
+        g = low + (high - low) * u[start:start + chunk, None, :]                                     # (k, N, D), or (k, 1, D) shared
         b = LK.X1_LOG_LIKELIHOODS[likelihood](params, x1, g) + S.log_normal(g, label_mean, label_log_var) + log_cell   # (k, N)
         new_total = onp.logaddexp(total, onp.logaddexp.reduce(b, axis=0))
         weights, carry = onp.exp(b - new_total), onp.exp(total - new_total)[:, None]                 # this chunk's shares, the earlier ones'
+        g = onp.broadcast_to(g, b.shape + g.shape[-1:])                                             # (k, N, D) for the moments
         first, second = carry * first + onp.einsum("kn,knd->nd", weights, g), carry * second + onp.einsum("kn,knd->nd", weights, g * g)
         total, largest = new_total, onp.maximum(largest, onp.max(b, axis=0))
         edge = onp.logaddexp(edge, onp.logaddexp.reduce(b[ring[start:start + chunk]], axis=0))     # (-inf where no ring node: no NaN)

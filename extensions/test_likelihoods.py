@@ -353,6 +353,21 @@ def test_log_p_with_a_laplace_decoder_is_the_closed_form_within_its_error(scale)
     assert onp.all(found["reliable"]) and onp.all(onp.abs(found["value"] - exact) <= found["error"]), onp.max(onp.abs(found["value"] - exact) / found["error"])
 
 
+@pytest.mark.parametrize("family", ["laplace", "bernoulli"])
+def test_the_family_grid_on_a_box_every_point_shares_is_the_grid_on_that_box_per_point(family):
+    """family_grid_log_p on one box (1, D), the decoder run once per node, equals the same box repeated per point (N, D), the
+    decoder run per node and point: log p, the shares and the moments to 1e-12 (a tanh decoder, 30 points)."""
+    import surjvae_np as S
+    from extensions import log_likelihood as L
+    params = S.init_params(rng(2), num_classes=2, latent_dim=2, data_dim=2, hidden=(8,))
+    x1 = rng(3).normal(size=(30, 2)) if family == "laplace" else (rng(3).random((30, 2)) < 0.5).astype(float)
+    mean, log_var, low, high = onp.array([0.3, -0.2]), onp.array([-0.5, 0.4]), onp.array([[-3.0, -2.5]]), onp.array([[2.0, 3.5]])
+    shared = L.family_grid_log_p(params, x1, mean, log_var, family, low, high, 40)
+    each = L.family_grid_log_p(params, x1, mean, log_var, family, *(onp.repeat(b, 30, axis=0) for b in (low, high)), 40)
+    assert all(onp.allclose(a, b, rtol=1e-12, atol=1e-12) for a, b in zip(shared, each))
+    assert [onp.shape(a) for a in shared] == [(30,), (30,), (30,), (30, 2), (30, 2)]
+
+
 def test_log_p_with_a_bernoulli_decoder_is_an_independent_quadrature_within_its_error():
     """An affine Bernoulli decoder (logits A g + c): log p(x|x2) = sum_d log int N(u | m_d, v_d) sigmoid((2 x_d - 1) u) du, each
     1-D integral by 200-node Gauss-Hermite (independent of the grid); all four x in {0, 1}^2, every one reliable and within its error."""
