@@ -33,6 +33,7 @@ from experiments import collapse_study as CS
 from experiments import likelihood_families as LF
 from experiments import log_p_two_estimates as LT
 from experiments import npmle_gap as NG
+from experiments import private_latent as PL
 from experiments import sweep as SW
 from experiments import theorem_beyond_k as BK
 
@@ -87,11 +88,48 @@ def two_estimates_text(results):
     return "\n".join(LT.format_row(row) for row in results["rows"])
 
 
-def check_text(results):
-    """theorem_check.py's stdout, from its --json: the configuration line, the table and its notes, the checks and findings, the
-    answer per label, the time (the estimate and progress lines went to stderr)."""
-    return "\n".join([configuration_line(results), tables.format_table(results["rows"]), R.wrap(tables.format_notes(results, results["config"])),
-                      "", verdicts_text(results), tables.format_per_label(results), f"total time {results['seconds']:.1f} s"])
+def check_text(results, part=None):
+    """theorem_check.py's stdout, from its --json: the configuration line, the table (and the held-out one) and its notes, the
+    checks and findings, the answer per label, the time (the estimate and progress lines went to stderr). part "held-out":
+    the held-out table and the checks and findings only."""
+    held_out = [tables.format_held_out(results["rows"])] if "held_out" in results else []
+    if part == "held-out":
+        return "\n".join(held_out + ["", verdicts_text(results)])
+    return "\n".join([configuration_line(results), tables.format_table(results["rows"]), *held_out,
+                      R.wrap(tables.format_notes(results, results["config"])), "", verdicts_text(results), tables.format_per_label(results),
+                      f"total time {results['seconds']:.1f} s"])
+
+
+def models_text(results, part=None):
+    """studies.py's check of several models (the sweep's run, digits_models), from its --json: the configuration line, the
+    table and its notes, the checks and findings, the answer per label; part "mmvaeplus": MMVAE+'s private-latent diagnostics;
+    "k-sample": the K-sample cross terms of a run at K > 1, and the checks and findings."""
+    if part == "mmvaeplus":
+        return PL.format_private_diagnostics(results["mmvaeplus_diagnostics"])
+    if part == "k-sample":
+        return BK.format_k_sample(results["k_sample_cross_terms"]) + "\n\n" + verdicts_text(results)
+    return "\n".join([configuration_line(results, "studies"), tables.format_table(results["rows"]),
+                      R.wrap(tables.format_notes(results, results["config"])), "", verdicts_text(results), tables.format_per_label(results)])
+
+
+def held_out_summary_text(results):
+    """A check with held-out points, per trained model: the means over the classes of log p(x1|x2) per point on the training
+    and the held-out points (in brackets: how many classes are reliable), their difference and its largest z over the
+    classes ((training - held-out) / the combined standard error of the two means over the points), and the means of the
+    spread ratio and the coherence, training -> held-out."""
+    k = results["config"]["importance_samples"]
+    lines = [f"{'model':14s} {'log p, training':>16s} {'held-out':>13s} {'difference (largest z)':>23s} {'spread ratio':>16s} {'coherence':>15s}"]
+    for model in dict.fromkeys(r["model"] for r in results["rows"]):
+        rows = [r for r in results["rows"] if r["model"] == model and r["decoder"] == "trained"]
+        mean = lambda values: float(np.mean(values))
+        trained, held = mean([r["conditional"] for r in rows]), mean([r["held_out"]["conditional"] for r in rows])
+        z = max((r["conditional"] - r["held_out"]["conditional"]) / np.hypot(r["conditional_points_se"], r["held_out"]["conditional_points_se"]) for r in rows)
+        name = model + (f", K = {k}" if k > 1 and model in ("mmvae", "mopoe") else "")
+        lines.append(f"{name:14s} {trained:9.2f} ({sum(r['conditional_reliable'] for r in rows):2d}) {held:8.2f} "
+                     f"({sum(r['held_out']['conditional_reliable'] for r in rows):2d}) {trained - held:15.2f} ({z:4.1f}) "
+                     f"{mean([r['spread_ratio'] for r in rows]):7.3f} -> {mean([r['held_out']['spread_ratio'] for r in rows]):5.3f} "
+                     f"{mean([r['coherence'] for r in rows]):6.3f} -> {mean([r['held_out']['coherence'] for r in rows]):5.3f}")
+    return "\n".join(lines)
 
 
 def family_check_text(results):
@@ -99,12 +137,14 @@ def family_check_text(results):
     return "\n".join([configuration_line(results), verdicts_text(results), tables.format_per_label(results), f"total time {results['seconds']:.1f} s"])
 
 
-def configuration_line(results):
-    """The check's first line (C.describe) from its --json, naming the result file as committed (the run wrote NAME.json.new)."""
+def configuration_line(results, script="theorem_check"):
+    """The script's first line (C.describe; studies.py's with the sweep's ks) from its --json, naming the result file as
+    committed (the run wrote NAME.json.new)."""
     config = dict(results["config"], json=f"results/{os.path.basename(results['config']['json']).removesuffix('.new')}",
                   hidden=tuple(results["config"]["hidden"]))                      # JSON keeps the tuple as a list
     data = C.Data(np.array(results["data"]["x1"]), np.array(results["data"]["labels"]), None, config["classes"], None, None, None)
-    return R.wrap(f"theorem_check configuration: {C.describe(config, data)}")
+    sweep = f", sweep ks={' '.join(map(str, config['sweep_ks']))}" if config.get("sweep") else ""
+    return R.wrap(f"{script} configuration: {C.describe(config, data)}{sweep}")
 
 
 def verdicts_text(results):
@@ -115,8 +155,11 @@ def verdicts_text(results):
     return buffer.getvalue().strip("\n")
 
 
-def sweep_text(results):
-    """The surjectivity sweep's table, the MMVAE's lost within-label variance per k, and the run's checks and findings."""
+def sweep_text(results, part=None):
+    """The surjectivity sweep's table, the MMVAE's lost within-label variance per k, and the run's checks and findings; a part
+    ("check", "mmvaeplus"): models_text's of the same run."""
+    if part:
+        return models_text(results, None if part == "check" else part)
     lost = ", ".join(f"{p['models']['mmvae']['lost_variance']:.3g}" for p in results["sweep"])
     ks = ", ".join(str(p["k"]) for p in results["sweep"])
     return "\n".join([SW.format_sweep(results["sweep"], results["config"]["models"]), "",
@@ -129,8 +172,13 @@ def views_text(results):
 
 
 def study_text(results, part=None):
-    """studies.py --study's tables (CS.format_study): every part's, or the one a marker names (<!-- render NAME:PART -->)."""
-    return CS.format_study(dict(results, study=[e for e in results["study"] if part in (None, e["part"])])).rstrip("\n")
+    """studies.py --study's tables (CS.format_study) on the training points: every part's, or the one a marker names
+    (<!-- render NAME:PART -->); PART/held-out: that part's table on the held-out points (CS.format_held_out_study)."""
+    part, _, held_out = (part or "").partition("/")
+    entries = [e for e in results["study"] if part in ("", e["part"])]
+    if held_out:
+        return CS.format_held_out_study(entries, part)
+    return CS.format_study(dict({k: v for k, v in results.items() if k != "held_out"}, study=entries)).rstrip("\n")
 
 
 # NAME: (the command after python, with --json added; what --quick adds; its renderer)
@@ -139,18 +187,24 @@ STUDIES = {
     "check_laplace": (["theorem_check.py", "--likelihood", "laplace"], ["--quick"], family_check_text),
     "check_laplace_digits": (["theorem_check.py", "--likelihood", "laplace", "--data", "digits"], ["--quick"], family_check_text),
     "check_bernoulli_digits": (["theorem_check.py", "--likelihood", "bernoulli", "--data", "digits"], ["--quick"], family_check_text),
+    "check_held_out": (["theorem_check.py", "--test-fraction", "0.2"], ["--quick"], check_text),
+    "check_digits_held_out": (["theorem_check.py", "--data", "digits", "--test-fraction", "0.2"], ["--quick"], held_out_summary_text),
+    "check_digits_k30_held_out": (["theorem_check.py", "--data", "digits", "--test-fraction", "0.2", "--importance-samples", "30"], ["--quick"],
+                                  held_out_summary_text),
+    "digits_models": (["studies.py", "--data", "digits", "--models", "mvae", "mmvae", "mopoe", "mmvaeplus", "--save-params"], ["--quick"], models_text),
     "sweep": (["studies.py", "--sweep", "--models", "mvae", "mmvae", "mopoe", "mmvaeplus", "--save-params"], ["--quick"], sweep_text),
     "views_flip": (["studies.py", "--data", "digit-views", "--augment", "flip"], ["--quick"], views_text),
     "views_none": (["studies.py", "--data", "digit-views", "--augment", "none"], ["--quick"], views_text),
-    "study_pinwheel": (["studies.py", "--study", "decoder-std", "importance-samples", "auxiliary"], ["--quick"], study_text),
+    "study_pinwheel": (["studies.py", "--study", "decoder-std", "importance-samples", "auxiliary", "--test-fraction", "0.2"], ["--quick"], study_text),
     "gradient_study": (["studies.py", "--gradient-study"], ["--quick"], gradient_study_text),
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
     "likelihood_families": (["-m", "experiments.likelihood_families"], ["--quick"], likelihood_families_text),
     "bound_study": (["studies.py", "--bound-study"], ["--quick"], bound_study_text),
+    "k30_sigma01": (["studies.py", "--importance-samples", "30", "--decoder-std", "0.1", "--models", "mmvae", "mopoe"], ["--quick"], models_text),
     "bound_study_digits": (["studies.py", "--data", "digits", "--bound-study"], ["--quick"], bound_study_summary_text),
 }
-TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits", "likelihood_families", "sweep", "views_flip", "views_none", "study_pinwheel")   # the studies whose command takes --jobs
+TAKES_JOBS = ("digits_models", "k30_sigma01", "gradient_study", "bound_study", "bound_study_digits", "likelihood_families", "sweep", "views_flip", "views_none", "study_pinwheel")   # the studies whose command takes --jobs
 
 
 # The figures, redrawn by plots.py after the studies: (its arguments, {NAME} standing for results/NAME.json; the studies they
@@ -159,12 +213,12 @@ TAKES_JOBS = ("gradient_study", "bound_study", "bound_study_digits", "likelihood
 FIGURES = [(["--gradient-json", "{gradient_study}"], ("gradient_study",)),
            (["--views-json", "{views_flip}", "{views_none}"], ("views_flip", "views_none")),
            (["--from-json", "{sweep}", "--out", "figures/models"], ("sweep",)),
+           (["--from-json", "{digits_models}"], ("digits_models",)),
+           (["--bound-json", "{bound_study}", "{k30_sigma01}"], ("bound_study", "k30_sigma01")),
            ([], ()),
            (["--likelihood", "laplace"], ())]
 # ... and those no study here draws yet (issue 43's rest), named where reproduce.py finishes
-NOT_REDRAWN = {"collapse_strength.png, robustness.png": "the digits σ and K studies beside the pinwheel's",
-               "theorem1_beyond_k.png": "the K = 30 training at a fixed decoder std beside the bound study",
-               "digits_samples.png, theorem1_digits.png, training_digits.png": "a digits check with --save-params"}
+NOT_REDRAWN = {"collapse_strength.png, robustness.png": "the digits σ and K studies beside the pinwheel's"}
 
 
 # ---------------------------------------------------------------- running: what is missing, by the code that runs it
