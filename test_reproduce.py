@@ -89,13 +89,12 @@ def test_reproduce_refuses_bad_arguments(capsys):
 
 
 @pytest.mark.parametrize("name, likelihood", [("check_default", "gaussian"), ("check_laplace", "laplace")])
-def test_a_checks_rendering_is_what_the_check_printed(name, likelihood, tmp_path, capsys):
+def test_a_checks_rendering_is_what_the_check_printed(name, likelihood, quick_family_check):
     """The README's check block is rendered from the check's --json, not pasted: the rendering equals the check's stdout line
     for line, less the "wrote FILE" line (and, for another family, less the table and its notes), the file named as committed."""
-    import theorem_check as T
-    path = tmp_path / f"{name}.json.new"
-    assert T.main(["--quick", "--likelihood", likelihood, "--json", str(path)]) == 0
-    out = capsys.readouterr().out.replace(str(path), f"results/{name}.json")
+    status, out, path = quick_family_check(likelihood, "pinwheel")           # --quick --save-params, run once (conftest.py)
+    assert status == 0
+    out = out.replace(str(path), f"results/{path.name}")                     # as configuration_line names it
     printed = [line for line in out.splitlines() if not line.startswith("wrote ")]
     with open(path) as f:
         rendered = RP.STUDIES[name][2](json.load(f)).splitlines()
@@ -114,21 +113,35 @@ QUOTED = {"study_pinwheel": {"README.md": ["0.038 [0.025, 0.052]", "0.007 [0.004
                              "docs/collapse_strength.md": ["1.354 [0.938, 1.770]", "1.217 [0.791, 1.642]", "0.982 [0.608, 1.355]",
                                                            "1.019 [0.626, 1.413]", "3.100 [2.045, 4.154]", "4.746 [3.463, 6.030]",
                                                            "0.072 [0.016, 0.128]", "2.357 [2.297, 2.418]", "4.841 [3.460, 6.222]",
-                                                           "4.024 [2.929, 5.119]"]}}
+                                                           "4.024 [2.929, 5.119]"]},
+          "check_held_out:held-out": {"docs/held_out.md": ["0.855", "0.784"]},
+          "check_digits_held_out": {"docs/held_out.md": ["13.09", "3.9", "0.62", "1.4", "0.988", "1.034", "0.047", "0.049"]},
+          "check_digits_k30_held_out": {"docs/held_out.md": ["5.66", "3.3", "0.520", "0.549"]},
+          "sweep:check": {"docs/models.md": ["0.071", "0.053"]},
+          "study_pinwheel:importance-samples/held-out": {
+              "README.md": ["0.796 [0.760, 0.832]", "0.561 [0.528, 0.593]"],
+              "docs/held_out.md": ["4.217 [3.008, 5.426]", "3.565 [2.579, 4.552]", "2.056 [1.989, 2.123]", "0.796 [0.760, 0.832]",
+                                   "0.561 [0.528, 0.593]", "0.798 [0.043, 1.553]", "0.679 [0.614, 0.743]", "0.717 [0.667, 0.767]",
+                                   "0.874", "0.897", "0.898", "-0.288 [-0.335, -0.240]"]},
+          "study_pinwheel:auxiliary": {"docs/mmvaeplus.md": ["0.121", "0.131", "0.195", "0.096", "2.357"],
+                                       "README.md": ["0.121", "0.195", "0.096"]},
+          "digits_models": {"README.md": ["0.035", "0.078", "0.72", "1.62"], "docs/digits.md": ["0.94", "1.00"]}}
 
 
 def test_prose_that_quotes_a_rendered_table_says_what_the_table_says():
     """Every quote in QUOTED is in its doc outside the rendered blocks, and in its study's rendering from results/."""
-    for name, docs in QUOTED.items():
+    for key, docs in QUOTED.items():
+        name, _, part = key.partition(":")                                   # NAME or NAME:PART, as a marker names it
         with open(RP.result_path(name, False)) as f:
-            rendered = RP.STUDIES[name][2](json.load(f)).replace(" ", "")
+            results = json.load(f)
+        rendered = (RP.STUDIES[name][2](results, part) if part else RP.STUDIES[name][2](results)).replace(" ", "")
         for doc, quotes in docs.items():
             with open(os.path.join(RP.ROOT, doc)) as f:
                 text = f.read()
             prose = "\n".join(block.split(RP.END)[-1] for block in text.split("<!-- render "))     # what no marker renders
             for quote in quotes:
                 assert quote in prose, f"{doc} no longer quotes {quote!r}: update QUOTED"
-                assert quote.replace(" ", "") in rendered, f"{doc} quotes {quote!r}, which results/{name}.json does not render"
+                assert quote.replace(" ", "") in rendered, f"{doc} quotes {quote!r}, which results/{key}.json does not render"
 
 
 def test_every_figure_is_redrawn_by_reproduce_or_named_as_not():
@@ -151,3 +164,17 @@ def test_every_figure_is_redrawn_by_reproduce_or_named_as_not():
     assert drawn <= committed and not drawn & named, (drawn - committed, drawn & named)
     assert committed == drawn | named, committed ^ (drawn | named)
 
+
+
+def test_models_md_spread_seeds_block_is_what_its_code_prints_on_the_committed_sweep():
+    """docs/models.md's "How much one spread ratio varies": its Python block, run on the committed results/sweep.json, prints
+    the text block under it, line for line (the 200 generation seeds' means and standard deviations are not typed)."""
+    import subprocess
+    import sys
+    with open(os.path.join(RP.ROOT, "docs", "models.md")) as f:
+        text = f.read()
+    start = text.index("```python", text.index("## How much one spread ratio varies")) + len("```python\n")
+    code = text[start:text.index("```", start)]
+    printed = text.index("```text", start) + len("```text\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=RP.ROOT, capture_output=True, text=True, check=True).stdout
+    assert out == text[printed:text.index("```", printed)]

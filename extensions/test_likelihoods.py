@@ -273,14 +273,14 @@ def test_the_laplace_subgradient_vanishes_exactly_at_a_median_also_with_ties():
 
 
 @pytest.mark.parametrize("likelihood, data", [("laplace", "pinwheel"), ("laplace", "digits"), ("bernoulli", "digits")])
-def test_theorem_1_checked_on_every_class_with_a_laplace_and_a_bernoulli_decoder(likelihood, data, tmp_path):
+def test_theorem_1_checked_on_every_class_with_a_laplace_and_a_bernoulli_decoder(likelihood, data, tmp_path, quick_family_check):
     """python theorem_check.py --likelihood laplace (the pinwheel, digits) and --likelihood bernoulli --data digits (binarised at 8
     of 16), --quick: every check of Theorem 1 PASSes for the trained and the untrained decoders of both models, Jensen too on the
     pinwheel (log p(x1|x2) by the family grid, reliable in every row); on digits (latent 8) Jensen says SKIP, naming why (not
     estimated); the binarised digits are 0s and 1s; each row's bound is the family's."""
     import json
-    path = tmp_path / "run.json"
-    assert T.main(["--quick", "--quiet", "--likelihood", likelihood, "--data", data, "--jobs", "2", "--json", str(path), "--save-params"]) == 0
+    status, _, path = quick_family_check(likelihood, data)                   # --quick --save-params, run once (conftest.py)
+    assert status == 0
     run = json.loads(path.read_text())
     if data == "pinwheel":                                             # Fig. 2 for the family, into files named after it
         import plots as P
