@@ -178,3 +178,18 @@ def test_models_md_spread_seeds_block_is_what_its_code_prints_on_the_committed_s
     printed = text.index("```text", start) + len("```text\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=RP.ROOT, capture_output=True, text=True, check=True).stdout
     assert out == text[printed:text.index("```", printed)]
+
+
+def test_the_held_out_summary_is_the_means_counts_and_largest_z_of_its_rows():
+    """held_out_summary_text on two classes of known numbers: the means over the classes, the reliable counts, the difference
+    of the means and the largest (training - held-out) / sqrt(SE_t^2 + SE_h^2); K named for the MMVAE, not the MVAE."""
+    def row(model, c, train, held, se_train, se_held, reliable):
+        return {"model": model, "decoder": "trained", "class": c, "conditional": train, "conditional_points_se": se_train,
+                "conditional_reliable": reliable, "spread_ratio": 0.5 + c, "coherence": 0.9,
+                "held_out": {"conditional": held, "conditional_points_se": se_held, "conditional_reliable": not reliable,
+                             "spread_ratio": 1.0 + c, "coherence": 0.8}}
+    rows = [row("mvae", 0, 10.0, 7.0, 0.6, 0.8, True), row("mvae", 1, 4.0, 3.0, 3.0, 4.0, False),
+            row("mmvae", 0, 2.0, 2.5, 1.0, 1.0, True), row("mmvae", 1, 1.0, 1.0, 1.0, 1.0, True)]
+    lines = RP.held_out_summary_text({"config": {"importance_samples": 30}, "rows": rows}).splitlines()
+    assert lines[1].split() == ["mvae", "7.00", "(", "1)", "5.00", "(", "1)", "2.00", "(", "3.0)", "1.000", "->", "1.500", "0.900", "->", "0.800"]
+    assert lines[2].split()[:3] == ["mmvae,", "K", "="] and lines[2].split()[11:13] == ["(", "0.0)"]   # z: (1 - 1) / sqrt 2 > (2 - 2.5) / sqrt 2
