@@ -196,6 +196,9 @@ STUDIES = {
     "views_flip": (["studies.py", "--data", "digit-views", "--augment", "flip"], ["--quick"], views_text),
     "views_none": (["studies.py", "--data", "digit-views", "--augment", "none"], ["--quick"], views_text),
     "study_pinwheel": (["studies.py", "--study", "decoder-std", "importance-samples", "auxiliary", "--test-fraction", "0.2"], ["--quick"], study_text),
+    "study_digits": (["studies.py", "--data", "digits", "--study", "decoder-std", "auxiliary"], ["--quick", "--study-seeds", "0"], study_text),
+    "study_digits_k": (["studies.py", "--data", "digits", "--study", "importance-samples", "--study-gradients", "iwae", "dreg-mix",
+                        "--test-fraction", "0.2"], ["--quick", "--study-seeds", "0"], study_text),
     "gradient_study": (["studies.py", "--gradient-study"], ["--quick"], gradient_study_text),
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
@@ -204,7 +207,8 @@ STUDIES = {
     "k30_sigma01": (["studies.py", "--importance-samples", "30", "--decoder-std", "0.1", "--models", "mmvae", "mopoe"], ["--quick"], models_text),
     "bound_study_digits": (["studies.py", "--data", "digits", "--bound-study"], ["--quick"], bound_study_summary_text),
 }
-TAKES_JOBS = ("digits_models", "k30_sigma01", "gradient_study", "bound_study", "bound_study_digits", "likelihood_families", "sweep", "views_flip", "views_none", "study_pinwheel")   # the studies whose command takes --jobs
+TAKES_JOBS = ("digits_models", "k30_sigma01", "gradient_study", "bound_study", "bound_study_digits", "likelihood_families", "sweep", "views_flip", "views_none", "study_pinwheel",
+              "study_digits", "study_digits_k")   # the studies whose command takes --jobs
 
 
 # The figures, redrawn by plots.py after the studies: (its arguments, {NAME} standing for results/NAME.json; the studies they
@@ -216,9 +220,10 @@ FIGURES = [(["--gradient-json", "{gradient_study}"], ("gradient_study",)),
            (["--from-json", "{digits_models}"], ("digits_models",)),
            (["--bound-json", "{bound_study}", "{k30_sigma01}"], ("bound_study", "k30_sigma01")),
            ([], ()),
-           (["--likelihood", "laplace"], ())]
-# ... and those no study here draws yet (issue 43's rest), named where reproduce.py finishes
-NOT_REDRAWN = {"collapse_strength.png, robustness.png": "the digits σ and K studies beside the pinwheel's"}
+           (["--likelihood", "laplace"], ()),
+           (["--study-json", "{study_pinwheel}", "{study_digits}", "{study_digits_k}"], ("study_pinwheel", "study_digits", "study_digits_k"))]
+# ... and those no study here draws (none now; a figure added without a study is named here, and where reproduce.py finishes)
+NOT_REDRAWN = {}
 
 
 # ---------------------------------------------------------------- running: what is missing, by the code that runs it
@@ -238,9 +243,20 @@ def code_hash(root=ROOT):
     return digest.hexdigest()
 
 
+def study_environment():
+    """The environment every study and plots.py runs in: this one with OPENBLAS_NUM_THREADS=1 (one BLAS thread per process)."""
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1")
+
+
+def blas_settings(environment):
+    """{name: value} of the BLAS and threading variables set in environment (OPENBLAS_*, OMP_*, MKL_*): OPENBLAS_CORETYPE picks
+    the kernel, and with it the last bits of every product (docs/reproducibility.md)."""
+    return {name: environment[name] for name in sorted(environment) if name.startswith(("OPENBLAS_", "OMP_", "MKL_"))}
+
+
 def provenance(code, seconds):
     """Where and by what a result was made: the code's hash, the commit (with "+changes" if a .py file differs from it), the
-    machine, the date and the seconds it took."""
+    machine, the BLAS settings, the date and the seconds it took."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"], cwd=ROOT, capture_output=True,
@@ -248,7 +264,8 @@ def provenance(code, seconds):
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", False
     return {"code": code, "commit": commit + ("+changes" if dirty else ""), "machine": f"{platform.machine()}, {platform.processor() or platform.system()}, "
-            f"{os.cpu_count()} cores, Python {platform.python_version()}", "date": datetime.date.today().isoformat(), "seconds": round(seconds, 1)}
+            f"{os.cpu_count()} cores, Python {platform.python_version()}", "blas": blas_settings(study_environment()),
+            "date": datetime.date.today().isoformat(), "seconds": round(seconds, 1)}
 
 
 def result_path(name, quick, folder=None):
@@ -273,7 +290,7 @@ def run_study(name, quick, jobs, code, folder=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     argv = [sys.executable] + command + (quick_flags if quick else []) + (["--jobs", str(jobs)] if name in TAKES_JOBS else []) + ["--json", path + ".new"]
     start = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, check=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    subprocess.run(argv, cwd=ROOT, check=True, env=study_environment())
     with open(path + ".new") as f:
         results = json.load(f)
     os.remove(path + ".new")
@@ -292,38 +309,51 @@ def redraw_figures(folder=None):
     wrote = []
     for arguments, _ in FIGURES:
         out = subprocess.run([sys.executable, "plots.py", *figure_arguments(arguments, folder)], cwd=ROOT, check=True, capture_output=True,
-                             text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1")).stdout
+                             text=True, env=study_environment()).stdout
         wrote += [line for line in out.splitlines() if line.startswith("wrote ")]
     return wrote
 
 
 # ---------------------------------------------------------------- rendering the docs
 
+def read_result(name, folder=None):
+    """results/NAME.json with its provenance; a missing, unreadable or provenance-less file is a ValueError naming it."""
+    path = result_path(name, False, folder)
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {os.path.relpath(path, ROOT)} ({error}); rerun it: python reproduce.py --only {name}") from None
+    if not isinstance(results, dict) or not isinstance(results.get("provenance"), dict):
+        raise ValueError(f"{os.path.relpath(path, ROOT)} has no provenance; rerun it: python reproduce.py --only {name}")
+    return results
+
+
+def made_by(made):
+    """A result's provenance in words: commit, machine, the BLAS settings it ran with (if recorded), date, seconds."""
+    blas = ", ".join(f"{name}={value}" for name, value in made.get("blas", {}).items())
+    return f"commit {made['commit']}, {made['machine']}{f' ({blas})' if blas else ''}, {made['date']}, {made['seconds']:.0f} s"
+
+
 def rendered_block(name, folder=None, part=None):
     """The lines that stand between a doc's markers for NAME (or NAME:PART, one part of a study's output): where the numbers
     come from, then the study's text."""
-    path = result_path(name, False, folder)
-    with open(path) as f:
-        results = json.load(f)
-    made, renderer = results["provenance"], STUDIES[name][2]
-    return [f"*Rendered from results/{name}.json: commit {made['commit']}, {made['machine']}, {made['date']}, {made['seconds']:.0f} s.*",
+    results = read_result(name, folder)
+    renderer = STUDIES[name][2]
+    return [f"*Rendered from results/{name}.json: {made_by(results['provenance'])}.*",
             "", "```text", *(renderer(results, part) if part else renderer(results)).splitlines(), "```"]
 
 
 def times_block(folder=None):
-    """The block of <!-- render times -->: each study's seconds and commit from its provenance, the total, and which finish
-    within an hour on the machine that ran them."""
-    lines, total, machines = [f"{'study':24s} {'seconds':>8s}  commit"], 0.0, set()
-    for name in STUDIES:
-        path = result_path(name, False, folder)
-        if os.path.exists(path):
-            with open(path) as f:
-                made = json.load(f)["provenance"]
-            lines.append(f"{name:24s} {made['seconds']:8.0f}  {made['commit']}")
-            total += made["seconds"]
-            machines.add(made["machine"])
+    """The block of <!-- render times -->: each study's seconds and commit from its provenance, the total on the machines that
+    ran them, and the studies that took longer than an hour there."""
+    made = {name: read_result(name, folder)["provenance"] for name in STUDIES if os.path.exists(result_path(name, False, folder))}
+    width, total = max(len(name) for name in list(made) + ["study"]), sum(m["seconds"] for m in made.values())
+    lines = [f"{'study':{width}s} {'seconds':>8s}  commit"] + [f"{name:{width}s} {m['seconds']:8.0f}  {m['commit']}" for name, m in made.items()]
+    machines = "; ".join(sorted({m["machine"] for m in made.values()}))
     return (["*Rendered from every results/NAME.json's provenance.*", "", "```text", *lines,
-             f"{'total':24s} {total:8.0f}  ({total / 3600:.2f} hours on {'; '.join(sorted(machines))})", "```"])
+             f"{'total':{width}s} {total:8.0f}  ({total / 3600:.2f} hours on {machines})",
+             f"longer than an hour: {', '.join(name for name, m in made.items() if m['seconds'] > 3600) or 'none'}", "```"])
 
 
 def render(text, folder=None):
@@ -347,17 +377,17 @@ def render(text, folder=None):
 
 
 def render_docs(folder=None):
-    """Rewrite every doc whose rendering differs. -> the docs rewritten."""
-    changed = []
+    """Rewrite every doc whose rendering differs, after every doc has rendered (a ValueError leaves every doc as it was).
+    -> the docs rewritten."""
+    texts = {}
     for doc in DOCS:
         with open(os.path.join(ROOT, doc)) as f:
-            text = f.read()
-        new = render(text, folder)
-        if new != text:
-            with open(os.path.join(ROOT, doc), "w") as f:
-                f.write(new)
-            changed.append(doc)
-    return changed
+            texts[doc] = f.read()
+    new = {doc: render(text, folder) for doc, text in texts.items()}
+    for doc in (doc for doc in DOCS if new[doc] != texts[doc]):
+        with open(os.path.join(ROOT, doc), "w") as f:
+            f.write(new[doc])
+    return [doc for doc in DOCS if new[doc] != texts[doc]]
 
 
 def studies_rendered():
@@ -399,7 +429,11 @@ def main(argv=None):
         if missing:
             print(f"not rendered: no results/{', results/'.join(missing)}.json yet", flush=True)
             return 1
-        print(f"rendered: {', '.join(render_docs()) or 'every doc already matched its results'}", flush=True)
+        try:
+            print(f"rendered: {', '.join(render_docs()) or 'every doc already matched its results'}", flush=True)
+        except ValueError as error:
+            print(f"reproduce.py: not rendered: {error}", file=sys.stderr, flush=True)
+            return 1
     if not (args.quick or args.render or args.no_figures):
         print("figures: redrawing", flush=True)
         print("\n".join(redraw_figures()), flush=True)

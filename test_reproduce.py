@@ -38,6 +38,29 @@ def test_render_fills_a_block_and_refuses_an_unknown_or_open_one(tmp_path):
     assert [line.split() for line in times.splitlines()[5:7]] == [["npmle_gap", "3", "abc"], ["total", "3", "(0.00", "hours", "on", "m)"]]
 
 
+def test_an_unreadable_result_is_a_value_error_naming_it_and_no_doc_is_half_rendered(tmp_path, monkeypatch):
+    """A corrupt results/NAME.json, or one without provenance, is a ValueError naming the file and the command that remakes it;
+    render_docs then writes no doc, not even one that rendered; the times block names a study over an hour."""
+    good = {"rows": [], "sigmas": [], "quick": True, "provenance": {"code": "x", "commit": "abc", "machine": "m", "date": "d", "seconds": 4000.0}}
+    (tmp_path / "npmle_gap.json").write_text(json.dumps(good))
+    (tmp_path / "bound_study.json").write_text('{"rows": [')
+    (tmp_path / "sweep.json").write_text('{"rows": []}')
+    with pytest.raises(ValueError, match=r"cannot read .*bound_study.json .*--only bound_study"):
+        RP.render("<!-- render bound_study -->\n<!-- /render -->\n", str(tmp_path))
+    with pytest.raises(ValueError, match=r"sweep.json has no provenance"):
+        RP.render("<!-- render sweep -->\n<!-- /render -->\n", str(tmp_path))
+    first, second = tmp_path / "a.md", tmp_path / "b.md"
+    first.write_text("<!-- render npmle_gap -->\nstale\n<!-- /render -->\n")
+    second.write_text("<!-- render bound_study -->\n<!-- /render -->\n")
+    monkeypatch.setattr(RP, "DOCS", [str(first), str(second)])
+    with pytest.raises(ValueError, match="bound_study"):
+        RP.render_docs(str(tmp_path))
+    assert "stale" in first.read_text()
+    (tmp_path / "bound_study.json").unlink()
+    (tmp_path / "sweep.json").unlink()
+    assert RP.times_block(str(tmp_path))[-2] == "longer than an hour: npmle_gap"
+
+
 def test_a_marker_can_render_one_part_of_a_study(tmp_path):
     """<!-- render study_pinwheel:auxiliary --> renders that part's table alone; without a part, every part's."""
     entry = {"seed": 0, "value": None, "model": "mmvae", "gradient": "iwae", "rows": [
@@ -54,13 +77,14 @@ def test_a_marker_can_render_one_part_of_a_study(tmp_path):
 
 def test_a_result_is_kept_for_the_code_that_made_it_and_rerun_for_other_code(tmp_path, monkeypatch):
     """run_study writes the study's --json output with its provenance; is_current holds only for the same code hash."""
-    script = "import json, sys; json.dump({'rows': [len(sys.argv)]}, open(sys.argv[-1], 'w'))"
+    script = "import json, os, sys; json.dump({'rows': [len(sys.argv)], 'threads': os.environ['OPENBLAS_NUM_THREADS']}, open(sys.argv[-1], 'w'))"
     monkeypatch.setitem(RP.STUDIES, "fake", (["-c", script], ["--quick"], lambda results: str(results["rows"])))
     RP.run_study("fake", True, 1, "code-a", str(tmp_path))
     path = RP.result_path("fake", True, str(tmp_path))
     with open(path) as f:
         written = json.load(f)
     assert written["rows"] == [4] and written["provenance"]["code"] == "code-a"       # -c, --quick, --json, path
+    assert written["threads"] == written["provenance"]["blas"]["OPENBLAS_NUM_THREADS"] == "1"   # what it ran with is recorded
     assert RP.is_current(path, "code-a") and not RP.is_current(path, "code-b") and not RP.is_current(str(tmp_path / "none.json"), "code-a")
 
 

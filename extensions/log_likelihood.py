@@ -470,10 +470,10 @@ def _converged_family_grid(params, x1, mean, log_var, likelihood, start_nodes):
 
 
 def _doubled_family_grid(params, x1, mean, log_var, likelihood, low, high, start_nodes):
-    """family_grid_log_p on the boxes low, high (N, D), doubled from start_nodes per axis until no point moves by FAMILY_TOLERANCE,
-    or the counts run out: (values, errors, nodes, reliable, edge shares (N,)). A point's error is the largest |last change|
-    over the points that settled (a point's own change can cross 0 while its error does not), or its own if it did not;
-    reliable: it settled, its outer ring holds under FAMILY_EDGE and no node over FAMILY_PEAK."""
+    """family_grid_log_p on the boxes low, high (N, D) or one shared box (1, D), doubled from start_nodes per axis until no
+    point moves by FAMILY_TOLERANCE, or the counts run out: (values, errors, nodes, reliable, edge shares (N,)). A point's
+    error is the largest |last change| over the points that settled (a point's own change can cross 0 while its error does
+    not), or its own if it did not; reliable: it settled, its outer ring holds under FAMILY_EDGE and no node over FAMILY_PEAK."""
     previous, counts = None, node_counts.__wrapped__(start_nodes, len(mean), MAX_GRID_NODES)
     for nodes in counts:
         values, peak, edge, _, _ = family_grid_log_p(params, x1, mean, log_var, likelihood, low, high, nodes)
@@ -488,7 +488,7 @@ def _doubled_family_grid(params, x1, mean, log_var, likelihood, low, high, start
 
 def family_grid_box(posterior_means, posterior_stds, low, high):
     """Each point's box (low, high) (N, D): its posterior mean +- FAMILY_HALF_WIDTH of its std (N, D), within the first grid's
-    box (low, high) (N, D)."""
+    box (low, high) (N, D) or (1, D)."""
     return (onp.maximum(low, posterior_means - FAMILY_HALF_WIDTH * posterior_stds),
             onp.minimum(high, posterior_means + FAMILY_HALF_WIDTH * posterior_stds))
 
