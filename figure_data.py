@@ -140,15 +140,19 @@ def usage_error(message):
     raise SystemExit(2)
 
 
+INFINITE_ALLOWED = ("conditional_pareto_k",)      # +inf: one weight carries a point's estimate (log_likelihood.pareto_k)
+
+
 def finite_numbers(value, where):
     """ValueError unless every number inside the nested lists and dicts of value is a finite float (an integer
-    beyond float range is not)."""
+    beyond float range is not), but for +inf in a field of INFINITE_ALLOWED."""
     if isinstance(value, dict):
         return [finite_numbers(item, f"{where}.{key}") for key, item in value.items()]
     if isinstance(value, list):
         return [finite_numbers(item, where) for item in value]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        S.fail_unless(abs(value) < 1e308 and np.isfinite(float(value)), f"{where} holds {value!r}: NaN, infinite or beyond float range")
+        allowed = value == float("inf") and where.rsplit(".", 1)[-1] in INFINITE_ALLOWED
+        S.fail_unless(allowed or (abs(value) < 1e308 and np.isfinite(float(value))), f"{where} holds {value!r}: NaN, infinite or beyond float range")
 
 
 def check_fields(items, where, fields):

@@ -938,6 +938,7 @@ def test_direct_maximisation_covers_every_class(monkeypatch):
 
 # ---------------------------------------------------------------- plots.py
 
+import figure_data as F  # noqa: E402
 import plots as P  # noqa: E402
 
 
@@ -1005,6 +1006,15 @@ def without(results, keys):
     return results
 
 
+def test_a_files_pareto_k_may_be_infinite_and_nothing_else_may():
+    """+inf is a Pareto k (one weight carried a point's estimate: log_likelihood.pareto_k), so a row may hold it there; NaN
+    there, or +inf in any other field, is refused."""
+    F.finite_numbers({"rows": [{"conditional_pareto_k": float("inf"), "bound": 1.0}]}, "the file")
+    for row in ({"conditional_pareto_k": float("nan")}, {"conditional_pareto_k": float("-inf")}, {"bound": float("inf")}):
+        with pytest.raises(ValueError, match="NaN, infinite"):
+            F.finite_numbers({"rows": [row]}, "the file")
+
+
 @pytest.mark.parametrize("corrupt, message", [
     (lambda r: set_in(r, ["format"], 2), "format 2"),
     (lambda r: [r], "format 'list'"),
@@ -1013,6 +1023,8 @@ def without(results, keys):
     (lambda r: set_in(r, ["config", "seed"], -1), "config.seed must be an integer >= 0"),
     (lambda r: set_in(r, ["config", "seed"], "3"), "config.seed must be an integer"),
     (lambda r: set_in(r, ["rows", 3, "bound"], float("nan")), "NaN, infinite or beyond float range"),
+    (lambda r: set_in(r, ["rows", 3, "conditional_pareto_k"], float("nan")), "NaN, infinite or beyond float range"),
+    (lambda r: set_in(r, ["rows", 3, "bound"], float("inf")), "NaN, infinite or beyond float range"),
     (lambda r: set_in(r, ["histories", "mvae", 5], 10 ** 400), "beyond float range"),
     (lambda r: set_in(r, ["histories", "mvae", 5], "__5000_digits__"), "cannot read --from-json.*digits"),   # written below
     (lambda r: set_in(r, ["data", "labels", 0], 7), "label 2 has no points|labels"),

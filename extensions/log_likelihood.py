@@ -300,8 +300,9 @@ def _generalised_pareto_shape(x):
     Vehtari et al.'s PSIS): a quadrature over b = -k / sigma of the profile likelihood, then a weak prior at k = 0.5."""
     if x[-1] <= 0.0:
         return -onp.inf                                                                             # equal weights: no tail
-    if x[int(len(x) / 4 + 0.5) - 1] <= 0.0:
-        return onp.inf                                                                              # a few weights over a sea of equal ones
+    if x[int(len(x) / 4 + 0.5) - 1] <= onp.finfo(float).tiny:                                   # 0, or below the normal floats:
+        return onp.inf                                              # a few weights over a sea of equal ones (a gap of > 708 nats
+                                                                    # left a subnormal, whose reciprocal overflows: k came out NaN)
     n, prior_strength, grid_size = len(x), 10.0, 30 + int(math.sqrt(len(x)))
     b = 1.0 - onp.sqrt(grid_size / (onp.arange(1, grid_size + 1) - 0.5))
     b = b / (3.0 * x[int(n / 4 + 0.5) - 1]) + 1.0 / x[-1]

@@ -83,6 +83,16 @@ def test_pareto_k_recovers_the_shape_of_a_pareto_tail(shape):
     assert onp.all(L.pareto_k(onp.zeros((100, 2))) == -onp.inf)                          # equal weights: no tail at all
 
 
+def test_one_weight_hundreds_of_nats_above_the_rest_has_an_infinite_pareto_k_not_nan():
+    """A weight 712 nats above 1999 others (a sharp posterior that one draw hit): the exceedances under it are subnormal
+    floats, whose reciprocal overflowed, and k came out NaN (an untrusted estimate then read as neither passing nor failing,
+    and a study's JSON could not be drawn). It is +inf: the estimate is not to be trusted."""
+    log_weights = rng(3).normal(size=(2000, 3))
+    log_weights[0] = onp.max(log_weights, axis=0) + onp.array([712.0, 650.0, 800.0])        # subnormal, normal, 0 exceedances
+    k = L.pareto_k(log_weights)
+    assert k[0] == onp.inf and k[2] == onp.inf and onp.isfinite(k[1]) and k[1] > L.PARETO_K_RELIABLE, k
+
+
 @pytest.mark.parametrize("latent", [2, 8, 16])
 @pytest.mark.parametrize("sigma", [1.0, 0.1, 0.01])
 def test_log_p_is_within_its_error_of_the_affine_closed_form(latent, sigma):
