@@ -44,7 +44,7 @@ def test_hmc_leaves_the_exact_gaussian_posterior_of_an_affine_decoder_invariant(
     g = centre + rng(0).standard_normal((4000, 1, 2)) @ onp.linalg.cholesky(cov).T
     scale, u, r = onp.exp(0.5 * log_var), (g - mean) / onp.exp(0.5 * log_var), rng(1)
     for _ in range(50):
-        u, _ = A._hmc(params, x1, mean, scale, u, 1.0, onp.array([0.3]), r)
+        u, _ = A._hmc(params, x1, mean, scale, 1.0, u, 1.0, onp.array([0.3]), r)
     moved = (mean + scale * u)[:, 0]
     assert onp.all(onp.abs(onp.mean(moved, axis=0) - centre) < 5 * onp.sqrt(onp.diag(cov) / 4000))
     assert onp.allclose(onp.cov(moved.T), cov, atol=5 * onp.max(onp.diag(cov)) * onp.sqrt(2 / 4000))
