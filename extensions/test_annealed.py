@@ -101,3 +101,16 @@ def test_the_second_opinion_takes_reliable_from_points_where_importance_sampling
         wrong_before += int(onp.sum(found["reliable"] & beyond))
         wrong_after += int(onp.sum(checked["reliable"] & beyond))
     assert wrong_before >= 5 and wrong_after == 0, (wrong_before, wrong_after)
+
+
+def test_the_paths_start_is_a_normalised_density_with_its_gradient():
+    """r = (q + q widened) / 2 in 1-D integrates to 1 on a fine grid, and its gradient is central differences: AIS is unbiased
+    only if Z_0 = 1."""
+    t = onp.linspace(-40.0, 40.0, 200001)[:, None, None]
+    assert abs(onp.sum(onp.exp(A._log_start(t, A.WIDEN)[0])) * (t[1, 0, 0] - t[0, 0, 0]) - 1.0) < 1e-9
+    u = 2.0 * rng(0).normal(size=(1, 2, 3))
+    gradient = A._log_start(u, A.WIDEN)[1]
+    for d in range(3):
+        shift = onp.zeros(3)
+        shift[d] = 1e-6
+        assert onp.allclose((A._log_start(u + shift, A.WIDEN)[0] - A._log_start(u - shift, A.WIDEN)[0]) / 2e-6, gradient[..., d], atol=1e-6)
