@@ -28,6 +28,7 @@ import numpy as np
 from cli import configuration as C
 from cli import runs as R
 from cli import tables
+from experiments import annealed_check as AC
 from experiments import augmentation as A
 from experiments import collapse_study as CS
 from experiments import likelihood_families as LF
@@ -81,6 +82,11 @@ def bound_study_summary_text(results):
                      f"{mean('spread_ratio'):6.3f} ({min(spreads):.3f}-{max(spreads):.3f}) {mean('npmle_spread_ratio'):6.3f} "
                      f"{max(abs(r['value'] - r['value_half_steps']) for r in chosen):22.3f}")
     return "\n".join(lines)
+
+
+def annealed_check_text(results):
+    """The second opinion's lines, as experiments.annealed_check prints them."""
+    return "\n".join(AC.format_row(row) for row in results["rows"])
 
 
 def two_estimates_text(results):
@@ -202,6 +208,7 @@ STUDIES = {
     "gradient_study": (["studies.py", "--gradient-study"], ["--quick"], gradient_study_text),
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
+    "annealed_check": (["-m", "experiments.annealed_check"], ["--quick"], annealed_check_text),
     "likelihood_families": (["-m", "experiments.likelihood_families"], ["--quick"], likelihood_families_text),
     "bound_study": (["studies.py", "--bound-study"], ["--quick"], bound_study_text),
     "k30_sigma01": (["studies.py", "--importance-samples", "30", "--decoder-std", "0.1", "--models", "mmvae", "mopoe"], ["--quick"], models_text),
