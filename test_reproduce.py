@@ -151,7 +151,13 @@ QUOTED = {"study_pinwheel": {"README.md": ["0.038 [0.025, 0.052]", "0.007 [0.004
                                             "4.217 [3.008, 5.426]", "3.565 [2.579, 4.552]", "2.056 [1.989, 2.123]"]},
           "study_pinwheel:auxiliary": {"docs/mmvaeplus.md": ["0.121", "0.131", "0.195", "0.096", "2.357"],
                                        "README.md": ["0.121", "0.195", "0.096"]},
-          "digits_models": {"README.md": ["0.035", "0.078", "0.72", "1.62"], "docs/digits.md": ["0.94", "1.00"]}}
+          "digits_models": {"README.md": ["0.035", "0.078", "0.72", "1.62"], "docs/digits.md": ["0.94", "1.00"]},
+          "study_digits:decoder-std": {"docs/collapse_strength.md": ["0.073 [0.066, 0.079]", "0.001 [0.001, 0.001]", "0.008 [0.007, 0.009]",
+                                                                     "0.047 [0.043, 0.051]"]},
+          "study_digits:auxiliary": {"docs/mmvaeplus.md": ["0.160", "0.216", "0.972"], "README.md": ["0.158", "0.216", "0.047"]},
+          "study_digits_k:importance-samples": {"docs/collapse_strength.md": ["0.046 [0.043, 0.050]", "0.514 [0.509, 0.519]",
+                                                                              "0.513 [0.507, 0.520]", "0.952 [0.903, 1.001]"]},
+          "study_digits_k:importance-samples/held-out": {"docs/held_out.md": ["15.457 [15.383, 15.530]", "0.542", "0.998"]}}
 
 
 def test_prose_that_quotes_a_rendered_table_says_what_the_table_says():
