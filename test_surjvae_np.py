@@ -1085,7 +1085,7 @@ def test_plots_uses_the_seed_stored_in_the_json(quick_results, tmp_path, capsys)
 # ---------------------------------------------------------------- the public/private line, and checks at the edge only
 
 @pytest.mark.parametrize("module_name", ["surjvae_np"] + [f"extensions.{name}" for name in
-                                                           ("mopoe_mmvaeplus", "k_samples", "beyond_the_paper", "log_likelihood", "data_sets", "npmle", "likelihoods")])
+                                                           ("mopoe_mmvaeplus", "k_samples", "beyond_the_paper", "log_likelihood", "data_sets", "npmle", "likelihoods", "annealed")])
 def test_every_public_function_checks_its_arguments_or_is_listed_as_unchecked(module_name):
     """README: every public function of the paper's module and of each extension module is @checked or named in the module's UNCHECKED (the building
     blocks of the differentiated math and the checks themselves), and UNCHECKED names only such functions."""
