@@ -201,10 +201,10 @@ STUDIES = {
     "sweep": (["studies.py", "--sweep", "--models", "mvae", "mmvae", "mopoe", "mmvaeplus", "--save-params"], ["--quick"], sweep_text),
     "views_flip": (["studies.py", "--data", "digit-views", "--augment", "flip"], ["--quick"], views_text),
     "views_none": (["studies.py", "--data", "digit-views", "--augment", "none"], ["--quick"], views_text),
-    "study_pinwheel": (["studies.py", "--study", "decoder-std", "importance-samples", "auxiliary", "--test-fraction", "0.2"], ["--quick"], study_text),
+    "study_pinwheel": (["studies.py", "--study", "decoder-std", "importance-samples", "auxiliary", "--test-fraction", "0.2"], ["--quick", "--study-seeds", "0"], study_text),
     "study_digits": (["studies.py", "--data", "digits", "--study", "decoder-std", "auxiliary"], ["--quick", "--study-seeds", "0"], study_text),
     "study_digits_k": (["studies.py", "--data", "digits", "--study", "importance-samples", "--study-gradients", "iwae", "dreg-mix",
-                        "--test-fraction", "0.2"], ["--quick", "--study-seeds", "0"], study_text),
+                        "--test-fraction", "0.2"], ["--quick", "--study-seeds", "0", "--study-gradients", "dreg-mix"], study_text),
     "gradient_study": (["studies.py", "--gradient-study"], ["--quick"], gradient_study_text),
     "npmle_gap": (["-m", "experiments.npmle_gap"], ["--quick"], npmle_gap_text),
     "log_p_two_estimates": (["-m", "experiments.log_p_two_estimates"], ["--quick"], two_estimates_text),
@@ -290,12 +290,22 @@ def is_current(path, code):
         return False
 
 
+def with_flags(command, flags):
+    """command with flags added; a flag it already gives is replaced, with its values (the scripts take each flag once):
+    --quick can narrow a study's own --study-gradients."""
+    given, kept, skipping = {flag for flag in flags if flag.startswith("--")}, [], False
+    for word in command:
+        skipping = word in given if word.startswith("--") else skipping
+        kept += [] if skipping else [word]
+    return kept + flags
+
+
 def run_study(name, quick, jobs, code, folder=None):
     """Run one study as its own command into its result file, then add its provenance there. -> seconds."""
     command, quick_flags, _ = STUDIES[name]
     path = result_path(name, quick, folder)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    argv = [sys.executable] + command + (quick_flags if quick else []) + (["--jobs", str(jobs)] if name in TAKES_JOBS else []) + ["--json", path + ".new"]
+    argv = [sys.executable] + with_flags(command, quick_flags if quick else []) + (["--jobs", str(jobs)] if name in TAKES_JOBS else []) + ["--json", path + ".new"]
     start = time.perf_counter()
     subprocess.run(argv, cwd=ROOT, check=True, env=study_environment())
     with open(path + ".new") as f:

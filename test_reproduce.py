@@ -225,3 +225,14 @@ def test_the_held_out_summary_is_the_means_counts_and_largest_z_of_its_rows():
     lines = RP.held_out_summary_text({"config": {"importance_samples": 30}, "rows": rows}).splitlines()
     assert lines[1].split() == ["mvae", "7.00", "(", "1)", "5.00", "(", "1)", "2.00", "(", "3.0)", "1.000", "->", "1.500", "0.900", "->", "0.800"]
     assert lines[2].split()[:3] == ["mmvae,", "K", "="] and lines[2].split()[11:13] == ["(", "0.0)"]   # z: (1 - 1) / sqrt 2 > (2 - 2.5) / sqrt 2
+
+
+def test_quick_flags_replace_a_flag_the_study_gives_with_its_values():
+    """--quick's flags are added to a study's command, and a flag the command already gives is replaced with all its values
+    (the scripts refuse a flag given twice): the digits K study's quick tier trains under dreg-mix alone."""
+    command = RP.with_flags(RP.STUDIES["study_digits_k"][0], RP.STUDIES["study_digits_k"][1])
+    assert command.count("--study-gradients") == 1 and command[command.index("--study-gradients") + 1:] == ["dreg-mix"]
+    assert RP.with_flags(["s.py", "--a", "1", "--b", "2", "3", "--c"], ["--b", "9"]) == ["s.py", "--a", "1", "--c", "--b", "9"]
+    for command, quick, _ in RP.STUDIES.values():          # every study's quick command gives each flag once
+        flags = [word for word in RP.with_flags(command, quick) if word.startswith("--")]
+        assert len(flags) == len(set(flags)), command
