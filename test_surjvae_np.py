@@ -1200,7 +1200,10 @@ def test_ctrl_c_ends_with_one_line_status_130_no_output_and_no_workers(script, t
     import time
     path = tmp_path / "interrupted.json"
     argv = [sys.executable, script, "--quick", "--json", str(path)] + (["--sweep", "--sweep-ks", "1", "2"] if script == "studies.py" else [])
-    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+    # SIGINT's default restored in the child, as a terminal gives it: a suite run as a background job has it ignored, and an
+    # ignored SIGINT is inherited, so Python would install no KeyboardInterrupt and the script would run to its end
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.abspath(__file__)),
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in child.stderr:                                      # the workers have started once the tasks are announced (progress: stderr)
         if "tasks on" in line:
             break
