@@ -841,6 +841,7 @@ def test_theorem_check_fails_when_the_bound_is_wrong(monkeypatch, capsys):
     (["--private-dim", "2"], "--private-dim applies only to MMVAE+"), (["--data", "digits", "--classes", "3"], "--classes applies only to the pinwheel"),
     (["--data", "digits", "--per-class", "50"], "--per-class applies only"), (["--data", "digit-views"], "invalid choice"),
     (["--data", "faces"], "invalid choice"), (["--mod", "mmvae"], "unrecognized arguments: --mod"),
+    (["--annealed", "--likelihood", "laplace"], "--annealed applies only to the gaussian likelihood"),
 ])
 def test_theorem_check_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as error:

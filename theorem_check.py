@@ -30,6 +30,7 @@ import numpy.random as npr  # noqa: E402
 from autograd import grad  # noqa: E402
 from numpy.polynomial.hermite_e import hermegauss  # noqa: E402
 
+from extensions import annealed as A  # noqa: E402
 from extensions import beyond_the_paper as B  # noqa: E402
 from cli import configuration as C  # noqa: E402
 from extensions import likelihoods as LK  # noqa: E402
@@ -211,6 +212,8 @@ def conditional_columns(params, model, x1_class, x2_class, config, rng):
                         conditional_pareto_k=None, conditional_ess=None)
     else:
         found = L.log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary", config["conditional_samples"], config["grid_nodes"])
+        if config.get("annealed") and found["method"][0] == "IS":      # --annealed: a second estimate that shares no mode search
+            found = A.checked_by_annealing(found, *A.annealed_log_p_x1_given_x2(params, x1_class, x2_class, rng, model, "auxiliary"))
     sampled, num = found["method"][0] == "IS", len(x1_class)
     error = 4.0 * np.sqrt(np.sum(found["error"] ** 2)) / num if sampled else np.mean(found["error"])
     return {"conditional": np.mean(found["value"]), "conditional_error": error, "conditional_method": found["method"][0],

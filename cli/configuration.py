@@ -98,6 +98,10 @@ def add_check_arguments(parser, data_choices=("pinwheel", "digits")):
     add("--gradient", choices=B.GRADIENTS, default="iwae", help="the MMVAE's and MoPoE's gradient estimator: iwae (autograd's gradient "
         "of the objective, default), stl (what the MMVAE's official code computes), dreg (Tucker et al.'s, as intended; biased for "
         "the mixture) or dreg-mix (DReG made unbiased for the stratified mixture)")
+    add = parser.add_argument_group("log p(x1|x2)").add_argument
+    add("--annealed", action="store_true", help="where log p(x1|x2) is importance-sampled (beyond 3 latent dimensions), call a "
+        "point reliable only where annealed importance sampling (extensions/annealed.py), which searches no mode, agrees too: "
+        "a second opinion at about a hundred times importance sampling's cost per point (docs/log_likelihood.md)")
     add = parser.add_argument_group("the output").add_argument
     add("--json", metavar="PATH", type=R.output_file, help="write every number and check to PATH")
     add("--quiet", action="store_true", help="print only the table, the checks and the time")
@@ -294,6 +298,7 @@ def describe(config, data):
             f"f_1={config['likelihood']}, decoder {'scale' if config['likelihood'] == 'laplace' else 'std'}="
             f"{config['decoder_std'] or ('none' if config['likelihood'] == 'bernoulli' else 'learned')}, importance samples K={config['importance_samples']}, "
             f"gradient={config['gradient']}, training dtype={config['dtype']}, held out={describe_held_out(config, data)}, "
+            f"{'log p checked by AIS, ' if config.get('annealed') else ''}"
             f"jobs={config['jobs']}, quick={config['quick']}, json={config['json']}")
 
 
@@ -332,7 +337,9 @@ def flags_not_applying(args):
                                                           or args.gradient != "iwae"), "the mvae and the mmvae at K = 1 with the iwae gradient"),
         ("--likelihood bernoulli", args.likelihood == "bernoulli" and args.data in ("pinwheel", "digit-views"), "--data digits (binarised) "
          "or your data of 0s and 1s"),
-        ("--decoder-std", args.decoder_std is not None and args.likelihood == "bernoulli", "the gaussian and laplace likelihoods")) if given]
+        ("--decoder-std", args.decoder_std is not None and args.likelihood == "bernoulli", "the gaussian and laplace likelihoods"),
+        ("--annealed", args.annealed and args.likelihood != "gaussian", "the gaussian likelihood (the other families' log p is a grid)"))
+        if given]
 
 
 def refuse_small_labels(config, data):

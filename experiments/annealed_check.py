@@ -59,7 +59,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=R.int_at_least(0), default=0, help="the trainings' and untrained networks' seed (default 0)")
     parser.add_argument("--points", type=R.int_at_least(1), default=20, help="images per class (default 20)")
-    parser.add_argument("--temperatures", type=R.int_at_least(1), default=2000, help="AIS's temperatures (default 2000)")
+    parser.add_argument("--temperatures", type=R.int_at_least(1), default=A.TEMPERATURES, help=f"AIS's temperatures (default {A.TEMPERATURES})")
     parser.add_argument("--quick", action="store_true", help="the check's --quick trainings, digit classes 0 and 1, 5 images each")
     parser.add_argument("--json", metavar="FILE", type=R.output_file, help="also write the rows to FILE")
     args = parser.parse_args(argv)

@@ -125,7 +125,7 @@ def test_on_a_sharp_affine_posterior_no_point_called_reliable_is_wrong(latent):
     call such a point reliable: every point it keeps lies within 5 combined standard errors of the exact log p."""
     params, x1, x2, exact = affine_problem(latent, 0.01, seed=latent, num=12)
     found = L.log_p_x1_given_x2(params, x1, x2, rng(1), "mmvae", grid_nodes=None)
-    annealed, error = A.annealed_log_p_x1_given_x2(params, x1, x2, rng(2), "mmvae")
+    annealed, error = A.annealed_log_p_x1_given_x2(params, x1, x2, rng(2), "mmvae", temperatures=400)
     checked = A.checked_by_annealing(found, annealed, error)
     off = onp.abs(annealed - exact) > 5 * error
     assert not onp.any(off & (error < A.SINGLE_CHAIN_ERROR)), (annealed - exact, error)         # a small error is an error bar
@@ -153,3 +153,18 @@ def test_bad_input_is_a_value_error_naming_the_problem_before_any_work():
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
             call()
+
+
+def test_the_checks_annealed_flag_takes_reliable_from_a_row_where_ais_cannot_follow():
+    """theorem_check's --annealed (config "annealed"): on the sharp 8-D affine problem (sigma = 0.01, where AIS's chains do not
+    reach the posterior) the row's log p is reliable without it and wholly unreliable with it; at sigma = 0.3, where AIS
+    (2000 temperatures) agrees at every point, reliable either way, with the same value (importance sampling draws first, from the same generator)."""
+    import theorem_check as T
+    from cli import configuration as C
+    config = dict(C.QUICK, conditional_samples=200)
+    for sigma, kept in ((0.01, False), (0.3, True)):
+        params, x1, x2, _ = affine_problem(8, sigma, seed=8, num=12, classes=1)
+        plain = T.conditional_columns(params, "mmvae", x1, x2, config, rng(1))
+        checked = T.conditional_columns(params, "mmvae", x1, x2, dict(config, annealed=True), rng(1))
+        assert plain["conditional_method"] == "IS" and plain["conditional_reliable"] and plain["conditional"] == checked["conditional"]
+        assert checked["conditional_reliable"] is kept and checked["conditional_reliable_share"] == float(kept), (sigma, checked)
