@@ -143,10 +143,10 @@ def from_keywords(**options):
 
 # ================================================================ the run
 
-def run_check_with_experiments(config, data, print_fn, later=0.0):
+def run_check_with_experiments(config, data, print_fn, later=0.0, done=None):
     """theorem_check's check, and the experiments that apply: the sweep, the K-sample cross term, MMVAE+'s private latent.
-    later: the check's evaluation's estimated seconds (T.run_estimate)."""
-    results, trained = T.check(config, data, print_fn, later)
+    later, done: the check's evaluation's estimated seconds and the rows evaluated for it (T.run_estimate)."""
+    results, trained = T.check(config, data, print_fn, later, done)
     checks, findings = [], []
     if config["sweep"]:
         results["sweep"] = SW.run_sweep(config, data, print_fn)
@@ -221,7 +221,7 @@ def main(argv=None):
         progress, run = None if config["quiet"] else R.progress(start), runner(config)
         if run is run_check_with_experiments:                                          # the check's run estimated first
             trainings = 1 + (len(config["sweep_ks"]) if config["sweep"] else 0)             # the sweep's: one per k and model
-            results = run(config, data, progress, T.announce("studies", describe(config, data), config, data, start, trainings))
+            results = run(config, data, progress, *T.announce("studies", describe(config, data), config, data, start, trainings))
         else:
             print(R.wrap("studies configuration: " + describe(config, data)), flush=True)
             seconds = estimate_of(run)(config, data)                                    # estimated first, as the check's

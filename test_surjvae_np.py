@@ -794,6 +794,18 @@ def test_theorem_check_results_do_not_depend_on_jobs(tmp_path):
     assert runs[0]["params"] == runs[1]["params"] and runs[0]["rows"] == runs[1]["rows"]
 
 
+def test_the_rows_evaluated_for_the_estimate_are_the_checks_own_and_not_evaluated_again(monkeypatch):
+    """run_estimate evaluates the untrained model's class-0 row as check would (its task, its seed); check given those rows
+    evaluates only the others, and its rows are, to the bit, those of a check that evaluated every row."""
+    config, data = T.parse_args(["--quick", "--quiet", "--models", "mmvae", "--steps", "30", "--jobs", "1"])
+    done = T.run_estimate(config, data)[3]
+    assert list(done) == [T.evaluation_keys(["mmvae"], data.num_classes).index(("mmvae", "untrained", 0))]
+    every, calls, evaluate_class = T.check(config, data, None)[0]["rows"], [], T.evaluate_class
+    monkeypatch.setattr(T, "evaluate_class", lambda *arguments: calls.append(arguments[5]) or evaluate_class(*arguments))
+    onp.testing.assert_equal(T.check(config, data, None, done=done)[0]["rows"], every)
+    assert len(calls) == len(every) - 1
+
+
 def test_theorem_check_trains_in_float32_and_checks_in_float64(tmp_path, monkeypatch):
     seen, path = adam_dtypes(monkeypatch), tmp_path / "float32.json"
     assert T.main(["--quick", "--quiet", "--models", "mmvae", "--steps", "60", "--jobs", "1", "--dtype", "float32", "--json", str(path)]) == 0

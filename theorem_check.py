@@ -361,18 +361,31 @@ def trained_and_untrained(config, data, print_fn, later=0.0):
     return trained, untrained, results[len(order):]
 
 
-def check(config, data, print_fn, later=0.0):
+def evaluation_keys(models, num_classes):
+    """The table's rows in order, (model, decoder, class): row i draws from default_rng([seed, 4, i]) (evaluation_task)."""
+    return [(model, decoder, c) for model in models for decoder in ("trained", "untrained") for c in range(num_classes)]
+
+
+def evaluation_task(params, key, index, config, data):
+    """The task (what, function, arguments) that evaluates row `index` of the table, key (model, decoder, class), at params."""
+    model, decoder, c = key
+    return (f"evaluated the {decoder} {model}, class {c}", evaluate_class,
+            (params, model, data.x1, data.labels, data.num_classes, c, config, [config["seed"], 4, index], data.held_out))
+
+
+def check(config, data, print_fn, later=0.0, done=None):
     """(everything the check computes as one JSON-ready dict, {model: (params, history)}) of the run's configuration and
-    data (configuration.configure). later: the evaluation's estimated seconds (run_estimate), for the time left while training."""
-    x1, labels, num_classes, models, seed = data.x1, data.labels, data.num_classes, config["models"], config["seed"]
+    data (configuration.configure). later: the evaluation's estimated seconds (run_estimate), for the time left while training;
+    done: rows evaluated already, {index: row} (run_estimate's, the same tasks: the same numbers), not evaluated again."""
+    x1, labels, num_classes, models, seed, done = data.x1, data.labels, data.num_classes, config["models"], config["seed"], done or {}
     trained, untrained, direct = trained_and_untrained(config, data, print_fn, later)
-    keys = [(model, decoder, c) for model in models for decoder in ("trained", "untrained") for c in range(num_classes)]
-    evaluations = R.run_tasks([(f"evaluated the {decoder} {model}, class {c}", evaluate_class,
-                              (trained[model][0] if decoder == "trained" else untrained[model], model, x1, labels, num_classes, c,
-                               config, [seed, 4, index], data.held_out)) for index, (model, decoder, c) in enumerate(keys)],
-                              config["jobs"], print_fn, "evaluation")
+    keys = evaluation_keys(models, num_classes)
+    todo = [index for index in range(len(keys)) if index not in done]
+    evaluated = R.run_tasks([evaluation_task(trained[keys[index][0]][0] if keys[index][1] == "trained" else untrained[keys[index][0]],
+                                             keys[index], index, config, data) for index in todo], config["jobs"], print_fn, "evaluation")
+    evaluations = {**done, **dict(zip(todo, evaluated))}
     names = [str(name) for name in (data.label_names or range(num_classes))]
-    rows = [dict(model=model, decoder=decoder, label=names[c], **row) for (model, decoder, c), row in zip(keys, evaluations)]
+    rows = [dict(model=model, decoder=decoder, label=names[c], **evaluations[index]) for index, (model, decoder, c) in enumerate(keys)]
     first = trained[models[0]][0]
     stationarity = [dict(check_stationarity(first, x1[labels == c], *class_label_posterior(first, models[0], num_classes, c),
                                             config, npr.default_rng([seed, 5, c])), **{"class": c}) for c in range(num_classes)]
@@ -419,28 +432,29 @@ LONG_RUN = 600.0        # seconds of estimated run beyond which the estimate is 
 
 
 def run_estimate(config, data, trainings_per_model=1):
-    """(seconds of training, seconds of evaluation, the line saying so), measured here before the run: each model's step and
-    a direct maximisation's step, each over TIMED_STEPS steps (a run of 2 + TIMED_STEPS steps less one of 2, so that setting
-    up is not counted), times their steps (trainings_per_model trainings per model: the sweep's k too), every class's direct
-    maximisation beside them, spread over --jobs processes; and the mean of two rows evaluated (the untrained first and
-    last models, class 0) times the rows."""
+    """(seconds of training, seconds of evaluation, the line saying so, the rows evaluated {index: row}), measured here before
+    the run: each model's step and a direct maximisation's step, each over TIMED_STEPS steps (a run of 2 + TIMED_STEPS steps
+    less one of 2, so that setting up is not counted), times their steps (trainings_per_model trainings per model: the sweep's
+    k too), every class's direct maximisation beside them, spread over --jobs processes; and the mean of two rows evaluated
+    on --jobs processes (the untrained first and last models, class 0: check's own tasks, which it then takes as done) times
+    the rows left."""
     x1, x2, models, jobs, seed = data.x1, S.one_hot(data.labels, data.num_classes), config["models"], config["jobs"], config["seed"]
-    first = data.labels == 0
+    first, keys = data.labels == 0, evaluation_keys(models, data.num_classes)
     per_step = {model: timed_step(lambda steps: C.train_model(model, x1, x2, seed, dict(config, steps=steps))) for model in models}
     direct = timed_step(lambda steps: maximise_cross_modal_term(x1[first], 0, data.num_classes, dict(config, direct_steps=steps), seed))
-    start, rows, timed = time.perf_counter(), 2 * len(models) * data.num_classes, list(dict.fromkeys([models[0], models[-1]]))
-    for model in timed:                                                           # the first and the last model's costs differ most
-        evaluate_class(C.untrained_params(model, config, x1, data.num_classes, seed), model, x1, data.labels, data.num_classes, 0,
-                       config, [seed, 15], data.held_out)
-    tasks = trainings_per_model * len(models) + data.num_classes
+    start, timed = time.perf_counter(), list(dict.fromkeys([models[0], models[-1]]))     # the first and the last model's costs differ most
+    indices = [keys.index((model, "untrained", 0)) for model in timed]
+    done = dict(zip(indices, R.run_tasks([evaluation_task(C.untrained_params(keys[index][0], config, x1, data.num_classes, seed), keys[index],
+                                                          index, config, data) for index in indices], jobs, None)))
+    tasks, rows = trainings_per_model * len(models) + data.num_classes, len(keys) - len(done)
     training = (trainings_per_model * sum(per_step.values()) * config["steps"] + data.num_classes * direct * config["direct_steps"]) / min(jobs, tasks)
-    evaluation = (time.perf_counter() - start) / len(timed) * rows / min(jobs, rows)
+    evaluation = (time.perf_counter() - start) * min(jobs, len(timed)) / len(timed) * rows / min(jobs, max(rows, 1))
     steps = ", ".join(f"{model} {1e3 * seconds:.2g} ms" for model, seconds in per_step.items())
     return training, evaluation, (f"estimate: about {R.duration(training + evaluation)} in all; training about {R.duration(training)} "
                                   f"({trainings_per_model * len(models)} trainings, {config['steps']} steps per model, a step: {steps}; "
                                   f"{data.num_classes} direct maximisations of {config['direct_steps']} steps, a step {1e3 * direct:.2g} ms), "
-                                  f"evaluation about {R.duration(evaluation)} ({rows} rows as long as the {len(timed)} timed here); "
-                                  f"{min(jobs, tasks)} process(es)")
+                                  f"evaluation about {R.duration(evaluation)} ({rows} rows as long as the {len(timed)} evaluated here); "
+                                  f"{min(jobs, tasks)} process(es)"), done
 
 
 def timed_step(run, timed=TIMED_STEPS):
@@ -455,12 +469,12 @@ def timed_step(run, timed=TIMED_STEPS):
 
 def announce(name, description, config, data, start, trainings_per_model=1):
     """Print the configuration (stdout) and run_estimate's line (stderr, as all progress; with --quiet only beyond
-    LONG_RUN): the evaluation's estimated seconds."""
+    LONG_RUN): (the evaluation's estimated seconds, the rows evaluated for it, for check)."""
     print(R.wrap(f"{name} configuration: {description}"), flush=True)
-    training, evaluation, estimate = run_estimate(config, data, trainings_per_model)
+    training, evaluation, estimate, done = run_estimate(config, data, trainings_per_model)
     if not config["quiet"] or training + evaluation > LONG_RUN:
         R.print_progress(start, estimate)
-    return evaluation
+    return evaluation, done
 
 
 def parse_args(argv):
@@ -476,8 +490,8 @@ def main(argv=None):
     start = time.perf_counter()
 
     def body():
-        evaluation = announce("theorem_check", C.describe(config, data), config, data, start)
-        results = check(config, data, None if config["quiet"] else R.progress(start), evaluation)[0]
+        evaluation, done = announce("theorem_check", C.describe(config, data), config, data, start)
+        results = check(config, data, None if config["quiet"] else R.progress(start), evaluation, done)[0]
         print(tables.format_table(results["rows"]))
         if "held_out" in results:
             print(tables.format_held_out(results["rows"]))

@@ -851,7 +851,7 @@ def test_a_long_run_is_estimated_before_it_starts_and_prose_fits_100_columns(cap
     """--steps 10^11: the estimate (from steps timed here, none of the 10^11 run) says weeks (a step under 12 microseconds
     would be needed for less); the quick run's prose lines (configuration, legends, notes, verdicts) fit 100 columns, its
     tables 140, and its progress goes to stderr."""
-    training, evaluation, text = T.run_estimate(*T.parse_args(["--quick", "--steps", str(10 ** 11)]))
+    training, evaluation, text, _ = T.run_estimate(*T.parse_args(["--quick", "--steps", str(10 ** 11)]))
     assert training > 2 * 604800 and 0 < evaluation < 600 and "weeks in all" in text and f"{10 ** 11} steps per model" in text
     assert T.main(["--quick", "--jobs", "1", "--steps", "60", "--test-fraction", "0.2"]) == 0
     out, err = capsys.readouterr()
