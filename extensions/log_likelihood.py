@@ -235,16 +235,25 @@ def _student_t_log_density(g, mode, precision, log_determinant):
     return constant + 0.5 * log_determinant - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
 
 
-def _student_t_log_densities(g, modes, cholesky, log_determinant):
-    """_student_t_log_density of draws g (k, N, D) under each point's components, modes (N, C, D), precision = L L^T with
-    L = cholesky (N, C, D, D): (k, N, C). The same value (tested to 1e-12), d^T L L^T d computed as |L^T d|^2, the rows
-    d^T L of all draws of a component in one batched matrix product: 3 times faster than einsum's on digits' sizes."""
+def _student_t_log_densities(g, point, modes, cholesky, log_determinant):
+    """_student_t_log_density of draws g (k, N, D) under components given one per (point, component) pair: point (P,) whose,
+    modes (P, D), precision = L L^T with L = cholesky (P, D, D): (k, P). The same value (tested to 1e-12), d^T L L^T d computed
+    as |L^T d|^2, the rows d^T L of all draws of a pair in one batched matrix product; only the components a point has a
+    share of (padded to the most any point has, they were 3.7 times as many densities on the quick digits check)."""
     nu, dim = STUDENT_DOF, modes.shape[-1]
-    residual = onp.swapaxes(g, 0, 1)[:, None] - modes[:, :, None]                                 # (N, C, k, D)
-    whitened = residual @ cholesky                                                                 # (N, C, k, D): rows (L^T d)^T
-    quadratic = onp.einsum("ncke,ncke->knc", whitened, whitened)
+    residual = onp.swapaxes(g, 0, 1)[point] - modes[:, None]                                      # (P, k, D)
+    whitened = residual @ cholesky                                                                 # (P, k, D): rows (L^T d)^T
+    quadratic = onp.einsum("pke,pke->kp", whitened, whitened)
     constant = math.lgamma((nu + dim) / 2.0) - math.lgamma(nu / 2.0) - 0.5 * dim * math.log(nu * math.pi)
     return constant + 0.5 * log_determinant[None] - 0.5 * (nu + dim) * onp.log1p(quadratic / nu)
+
+
+def _logsumexp_by_point(terms, starts):
+    """log sum over each point's pairs of exp(terms) (k, P) -> (k, N), the pairs in order of their point, point n's from
+    starts[n] (every point has at least one)."""
+    top = onp.maximum.reduceat(terms, starts, axis=1)                                              # (k, N)
+    counts = onp.diff(onp.append(starts, terms.shape[1]))
+    return top + onp.log(onp.add.reduceat(onp.exp(terms - onp.repeat(top, counts, axis=1)), starts, axis=1))
 
 
 def _each_points_components(fits, shares):
@@ -267,9 +276,10 @@ def _mixture_log_weights(params, x1, mean, log_var, fits, shares, rng, num_sampl
     cholesky = onp.linalg.cholesky(precisions)
     root = onp.swapaxes(onp.linalg.inv(cholesky), -1, -2)                                          # L^-T (N, C, D, D)
     log_determinant = 2.0 * onp.sum(onp.log(onp.diagonal(cholesky, axis1=-2, axis2=-1)), axis=-1)  # log|precision| (N, C)
-    with onp.errstate(divide="ignore"):                                                         # a share of 0: a pad
-        log_shares = onp.log(onp.concatenate([shares, 1.0 - onp.sum(shares, axis=1, keepdims=True)], axis=1))   # (N, C + 1)
-    cumulative, points, log_weights = onp.cumsum(onp.exp(log_shares), axis=1), onp.arange(len(x1)), []
+    pair, slot = onp.nonzero(shares > 0)                                                           # (P,): the components, by point
+    starts, label_share = onp.searchsorted(pair, onp.arange(len(x1))), 1.0 - onp.sum(shares, axis=1)   # (N,)
+    pairs = (modes[pair, slot], cholesky[pair, slot], log_determinant[pair, slot], onp.log(shares[pair, slot]))   # (P, ...)
+    cumulative, points, log_weights = onp.cumsum(onp.concatenate([shares, label_share[:, None]], axis=1), axis=1), onp.arange(len(x1)), []
     for start in range(0, num_samples, chunk):
         size = min(chunk, num_samples - start)
         choice = onp.minimum((rng.random((size, len(x1), 1)) > cumulative[None]).sum(axis=-1), modes.shape[1])   # (k, N)
@@ -277,8 +287,8 @@ def _mixture_log_weights(params, x1, mean, log_var, fits, shares, rng, num_sampl
         component = onp.minimum(choice, modes.shape[1] - 1)                                        # the label's: any, replaced below
         t_draw = modes[points, component] + onp.einsum("knde,kne->knd", root[points, component], z) * onp.sqrt(STUDENT_DOF / u)[..., None]
         g = onp.where((choice == modes.shape[1])[..., None], mean + onp.exp(0.5 * log_var) * z, t_draw)   # (k, N, D)
-        components = _student_t_log_densities(g, modes, cholesky, log_determinant)                 # (k, N, C)
-        log_proposal = S.logsumexp(onp.concatenate([components, S.log_normal(g, mean, log_var)[..., None]], axis=-1) + log_shares[None], axis=-1)
+        components = _student_t_log_densities(g, pair, *pairs[:3])                                 # (k, P)
+        log_proposal = onp.logaddexp(_logsumexp_by_point(components + pairs[3], starts), S.log_normal(g, mean, log_var) + onp.log(label_share))
         log_weights.append(_log_posterior_unnormalised(params, x1, g, mean, log_var) - log_proposal)
     return onp.concatenate(log_weights)
 

@@ -59,7 +59,8 @@ def test_laplace_fit_of_an_affine_decoder_is_the_exact_posterior():
 
 def test_the_student_t_density_integrates_to_one_and_its_fast_path_is_it():
     """The proposal's component: a 2-D Student-t (3 dof) integrates to 1 on a grid (its tails fall as |d|^-5); the fast path
-    (|L^T d|^2 for d^T L L^T d, every point's components at once) equals the plain definition to 1e-12 in 8 dimensions."""
+    (|L^T d|^2 for d^T L L^T d, every (point, component) pair at once) equals the plain definition to 1e-12 in 8 dimensions,
+    and the mixture summed per point over its pairs is the logsumexp over its own components alone."""
     precision = onp.array([[2.0, 0.6], [0.6, 1.0]])
     axis = onp.linspace(-200.0, 200.0, 2001)
     g = onp.stack(onp.meshgrid(axis, axis, indexing="ij"), axis=-1)
@@ -70,8 +71,13 @@ def test_the_student_t_density_integrates_to_one_and_its_fast_path_is_it():
     precisions = root @ onp.swapaxes(root, -1, -2) + 0.1 * onp.eye(8)                             # (N, C, D, D)
     cholesky, draws, modes = onp.linalg.cholesky(precisions), generator.standard_normal((5, 7, 8)), generator.standard_normal((7, 3, 8))
     log_determinant = onp.linalg.slogdet(precisions)[1]
-    plain = L._student_t_log_density(draws[:, :, None], modes[None], precisions[None], log_determinant[None])
-    onp.testing.assert_allclose(L._student_t_log_densities(draws, modes, cholesky, log_determinant), plain, rtol=1e-12, atol=1e-12)
+    plain = L._student_t_log_density(draws[:, :, None], modes[None], precisions[None], log_determinant[None])   # (k, N, C)
+    point, component = onp.nonzero(onp.arange(3)[None] <= onp.arange(7)[:, None] % 3)             # point n: its first n % 3 + 1
+    pairs = L._student_t_log_densities(draws, point, modes[point, component], cholesky[point, component], log_determinant[point, component])
+    onp.testing.assert_allclose(pairs, plain[:, point, component], rtol=1e-12, atol=1e-12)
+    own = onp.where(onp.arange(3)[None, None] <= onp.arange(7)[None, :, None] % 3, plain, -onp.inf)
+    by_point = L._logsumexp_by_point(pairs, onp.searchsorted(point, onp.arange(7)))
+    onp.testing.assert_allclose(by_point, S.logsumexp(own, axis=-1), rtol=1e-12, atol=1e-12)
 
 
 
