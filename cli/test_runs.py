@@ -1,6 +1,10 @@
-"""Tests for runs: the scripts' shared argument types, repeated-flag refusal and task runner."""
+"""Tests for runs: the scripts' shared argument types, repeated-flag refusal and task runner; and the suite's own run loop on
+two processes (conftest.py)."""
 import argparse
 import os
+import pathlib
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -103,3 +107,28 @@ def test_makespan_is_the_pools_latest_finish():
     assert R.makespan(durations, 1) == sum(durations) and R.makespan(durations, 5) == R.makespan(durations, 9) == 3.0
     assert R.makespan(durations, 2) == 7.0                       # 3 + 2 + 2 on one, 3 + 2 on the other
     assert R.makespan(durations, 3) == 5.0 and R.makespan([], 2) == 0.0
+
+
+def test_the_suite_on_two_processes_counts_every_test_once_and_fails_where_either_fails(tmp_path):
+    """conftest.py's run loop on two small modules (each process takes one): a failure in either process sets the exit
+    status and is named with its traceback; every test is counted once; the forked process dying in a test (in whichever
+    module it took) is a failure that says so, and the parent still runs its own module."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    shutil.copy(root / "conftest.py", tmp_path)
+    shutil.copytree(root / "cli", tmp_path / "cli", ignore=shutil.ignore_patterns("test_*", "__pycache__"))
+
+    def suite(body_a, body_b):
+        (tmp_path / "test_a.py").write_text(body_a)
+        (tmp_path / "test_b.py").write_text(body_b)
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300, env=dict(os.environ, SUITE_RUNNER=str(os.getpid())))
+    slow = "import os, time\ndef test_{0}1():\n    open('pids', 'a').write(f'{{os.getpid()}}\\n')\n    time.sleep(1)\n"
+    run = suite(slow.format("a") + "def test_a2():\n    assert 1 == 2, 'a2 fails'\n",
+                slow.format("b") + "def test_b2():\n    assert 0, 'b2 fails'\ndef test_b3():\n    pass\n")
+    assert len(set((tmp_path / "pids").read_text().split())) == 2                       # one module in each process
+    assert run.returncode == 1 and "2 failed, 3 passed in" in run.stdout, run.stdout
+    assert "AssertionError: a2 fails" in run.stdout and "AssertionError: b2 fails" in run.stdout
+    forked_exits = ("import os, time\ndef test_exits_if_forked():\n    if os.getppid() != int(os.environ['SUITE_RUNNER']):\n"
+                    "        os._exit(5)\n    time.sleep(1)\n")
+    run = suite(forked_exits, forked_exits)
+    assert run.returncode == 1 and "the second test process ended with exit code 5" in run.stdout and "1 passed in" in run.stdout, run.stdout
