@@ -34,7 +34,7 @@ COVERED = 1e-5                # ... every mode, that is, that holds at least thi
 GRID_TOLERANCE = 1e-3         # nats: the largest change over a label's points at which the doubling stops
 MAX_GRID_POINTS = 2 ** 20     # nodes ** latent size, at most: 1024 per axis in 2-D (from 32), 64 in 3-D
 MAX_GRID_NODES = 1024         # per axis
-TILE_SIDES = {1: 4096, 2: 64, 3: 16}   # the grid summed a tile at a time (4096 nodes), a tile skipped for a point whose
+TILE_NODES = 4096             # the grid summed a tile at a time (64 x 64 nodes in 2-D), a tile skipped for a point whose
 PRUNE = 40.0                  # integrand there is bounded this many nats below its estimate (less log of the nodes), unless
 SLACK = 10.0                  # the point ends this far below that estimate: what is skipped, under e^-30 of it (grid_log_p)
 STUDENT_DOF = 3               # the Laplace components: multivariate Student-t, 3 degrees of freedom,
@@ -372,9 +372,10 @@ def grid_log_p(params, x1, label_mean, label_log_var, num_nodes, half_width=GRID
 
 
 def _grid_tiles(params, mean, log_var, axis, centre):
-    """The grid's nodes g = mean + std z, z on axis in every dimension, a tile of TILE_SIDE nodes per axis at a time:
-    (the decoder means there less centre (k, D1), log of q's density there times the cell's volume (k,)) per tile."""
-    dim, side = len(mean), TILE_SIDES[len(mean)]
+    """The grid's nodes g = mean + std z, z on axis in every dimension, a tile of about TILE_NODES nodes at a time (a
+    cube): (the decoder means there less centre (k, D1), log of q's density there times the cell's volume (k,)) per tile."""
+    dim = len(mean)
+    side = max(2, round(TILE_NODES ** (1.0 / dim)))
     for corner in itertools.product(range(0, len(axis), side), repeat=dim):
         z = onp.stack(onp.meshgrid(*[axis[c:c + side] for c in corner], indexing="ij"), axis=-1).reshape(-1, dim)   # (k, D)
         log_weights = -0.5 * onp.sum(z * z, axis=1) + dim * (math.log(axis[1] - axis[0]) - 0.5 * S.LOG_2PI)

@@ -186,6 +186,19 @@ def test_the_grid_pruned_by_an_estimate_is_the_plain_grid(monkeypatch):
     onp.testing.assert_allclose(L.grid_log_p(params, x1, mean, log_var, 256, estimate=wrong), plain, rtol=0, atol=1e-12)
 
 
+def test_the_grid_in_any_dimension_is_the_trapezoid_sum_over_every_node():
+    """grid_log_p's tiles in 1 to 4 dimensions (a tile is a cube of about TILE_NODES nodes, the last one cut at the grid's
+    edge) sum each node once: the log of the sum over the full tensor grid of q(g|x2) p(x1|g) times the cell's volume."""
+    for dim, nodes in ((1, 5000), (2, 100), (3, 20), (4, 9)):
+        params = S.init_params(rng(dim), num_classes=2, latent_dim=dim, data_dim=3, hidden=(6,))
+        mean, log_var, x1 = rng(9).normal(size=dim), 0.3 * rng(10).normal(size=dim), rng(11).normal(size=(5, 3))
+        axis = onp.linspace(-8.0, 8.0, nodes)
+        g = mean + onp.exp(0.5 * log_var) * onp.stack(onp.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
+        cell = (axis[1] - axis[0]) ** dim * onp.prod(onp.exp(0.5 * log_var))
+        exact = S.logsumexp(S.log_normal(g, mean, log_var)[:, None] + S.decoder_x1_log_likelihood(params, x1, g[:, None, :]), axis=0)
+        onp.testing.assert_allclose(L.grid_log_p(params, x1, mean, log_var, nodes), exact + onp.log(cell), rtol=1e-12, atol=1e-12)
+
+
 def test_the_grid_is_not_trusted_where_the_posterior_falls_between_its_nodes():
     """A decoder that steps from -1 to 1 within 0.01 of g_1 = 0, halfway between nodes: x1 = 0 is explained only there
     (a posterior peak of std 0.001), so every node sees the same constant likelihood and two grids agree to 1e-9 on a
