@@ -10,7 +10,6 @@ import signal
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")      # as the scripts do, before NumPy loads: small matrices, no BLAS threads
                                                        # (unset, `python -m pytest` took 395 s here against 168 s)
 import pytest  # noqa: E402
-from _pytest._io import TerminalWriter  # noqa: E402
 
 from cli import runs  # noqa: E402
 
@@ -92,7 +91,8 @@ def _run_as_worker(session, units, queue, path):
         capture = config.pluginmanager.getplugin("capturemanager")
         capture._global_capturing = None                            # the parent's capture files stay the parent's
         capture.start_global_capturing()
-        config.pluginmanager.getplugin("terminalreporter")._tw = TerminalWriter(open(os.devnull, "w"))   # the parent prints
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        reporter._tw = type(reporter._tw)(open(os.devnull, "w"))     # the parent prints (its writer's class, on /dev/null)
         with open(path, "ab") as reports:
             config.pluginmanager.register(_Forward(config, reports), "forward_reports")
             for item, following in _taken(units, queue):
